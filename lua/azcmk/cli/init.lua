@@ -1,0 +1,61 @@
+--- The `azcmk` command line: verb dispatch, help and version.
+-- Each verb lives in its own module `azcmk.cli.<verb>` exporting `run(argv, io)`.
+local M = {}
+
+local VERBS = {
+  { "setup", "create or reuse everything a CMK-encrypted registry needs" },
+  { "show", "show a registry's encryption and the key version really in use" },
+  { "rotate", "rotate to a new key version, another key, or another identity" },
+  { "revoke", "remove the registry identity's access to the key (asks for --yes)" },
+  { "restore", "give the registry identity its access back" },
+  { "identity", "identity assign: re-attach a user-assigned identity or enable [system]" },
+  { "recover", "recover a soft-deleted key or vault" },
+  { "doctor", "find (and with --fix repair) what breaks a CMK registry" },
+  { "audit", "every registry of the subscriptions, its encryption and key health" },
+  { "deploy", "deploy an ARM template with parameters" },
+  { "emulator", "emulator start|stop|status: the local Azure emulator" },
+  { "run", "run SCRIPT.lua with azcmk on the path" },
+}
+
+local function usage(out)
+  out:write("usage: azcmk <verb> [flags]\n\n",
+    "Script the Azure Container Registry customer-managed-key life cycle.\n\nverbs:\n")
+  for _, v in ipairs(VERBS) do out:write(string.format("  %-10s %s\n", v[1], v[2])) end
+  out:write("\ncommon flags: -g/--resource-group, -n/--name, --subscription, -o/--output json|table\n",
+    "  azcmk <verb> --help   flags of one verb\n  azcmk --version\n")
+end
+
+local function known(verb)
+  for _, v in ipairs(VERBS) do if v[1] == verb then return true end end
+  return false
+end
+
+function M.main(argv)
+  argv = argv or {}
+  local verb = argv[1]
+  if verb == nil or verb == "--help" or verb == "-h" or verb == "help" then
+    usage(io.stdout)
+    return verb and 0 or 2
+  end
+  if verb == "--version" or verb == "version" then
+    io.stdout:write("azcmk ", require("azcmk")._VERSION, "\n")
+    return 0
+  end
+  if not known(verb) then
+    io.stderr:write("azcmk: unknown verb '", tostring(verb), "'; run 'azcmk --help' for the list\n")
+    return 2
+  end
+  local ok, mod = pcall(require, "azcmk.cli." .. verb)
+  if not ok then
+    if tostring(mod):find("module 'azcmk.cli." .. verb .. "' not found", 1, true) then
+      io.stderr:write("azcmk: '", verb, "' is not available in this version yet\n")
+      return 2
+    end
+    error(mod, 0)
+  end
+  local rest = {}
+  for i = 2, #argv do rest[#rest + 1] = argv[i] end
+  return mod.run(rest, { stdout = io.stdout, stderr = io.stderr }) or 0
+end
+
+return M

@@ -1,0 +1,74 @@
+#!/bin/bash
+# Runs every test stage of `make test` and ends with one line "N passed, N failed".
+# Busted stages count their own tests; other stages (lint, fuzzers, packaging) count as one each.
+set -u
+cd "$(dirname "$0")/.."
+mkdir -p build
+LOG=build/test.log
+: > "$LOG"
+passed=0
+failed=0
+failed_stages=""
+
+# Sums busted's "N successes / N failures / N errors" summary from a stage's output.
+count_busted() {
+  local out=$1 s f e
+  read -r s f e < <(sed 's/\x1b\[[0-9;]*m//g' "$out" | grep -E '^[0-9]+ success' | tail -n 1 |
+    sed -E 's/^([0-9]+) successes? \/ ([0-9]+) failures? \/ ([0-9]+) errors?.*/\1 \2 \3/')
+  if [ -z "${s:-}" ]; then echo "0 1"; else echo "$s $((f + e))"; fi
+}
+
+# stage NAME KIND COMMAND...   KIND is busted (counted from output) or check (one test).
+stage() {
+  local name=$1 kind=$2; shift 2
+  local out="build/stage-$name.out" rc p f
+  echo "=== $name: $*" | tee -a "$LOG"
+  "$@" > "$out" 2>&1
+  rc=$?
+  cat "$out" >> "$LOG"
+  if [ "$kind" = busted ]; then
+    read -r p f < <(count_busted "$out")
+    [ $rc -ne 0 ] && [ "$f" -eq 0 ] && f=1
+  else
+    if [ $rc -eq 0 ]; then p=1; f=0; else p=0; f=1; fi
+  fi
+  passed=$((passed + p)); failed=$((failed + f))
+  if [ $rc -ne 0 ] || [ "$f" -ne 0 ]; then
+    failed_stages="$failed_stages $name"
+    echo "--- $name FAILED (rc=$rc); last lines:"; tail -n 40 "$out"
+  else
+    echo "--- $name ok: $p passed"
+  fi
+}
+
+# One emulator serves every integration spec of the run (specs start their own when run alone).
+EMU_DIR=build/test-emulator
+if [ -f lua/azcmk/emulator.lua ]; then
+  ./bin/azcmk emulator stop --dir "$EMU_DIR" >/dev/null 2>&1
+  if env_lines=$(./bin/azcmk emulator start --port "${AZCMK_TEST_PORT:-18443}" --dir "$EMU_DIR"); then
+    eval "$env_lines"
+    trap './bin/azcmk emulator stop --dir "$EMU_DIR" >/dev/null 2>&1' EXIT
+  else
+    echo "emulator failed to start"; failed=$((failed + 1)); failed_stages="$failed_stages emulator"
+  fi
+fi
+
+ASAN_LIBS="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+
+stage luacheck check luacheck -q .
+stage busted-lua54 busted lua5.4 /usr/bin/busted --run=default spec
+stage busted-luajit busted luajit /usr/bin/busted --run=jit --exclude-tags=lua54 spec
+stage core-asan busted env LD_PRELOAD="$ASAN_LIBS" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+  UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 lua5.4 /usr/bin/busted --run=asan spec/core
+stage core-valgrind busted valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
+  lua5.4 /usr/bin/busted --run=default --exclude-tags=slow spec/core
+for t in fuzz/fuzz_*.c; do
+  [ -e "$t" ] || continue
+  n=$(basename "$t" .c)
+  stage "$n" check env FUZZ_SECONDS="${FUZZ_SECONDS:-8}" ./scripts/fuzz.sh "$n"
+done
+stage rockspec check ./scripts/rockspec-check.sh
+
+[ -n "$failed_stages" ] && echo "failed stages:$failed_stages"
+echo "$passed passed, $failed failed" | tee build/test-summary.txt
+[ -z "$failed_stages" ]
