@@ -32,6 +32,7 @@ build = {
     -- Lua modules: one line each; scripts/rockspec-check.sh keeps this list complete.
     ["azcmk"] = "lua/azcmk/init.lua",
     ["azcmk.cli"] = "lua/azcmk/cli/init.lua",
+    ["azcmk.cli.args"] = "lua/azcmk/cli/args.lua",
   },
   install = { bin = { azcmk = "bin/azcmk" } },
   copy_directories = { "emulator" },
