@@ -1,3 +1,30 @@
-/* placeholder until the crypto part lands */
-#include "azcmk.h"
-void azcmk_crypto_register(lua_State *L) { (void)L; }
+/* crypto.c - registers the crypto part of azcmk.core and holds its shared error helper.
+ * The functions live in encoding.c, hash.c, pkey.c, cert.c and jwt.c (docs/core-api.md). */
+#include <stdio.h>
+#include <openssl/err.h>
+#include "crypto.h"
+
+const char *azcmk_crypto_errmsg(char *buf, size_t size, const char *what, const char *fallback) {
+  unsigned long e = ERR_peek_last_error();
+  const char *reason = e ? ERR_reason_error_string(e) : NULL;
+  if (!reason) reason = fallback ? fallback : "failed";
+  snprintf(buf, size, "%s: %s", what, reason);
+  ERR_clear_error();
+  return buf;
+}
+
+int azcmk_crypto_fail(lua_State *L, const char *what, const char *fallback) {
+  char buf[256];
+  azcmk_crypto_errmsg(buf, sizeof buf, what, fallback);
+  lua_pushnil(L);
+  lua_pushstring(L, buf);
+  return 2;
+}
+
+void azcmk_crypto_register(lua_State *L) {
+  azcmk_encoding_register(L);
+  azcmk_hash_register(L);
+  azcmk_pkey_register(L);
+  azcmk_cert_register(L);
+  azcmk_jwt_register(L);
+}

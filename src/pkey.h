@@ -1,0 +1,43 @@
+/* pkey.h - the `azcmk.pkey` userdata and the RSA helpers cert.c and jwt.c share. */
+#ifndef AZCMK_PKEY_H
+#define AZCMK_PKEY_H
+
+#include <stddef.h>
+#include <openssl/evp.h>
+#include "azcmk.h"
+
+#define AZCMK_PKEY_MT "azcmk.pkey"
+
+typedef struct {
+  EVP_PKEY *pk;  /* NULL once closed */
+  int priv;      /* has the private exponent */
+} azcmk_pkey;
+
+/* Signature algorithms, in the order of azcmk_sig_algs (for luaL_checkoption). */
+enum { AZCMK_RS256 = 0, AZCMK_PS256 = 1 };
+extern const char *const azcmk_sig_algs[];
+
+/* Pushes an empty pkey userdata (closed until azcmk_pkey_own). Create the box before the
+ * key, so a memory error while pushing cannot leak it. */
+azcmk_pkey *azcmk_pkey_box(lua_State *L);
+/* Hands pk to the box, which frees it on close / __gc. */
+void azcmk_pkey_own(azcmk_pkey *k, EVP_PKEY *pk);
+/* The open pkey at idx; raises on another type or a closed key. */
+azcmk_pkey *azcmk_pkey_check(lua_State *L, int idx);
+/* 1 when pk carries the RSA private exponent. */
+int azcmk_pkey_has_private(const EVP_PKEY *pk);
+
+/* Decodes one PEM key (public or private; PKCS#1, PKCS#8, SubjectPublicKeyInfo; encrypted
+ * with pass, or pass NULL for none) into an RSA EVP_PKEY, or NULL with a message in err. */
+EVP_PKEY *azcmk_pkey_decode_pem(const char *pem, size_t n, const char *pass, size_t passlen,
+                                char *err, size_t errsize);
+
+/* Signs data (hashed inside with SHA-256) with alg; *sig is OPENSSL_malloc'ed.
+ * Returns 1, or 0 with a message in err (queue cleared). */
+int azcmk_pkey_sign(EVP_PKEY *pk, int alg, const unsigned char *data, size_t n,
+                    unsigned char **sig, size_t *siglen, char *err, size_t errsize);
+/* 1 if sig verifies, 0 if not (reason in err; queue cleared). */
+int azcmk_pkey_verify(EVP_PKEY *pk, int alg, const unsigned char *data, size_t n,
+                      const unsigned char *sig, size_t siglen, char *err, size_t errsize);
+
+#endif
