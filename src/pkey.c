@@ -480,11 +480,11 @@ void azcmk_pkey_register(lua_State *L) {
   luaL_newmetatable(L, AZCMK_PKEY_MT);
   lua_newtable(L);
   luaL_setfuncs(L, methods, 0);
+  lua_getfield(L, -1, "close");  /* one function object for close, __gc and __close */
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -4, "__gc");
+  lua_setfield(L, -3, "__close");
   lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__gc");
-  lua_pushcfunction(L, l_close);
-  lua_setfield(L, -2, "__close");
   lua_pushcfunction(L, l_tostring);
   lua_setfield(L, -2, "__tostring");
   lua_pushliteral(L, AZCMK_PKEY_MT);
