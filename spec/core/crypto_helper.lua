@@ -1,4 +1,5 @@
 -- Shared helpers for the crypto specs: temporary files, the `openssl` command line, and
+-- luacheck: no max line length
 -- the published test vectors (RFC 7515 A.2, RFC 7517 A.1/A.2).
 local M = {}
 

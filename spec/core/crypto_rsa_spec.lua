@@ -219,14 +219,16 @@ describe("crypto RSA", function()
         local ct = assert(key:encrypt(alg, msg))
         assert.equal(256, #ct)
         local ctf, out = h.tmpfile(ct), h.tmpfile()
-        h.sh("openssl pkeyutl -decrypt -inkey " .. privpem .. " " .. opts .. " -in " .. ctf .. " -out " .. out)
+        h.sh("openssl pkeyutl -decrypt -inkey " .. privpem .. " " .. opts
+          .. " -in " .. ctf .. " -out " .. out)
         assert.equal(msg, h.read(out))
       end)
 
       it(alg .. ": openssl encrypts, azcmk decrypts", function()
         local msg = core.random_bytes(32)
         local inf, ctf = h.tmpfile(msg), h.tmpfile()
-        h.sh("openssl pkeyutl -encrypt -pubin -inkey " .. opub .. " " .. opts .. " -in " .. inf .. " -out " .. ctf)
+        h.sh("openssl pkeyutl -encrypt -pubin -inkey " .. opub .. " " .. opts
+          .. " -in " .. inf .. " -out " .. ctf)
         assert.equal(msg, okey:decrypt(alg, h.read(ctf)))
       end)
     end
@@ -277,7 +279,8 @@ describe("crypto RSA", function()
         local sig = assert(key:sign(alg, data))
         assert.equal(256, #sig)
         local df, sf = h.tmpfile(data), h.tmpfile(sig)
-        local out = h.sh("openssl dgst -sha256 -verify " .. pubpem .. " " .. opts .. " -signature " .. sf .. " " .. df)
+        local out = h.sh("openssl dgst -sha256 -verify " .. pubpem .. " " .. opts
+          .. " -signature " .. sf .. " " .. df)
         assert.matches("Verified OK", out)
         -- and openssl notices a change
         local df2 = h.tmpfile(data .. "!")
