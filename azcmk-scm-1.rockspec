@@ -23,7 +23,7 @@ build = {
   modules = {
     ["azcmk.core"] = {
       sources = {
-        "src/core.c", "src/crypto.c", "src/http.c",
+        "src/core.c", "src/crypto.c", "src/http.c", "src/headers.c",
         "src/encoding.c", "src/hash.c", "src/pkey.c", "src/cert.c", "src/jwt.c",
       },
       libraries = { "curl", "ssl", "crypto" },
@@ -33,6 +33,7 @@ build = {
     -- Lua modules: one line each; scripts/rockspec-check.sh keeps this list complete.
     ["azcmk"] = "lua/azcmk/init.lua",
     ["azcmk.cli"] = "lua/azcmk/cli/init.lua",
+    ["azcmk.http"] = "lua/azcmk/http.lua",
     ["azcmk.crypto"] = "lua/azcmk/crypto.lua",
     ["azcmk.cli.args"] = "lua/azcmk/cli/args.lua",
   },

@@ -1,3 +1,1009 @@
-/* placeholder until the http part lands */
+/* http.c - the core's HTTP client on libcurl (docs/core-api.md, "HTTP").
+ *
+ * A client (userdata "azcmk.http") owns everything C-side: one easy handle for
+ * `request`, a pool of easy handles plus one multi handle for `batch`, one share handle
+ * (connections, DNS, TLS sessions) that all of them use, and every buffer a transfer
+ * fills. So a Lua error after a transfer (e.g. out of memory while building the result)
+ * leaks nothing: the buffers are reused by the next call and freed by close/__gc.
+ *
+ * No Lua code runs during a transfer: libcurl callbacks only append to C buffers, Lua
+ * tables are built afterwards. Arguments are validated (and may raise) before any I/O.
+ */
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include <curl/curl.h>
+#include <openssl/crypto.h>
+
 #include "azcmk.h"
-void azcmk_http_register(lua_State *L) { (void)L; }
+#include "headers.h"
+#include "http.h"
+
+#define CLIENT_MT "azcmk.http"
+#define DEFAULT_UA "azcmk/" AZCMK_VERSION
+#define IMDS_HOST "169.254.169.254"
+#define DEFAULT_CONNECT_TIMEOUT_MS 5000L
+#define DEFAULT_TIMEOUT_MS 30000L
+#define MAX_TIMEOUT_MS (24L * 3600L * 1000L)
+#define DEFAULT_MAX_BODY (64L * 1024L * 1024L)
+#define MAX_HEADER_BYTES (1024 * 1024)
+#define DEFAULT_PARALLEL 16
+#define MAX_PARALLEL 256
+#define REFUSED "AZCMK_HTTP_REFUSED"
+
+/* ---------------------------------------------------------------- code names */
+
+#define N(x) [x] = #x
+static const char *const curle_names[] = {
+  N(CURLE_OK), N(CURLE_UNSUPPORTED_PROTOCOL), N(CURLE_FAILED_INIT), N(CURLE_URL_MALFORMAT),
+  N(CURLE_NOT_BUILT_IN), N(CURLE_COULDNT_RESOLVE_PROXY), N(CURLE_COULDNT_RESOLVE_HOST),
+  N(CURLE_COULDNT_CONNECT), N(CURLE_WEIRD_SERVER_REPLY), N(CURLE_REMOTE_ACCESS_DENIED),
+  N(CURLE_FTP_ACCEPT_FAILED), N(CURLE_FTP_WEIRD_PASS_REPLY), N(CURLE_FTP_ACCEPT_TIMEOUT),
+  N(CURLE_FTP_WEIRD_PASV_REPLY), N(CURLE_FTP_WEIRD_227_FORMAT), N(CURLE_FTP_CANT_GET_HOST),
+  N(CURLE_HTTP2), N(CURLE_FTP_COULDNT_SET_TYPE), N(CURLE_PARTIAL_FILE),
+  N(CURLE_FTP_COULDNT_RETR_FILE), N(CURLE_OBSOLETE20), N(CURLE_QUOTE_ERROR),
+  N(CURLE_HTTP_RETURNED_ERROR), N(CURLE_WRITE_ERROR), N(CURLE_OBSOLETE24),
+  N(CURLE_UPLOAD_FAILED), N(CURLE_READ_ERROR), N(CURLE_OUT_OF_MEMORY),
+  N(CURLE_OPERATION_TIMEDOUT), N(CURLE_OBSOLETE29), N(CURLE_FTP_PORT_FAILED),
+  N(CURLE_FTP_COULDNT_USE_REST), N(CURLE_OBSOLETE32), N(CURLE_RANGE_ERROR),
+  N(CURLE_HTTP_POST_ERROR), N(CURLE_SSL_CONNECT_ERROR), N(CURLE_BAD_DOWNLOAD_RESUME),
+  N(CURLE_FILE_COULDNT_READ_FILE), N(CURLE_LDAP_CANNOT_BIND), N(CURLE_LDAP_SEARCH_FAILED),
+  N(CURLE_OBSOLETE40), N(CURLE_FUNCTION_NOT_FOUND), N(CURLE_ABORTED_BY_CALLBACK),
+  N(CURLE_BAD_FUNCTION_ARGUMENT), N(CURLE_OBSOLETE44), N(CURLE_INTERFACE_FAILED),
+  N(CURLE_OBSOLETE46), N(CURLE_TOO_MANY_REDIRECTS), N(CURLE_UNKNOWN_OPTION),
+  N(CURLE_SETOPT_OPTION_SYNTAX), N(CURLE_OBSOLETE50), N(CURLE_OBSOLETE51),
+  N(CURLE_GOT_NOTHING), N(CURLE_SSL_ENGINE_NOTFOUND), N(CURLE_SSL_ENGINE_SETFAILED),
+  N(CURLE_SEND_ERROR), N(CURLE_RECV_ERROR), N(CURLE_OBSOLETE57), N(CURLE_SSL_CERTPROBLEM),
+  N(CURLE_SSL_CIPHER), N(CURLE_PEER_FAILED_VERIFICATION), N(CURLE_BAD_CONTENT_ENCODING),
+  N(CURLE_OBSOLETE62), N(CURLE_FILESIZE_EXCEEDED), N(CURLE_USE_SSL_FAILED),
+  N(CURLE_SEND_FAIL_REWIND), N(CURLE_SSL_ENGINE_INITFAILED), N(CURLE_LOGIN_DENIED),
+  N(CURLE_TFTP_NOTFOUND), N(CURLE_TFTP_PERM), N(CURLE_REMOTE_DISK_FULL), N(CURLE_TFTP_ILLEGAL),
+  N(CURLE_TFTP_UNKNOWNID), N(CURLE_REMOTE_FILE_EXISTS), N(CURLE_TFTP_NOSUCHUSER),
+  N(CURLE_OBSOLETE75), N(CURLE_OBSOLETE76), N(CURLE_SSL_CACERT_BADFILE),
+  N(CURLE_REMOTE_FILE_NOT_FOUND), N(CURLE_SSH), N(CURLE_SSL_SHUTDOWN_FAILED), N(CURLE_AGAIN),
+  N(CURLE_SSL_CRL_BADFILE), N(CURLE_SSL_ISSUER_ERROR), N(CURLE_FTP_PRET_FAILED),
+  N(CURLE_RTSP_CSEQ_ERROR), N(CURLE_RTSP_SESSION_ERROR), N(CURLE_FTP_BAD_FILE_LIST),
+  N(CURLE_CHUNK_FAILED), N(CURLE_NO_CONNECTION_AVAILABLE), N(CURLE_SSL_PINNEDPUBKEYNOTMATCH),
+  N(CURLE_SSL_INVALIDCERTSTATUS), N(CURLE_HTTP2_STREAM), N(CURLE_RECURSIVE_API_CALL),
+  N(CURLE_AUTH_ERROR), N(CURLE_HTTP3), N(CURLE_QUIC_CONNECT_ERROR), N(CURLE_PROXY),
+  N(CURLE_SSL_CLIENTCERT), N(CURLE_UNRECOVERABLE_POLL),
+};
+static const char *const curlm_names[] = {
+  N(CURLM_OK), N(CURLM_BAD_HANDLE), N(CURLM_BAD_EASY_HANDLE), N(CURLM_OUT_OF_MEMORY),
+  N(CURLM_INTERNAL_ERROR), N(CURLM_BAD_SOCKET), N(CURLM_UNKNOWN_OPTION),
+  N(CURLM_ADDED_ALREADY), N(CURLM_RECURSIVE_API_CALL), N(CURLM_WAKEUP_FAILURE),
+  N(CURLM_BAD_FUNCTION_ARGUMENT), N(CURLM_ABORTED_BY_CALLBACK), N(CURLM_UNRECOVERABLE_POLL),
+};
+#undef N
+
+const char *azcmk_curl_code_name(int code) {
+  if (code >= 0 && (size_t)code < sizeof(curle_names) / sizeof(curle_names[0]) && curle_names[code])
+    return curle_names[code];
+  return "CURLE_UNKNOWN";
+}
+
+static const char *curlm_code_name(CURLMcode code) {
+  if ((int)code >= 0 && (size_t)code < sizeof(curlm_names) / sizeof(curlm_names[0]) && curlm_names[code])
+    return curlm_names[code];
+  return "CURLM_UNKNOWN";
+}
+
+/* ---------------------------------------------------------------- buffers */
+
+struct buf {
+  char *p;
+  size_t len, cap;
+};
+
+/* Grows with OPENSSL_clear_realloc: response bodies carry tokens, so old copies are wiped. */
+static int buf_append(struct buf *b, const char *s, size_t n) {
+  if (n == 0) return 0;
+  if (n > b->cap - b->len) {
+    size_t cap = b->cap ? b->cap : 1024;
+    while (cap - b->len < n) {
+      if (cap > ((size_t)-1) / 2) return -1;
+      cap *= 2;
+    }
+    char *p = OPENSSL_clear_realloc(b->p, b->cap, cap);
+    if (p == NULL) return -1;
+    b->p = p;
+    b->cap = cap;
+  }
+  memcpy(b->p + b->len, s, n);
+  b->len += n;
+  return 0;
+}
+
+static int buf_appends(struct buf *b, const char *s) { return buf_append(b, s, strlen(s)); }
+
+/* Empties the buffer, wiping what it held. */
+static void buf_clear(struct buf *b) {
+  if (b->p && b->len) OPENSSL_cleanse(b->p, b->len);
+  b->len = 0;
+}
+
+static void buf_free(struct buf *b) {
+  if (b->p) OPENSSL_clear_free(b->p, b->cap);
+  b->p = NULL;
+  b->len = b->cap = 0;
+}
+
+/* Request headers may hold bearer tokens: wipe them before libcurl frees the list. */
+static void slist_wipe_free(struct curl_slist *l) {
+  for (struct curl_slist *i = l; i; i = i->next)
+    if (i->data) OPENSSL_cleanse(i->data, strlen(i->data));
+  curl_slist_free_all(l);
+}
+
+/* ---------------------------------------------------------------- types */
+
+enum { X_IDLE = 0, X_PENDING, X_RUNNING, X_DONE, X_FAILED };
+
+struct xfer {
+  CURL *easy;
+  struct buf body, hdr;
+  struct curl_slist *req_headers;
+  CURLU *url;
+  size_t max_body;
+  int oom;
+  const char *too_big; /* why a transfer was cut short by a size limit */
+  int state;
+  CURLcode rc;
+  const char *fail_code; /* X_FAILED: a static code name; the message is in errbuf */
+  char errbuf[CURL_ERROR_SIZE];
+};
+
+struct client {
+  int closed;
+  CURLSH *share;
+  CURLM *multi;
+  struct xfer one;   /* `request` */
+  struct xfer **bx;  /* `batch`: kept (with their easy handles) for the next batch */
+  size_t bx_n;
+  /* configuration */
+  char *ca_file;
+  char *user_agent;
+  char *no_proxy; /* comma-separated, always with IMDS */
+  struct curl_slist *connect_to;
+  char **allow_http;
+  size_t n_allow;
+  long connect_timeout_ms, timeout_ms, http_version;
+  size_t max_body;
+  struct buf noproxy; /* per request: no_proxy + the environment's */
+};
+
+/* A request table read and checked, before anything is allocated. */
+struct reqspec {
+  const char *url;
+  char method[32];
+  const char *body;
+  size_t body_len;
+  long timeout_ms, connect_timeout_ms;
+};
+
+/* ---------------------------------------------------------------- argument checks */
+
+static int curl_inited; /* the one piece of global state: curl_global_init ran */
+
+static void ensure_global_init(lua_State *L) {
+  /* libcurl 7.84+ makes curl_global_init itself thread-safe (CURL_VERSION_THREADSAFE,
+   * reported by bookworm's build); the flag only avoids calling it per client. */
+  if (!curl_inited) {
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) luaL_error(L, "azcmk.http: curl_global_init failed");
+    curl_inited = 1;
+  }
+}
+
+static const char *typename_at(lua_State *L, int idx) { return luaL_typename(L, idx); }
+
+/* Optional string field t[key]; raises on another type. Leaves the stack unchanged. */
+static const char *opt_string_field(lua_State *L, int t, const char *key, const char *where) {
+  lua_getfield(L, t, key);
+  const char *s = NULL;
+  if (lua_type(L, -1) == LUA_TSTRING)
+    s = lua_tostring(L, -1); /* stays alive: the table holds it */
+  else if (!lua_isnil(L, -1))
+    luaL_error(L, "%s: '%s' must be a string (got %s)", where, key, typename_at(L, -1));
+  lua_pop(L, 1);
+  return s;
+}
+
+/* Optional integral number field within [lo, hi]; def when absent. */
+static long opt_int_field(lua_State *L, int t, const char *key, long def, long lo, long hi, const char *where) {
+  lua_getfield(L, t, key);
+  long v = def;
+  if (lua_type(L, -1) == LUA_TNUMBER) {
+    lua_Number n = lua_tonumber(L, -1);
+    if (!(n >= (lua_Number)lo && n <= (lua_Number)hi) || n != (lua_Number)(long)n) {
+      char range[64];
+      snprintf(range, sizeof range, "[%ld, %ld]", lo, hi);
+      luaL_error(L, "%s: '%s' must be an integer in %s", where, key, range);
+    }
+    v = (long)n;
+  } else if (!lua_isnil(L, -1)) {
+    luaL_error(L, "%s: '%s' must be a number (got %s)", where, key, typename_at(L, -1));
+  }
+  lua_pop(L, 1);
+  return v;
+}
+
+/* Optional array-of-strings field: returns its length (0 if absent), raises on bad types.
+ * Leaves the table on the stack when present (returns its index in *idx), else *idx = 0. */
+static size_t opt_string_list(lua_State *L, int t, const char *key, int *idx, const char *where) {
+  lua_getfield(L, t, key);
+  *idx = 0;
+  if (lua_isnil(L, -1)) {
+    lua_pop(L, 1);
+    return 0;
+  }
+  if (!lua_istable(L, -1))
+    luaL_error(L, "%s: '%s' must be a list of strings (got %s)", where, key, typename_at(L, -1));
+  size_t n = lua_rawlen(L, -1);
+  for (size_t i = 1; i <= n; i++) {
+    lua_rawgeti(L, -1, (int)i);
+    if (lua_type(L, -1) != LUA_TSTRING)
+      luaL_error(L, "%s: '%s'[%d] must be a string (got %s)", where, key, (int)i, typename_at(L, -1));
+    lua_pop(L, 1);
+  }
+  *idx = lua_gettop(L);
+  return n;
+}
+
+static int has_ctl(const char *s, size_t n) {
+  for (size_t i = 0; i < n; i++)
+    if (s[i] == '\r' || s[i] == '\n' || s[i] == '\0') return 1;
+  return 0;
+}
+
+/* Validates a request table at `t`; raises with `where` on programmer errors. */
+static void read_request(lua_State *L, int t, struct reqspec *r, const char *where, const struct client *c) {
+  t = lua_absindex(L, t);
+  if (!lua_istable(L, t)) luaL_error(L, "%s: request must be a table (got %s)", where, typename_at(L, t));
+  memset(r, 0, sizeof *r);
+  r->url = opt_string_field(L, t, "url", where);
+  if (r->url == NULL) luaL_error(L, "%s: 'url' is required", where);
+  const char *m = opt_string_field(L, t, "method", where);
+  if (m == NULL) m = "GET";
+  size_t ml = strlen(m);
+  if (ml == 0 || ml >= sizeof r->method) luaL_error(L, "%s: bad method '%s'", where, m);
+  for (size_t i = 0; i < ml; i++) {
+    if (!azcmk_header_is_tchar((unsigned char)m[i])) luaL_error(L, "%s: bad method '%s'", where, m);
+    r->method[i] = (char)toupper((unsigned char)m[i]);
+  }
+  lua_getfield(L, t, "body");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    r->body = lua_tolstring(L, -1, &r->body_len);
+  } else if (!lua_isnil(L, -1)) {
+    luaL_error(L, "%s: 'body' must be a string (got %s)", where, typename_at(L, -1));
+  }
+  lua_pop(L, 1);
+  r->timeout_ms = opt_int_field(L, t, "timeout_ms", c->timeout_ms, 1, MAX_TIMEOUT_MS, where);
+  r->connect_timeout_ms = opt_int_field(L, t, "connect_timeout_ms", c->connect_timeout_ms, 1, MAX_TIMEOUT_MS, where);
+  lua_getfield(L, t, "headers");
+  if (lua_istable(L, -1)) {
+    lua_pushnil(L);
+    while (lua_next(L, -2)) {
+      size_t nl, vl;
+      if (lua_type(L, -2) != LUA_TSTRING)
+        luaL_error(L, "%s: header names must be strings (got %s)", where, typename_at(L, -2));
+      const char *name = lua_tolstring(L, -2, &nl);
+      for (size_t i = 0; i < nl; i++)
+        if (!azcmk_header_is_tchar((unsigned char)name[i])) luaL_error(L, "%s: bad header name '%s'", where, name);
+      if (nl == 0) luaL_error(L, "%s: empty header name", where);
+      int vt = lua_type(L, -1);
+      if (vt == LUA_TSTRING) {
+        const char *v = lua_tolstring(L, -1, &vl);
+        if (has_ctl(v, vl)) luaL_error(L, "%s: header '%s' has CR, LF or NUL in its value", where, name);
+      } else if (!(vt == LUA_TNUMBER || (vt == LUA_TBOOLEAN && !lua_toboolean(L, -1)))) {
+        luaL_error(L, "%s: header '%s' must be a string, a number or false (got %s)", where, name,
+                   typename_at(L, -1));
+      }
+      lua_pop(L, 1);
+    }
+  } else if (!lua_isnil(L, -1)) {
+    luaL_error(L, "%s: 'headers' must be a table (got %s)", where, typename_at(L, -1));
+  }
+  lua_pop(L, 1);
+}
+
+/* ---------------------------------------------------------------- libcurl callbacks */
+
+static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
+  struct xfer *x = ud;
+  size_t n = size * nmemb;
+  if (n > x->max_body - x->body.len) {
+    x->too_big = "response body larger than max_body_bytes";
+    return 0;
+  }
+  if (buf_append(&x->body, ptr, n)) {
+    x->oom = 1;
+    return 0;
+  }
+  return n;
+}
+
+static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
+  struct xfer *x = ud;
+  size_t n = size * nmemb;
+  struct azcmk_header h;
+  /* A new status line starts a new response (100-continue, proxy CONNECT, auth rounds):
+   * keep only the final response's headers. */
+  if (azcmk_header_parse(ptr, n, &h) == AZCMK_HDR_STATUS) {
+    buf_clear(&x->hdr);
+    return n;
+  }
+  if (n > MAX_HEADER_BYTES - x->hdr.len) {
+    x->too_big = "response headers larger than 1 MiB";
+    return 0;
+  }
+  if (buf_append(&x->hdr, ptr, n)) {
+    x->oom = 1;
+    return 0;
+  }
+  return n;
+}
+
+/* ---------------------------------------------------------------- transfers */
+
+/* Options that stay the same for every transfer of a client. */
+static int xfer_init(struct client *c, struct xfer *x) {
+  x->easy = curl_easy_init();
+  if (x->easy == NULL) return -1;
+  CURL *e = x->easy;
+  int bad = 0;
+  bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, x->errbuf) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, (void *)x) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, (void *)x) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, on_header) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_HEADERDATA, (void *)x) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_SHARE, c->share) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 0L) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "https") != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_SUPPRESS_CONNECT_HEADERS, 1L) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_HTTP_VERSION, c->http_version) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, c->user_agent) != CURLE_OK;
+  if (c->ca_file) bad |= curl_easy_setopt(e, CURLOPT_CAINFO, c->ca_file) != CURLE_OK;
+  if (c->connect_to) bad |= curl_easy_setopt(e, CURLOPT_CONNECT_TO, c->connect_to) != CURLE_OK;
+  x->max_body = c->max_body;
+  return bad ? -1 : 0;
+}
+
+static void xfer_reset(struct xfer *x) {
+  buf_clear(&x->body);
+  buf_clear(&x->hdr);
+  if (x->req_headers) slist_wipe_free(x->req_headers);
+  x->req_headers = NULL;
+  x->oom = 0;
+  x->too_big = NULL;
+  x->rc = CURLE_OK;
+  x->fail_code = NULL;
+  x->state = X_IDLE;
+  x->errbuf[0] = '\0';
+}
+
+static void xfer_free(struct xfer *x) {
+  xfer_reset(x);
+  if (x->easy) curl_easy_cleanup(x->easy);
+  x->easy = NULL;
+  if (x->url) curl_url_cleanup(x->url);
+  x->url = NULL;
+  buf_free(&x->body);
+  buf_free(&x->hdr);
+}
+
+static void xfer_fail(struct xfer *x, const char *code, const char *msg) {
+  x->state = X_FAILED;
+  x->fail_code = code;
+  snprintf(x->errbuf, sizeof x->errbuf, "%s", msg);
+}
+
+static int host_allowed_http(const struct client *c, const char *host) {
+  size_t hl = strlen(host);
+  if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
+    host++;
+    hl -= 2;
+  }
+  for (size_t i = 0; i < c->n_allow; i++) {
+    const char *a = c->allow_http[i];
+    size_t al = strlen(a);
+    if (al >= 2 && a[0] == '[' && a[al - 1] == ']') {
+      a++;
+      al -= 2;
+    }
+    if (al == hl && strncasecmp(a, host, hl) == 0) return 1;
+  }
+  return 0;
+}
+
+/* no_proxy for this transfer: ours plus the environment's (CURLOPT_NOPROXY replaces the
+ * environment's list, so it is merged here; libcurl reads no_proxy before NO_PROXY). */
+static const char *noproxy_for_request(struct client *c) {
+  const char *env = getenv("no_proxy");
+  if (env == NULL || *env == '\0') env = getenv("NO_PROXY");
+  if (env && strcmp(env, "*") == 0) return "*";
+  buf_clear(&c->noproxy);
+  if (buf_appends(&c->noproxy, c->no_proxy)) return NULL;
+  if (env && *env && (buf_appends(&c->noproxy, ",") || buf_appends(&c->noproxy, env))) return NULL;
+  if (buf_append(&c->noproxy, "", 1)) return NULL;
+  return c->noproxy.p;
+}
+
+/* Fills the request headers; the table is at `t` (validated). 0, or -1 out of memory. */
+static int build_headers(lua_State *L, struct xfer *x, int t, int has_body) {
+  int has_ct = 0;
+  struct buf line = {0};
+  int rc = 0;
+  lua_getfield(L, t, "headers");
+  if (lua_istable(L, -1)) {
+    lua_pushnil(L);
+    while (rc == 0 && lua_next(L, -2)) {
+      size_t nl, vl = 0;
+      const char *name = lua_tolstring(L, -2, &nl);
+      const char *v = NULL;
+      if (lua_type(L, -1) == LUA_TNUMBER) {
+        lua_pushvalue(L, -1);
+        v = lua_tolstring(L, -1, &vl); /* converts the copy, not the table's value */
+        lua_replace(L, -2);
+      } else if (lua_type(L, -1) == LUA_TSTRING) {
+        v = lua_tolstring(L, -1, &vl);
+      }
+      if (nl == 12 && strncasecmp(name, "content-type", 12) == 0) has_ct = 1;
+      buf_clear(&line);
+      /* "Name: v" sends v; "Name;" sends an empty value; false -> "Name:" removes it. */
+      if (buf_append(&line, name, nl) ||
+          (v == NULL ? buf_appends(&line, ":") : vl == 0 ? buf_appends(&line, ";")
+                                                         : (buf_appends(&line, ": ") || buf_append(&line, v, vl))) ||
+          buf_append(&line, "", 1)) {
+        rc = -1;
+      } else {
+        struct curl_slist *l = curl_slist_append(x->req_headers, line.p);
+        if (l == NULL) rc = -1; else x->req_headers = l;
+      }
+      lua_pop(L, 1);
+    }
+    if (rc != 0) lua_pop(L, 1); /* the key lua_next left */
+  }
+  lua_pop(L, 1);
+  buf_free(&line);
+  if (rc == 0 && has_body && !has_ct) {
+    /* libcurl would invent "application/x-www-form-urlencoded"; send no type instead. */
+    struct curl_slist *l = curl_slist_append(x->req_headers, "Content-Type:");
+    if (l == NULL) rc = -1; else x->req_headers = l;
+  }
+  return rc;
+}
+
+/* Sets up x for the request table at `t` (already read into r). Returns 0 when ready,
+ * -1 when x is X_FAILED (refused, malformed URL, out of memory) with its message set.
+ * Does no I/O. */
+static int xfer_prepare(lua_State *L, struct client *c, struct xfer *x, int t, const struct reqspec *r) {
+  xfer_reset(x);
+  if (x->easy == NULL && xfer_init(c, x) != 0) {
+    xfer_fail(x, "CURLE_OUT_OF_MEMORY", "azcmk.http: could not set up a libcurl handle");
+    return -1;
+  }
+  /* a fresh handle each time: setting a URL on a used one resolves it as relative */
+  if (x->url) curl_url_cleanup(x->url);
+  if ((x->url = curl_url()) == NULL) {
+    xfer_fail(x, "CURLE_OUT_OF_MEMORY", "out of memory");
+    return -1;
+  }
+  CURLUcode uc = curl_url_set(x->url, CURLUPART_URL, r->url, CURLU_NON_SUPPORT_SCHEME);
+  if (uc != CURLUE_OK) {
+    char msg[200];
+    snprintf(msg, sizeof msg, "bad URL: %s", curl_url_strerror(uc));
+    xfer_fail(x, "CURLE_URL_MALFORMAT", msg);
+    return -1;
+  }
+  char *scheme = NULL, *host = NULL;
+  char msg[CURL_ERROR_SIZE];
+  const char *fail = NULL;
+  int is_http = 0;
+  if (curl_url_get(x->url, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
+    fail = "CURLE_URL_MALFORMAT";
+    snprintf(msg, sizeof msg, "bad URL: no scheme");
+  } else if (strcasecmp(scheme, "https") != 0 && strcasecmp(scheme, "http") != 0) {
+    fail = REFUSED;
+    snprintf(msg, sizeof msg, "scheme '%.40s' refused (only https, or http to allow_http hosts)", scheme);
+  } else if (curl_url_get(x->url, CURLUPART_HOST, &host, 0) != CURLUE_OK) {
+    fail = "CURLE_URL_MALFORMAT";
+    snprintf(msg, sizeof msg, "bad URL: no host");
+  } else if (strcasecmp(scheme, "http") == 0) {
+    is_http = 1;
+    if (!host_allowed_http(c, host)) {
+      fail = REFUSED;
+      snprintf(msg, sizeof msg, "plain http refused for host '%.100s' (only https, or http to allow_http hosts)",
+               host);
+    }
+  }
+  curl_free(scheme);
+  curl_free(host);
+  if (fail) {
+    xfer_fail(x, fail, msg);
+    return -1;
+  }
+
+  const char *noproxy = noproxy_for_request(c);
+  int posts = r->body != NULL || strcmp(r->method, "POST") == 0;
+  if (noproxy == NULL || build_headers(L, x, t, posts) != 0) {
+    xfer_fail(x, "CURLE_OUT_OF_MEMORY", "out of memory");
+    return -1;
+  }
+  CURL *e = x->easy;
+  int bad = 0;
+  bad |= curl_easy_setopt(e, CURLOPT_CURLU, x->url) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, is_http ? "http,https" : "https") != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_NOPROXY, noproxy) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->connect_timeout_ms) != CURLE_OK;
+  bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->req_headers) != CURLE_OK;
+  /* method: HTTPGET resets whatever the previous request set (POST, NOBODY) */
+  bad |= curl_easy_setopt(e, CURLOPT_HTTPGET, 1L) != CURLE_OK;
+  const char *m = r->method;
+  if (strcmp(m, "HEAD") == 0) {
+    bad |= curl_easy_setopt(e, CURLOPT_NOBODY, 1L) != CURLE_OK;
+  } else if (posts) {
+    /* POST without a body still sends Content-Length: 0 (Azure answers 411 otherwise) */
+    bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(r->body ? r->body_len : 0)) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "") != CURLE_OK;
+  }
+  int standard = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "POST") == 0;
+  bad |= curl_easy_setopt(e, CURLOPT_CUSTOMREQUEST, standard ? NULL : m) != CURLE_OK;
+  if (bad) {
+    xfer_fail(x, "CURLE_BAD_FUNCTION_ARGUMENT", "azcmk.http: libcurl refused an option");
+    return -1;
+  }
+  x->state = X_PENDING;
+  return 0;
+}
+
+/* ---------------------------------------------------------------- results */
+
+void azcmk_http_push_headers(lua_State *L, const char *p, size_t len) {
+  lua_newtable(L);
+  int t = lua_gettop(L);
+  const char *s = p, *end = p + len;
+  while (s < end) {
+    const char *nl = memchr(s, '\n', (size_t)(end - s));
+    size_t ll = nl ? (size_t)(nl - s) + 1 : (size_t)(end - s);
+    struct azcmk_header h;
+    enum azcmk_header_kind k = azcmk_header_parse(s, ll, &h);
+    s += ll;
+    if (k != AZCMK_HDR_FIELD) continue;
+    luaL_Buffer b;
+    luaL_buffinit(L, &b);
+    for (size_t i = 0; i < h.name_len; i++) luaL_addchar(&b, (char)tolower((unsigned char)h.name[i]));
+    luaL_pushresult(&b); /* name */
+    luaL_buffinit(L, &b);
+    luaL_addlstring(&b, h.value, h.value_len);
+    /* obsolete line folding: continuation lines belong to this value */
+    while (s < end) {
+      nl = memchr(s, '\n', (size_t)(end - s));
+      ll = nl ? (size_t)(nl - s) + 1 : (size_t)(end - s);
+      struct azcmk_header c;
+      if (azcmk_header_parse(s, ll, &c) != AZCMK_HDR_CONT) break;
+      if (c.value_len) {
+        luaL_addchar(&b, ' ');
+        luaL_addlstring(&b, c.value, c.value_len);
+      }
+      s += ll;
+    }
+    luaL_pushresult(&b); /* value */
+    lua_pushvalue(L, -2);
+    lua_rawget(L, t);
+    if (lua_isstring(L, -1)) { /* repeated: "old, new" */
+      lua_pushliteral(L, ", ");
+      lua_pushvalue(L, -3);
+      lua_concat(L, 3);
+      lua_replace(L, -2);
+    } else {
+      lua_pop(L, 1);
+    }
+    lua_rawset(L, t);
+  }
+}
+
+static void set_int(lua_State *L, const char *k, long v) {
+  lua_pushinteger(L, (lua_Integer)v);
+  lua_setfield(L, -2, k);
+}
+
+/* Pushes the outcome of a finished transfer: res, or nil, msg, code. Returns the count. */
+static int push_outcome(lua_State *L, struct xfer *x) {
+  const char *code = NULL;
+  const char *msg = NULL;
+  if (x->state == X_FAILED) {
+    code = x->fail_code;
+    msg = x->errbuf;
+  } else if (x->oom) {
+    code = "CURLE_OUT_OF_MEMORY";
+    msg = "out of memory while receiving the response";
+  } else if (x->too_big) {
+    code = "CURLE_FILESIZE_EXCEEDED";
+    msg = x->too_big;
+  } else if (x->rc != CURLE_OK) {
+    code = azcmk_curl_code_name(x->rc);
+    msg = x->errbuf[0] ? x->errbuf : curl_easy_strerror(x->rc);
+  }
+  if (code) {
+    lua_pushnil(L);
+    lua_pushstring(L, msg);
+    lua_pushstring(L, code);
+    buf_clear(&x->body);
+    buf_clear(&x->hdr);
+    return 3;
+  }
+  CURL *e = x->easy;
+  long status = 0, version = 0, connects = 0, port = 0;
+  curl_off_t total_us = 0;
+  char *ip = NULL;
+  curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &status);
+  curl_easy_getinfo(e, CURLINFO_HTTP_VERSION, &version);
+  curl_easy_getinfo(e, CURLINFO_NUM_CONNECTS, &connects);
+  curl_easy_getinfo(e, CURLINFO_PRIMARY_PORT, &port);
+  curl_easy_getinfo(e, CURLINFO_PRIMARY_IP, &ip);
+  curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total_us);
+  lua_createtable(L, 0, 5);
+  set_int(L, "status", status);
+  azcmk_http_push_headers(L, x->hdr.p, x->hdr.len);
+  lua_setfield(L, -2, "headers");
+  lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.len);
+  lua_setfield(L, -2, "body");
+  lua_pushstring(L, version == CURL_HTTP_VERSION_1_0   ? "1.0"
+                    : version == CURL_HTTP_VERSION_1_1 ? "1.1"
+                    : version == CURL_HTTP_VERSION_2_0 ? "2"
+                    : version == CURL_HTTP_VERSION_3   ? "3"
+                                                       : "unknown");
+  lua_setfield(L, -2, "http_version");
+  lua_createtable(L, 0, 4);
+  set_int(L, "num_connects", connects);
+  lua_pushnumber(L, (lua_Number)total_us / 1000.0);
+  lua_setfield(L, -2, "total_ms");
+  lua_pushstring(L, ip ? ip : "");
+  lua_setfield(L, -2, "primary_ip");
+  set_int(L, "primary_port", port);
+  lua_setfield(L, -2, "info");
+  buf_clear(&x->body);
+  buf_clear(&x->hdr);
+  return 1;
+}
+
+/* ---------------------------------------------------------------- client */
+
+static struct client *check_client(lua_State *L, int idx) {
+  return (struct client *)luaL_checkudata(L, idx, CLIENT_MT);
+}
+
+static struct client *check_open(lua_State *L, int idx) {
+  struct client *c = check_client(L, idx);
+  if (c->closed) luaL_error(L, "azcmk.http: client is closed");
+  return c;
+}
+
+static void client_free(struct client *c) {
+  if (c->closed) return;
+  c->closed = 1;
+  for (size_t i = 0; i < c->bx_n; i++) {
+    if (c->multi && c->bx[i]->easy) curl_multi_remove_handle(c->multi, c->bx[i]->easy);
+    xfer_free(c->bx[i]);
+    free(c->bx[i]);
+  }
+  free(c->bx);
+  c->bx = NULL;
+  c->bx_n = 0;
+  xfer_free(&c->one);
+  if (c->multi) curl_multi_cleanup(c->multi);
+  c->multi = NULL;
+  if (c->share) curl_share_cleanup(c->share); /* after every easy handle that used it */
+  c->share = NULL;
+  free(c->ca_file);
+  free(c->user_agent);
+  free(c->no_proxy);
+  curl_slist_free_all(c->connect_to);
+  for (size_t i = 0; i < c->n_allow; i++) free(c->allow_http[i]);
+  free(c->allow_http);
+  buf_free(&c->noproxy);
+  c->ca_file = c->user_agent = c->no_proxy = NULL;
+  c->connect_to = NULL;
+  c->allow_http = NULL;
+  c->n_allow = 0;
+}
+
+static int l_close(lua_State *L) {
+  client_free(check_client(L, 1));
+  return 0;
+}
+
+static int l_tostring(lua_State *L) {
+  struct client *c = check_client(L, 1);
+  lua_pushfstring(L, "azcmk.http client (%s): %p", c->closed ? "closed" : "open", (void *)c);
+  return 1;
+}
+
+static char *dup_str(const char *s) {
+  size_t n = strlen(s) + 1;
+  char *p = malloc(n);
+  if (p) memcpy(p, s, n);
+  return p;
+}
+
+/* core.http_client([opts]) */
+static int l_http_client(lua_State *L) {
+  const char *where = "http_client";
+  if (lua_isnoneornil(L, 1)) {
+    lua_settop(L, 0);
+    lua_newtable(L);
+  }
+  luaL_checktype(L, 1, LUA_TTABLE);
+  lua_settop(L, 1);
+  /* validate everything first */
+  const char *ca_file = opt_string_field(L, 1, "ca_file", where);
+  const char *ua = opt_string_field(L, 1, "user_agent", where);
+  const char *hv = opt_string_field(L, 1, "http_version", where);
+  long http_version = CURL_HTTP_VERSION_2TLS;
+  if (hv && strcmp(hv, "1.1") == 0) http_version = CURL_HTTP_VERSION_1_1;
+  else if (hv && strcmp(hv, "2") != 0) luaL_error(L, "%s: 'http_version' must be \"2\" or \"1.1\"", where);
+  if (ua && has_ctl(ua, strlen(ua))) luaL_error(L, "%s: 'user_agent' has CR, LF or NUL", where);
+  if (ca_file && *ca_file == '\0') ca_file = NULL;
+  struct client tmp = {0};
+  tmp.connect_timeout_ms =
+      opt_int_field(L, 1, "connect_timeout_ms", DEFAULT_CONNECT_TIMEOUT_MS, 1, MAX_TIMEOUT_MS, where);
+  tmp.timeout_ms = opt_int_field(L, 1, "timeout_ms", DEFAULT_TIMEOUT_MS, 1, MAX_TIMEOUT_MS, where);
+  long max_body = opt_int_field(L, 1, "max_body_bytes", DEFAULT_MAX_BODY, 1, 1L << 30, where);
+  int ct_idx, ah_idx, np_idx;
+  size_t n_ct = opt_string_list(L, 1, "connect_to", &ct_idx, where);
+  size_t n_ah = opt_string_list(L, 1, "allow_http", &ah_idx, where);
+  size_t n_np = opt_string_list(L, 1, "no_proxy", &np_idx, where);
+  if (np_idx)
+    for (size_t i = 1; i <= n_np; i++) {
+      lua_rawgeti(L, np_idx, (int)i);
+      size_t l;
+      const char *s = lua_tolstring(L, -1, &l);
+      if (has_ctl(s, l) || strchr(s, ',')) luaL_error(L, "%s: 'no_proxy'[%d] must be one host", where, (int)i);
+      lua_pop(L, 1);
+    }
+  ensure_global_init(L);
+
+  /* from here on nothing raises until the userdata owns every allocation */
+  struct client *c = (struct client *)azcmk_newuserdata(L, sizeof *c);
+  memset(c, 0, sizeof *c);
+  c->closed = 1; /* until fully set up: __gc does nothing with a half-built client */
+  luaL_setmetatable(L, CLIENT_MT);
+  c->closed = 0;
+  c->connect_timeout_ms = tmp.connect_timeout_ms;
+  c->timeout_ms = tmp.timeout_ms;
+  c->http_version = http_version;
+  c->max_body = (size_t)max_body;
+  c->one.max_body = c->max_body;
+  int oom = 0;
+  c->share = curl_share_init();
+  if (c->share == NULL) oom = 1;
+  else {
+    oom |= curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_CONNECT) != CURLSHE_OK;
+    oom |= curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS) != CURLSHE_OK;
+    oom |= curl_share_setopt(c->share, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION) != CURLSHE_OK;
+  }
+  if (!oom && ca_file) oom |= (c->ca_file = dup_str(ca_file)) == NULL;
+  if (!oom) oom |= (c->user_agent = dup_str(ua ? ua : DEFAULT_UA)) == NULL;
+  for (size_t i = 1; !oom && i <= n_ct; i++) {
+    lua_rawgeti(L, ct_idx, (int)i);
+    struct curl_slist *l = curl_slist_append(c->connect_to, lua_tostring(L, -1));
+    lua_pop(L, 1);
+    if (l == NULL) oom = 1; else c->connect_to = l;
+  }
+  if (!oom && n_ah) {
+    c->allow_http = calloc(n_ah, sizeof(char *));
+    if (c->allow_http == NULL) oom = 1;
+    for (size_t i = 1; !oom && i <= n_ah; i++) {
+      lua_rawgeti(L, ah_idx, (int)i);
+      c->allow_http[i - 1] = dup_str(lua_tostring(L, -1));
+      lua_pop(L, 1);
+      if (c->allow_http[i - 1] == NULL) oom = 1; else c->n_allow = i;
+    }
+  }
+  if (!oom) {
+    struct buf np = {0};
+    oom |= buf_appends(&np, IMDS_HOST);
+    for (size_t i = 1; !oom && i <= n_np; i++) {
+      lua_rawgeti(L, np_idx, (int)i);
+      const char *s = lua_tostring(L, -1);
+      if (*s && strcmp(s, IMDS_HOST) != 0) oom |= buf_appends(&np, ",") || buf_appends(&np, s);
+      lua_pop(L, 1);
+    }
+    oom |= buf_append(&np, "", 1);
+    if (!oom) oom |= (c->no_proxy = dup_str(np.p)) == NULL;
+    buf_free(&np);
+  }
+  if (!oom) oom |= xfer_init(c, &c->one) != 0;
+  if (oom) {
+    client_free(c);
+    return luaL_error(L, "azcmk.http: out of memory creating a client");
+  }
+  return 1;
+}
+
+/* c:request(req) -> res | nil, msg, code */
+static int l_request(lua_State *L) {
+  struct client *c = check_open(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  struct reqspec r;
+  read_request(L, 2, &r, "request", c);
+  struct xfer *x = &c->one;
+  if (xfer_prepare(L, c, x, 2, &r) == 0) {
+    x->rc = curl_easy_perform(x->easy);
+    x->state = X_DONE;
+  }
+  return push_outcome(L, x);
+}
+
+static int start_next(struct client *c, size_t n, size_t *next) {
+  while (*next < n) {
+    struct xfer *x = c->bx[(*next)++];
+    if (x->state != X_PENDING) continue;
+    CURLMcode mc = curl_multi_add_handle(c->multi, x->easy);
+    if (mc != CURLM_OK) {
+      xfer_fail(x, curlm_code_name(mc), curl_multi_strerror(mc));
+      continue;
+    }
+    x->state = X_RUNNING;
+    return 1;
+  }
+  return 0;
+}
+
+/* c:batch(reqs [, {max_parallel = N}]) -> { res | {error = msg, code = code}, ... } */
+static int l_batch(lua_State *L) {
+  struct client *c = check_open(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  long max_parallel = DEFAULT_PARALLEL;
+  if (!lua_isnoneornil(L, 3)) {
+    luaL_checktype(L, 3, LUA_TTABLE);
+    max_parallel = opt_int_field(L, 3, "max_parallel", DEFAULT_PARALLEL, 1, MAX_PARALLEL, "batch");
+  }
+  lua_settop(L, 2);
+  size_t n = lua_rawlen(L, 2);
+  if (n > 100000) luaL_error(L, "batch: at most 100000 requests");
+  struct reqspec r;
+  char where[48];
+  for (size_t i = 1; i <= n; i++) { /* validate all before any I/O */
+    snprintf(where, sizeof where, "batch: request #%d", (int)i);
+    lua_rawgeti(L, 2, (int)i);
+    read_request(L, -1, &r, where, c);
+    lua_pop(L, 1);
+  }
+  lua_createtable(L, (int)n, 0); /* results, at 3 */
+  if (n == 0) return 1;
+  if (n > c->bx_n) { /* each xfer has a fixed address: libcurl holds pointers into it */
+    struct xfer **nb = realloc(c->bx, n * sizeof *nb);
+    if (nb == NULL) return luaL_error(L, "batch: out of memory");
+    c->bx = nb;
+    while (c->bx_n < n) {
+      struct xfer *x = calloc(1, sizeof *x);
+      if (x == NULL) return luaL_error(L, "batch: out of memory");
+      c->bx[c->bx_n++] = x;
+    }
+  }
+  if (c->multi == NULL) {
+    c->multi = curl_multi_init();
+    if (c->multi == NULL) return luaL_error(L, "batch: out of memory");
+  }
+  curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, max_parallel > 5 ? max_parallel : 5L);
+  for (size_t i = 0; i < n; i++) {
+    lua_rawgeti(L, 2, (int)i + 1);
+    struct xfer *x = c->bx[i];
+    read_request(L, -1, &r, "batch", c); /* validated above: does not raise */
+    if (xfer_prepare(L, c, x, lua_gettop(L), &r) == 0)
+      curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, 1L); /* multiplex on HTTP/2 */
+    lua_pop(L, 1);
+  }
+  /* --- transfers: no Lua API calls until the loop ends --- */
+  size_t next = 0, active = 0;
+  while ((long)active < max_parallel && start_next(c, n, &next)) active++;
+  CURLMcode mc = CURLM_OK;
+  while (active > 0) {
+    int still = 0;
+    mc = curl_multi_perform(c->multi, &still);
+    if (mc != CURLM_OK) break;
+    CURLMsg *msg;
+    int left, started = 0;
+    while ((msg = curl_multi_info_read(c->multi, &left))) {
+      if (msg->msg != CURLMSG_DONE) continue;
+      char *priv = NULL;
+      CURL *e = msg->easy_handle;
+      CURLcode rc = msg->data.result;
+      curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+      struct xfer *x = (struct xfer *)(void *)priv;
+      curl_multi_remove_handle(c->multi, e);
+      active--;
+      if (x) {
+        x->rc = rc;
+        x->state = X_DONE;
+      }
+      if (start_next(c, n, &next)) {
+        active++;
+        started = 1;
+      }
+    }
+    if (active == 0) break;
+    if (!started) {
+      mc = curl_multi_poll(c->multi, NULL, 0, 1000, NULL);
+      if (mc != CURLM_OK) break;
+    }
+  }
+  /* a multi-level failure ends what is still running or waiting */
+  for (size_t i = 0; i < n; i++) {
+    struct xfer *x = c->bx[i];
+    if (x->state == X_RUNNING) curl_multi_remove_handle(c->multi, x->easy);
+    if (x->state == X_RUNNING || x->state == X_PENDING)
+      xfer_fail(x, curlm_code_name(mc), mc != CURLM_OK ? curl_multi_strerror(mc) : "batch aborted");
+  }
+  /* --- results --- */
+  for (size_t i = 0; i < n; i++) {
+    int k = push_outcome(L, c->bx[i]);
+    if (k == 3) {
+      lua_createtable(L, 0, 2);
+      lua_pushvalue(L, -3);
+      lua_setfield(L, -2, "error");
+      lua_pushvalue(L, -2);
+      lua_setfield(L, -2, "code");
+      lua_replace(L, -4);
+      lua_pop(L, 2);
+    }
+    lua_rawseti(L, 3, (int)i + 1);
+    c->bx[i]->state = X_IDLE;
+  }
+  return 1;
+}
+
+/* parse_header_line(line) -> name (lower case), value | nil */
+static int l_parse_header_line(lua_State *L) {
+  size_t len;
+  const char *s = luaL_checklstring(L, 1, &len);
+  struct azcmk_header h;
+  if (azcmk_header_parse(s, len, &h) != AZCMK_HDR_FIELD) {
+    lua_pushnil(L);
+    return 1;
+  }
+  luaL_Buffer b;
+  luaL_buffinit(L, &b);
+  for (size_t i = 0; i < h.name_len; i++) luaL_addchar(&b, (char)tolower((unsigned char)h.name[i]));
+  luaL_pushresult(&b);
+  lua_pushlstring(L, h.value, h.value_len);
+  return 2;
+}
+
+static const luaL_Reg client_methods[] = {
+  {"request", l_request},
+  {"batch", l_batch},
+  {"close", l_close},
+  {NULL, NULL},
+};
+
+void azcmk_http_register(lua_State *L) {
+  if (luaL_newmetatable(L, CLIENT_MT)) {
+    luaL_newlib(L, client_methods);
+    lua_setfield(L, -2, "__index");
+    lua_pushcfunction(L, l_close);
+    lua_setfield(L, -2, "__gc");
+    lua_pushcfunction(L, l_close);
+    lua_setfield(L, -2, "__close");
+    lua_pushcfunction(L, l_tostring);
+    lua_setfield(L, -2, "__tostring");
+    lua_pushliteral(L, CLIENT_MT);
+    lua_setfield(L, -2, "__name");
+  }
+  lua_pop(L, 1);
+  lua_pushcfunction(L, l_http_client);
+  lua_setfield(L, -2, "http_client");
+  lua_pushcfunction(L, l_parse_header_line);
+  lua_setfield(L, -2, "parse_header_line");
+}
