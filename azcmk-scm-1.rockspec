@@ -33,6 +33,8 @@ build = {
     -- Lua modules: one line each; scripts/rockspec-check.sh keeps this list complete.
     ["azcmk"] = "lua/azcmk/init.lua",
     ["azcmk.cli"] = "lua/azcmk/cli/init.lua",
+    ["azcmk.emulator"] = "lua/azcmk/emulator.lua",
+    ["azcmk.cli.emulator"] = "lua/azcmk/cli/emulator.lua",
     ["azcmk.http"] = "lua/azcmk/http.lua",
     ["azcmk.crypto"] = "lua/azcmk/crypto.lua",
     ["azcmk.challenge"] = "lua/azcmk/challenge.lua",

@@ -1,0 +1,159 @@
+--- emu.lro: Azure's long-running-operation protocol.
+-- A handler that starts an operation calls lro.begin{...}; it gets the response headers to
+-- send (Azure-AsyncOperation and/or Location, Retry-After). The operation completes after
+-- `polls` polls AND `seconds` simulated seconds (defaults from POST /_emulator/config
+-- {"lro": {"polls": 1, "seconds": 0, "retry_after": 1}}). On completion the registered
+-- completer runs exactly once (cross-worker) and decides Succeeded / Failed.
+--   GET .../operationStatuses/{id}  -> 200 {"id","name","status","startTime"[,"endTime","error"]}
+--   GET .../operationResults/{id}   -> 202 + Location + Retry-After while running; then the
+--                                      final status/body (200/204), or the error.
+local state = require("emu.state")
+local clock = require("emu.clock")
+local json = require("emu.json")
+local errors = require("emu.errors")
+
+local M = {}
+
+local meta = ngx.shared.emu_meta
+local completers = {}
+
+M.DEFAULTS = { polls = 1, seconds = 0, retry_after = 1 }
+
+function M.config()
+  local c = json.decode(meta:get("lro:config") or "") or {}
+  for k, v in pairs(M.DEFAULTS) do if c[k] == nil then c[k] = v end end
+  return c
+end
+
+function M.configure(c)
+  local cur = M.config()
+  for k, v in pairs(c) do
+    if M.DEFAULTS[k] == nil then return nil, "unknown lro setting '" .. tostring(k) .. "'" end
+    if type(v) ~= "number" or v < 0 then return nil, "lro." .. k .. " must be a number >= 0" end
+    cur[k] = v
+  end
+  meta:set("lro:config", json.encode(cur))
+  return cur
+end
+
+function M.reset_config()
+  meta:delete("lro:config")
+end
+
+--- Registers the function that finishes operations of `name`:
+-- fn(args, op) -> true[, result_body[, result_status]] | false, error_table[, error_status]
+function M.register(name, fn)
+  completers[name] = fn
+end
+
+local function uuid()
+  return require("emu.util").uuid()
+end
+
+--- Starts an operation. opts:
+--   req          the request (host and api-version of the status URLs come from it)
+--   prefix       ARM path the status URLs hang under, e.g. the resource id, or
+--                "/subscriptions/{sub}/providers/Microsoft.X/locations/{loc}"
+--   style        "async" (Azure-AsyncOperation), "location" (Location), or "both" (default)
+--   action, args completer name and its JSON-able arguments
+--   name_prefix  operation id prefix, e.g. "registries-" (ACR's style)
+--   polls, seconds, retry_after  override the configured defaults
+-- Returns headers, op.
+function M.begin(opts)
+  local cfg = M.config()
+  local id = (opts.name_prefix or "") .. uuid()
+  local now = clock.now()
+  local prefix = (opts.prefix or ""):gsub("/+$", "")
+  local api = opts.api_version or (opts.req and opts.req.query["api-version"]) or ""
+  local host = opts.req and opts.req.host or "management.azure.com"
+  local base = "https://" .. host .. prefix
+  local op = {
+    id = id, status = "InProgress", polls = 0,
+    polls_needed = opts.polls or cfg.polls, done_at = now + (opts.seconds or cfg.seconds),
+    start = now, action = opts.action, args = opts.args,
+    status_url = base .. "/operationStatuses/" .. id .. "?api-version=" .. api,
+    location_url = base .. "/operationResults/" .. id .. "?api-version=" .. api,
+    retry_after = opts.retry_after or cfg.retry_after,
+  }
+  state.put("op:" .. id, op)
+  local h = { ["Retry-After"] = tostring(math.floor(op.retry_after)) }
+  local style = opts.style or "both"
+  if style == "async" or style == "both" then h["Azure-AsyncOperation"] = op.status_url end
+  if style == "location" or style == "both" then h["Location"] = op.location_url end
+  return h, op
+end
+
+--- Counts a poll of operation id and completes it when due. Returns op or nil.
+function M.poll(id)
+  local op = state.update("op:" .. id, function(op)
+    if not op then return nil end
+    op.polls = op.polls + 1
+    if op.status == "InProgress" and op.polls >= op.polls_needed and clock.now() >= op.done_at then
+      local fn = op.action and completers[op.action]
+      local ok, a, b = true, nil, nil
+      if op.action and not fn then
+        ok, a, b = false, { code = "InternalServerError", message = "no completer " .. op.action }, 500
+      elseif fn then
+        local pok, r1, r2, r3 = pcall(fn, op.args, op)
+        if not pok then
+          ngx.log(ngx.ERR, "emulator: LRO completer ", op.action, " failed: ", tostring(r1))
+          ngx.shared.emu_meta:incr("internal_errors", 1, 0)
+          ok, a, b = false, { code = "InternalServerError", message = "Internal error." }, 500
+        else
+          ok, a, b = r1, r2, r3
+        end
+      end
+      op.end_time = clock.now()
+      if ok then
+        op.status = "Succeeded"
+        op.result_body, op.result_status = a, b
+      else
+        op.status = "Failed"
+        op.error, op.error_status = a, b or 400
+      end
+    end
+    return op
+  end)
+  return op
+end
+
+--- Peeks at an operation without counting a poll.
+function M.get(id)
+  return state.get("op:" .. id)
+end
+
+function M.status_body(op)
+  local b = { id = op.status_url:match("^https://[^/]+([^?]*)"), name = op.id, status = op.status,
+    startTime = clock.iso(op.start) }
+  if op.end_time then b.endTime = clock.iso(op.end_time) end
+  if op.error then b.error = op.error end
+  return b
+end
+
+-- GET .../operationStatuses/{opid}
+function M.handle_status(req)
+  local op = M.poll(req.params.opid)
+  if not op then
+    return errors.arm(404, "OperationNotFound", "The operation '" .. req.params.opid .. "' could not be found.")
+  end
+  local h = {}
+  if op.status == "InProgress" then h["Retry-After"] = tostring(math.floor(op.retry_after)) end
+  return 200, M.status_body(op), h
+end
+
+-- GET .../operationResults/{opid}
+function M.handle_result(req)
+  local op = M.poll(req.params.opid)
+  if not op then
+    return errors.arm(404, "OperationNotFound", "The operation '" .. req.params.opid .. "' could not be found.")
+  end
+  if op.status == "InProgress" then
+    return 202, nil, { Location = op.location_url, ["Retry-After"] = tostring(math.floor(op.retry_after)) }
+  elseif op.status == "Failed" then
+    return op.error_status or 400, { error = op.error }
+  end
+  if op.result_body == nil then return op.result_status or 200, nil end
+  return op.result_status or 200, op.result_body
+end
+
+return M

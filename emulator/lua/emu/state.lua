@@ -1,0 +1,102 @@
+--- emu.state: the emulator's world, kept in the shared dict `emu_state` as JSON values, so
+-- every nginx worker sees the same state. Keys are strings; by convention a prefix names
+-- the kind of record ("arm:" ARM resources by lower-case id, "dir:" directory principals,
+-- "op:" long-running operations, ...). Use update() for read-modify-write that two requests
+-- could race on; it holds a cross-worker lock around the function.
+local json = require("emu.json")
+
+local M = {}
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+local dict = ngx.shared.emu_state
+local meta = ngx.shared.emu_meta
+
+--- Value stored at key (a fresh Lua table each call), or nil.
+function M.get(key)
+  local s = dict:get(key)
+  if s == nil then return nil end
+  return json.decode(s)
+end
+
+--- Stores value (any JSON-able value). Raises when the dict is full.
+function M.put(key, value)
+  local ok, err = dict:set(key, json.encode(value))
+  if not ok then error("emu.state: cannot store " .. key .. ": " .. tostring(err)) end
+  return value
+end
+
+--- Stores value only if key is absent; returns true, or false when it already exists.
+function M.add(key, value)
+  local ok, err = dict:add(key, json.encode(value))
+  if ok then return true end
+  if err == "exists" then return false end
+  error("emu.state: cannot store " .. key .. ": " .. tostring(err))
+end
+
+function M.delete(key)
+  dict:delete(key)
+end
+
+--- Atomic counter (created at `init` or 0).
+function M.incr(key, n, init)
+  return dict:incr(key, n or 1, init or 0)
+end
+
+--- Runs fn() while holding the named cross-worker lock; returns fn's results.
+-- Errors inside fn release the lock and propagate.
+function M.with_lock(name, fn, ...)
+  local lkey = "lock:" .. name
+  local tries = 0
+  while true do
+    local ok = meta:add(lkey, true, 5)
+    if ok then break end
+    tries = tries + 1
+    if tries > 5000 then error("emu.state: lock " .. name .. " stuck") end
+    ngx.sleep(0.001)
+  end
+  local res = pack(pcall(fn, ...))
+  meta:delete(lkey)
+  if not res[1] then error(res[2], 0) end
+  return unpack(res, 2, res.n)
+end
+
+--- Atomic read-modify-write: fn(old_value_or_nil) returns the new value (nil deletes the key),
+-- plus any extra results, which update returns after the new value.
+function M.update(key, fn)
+  return M.with_lock("k:" .. key, function()
+    local old = M.get(key)
+    local new, a, b, c = fn(old)
+    if new == nil then dict:delete(key) else M.put(key, new) end
+    return new, a, b, c
+  end)
+end
+
+--- Keys that start with prefix (sorted).
+function M.keys(prefix)
+  local out = {}
+  local n = #prefix
+  for _, k in ipairs(dict:get_keys(0)) do
+    if k:sub(1, n) == prefix then out[#out + 1] = k end
+  end
+  table.sort(out)
+  return out
+end
+
+--- Values whose keys start with prefix, sorted by key; optional filter(value, key).
+function M.list(prefix, filter)
+  local out = {}
+  for _, k in ipairs(M.keys(prefix)) do
+    local v = M.get(k)
+    if v ~= nil and (not filter or filter(v, k)) then out[#out + 1] = v end
+  end
+  return out
+end
+
+--- Drops every record (the control API's reset re-seeds afterwards).
+function M.flush()
+  dict:flush_all()
+  dict:flush_expired()
+end
+
+return M

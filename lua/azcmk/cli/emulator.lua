@@ -1,0 +1,109 @@
+--- `azcmk emulator start|stop|status`: the local Azure emulator (see docs/emulator.md).
+local emulator = require("azcmk.emulator")
+
+local M = {}
+
+local USAGE = [[
+usage: azcmk emulator start  [--port N] [--dir DIR] [--workers N]
+       azcmk emulator stop   [--dir DIR | --port N]
+       azcmk emulator status [--dir DIR | --port N | --all]
+       azcmk emulator env    [--dir DIR | --port N]
+
+start   generates a test CA and certificates in DIR (default /tmp/azcmk-emulator-PORT), starts
+        nginx on 127.0.0.1:PORT (https, default 8443) and PORT+1 (http: IMDS, App Service) and
+        prints `export` lines: eval "$(azcmk emulator start)"
+stop    stops it (DIR from --dir, --port, or AZCMK_EMULATOR_DIR)
+status  says whether it runs
+env     prints the export lines of a running emulator again
+Needs nginx with the Lua module and the LuaJIT build of azcmk.core (run `make` in a checkout).
+]]
+
+local function parse(argv)
+  local o = {}
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    local name, val = a:match("^%-%-([%w-]+)=(.*)$")
+    name = name or a:match("^%-%-([%w-]+)$")
+    if not name then
+      o._positional = o._positional or {}
+      o._positional[#o._positional + 1] = a
+    elseif name == "all" or name == "help" or name == "quiet" then
+      o[name] = true
+    else
+      if val == nil then
+        i = i + 1
+        val = argv[i]
+        if val == nil then return nil, "flag --" .. name .. " needs a value" end
+      end
+      o[name] = val
+    end
+    i = i + 1
+  end
+  return o
+end
+
+function M.run(argv, io_)
+  local out, err = io_.stdout, io_.stderr
+  local sub = argv[1]
+  local rest = {}
+  for i = 2, #argv do rest[#rest + 1] = argv[i] end
+  if sub == nil or sub == "--help" or sub == "-h" or sub == "help" then
+    out:write(USAGE)
+    return sub and 0 or 2
+  end
+  local o, perr = parse(rest)
+  if not o then err:write("azcmk emulator: ", perr, "\n") return 2 end
+  if o.help then out:write(USAGE) return 0 end
+  for _, k in ipairs({ "port", "workers" }) do
+    if o[k] and not tonumber(o[k]) then
+      err:write("azcmk emulator: --", k, " must be a number\n")
+      return 2
+    end
+  end
+  local sel = { dir = o.dir, port = tonumber(o.port) }
+  if sub == "start" then
+    local info, e = emulator.start({ port = tonumber(o.port), dir = o.dir, workers = tonumber(o.workers) })
+    if not info then err:write("azcmk emulator: ", tostring(e), "\n") return 1 end
+    if info.already then
+      err:write(string.format("azcmk emulator: already running on port %d (pid %d, dir %s)\n",
+        info.port, info.pid, info.dir))
+    else
+      err:write(string.format("azcmk emulator: started on https://127.0.0.1:%d and http://127.0.0.1:%d " ..
+        "(pid %d, dir %s)\n", info.port, info.port + 1, info.pid or 0, info.dir))
+    end
+    out:write(info.env_lines)
+    return 0
+  elseif sub == "stop" then
+    local ok, e = emulator.stop(sel)
+    if not ok then err:write("azcmk emulator: ", tostring(e), "\n") return 1 end
+    if e == "not running" then
+      err:write("azcmk emulator: not running (", emulator.resolve_dir(sel), ")\n")
+    else
+      err:write("azcmk emulator: stopped (", emulator.resolve_dir(sel), ")\n")
+    end
+    return 0
+  elseif sub == "status" then
+    local list
+    if o.all then list = emulator.list() else list = { emulator.status(sel) } end
+    local any = false
+    for _, st in ipairs(list) do
+      if st.running then
+        any = true
+        out:write(string.format("running  port %d  pid %d  dir %s\n", st.port or 0, st.pid, st.dir))
+      else
+        out:write(string.format("stopped  dir %s\n", st.dir))
+      end
+    end
+    return any and 0 or 3
+  elseif sub == "env" then
+    local st = emulator.status(sel)
+    if not st.running then err:write("azcmk emulator: not running (", st.dir, ")\n") return 3 end
+    out:write(emulator.env_lines(st.dir))
+    return 0
+  end
+  err:write("azcmk emulator: unknown command '", tostring(sub), "' (start, stop, status, env)\n")
+  return 2
+end
+
+return M

@@ -1,0 +1,454 @@
+--- azcmk.emulator: start, stop and inspect the local Azure emulator (nginx + Lua).
+-- Runs under Lua 5.4 and LuaJIT; shells out to `openssl`, `nginx` and `curl` only.
+-- The emulator itself (emulator/lua/emu/*) runs inside nginx and needs the LuaJIT build of
+-- azcmk.core (build/jit/azcmk/core.so in a checkout after `make`, or a LuaJIT rock).
+-- See docs/emulator.md.
+local M = {}
+
+local DEFAULT_PORT = 8443
+
+-- Fixed ids of the seeded world (secrets are random per start, see seed_secrets).
+M.IDS = {
+  tenant_id = "7d1b2c4e-5f60-4a8b-9c1d-2e3f4a5b6c7d",
+  subscription_id = "5c2e8f14-3b6a-4d7e-8f90-1a2b3c4d5e6f",
+  subscription_name = "azcmk emulator subscription",
+  owner_app_id = "0f6a2b3c-4d5e-4f70-8a9b-0c1d2e3f4a5b",
+  owner_object_id = "8e1f2a3b-4c5d-4e6f-9a0b-1c2d3e4f5a6b",
+  noaccess_app_id = "2a3b4c5d-6e7f-4a80-9b1c-2d3e4f5a6b7c",
+  noaccess_object_id = "9f8e7d6c-5b4a-4392-8170-6f5e4d3c2b1a",
+  vm_principal_id = "3b4c5d6e-7f80-4a91-8b2c-3d4e5f6a7b8c",
+  vm_client_id = "4c5d6e7f-8091-4ab2-9c3d-4e5f6a7b8c9d",
+  appservice_principal_id = "5d6e7f80-91a2-4bc3-8d4e-5f6a7b8c9d0e",
+  appservice_client_id = "6e7f8091-a2b3-4cd4-9e5f-6a7b8c9d0e1f",
+}
+
+-- Host names the server certificate covers (every cloud's real names).
+M.SAN = {
+  "login.microsoftonline.com", "login.chinacloudapi.cn", "login.partner.microsoftonline.cn",
+  "login.microsoftonline.us", "login.windows.net", "sts.windows.net",
+  "management.azure.com", "management.chinacloudapi.cn", "management.usgovcloudapi.net",
+  "management.core.windows.net",
+  "*.vault.azure.net", "*.vault.azure.cn", "*.vault.usgovcloudapi.net",
+  "*.managedhsm.azure.net", "*.azurecr.io", "*.azurecr.cn", "*.azurecr.us",
+  "localhost",
+}
+
+-- ---------------------------------------------------------------- small helpers
+
+local function shq(s)
+  return "'" .. tostring(s):gsub("'", "'\\''") .. "'"
+end
+
+-- os.execute that returns true/false on both Lua 5.1 (LuaJIT) and 5.4.
+local function run(cmd)
+  local a, _, c = os.execute(cmd)
+  if type(a) == "number" then return a == 0 end
+  return a == true and (c == nil or c == 0)
+end
+
+-- Runs cmd, returns ok, combined output.
+local function capture(cmd)
+  local p = io.popen(cmd .. " 2>&1; echo \"__rc=$?\"")
+  local out = p:read("a") or ""
+  p:close()
+  local rc = tonumber(out:match("__rc=(%d+)%s*$")) or 1
+  out = out:gsub("__rc=%d+%s*$", "")
+  return rc == 0, out
+end
+
+local function exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+local function readfile(path)
+  local f = io.open(path, "rb")
+  if not f then return nil end
+  local s = f:read("a")
+  f:close()
+  return s
+end
+
+local function writefile(path, data, mode)
+  local f, err = io.open(path, "wb")
+  if not f then return nil, err end
+  f:write(data)
+  f:close()
+  if mode then run("chmod " .. mode .. " " .. shq(path)) end
+  return true
+end
+
+local function sleep(s)
+  run("sleep " .. string.format("%.3f", s))
+end
+
+local function abspath(p)
+  if p:sub(1, 1) == "/" then return p end
+  local pwd = os.getenv("PWD")
+  if not pwd or pwd == "" then
+    local h = io.popen("pwd")
+    pwd = h:read("l")
+    h:close()
+  end
+  return (pwd .. "/" .. p):gsub("/%./", "/"):gsub("/$", "")
+end
+
+-- A zombie (exited, not yet reaped: containers often have no reaping init) counts as gone.
+local function pid_alive(pid)
+  if not pid then return false end
+  local f = io.open("/proc/" .. math.floor(pid) .. "/stat", "r")
+  if f then
+    local st = f:read("l") or ""
+    f:close()
+    return st:match("^%d+ %b() (%a)") ~= "Z"
+  end
+  if exists("/proc/self/stat") then return false end
+  return run("kill -0 " .. math.floor(pid) .. " 2>/dev/null")
+end
+
+-- Root of the azcmk installation: the directory holding lua/azcmk/emulator.lua.
+local function root_dir()
+  local src = debug.getinfo(1, "S").source
+  local file = src:sub(1, 1) == "@" and src:sub(2) or "lua/azcmk/emulator.lua"
+  file = abspath(file)
+  local root = file:match("^(.*)/lua/azcmk/emulator%.lua$")
+  if root then return root end
+  -- LuaRocks install: .../share/lua/5.x/azcmk/emulator.lua
+  return (file:match("^(.*)/azcmk/emulator%.lua$"))
+end
+M.root_dir = root_dir
+
+local function random_bytes(n)
+  local f = io.open("/dev/urandom", "rb")
+  local s = f:read(n)
+  f:close()
+  return s
+end
+
+local SECRET_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._~-"
+local ALNUM = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789"
+
+local function random_string(n, alphabet)
+  local bytes = random_bytes(n)
+  local out = {}
+  for i = 1, n do
+    local b = bytes:byte(i) % #alphabet + 1
+    out[i] = alphabet:sub(b, b)
+  end
+  return table.concat(out)
+end
+
+-- Entra client secrets look like "Abc8Q~" + 34 characters of [A-Za-z0-9._~-].
+local function client_secret()
+  return random_string(3, ALNUM) .. "8Q~" .. random_string(34, SECRET_ALPHABET)
+end
+
+-- Minimal JSON writer for the seed file (strings, numbers, booleans, arrays, objects).
+local function json(v, ind)
+  ind = ind or ""
+  local t = type(v)
+  if t == "string" then
+    return '"' .. v:gsub('[%c"\\]', function(c)
+      local m = { ['"'] = '\\"', ["\\"] = "\\\\", ["\n"] = "\\n", ["\r"] = "\\r", ["\t"] = "\\t" }
+      return m[c] or string.format("\\u%04x", c:byte())
+    end) .. '"'
+  elseif t == "number" or t == "boolean" then
+    return tostring(v)
+  elseif t == "table" then
+    local ind2 = ind .. "  "
+    if #v > 0 or next(v) == nil then
+      local parts = {}
+      for i = 1, #v do parts[i] = ind2 .. json(v[i], ind2) end
+      if #parts == 0 then return "[]" end
+      return "[\n" .. table.concat(parts, ",\n") .. "\n" .. ind .. "]"
+    end
+    local keys = {}
+    for k in pairs(v) do keys[#keys + 1] = k end
+    table.sort(keys)
+    local parts = {}
+    for i, k in ipairs(keys) do parts[i] = ind2 .. json(k) .. ": " .. json(v[k], ind2) end
+    return "{\n" .. table.concat(parts, ",\n") .. "\n" .. ind .. "}"
+  end
+  return "null"
+end
+
+-- ---------------------------------------------------------------- locations
+
+local function registry_dir()
+  return (os.getenv("TMPDIR") or "/tmp") .. "/azcmk-emulators"
+end
+
+--- Default directory of an emulator on `port`.
+function M.default_dir(port)
+  return (os.getenv("TMPDIR") or "/tmp") .. "/azcmk-emulator-" .. tostring(port or DEFAULT_PORT)
+end
+
+local function read_pid(dir)
+  return tonumber((readfile(dir .. "/nginx.pid") or ""):match("%d+"))
+end
+
+local function read_port(dir)
+  return tonumber((readfile(dir .. "/port") or ""):match("%d+"))
+end
+
+--- Resolves {dir=, port=} to a directory: explicit dir, registered port, AZCMK_EMULATOR_DIR,
+-- or the default directory of the default port.
+function M.resolve_dir(opts)
+  opts = opts or {}
+  if opts.dir then return abspath(opts.dir) end
+  if opts.port then
+    local reg = readfile(registry_dir() .. "/" .. opts.port)
+    if reg and reg:match("%S") then return (reg:gsub("%s+$", "")) end
+    return M.default_dir(opts.port)
+  end
+  local env = os.getenv("AZCMK_EMULATOR_DIR")
+  if env and env ~= "" then return env end
+  return M.default_dir(DEFAULT_PORT)
+end
+
+-- ---------------------------------------------------------------- status
+
+--- Status of the emulator in a directory: {running=bool, pid=, port=, dir=}.
+function M.status(opts)
+  local dir = M.resolve_dir(opts)
+  local pid = read_pid(dir)
+  local port = read_port(dir)
+  local running = pid_alive(pid) or false
+  return { running = running, pid = running and pid or nil, port = port, dir = dir }
+end
+
+--- Every emulator registered on this host (started by this user), running or not.
+function M.list()
+  local out = {}
+  local p = io.popen("ls -1 " .. shq(registry_dir()) .. " 2>/dev/null")
+  for line in p:lines() do
+    local port = tonumber(line)
+    if port then
+      local dir = (readfile(registry_dir() .. "/" .. line) or ""):gsub("%s+$", "")
+      if dir ~= "" then
+        local st = M.status({ dir = dir })
+        st.port = st.port or port
+        out[#out + 1] = st
+      end
+    end
+  end
+  p:close()
+  table.sort(out, function(a, b) return (a.port or 0) < (b.port or 0) end)
+  return out
+end
+
+-- ---------------------------------------------------------------- environment
+
+--- The `export` lines of a running (or just started) emulator, as an ordered list of {name, value}.
+function M.env(dir)
+  dir = abspath(dir)
+  local port = read_port(dir)
+  local seed = readfile(dir .. "/seed.json") or ""
+  local function field(name) return seed:match('"' .. name .. '":%s*"([^"]*)"') end
+  if not port then return nil, "no emulator in " .. dir end
+  return {
+    { "AZCMK_CONNECT_TO", string.format(":443:127.0.0.1:%d,:80:127.0.0.1:%d", port, port + 1) },
+    { "AZCMK_CA_FILE", dir .. "/ca.pem" },
+    { "AZURE_TENANT_ID", field("tenant_id") },
+    { "AZURE_CLIENT_ID", field("owner_app_id") },
+    { "AZURE_CLIENT_SECRET", field("owner_client_secret") },
+    { "AZURE_SUBSCRIPTION_ID", field("subscription_id") },
+    { "AZCMK_EMULATOR_DIR", dir },
+  }
+end
+
+--- The env as shell text: one `export NAME='value'` line each.
+function M.env_lines(dir)
+  local env, err = M.env(dir)
+  if not env then return nil, err end
+  local lines = {}
+  for _, kv in ipairs(env) do lines[#lines + 1] = "export " .. kv[1] .. "=" .. shq(kv[2] or "") end
+  return table.concat(lines, "\n") .. "\n"
+end
+
+-- ---------------------------------------------------------------- certificates and keys
+
+-- One shell script that makes every missing key and certificate, in parallel where it can.
+local function crypto_script(dir, p12_password)
+  local san = {}
+  for _, h in ipairs(M.SAN) do san[#san + 1] = "DNS:" .. h end
+  san[#san + 1] = "IP:127.0.0.1"
+  local d = shq(dir)
+  local lines = { "set -e", "cd " .. d, "umask 077" }
+  local function add(s) lines[#lines + 1] = s end
+  -- Test CA (EC P-256), reused while it exists.
+  add("if [ ! -s ca.pem ] || [ ! -s ca.key ]; then rm -f server.pem; openssl req -x509 -new -newkey ec " ..
+    "-pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 3650 " ..
+    "-subj '/CN=azcmk emulator test CA' -addext basicConstraints=critical,CA:TRUE " ..
+    "-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null; fi")
+  -- RSA keys: token signing, OIDC issuer, the owner principal's certificate (in parallel).
+  add("[ -s signing.key ] || (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 " ..
+    "-out signing.key 2>/dev/null) &")
+  add("[ -s oidc.key ] || (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 " ..
+    "-out oidc.key 2>/dev/null) &")
+  add("[ -s sp-cert.pem ] || (openssl req -x509 -new -newkey rsa:2048 -nodes -keyout sp.key " ..
+    "-out sp.crt -days 365 -subj '/CN=azcmk-emulator-owner' 2>/dev/null " ..
+    "&& cat sp.crt sp.key > sp-cert.pem && rm -f sp.crt sp.key) &")
+  -- Server certificate (EC P-256) signed by the CA, all clouds' host names.
+  add("if [ ! -s server.pem ] || [ \"$(cat server.san 2>/dev/null)\" != " .. shq(table.concat(san, ",")) ..
+    " ]; then openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes " ..
+    "-keyout server.key -out server.pem -days 825 -subj /CN=azcmk-emulator -CA ca.pem -CAkey ca.key " ..
+    "-addext " .. shq("subjectAltName=" .. table.concat(san, ",")) ..
+    " -addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=serverAuth 2>/dev/null; " ..
+    "printf %s " .. shq(table.concat(san, ",")) .. " > server.san; fi")
+  add("wait")
+  add("[ -s signing.key ] && [ -s oidc.key ] && [ -s sp-cert.pem ]")
+  -- PKCS#12 of the owner's certificate with this start's password.
+  add("openssl pkcs12 -export -in sp-cert.pem -out sp-cert.p12 -passout " .. shq("pass:" .. p12_password) ..
+    " -name azcmk-emulator-owner")
+  add("chmod 644 ca.pem")
+  return table.concat(lines, "\n")
+end
+
+-- ---------------------------------------------------------------- nginx config
+
+local function render_template(text, vars)
+  return (text:gsub("%${([%w_]+)}", function(k)
+    local v = vars[k]
+    if v == nil then error("emulator template: unknown variable ${" .. k .. "}") end
+    return tostring(v)
+  end))
+end
+
+--- Writes DIR/nginx.conf from emulator/nginx.conf.tmpl.
+function M.write_config(dir, port, opts)
+  opts = opts or {}
+  local root = root_dir()
+  local tmpl_path = opts.template or (root .. "/emulator/nginx.conf.tmpl")
+  local tmpl = readfile(tmpl_path)
+  if not tmpl then return nil, "emulator template not found: " .. tmpl_path end
+  local lua_path = table.concat({
+    root .. "/emulator/lua/?.lua", root .. "/emulator/lua/?/init.lua",
+    root .. "/lua/?.lua", root .. "/lua/?/init.lua",
+  }, ";")
+  local extra = os.getenv("AZCMK_EMULATOR_LUA_PATH")
+  if extra and extra ~= "" then lua_path = extra .. ";" .. lua_path end
+  local cpath = root .. "/build/jit/?.so"
+  local extra_c = os.getenv("AZCMK_EMULATOR_LUA_CPATH")
+  if extra_c and extra_c ~= "" then cpath = extra_c .. ";" .. cpath end
+  local conf = render_template(tmpl, {
+    DIR = dir, PORT = port, HTTP_PORT = port + 1, LUA_PATH = lua_path .. ";;",
+    LUA_CPATH = cpath .. ";;", WORKERS = opts.workers or 2,
+    MODULES = opts.modules_dir or "/usr/lib/nginx/modules",
+  })
+  return writefile(dir .. "/nginx.conf", conf)
+end
+
+-- ---------------------------------------------------------------- start / stop
+
+local function http_probe(dir, port)
+  return capture("curl -sS -o /dev/null -w '%{http_code}' --max-time 2 --cacert " .. shq(dir .. "/ca.pem") ..
+    " --connect-to ::127.0.0.1:" .. port .. " https://management.azure.com/_emulator/health")
+end
+
+--- Starts an emulator. opts: port (default 8443), dir (default /tmp/azcmk-emulator-PORT),
+-- workers (2). Returns info {dir, port, pid, env_lines, already=bool, ms} or nil, err.
+function M.start(opts)
+  opts = opts or {}
+  local t0 = os.clock()
+  local clock0 = os.time()
+  local port = tonumber(opts.port) or DEFAULT_PORT
+  if port < 1 or port > 65534 then return nil, "invalid port " .. tostring(opts.port) end
+  local dir = abspath(opts.dir or M.default_dir(port))
+  local st = M.status({ dir = dir })
+  if st.running then
+    if st.port and st.port ~= port and opts.port then
+      return nil, string.format("an emulator already runs from %s on port %d (pid %d)", dir, st.port, st.pid)
+    end
+    return { dir = dir, port = st.port, pid = st.pid, already = true, env_lines = M.env_lines(dir) }
+  end
+  if not run("mkdir -p " .. shq(dir .. "/logs") .. " " .. shq(dir .. "/tmp")) then
+    return nil, "cannot create " .. dir
+  end
+  local root = root_dir()
+  if not root or not exists(root .. "/emulator/nginx.conf.tmpl") then
+    return nil, "emulator files not found (looked in " .. tostring(root) .. "/emulator)"
+  end
+  if not exists(root .. "/build/jit/azcmk/core.so") and not os.getenv("AZCMK_EMULATOR_LUA_CPATH") then
+    return nil, "the emulator needs the LuaJIT build of azcmk.core (" .. root ..
+      "/build/jit/azcmk/core.so): run `make` in the checkout, or set AZCMK_EMULATOR_LUA_CPATH"
+  end
+  -- Secrets are new on every start; ids are fixed.
+  local seed = {}
+  for k, v in pairs(M.IDS) do seed[k] = v end
+  seed.owner_client_secret = client_secret()
+  seed.noaccess_client_secret = client_secret()
+  seed.identity_header = random_string(32, ALNUM)
+  seed.p12_password = random_string(20, ALNUM)
+  seed.port = port
+  seed.http_port = port + 1
+  seed.dir = dir
+  local ok, out = capture("sh -c " .. shq(crypto_script(dir, seed.p12_password)))
+  if not ok then return nil, "generating certificates failed: " .. out end
+  writefile(dir .. "/seed.json", json(seed) .. "\n", "600")
+  writefile(dir .. "/port", tostring(port) .. "\n")
+  local cok, cerr = M.write_config(dir, port, opts)
+  if not cok then return nil, cerr end
+  os.remove(dir .. "/logs/error.log")
+  local nok, nout = capture("nginx -p " .. shq(dir .. "/") .. " -c " .. shq(dir .. "/nginx.conf") ..
+    " -e " .. shq(dir .. "/logs/error.log"))
+  if not nok then
+    local log = readfile(dir .. "/logs/error.log") or ""
+    return nil, "nginx failed to start: " .. (nout ~= "" and nout or log):gsub("%s+$", "")
+  end
+  -- Wait until it answers (TLS + Lua), at most 5 s.
+  local answered = false
+  for _ = 1, 250 do
+    local hok, code = http_probe(dir, port)
+    if hok and code:match("^200") then answered = true break end
+    sleep(0.02)
+  end
+  local pid = read_pid(dir)
+  if not answered then
+    if pid then run("kill -TERM " .. pid .. " 2>/dev/null") end
+    local log = readfile(dir .. "/logs/error.log") or ""
+    return nil, "emulator did not answer on port " .. port .. ": " .. log:sub(-2000)
+  end
+  run("mkdir -p " .. shq(registry_dir()))
+  writefile(registry_dir() .. "/" .. port, dir .. "\n")
+  return {
+    dir = dir, port = port, pid = pid, already = false, env_lines = M.env_lines(dir),
+    cpu_s = os.clock() - t0, wall_s = os.time() - clock0,
+  }
+end
+
+--- Stops the emulator of opts.dir / opts.port / AZCMK_EMULATOR_DIR. Waits until nginx is gone.
+-- Returns true (also when nothing ran: second value "not running") or nil, err.
+function M.stop(opts)
+  local dir = M.resolve_dir(opts)
+  local pid = read_pid(dir)
+  local port = read_port(dir)
+  if not pid_alive(pid) then
+    os.remove(dir .. "/nginx.pid")
+    return true, "not running"
+  end
+  run("kill -TERM " .. pid .. " 2>/dev/null")
+  for i = 1, 500 do
+    if not pid_alive(pid) then break end
+    if i == 250 then run("kill -KILL " .. pid .. " 2>/dev/null") end
+    sleep(0.01)
+  end
+  if pid_alive(pid) then return nil, "nginx (pid " .. pid .. ") did not stop" end
+  -- The master is gone; make sure no worker of it lingers on the port.
+  if port then
+    for _ = 1, 100 do
+      local _, o = capture("ss -Hltn 'sport = :" .. port .. "' 2>/dev/null")
+      if not o:match("%S") then break end
+      sleep(0.01)
+    end
+  end
+  os.remove(dir .. "/nginx.pid")
+  if port and (readfile(registry_dir() .. "/" .. port) or ""):gsub("%s+$", "") == dir then
+    os.remove(registry_dir() .. "/" .. port)
+  end
+  return true
+end
+
+M.DEFAULT_PORT = DEFAULT_PORT
+return M
