@@ -6,8 +6,12 @@ local M = {}
 function M.new(handler)
   local t = { calls = {} }
   function t.request(self, req)
-    self.calls[#self.calls + 1] = req
-    local res, err = handler(req, #self.calls)
+    local r = {}
+    for k, v in pairs(req) do r[k] = v end
+    r.headers = {}
+    for k, v in pairs(req.headers or {}) do r.headers[k] = v end
+    self.calls[#self.calls + 1] = r
+    local res, err = handler(r, #self.calls)
     if res then
       res.headers = res.headers or {}
       res.body = res.body or ""

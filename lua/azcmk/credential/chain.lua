@@ -59,18 +59,16 @@ function C:cache_key()
   return self.name .. "|unselected"
 end
 
+-- stopped: the attempt whose authentication failure ended the chain (or nil)
 local function report(self, attempts, stopped)
   local lines = {}
   for _, a in ipairs(attempts) do lines[#lines + 1] = a.name .. ": " .. a.reason end
   local msg = "no credential in " .. self.name .. " could get a token - " .. table.concat(lines, "; ")
-  local unavailable = not stopped
+  local e = stopped and stopped.error or {}
   return errors.new("auth", {
-    code = stopped and (attempts[#attempts].error and attempts[#attempts].error.code) or
-      "CredentialUnavailable",
-    message = msg, attempts = attempts, unavailable = unavailable,
-    status = stopped and attempts[#attempts].error and attempts[#attempts].error.status or nil,
-    request_id = stopped and attempts[#attempts].error and attempts[#attempts].error.request_id or nil,
-    hint = (stopped and attempts[#attempts].error and attempts[#attempts].error.hint) or nil,
+    code = stopped and e.code or "CredentialUnavailable",
+    message = msg, attempts = attempts, unavailable = not stopped,
+    status = e.status, request_id = e.request_id, hint = e.hint,
   })
 end
 
@@ -110,17 +108,18 @@ function C:get_token(scope, opts)
         attempts[#attempts + 1] = { name = p.name, reason = reason_of(p.name, err), error = err,
                                     unavailable = err and err.unavailable }
         if not (err and err.unavailable) and not self.continue_on_failure then
+          local failed = attempts[#attempts]
           for j = i + 1, #self.providers do
             local q = self.providers[j]
             attempts[#attempts + 1] = { name = type(q) == "table" and q.name or ("provider#" .. j),
                                         reason = "not tried (" .. p.name .. " failed to authenticate)" }
           end
-          return nil, report(self, attempts, true)
+          return nil, report(self, attempts, failed)
         end
       end
     end
   end
-  return nil, report(self, attempts, false)
+  return nil, report(self, attempts, nil)
 end
 
 M.class = C
