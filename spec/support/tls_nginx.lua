@@ -9,10 +9,10 @@
 -- srv.http_port   plain http
 -- srv.stall_port  TLS whose handshake stalls (ssl_certificate_by_lua sleeps): connect timeouts
 -- srv.ca_file     the test CA (PEM)
--- Locations: /hello (X-Conn = $connection, X-Conn-Requests), /echo (method, body, request
--- headers as X-Echo-<name>), /headers (repeated and mixed-case), /redirect (302), /interim
--- (HTTP/1.1 only: a raw 103 then a 200 with folded, duplicate and malformed headers),
--- /sleep?s=N, /big?n=N, /status?code=N.
+-- Locations: /hello (X-Conn = $connection, X-Conn-Requests), /echo (method, body, request line
+-- as X-Request-Line, request headers as X-Echo-<name>), /headers (repeated and mixed-case),
+-- /redirect (302), /interim (HTTP/1.1 only: a raw 103, then a 200 with folded, duplicate
+-- and malformed headers), /sleep?s=N, /big?n=N, /status?code=N.
 local M = {}
 
 local DEFAULT_NAMES = { "localhost", "management.azure.com", "myvault.vault.azure.net", "127.0.0.1" }
@@ -107,6 +107,7 @@ local LOCATIONS = [[
         ngx.header["X-Body-Length"] = #body
         ngx.header["X-Conn"] = ngx.var.connection
         ngx.header["X-Protocol"] = ngx.var.server_protocol
+        ngx.header["X-Request-Line"] = ngx.var.request
         ngx.print(body)
       }
     }

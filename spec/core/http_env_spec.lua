@@ -1,0 +1,92 @@
+-- What comes from the process environment: proxies (libcurl's own handling), the user's
+-- no_proxy merged with ours, the IMDS bypass, and azcmk.http's AZCMK_CONNECT_TO /
+-- AZCMK_CA_FILE. Each case runs a child interpreter with a controlled environment; the
+-- "proxy" is the local nginx's plain-http port, which answers absolute-URI requests itself,
+-- so a proxied request shows up as "GET http://host/..." in X-Request-Line.
+local tls_nginx = require "support.tls_nginx"
+
+local INTERP = type(rawget(_G, "jit")) == "table" and "luajit" or "lua5.4"
+local CLEAR = "env -u http_proxy -u https_proxy -u HTTPS_PROXY -u HTTP_PROXY -u all_proxy -u ALL_PROXY" ..
+  " -u no_proxy -u NO_PROXY -u AZCMK_CONNECT_TO -u AZCMK_CA_FILE"
+
+local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+
+-- Runs `body` (Lua source; it sets `out`) in a child with the extra environment `env`.
+local function child(env, body)
+  local file = os.tmpname()
+  local f = assert(io.open(file, "w"))
+  f:write("package.path = ", string.format("%q", package.path), "\n",
+          "package.cpath = ", string.format("%q", package.cpath), "\n",
+          "local out\n", body, "\nio.write(tostring(out))\n")
+  f:close()
+  local vars = {}
+  for k, v in pairs(env) do vars[#vars + 1] = k .. "=" .. q(v) end
+  table.sort(vars)
+  local p = io.popen(CLEAR .. " " .. table.concat(vars, " ") .. " " .. INTERP .. " " .. q(file) .. " 2>&1")
+  local out = p:read("*a")
+  p:close()
+  os.remove(file)
+  return out
+end
+
+local REQUEST = [[
+local core = require "azcmk.core"
+local c = core.http_client{ allow_http = { "127.0.0.1", "169.254.169.254" }, connect_to = { %s } }
+local r, err, code = c:request{ url = %q }
+out = r and r.headers["x-request-line"] or ("ERR " .. tostring(code) .. " " .. tostring(err))
+c:close()
+]]
+
+describe("azcmk.core http and the environment", function()
+  local srv, base, proxy
+
+  setup(function()
+    srv = tls_nginx.start()
+    base = "http://127.0.0.1:" .. srv.http_port
+    proxy = base
+  end)
+  teardown(function() if srv then srv:stop() end end)
+
+  local function request(env, url, rules)
+    return child(env, REQUEST:format(rules or "", url))
+  end
+
+  it("uses the proxy from the environment", function()
+    assert.equal("GET " .. base .. "/echo HTTP/1.1", request({ http_proxy = proxy }, base .. "/echo"))
+    assert.equal("GET /echo HTTP/1.1", request({}, base .. "/echo"))
+  end)
+
+  it("still applies the user's no_proxy / NO_PROXY (merged with ours)", function()
+    assert.equal("GET /echo HTTP/1.1", request({ http_proxy = proxy, no_proxy = "example.com,127.0.0.1" },
+      base .. "/echo"))
+    assert.equal("GET /echo HTTP/1.1",
+      request({ http_proxy = proxy, NO_PROXY = "127.0.0.1" }, base .. "/echo"))
+    assert.equal("GET /echo HTTP/1.1", request({ http_proxy = proxy, no_proxy = "*" }, base .. "/echo"))
+    assert.equal("GET " .. base .. "/echo HTTP/1.1",
+      request({ http_proxy = proxy, no_proxy = "example.com" }, base .. "/echo"))
+  end)
+
+  it("always sends IMDS (169.254.169.254) around the proxy", function()
+    -- connect_to keeps the direct connection on loopback; through the proxy the request
+    -- line would carry the absolute URL instead
+    local rule = string.format("%q", "169.254.169.254:80:127.0.0.1:" .. srv.http_port)
+    local line = request({ http_proxy = proxy, no_proxy = "example.com" },
+      "http://169.254.169.254/echo?api-version=2018-02-01", rule)
+    assert.equal("GET /echo?api-version=2018-02-01 HTTP/1.1", line)
+  end)
+
+  describe("azcmk.http.new", function()
+    it("reads AZCMK_CONNECT_TO and AZCMK_CA_FILE", function()
+      local out = child({
+        AZCMK_CONNECT_TO = "login.microsoftonline.com:443:127.0.0.1:1, management.azure.com:443:127.0.0.1:"
+          .. srv.port,
+        AZCMK_CA_FILE = srv.ca_file,
+      }, [[
+        local c = require("azcmk.http").new()
+        local r, err = c:request{ url = "https://management.azure.com/echo" }
+        out = r and r.headers["x-echo-host"] or err
+      ]])
+      assert.equal("management.azure.com", out)
+    end)
+  end)
+end)
