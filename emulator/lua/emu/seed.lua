@@ -108,8 +108,7 @@ local function role_assignment(guid, scope, role, principal, ptype)
   local ra = {
     id = id, type = "Microsoft.Authorization/roleAssignments", name = guid,
     properties = {
-      roleDefinitionId = "/subscriptions/" .. M.data.subscription_id ..
-        "/providers/Microsoft.Authorization/roleDefinitions/" .. role,
+      roleDefinitionId = "/providers/Microsoft.Authorization/roleDefinitions/" .. role,
       principalId = principal, principalType = ptype or "ServicePrincipal", scope = scope,
       condition = json.null, conditionVersion = json.null,
       createdOn = "2026-01-01T00:00:00.0000000Z", updatedOn = "2026-01-01T00:00:00.0000000Z",

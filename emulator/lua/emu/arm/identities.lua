@@ -1,1 +1,150 @@
-return {}
+--- emu.arm.identities: Microsoft.ManagedIdentity/userAssignedIdentities.
+--   PUT/GET/PATCH/DELETE /subscriptions/{sub}/resourceGroups/{rg}/providers/
+--       Microsoft.ManagedIdentity/userAssignedIdentities/{name}
+--   GET  .../resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities  (list)
+--   GET  /subscriptions/{sub}/providers/Microsoft.ManagedIdentity/userAssignedIdentities     (list)
+-- Quirk kept from the real service: ids use lower-case "resourcegroups". Creating one
+-- registers its principal in the directory (tokens via IMDS once attached to the VM).
+local arm = require("emu.arm")
+local errors = require("emu.errors")
+local json = require("emu.json")
+local util = require("emu.util")
+local directory = require("emu.directory")
+
+local M = {}
+
+M.TYPE = "Microsoft.ManagedIdentity/userAssignedIdentities"
+arm.register_type({ type = M.TYPE, tracked = true,
+  api_versions = { "2026-05-31", "2025-05-31-preview", "2025-01-31-preview", "2024-11-30", "2023-07-31-preview",
+    "2023-01-31", "2022-01-31-preview", "2021-09-30-preview", "2018-11-30", "2015-08-31-preview" } })
+
+local PATH = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/" ..
+  "userAssignedIdentities/{name}"
+
+local function id_of(p)
+  return "/subscriptions/" .. p.sub .. "/resourcegroups/" .. p.rg ..
+    "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" .. p.name
+end
+
+local function scope(req) return id_of(req.params) end
+
+function M.check_name(name)
+  if not name:match("^[%w][%w_%-]*$") or #name < 3 or #name > 128 then
+    return errors.arm(400, "InvalidResourceName", "Resource name " .. name .. " is invalid. The name can be " ..
+      "3-128 characters long and can contain only letters, numbers, hyphens and underscores. It must start with " ..
+      "a letter or number.")
+  end
+end
+
+local function render(res, api)
+  local out = arm.render(res)
+  -- Newer api-versions add isolationScope and assignmentRestrictions; older ones had clientSecretUrl.
+  if api >= "2026-05-31" then
+    out.properties.isolationScope = "None"
+    out.properties.assignmentRestrictions = { providers = json.array({}) }
+  elseif api <= "2018-11-30" then
+    out.properties.clientSecretUrl = "https://control-" .. res.location .. ".identity.azure.net" .. res.id ..
+      "/credentials?tid=" .. res.properties.tenantId .. "&oid=" .. res.properties.principalId ..
+      "&aid=" .. res.properties.clientId
+  end
+  return out
+end
+
+arm.on_delete(M.TYPE, function(res)
+  directory.remove(res.properties.principalId)
+  directory.index_resource_id(res.id, nil)
+end)
+
+arm.route({ method = "PUT", path = PATH, type = M.TYPE, scope = scope,
+  action = "Microsoft.ManagedIdentity/userAssignedIdentities/write",
+  handler = function(req)
+    local p = req.params
+    local st, b = M.check_name(p.name)
+    if st then return st, b end
+    arm.require_rg(p.sub, p.rg)
+    local body = arm.body(req)
+    local loc = arm.require_location(body, M.TYPE)
+    local tags = arm.check_tags(body.tags)
+    local id = id_of(p)
+    local created = false
+    local res, err = arm.update(id, function(old)
+      if old then
+        if old.location ~= loc then return old, "location" end
+        old.tags = body.tags ~= nil and tags or old.tags
+        return old
+      end
+      created = true
+      return { id = id, name = p.name, type = M.TYPE, location = loc, tags = tags,
+        properties = { tenantId = require("emu.seed").data.tenant_id, principalId = util.uuid(),
+          clientId = util.uuid() } }
+    end)
+    if err == "location" then
+      return errors.arm(400, "InvalidResourceLocation", string.format("The resource '%s' already exists in " ..
+        "location '%s' in resource group '%s'. A resource with the same name cannot be created in location '%s'. " ..
+        "Please select a new resource name.", p.name, res.location, p.rg, loc))
+    end
+    if created then
+      directory.add({ objectId = res.properties.principalId, appId = res.properties.clientId, displayName = p.name,
+        kind = "managedIdentity", resourceId = res.id })
+      directory.index_resource_id(res.id, res.properties.principalId)
+    end
+    local api = arm.qparam(req, "api-version")
+    return created and 201 or 200, render(res, api), created and { Location = res.id } or nil
+  end })
+
+arm.route({ method = "GET", path = PATH, type = M.TYPE, scope = scope,
+  action = "Microsoft.ManagedIdentity/userAssignedIdentities/read",
+  handler = function(req)
+    local res = arm.get(id_of(req.params))
+    if not res then
+      arm.require_rg(req.params.sub, req.params.rg)
+      return arm.not_found(M.TYPE, req.params.name, req.params.rg)
+    end
+    return 200, render(res, arm.qparam(req, "api-version"))
+  end })
+
+arm.route({ method = "PATCH", path = PATH, type = M.TYPE, scope = scope,
+  action = "Microsoft.ManagedIdentity/userAssignedIdentities/write",
+  handler = function(req)
+    arm.require_rg(req.params.sub, req.params.rg)
+    local body = arm.body(req)
+    local tags = body.tags ~= nil and arm.check_tags(body.tags) or nil
+    if body.location ~= nil and body.location ~= json.null then arm.require_location(body, M.TYPE) end
+    local res = arm.update(id_of(req.params), function(old)
+      if not old then return nil end
+      if tags then old.tags = tags end
+      return old
+    end)
+    if not res then return arm.not_found(M.TYPE, req.params.name, req.params.rg) end
+    return 200, render(res, arm.qparam(req, "api-version"))
+  end })
+
+arm.route({ method = "DELETE", path = PATH, type = M.TYPE, scope = scope,
+  action = "Microsoft.ManagedIdentity/userAssignedIdentities/delete",
+  handler = function(req)
+    local res = arm.delete(id_of(req.params))
+    return res and 200 or 204, nil
+  end })
+
+local function list(req, under)
+  local out = json.array({})
+  local api = arm.qparam(req, "api-version")
+  for _, r in ipairs(arm.list({ type = M.TYPE, under = under })) do out[#out + 1] = render(r, api) end
+  return 200, { value = out }
+end
+
+arm.route({ method = "GET", path = "/subscriptions/{sub}/resourceGroups/{rg}/providers/" ..
+  "Microsoft.ManagedIdentity/userAssignedIdentities", type = M.TYPE,
+  scope = function(req) return arm.rg_id(req.params.sub, req.params.rg) end,
+  action = "Microsoft.ManagedIdentity/userAssignedIdentities/read",
+  handler = function(req)
+    arm.require_rg(req.params.sub, req.params.rg)
+    return list(req, arm.rg_id(req.params.sub, req.params.rg))
+  end })
+
+arm.route({ method = "GET", path = "/subscriptions/{sub}/providers/Microsoft.ManagedIdentity/userAssignedIdentities",
+  type = M.TYPE, scope = function(req) return "/subscriptions/" .. req.params.sub end,
+  action = "Microsoft.ManagedIdentity/userAssignedIdentities/read",
+  handler = function(req) return list(req, "/subscriptions/" .. req.params.sub) end })
+
+return M
