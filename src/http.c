@@ -146,7 +146,10 @@ struct xfer {
   CURL *easy;
   struct buf body, hdr;
   struct curl_slist *req_headers;
-  CURLU *url;
+  CURLU *url;       /* parsed and checked ... */
+  char *url_str;    /* ... from this string: reused while requests repeat it */
+  int url_http;     /* that URL is plain http (to an allow_http host) */
+  unsigned np_gen;  /* the client's no_proxy generation last set on this handle */
   size_t max_body;
   int oom;
   const char *too_big; /* why a transfer was cut short by a size limit */
@@ -172,7 +175,10 @@ struct client {
   size_t n_allow;
   long connect_timeout_ms, timeout_ms, http_version;
   size_t max_body;
-  struct buf noproxy; /* per request: no_proxy + the environment's */
+  struct buf noproxy; /* no_proxy + the environment's, rebuilt when the environment changes */
+  char *np_env;       /* the environment's no_proxy it was built from (NULL: none) */
+  unsigned np_gen;    /* generation of the current list; 0 = not built */
+  unsigned np_count;  /* generations handed out */
 };
 
 /* A request table read and checked, before anything is allocated. */
@@ -395,6 +401,8 @@ static void xfer_free(struct xfer *x) {
   x->easy = NULL;
   if (x->url) curl_url_cleanup(x->url);
   x->url = NULL;
+  free(x->url_str);
+  x->url_str = NULL;
   buf_free(&x->body);
   buf_free(&x->hdr);
 }
@@ -425,14 +433,28 @@ static int host_allowed_http(const struct client *c, const char *host) {
 
 /* no_proxy for this transfer: ours plus the environment's (CURLOPT_NOPROXY replaces the
  * environment's list, so it is merged here; libcurl reads no_proxy before NO_PROXY). */
+static char *dup_str(const char *s);
+
 static const char *noproxy_for_request(struct client *c) {
   const char *env = getenv("no_proxy");
   if (env == NULL || *env == '\0') env = getenv("NO_PROXY");
-  if (env && strcmp(env, "*") == 0) return "*";
+  if (env && *env == '\0') env = NULL;
+  if (c->np_gen && (env == NULL ? c->np_env == NULL : c->np_env && strcmp(env, c->np_env) == 0))
+    return c->noproxy.p; /* unchanged */
+  free(c->np_env);
+  c->np_env = NULL;
+  c->np_gen = 0;
   buf_clear(&c->noproxy);
-  if (buf_appends(&c->noproxy, c->no_proxy)) return NULL;
-  if (env && *env && (buf_appends(&c->noproxy, ",") || buf_appends(&c->noproxy, env))) return NULL;
+  if (env && strcmp(env, "*") == 0) {
+    if (buf_appends(&c->noproxy, "*")) return NULL;
+  } else {
+    if (buf_appends(&c->noproxy, c->no_proxy)) return NULL;
+    if (env && (buf_appends(&c->noproxy, ",") || buf_appends(&c->noproxy, env))) return NULL;
+  }
   if (buf_append(&c->noproxy, "", 1)) return NULL;
+  if (env && (c->np_env = dup_str(env)) == NULL) return NULL;
+  if (++c->np_count == 0) c->np_count = 1;
+  c->np_gen = c->np_count; /* never 0 */
   return c->noproxy.p;
 }
 
@@ -458,10 +480,11 @@ static int build_headers(lua_State *L, struct xfer *x, int t, int has_body) {
       if (nl == 12 && strncasecmp(name, "content-type", 12) == 0) has_ct = 1;
       buf_clear(&line);
       /* "Name: v" sends v; "Name;" sends an empty value; false -> "Name:" removes it. */
-      if (buf_append(&line, name, nl) ||
-          (v == NULL ? buf_appends(&line, ":") : vl == 0 ? buf_appends(&line, ";")
-                                                         : (buf_appends(&line, ": ") || buf_append(&line, v, vl))) ||
-          buf_append(&line, "", 1)) {
+      int err = buf_append(&line, name, nl);
+      if (v == NULL) err = err || buf_appends(&line, ":");
+      else if (vl == 0) err = err || buf_appends(&line, ";");
+      else err = err || buf_appends(&line, ": ") || buf_append(&line, v, vl);
+      if (err || buf_append(&line, "", 1)) {
         rc = -1;
       } else {
         struct curl_slist *l = curl_slist_append(x->req_headers, line.p);
@@ -481,22 +504,22 @@ static int build_headers(lua_State *L, struct xfer *x, int t, int has_body) {
   return rc;
 }
 
-/* Sets up x for the request table at `t` (already read into r). Returns 0 when ready,
- * -1 when x is X_FAILED (refused, malformed URL, out of memory) with its message set.
- * Does no I/O. */
-static int xfer_prepare(lua_State *L, struct client *c, struct xfer *x, int t, const struct reqspec *r) {
-  xfer_reset(x);
-  if (x->easy == NULL && xfer_init(c, x) != 0) {
-    xfer_fail(x, "CURLE_OUT_OF_MEMORY", "azcmk.http: could not set up a libcurl handle");
-    return -1;
+/* Parses and checks the URL into x->url (https, or http to an allow_http host), reusing
+ * the last parse when the string repeats. 0, or -1 with x X_FAILED. */
+static int xfer_set_url(struct client *c, struct xfer *x, const char *url, int *is_http) {
+  if (x->url && x->url_str && strcmp(x->url_str, url) == 0) {
+    *is_http = x->url_http;
+    return 0;
   }
+  free(x->url_str);
+  x->url_str = NULL;
   /* a fresh handle each time: setting a URL on a used one resolves it as relative */
   if (x->url) curl_url_cleanup(x->url);
   if ((x->url = curl_url()) == NULL) {
     xfer_fail(x, "CURLE_OUT_OF_MEMORY", "out of memory");
     return -1;
   }
-  CURLUcode uc = curl_url_set(x->url, CURLUPART_URL, r->url, CURLU_NON_SUPPORT_SCHEME);
+  CURLUcode uc = curl_url_set(x->url, CURLUPART_URL, url, CURLU_NON_SUPPORT_SCHEME);
   if (uc != CURLUE_OK) {
     char msg[200];
     snprintf(msg, sizeof msg, "bad URL: %s", curl_url_strerror(uc));
@@ -506,7 +529,7 @@ static int xfer_prepare(lua_State *L, struct client *c, struct xfer *x, int t, c
   char *scheme = NULL, *host = NULL;
   char msg[CURL_ERROR_SIZE];
   const char *fail = NULL;
-  int is_http = 0;
+  *is_http = 0;
   if (curl_url_get(x->url, CURLUPART_SCHEME, &scheme, 0) != CURLUE_OK) {
     fail = "CURLE_URL_MALFORMAT";
     snprintf(msg, sizeof msg, "bad URL: no scheme");
@@ -517,7 +540,7 @@ static int xfer_prepare(lua_State *L, struct client *c, struct xfer *x, int t, c
     fail = "CURLE_URL_MALFORMAT";
     snprintf(msg, sizeof msg, "bad URL: no host");
   } else if (strcasecmp(scheme, "http") == 0) {
-    is_http = 1;
+    *is_http = 1;
     if (!host_allowed_http(c, host)) {
       fail = REFUSED;
       snprintf(msg, sizeof msg, "plain http refused for host '%.100s' (only https, or http to allow_http hosts)",
@@ -530,6 +553,22 @@ static int xfer_prepare(lua_State *L, struct client *c, struct xfer *x, int t, c
     xfer_fail(x, fail, msg);
     return -1;
   }
+  x->url_str = dup_str(url); /* NULL (out of memory) only means no reuse next time */
+  x->url_http = *is_http;
+  return 0;
+}
+
+/* Sets up x for the request table at `t` (already read into r). Returns 0 when ready,
+ * -1 when x is X_FAILED (refused, malformed URL, out of memory) with its message set.
+ * Does no I/O. */
+static int xfer_prepare(lua_State *L, struct client *c, struct xfer *x, int t, const struct reqspec *r) {
+  xfer_reset(x);
+  if (x->easy == NULL && xfer_init(c, x) != 0) {
+    xfer_fail(x, "CURLE_OUT_OF_MEMORY", "azcmk.http: could not set up a libcurl handle");
+    return -1;
+  }
+  int is_http;
+  if (xfer_set_url(c, x, r->url, &is_http) != 0) return -1;
 
   const char *noproxy = noproxy_for_request(c);
   int posts = r->body != NULL || strcmp(r->method, "POST") == 0;
@@ -541,7 +580,10 @@ static int xfer_prepare(lua_State *L, struct client *c, struct xfer *x, int t, c
   int bad = 0;
   bad |= curl_easy_setopt(e, CURLOPT_CURLU, x->url) != CURLE_OK;
   bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, is_http ? "http,https" : "https") != CURLE_OK;
-  bad |= curl_easy_setopt(e, CURLOPT_NOPROXY, noproxy) != CURLE_OK;
+  if (x->np_gen != c->np_gen) {
+    bad |= curl_easy_setopt(e, CURLOPT_NOPROXY, noproxy) != CURLE_OK;
+    x->np_gen = c->np_gen;
+  }
   bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, r->timeout_ms) != CURLE_OK;
   bad |= curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, r->connect_timeout_ms) != CURLE_OK;
   bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, x->req_headers) != CURLE_OK;
@@ -711,6 +753,8 @@ static void client_free(struct client *c) {
   for (size_t i = 0; i < c->n_allow; i++) free(c->allow_http[i]);
   free(c->allow_http);
   buf_free(&c->noproxy);
+  free(c->np_env);
+  c->np_env = NULL;
   c->ca_file = c->user_agent = c->no_proxy = NULL;
   c->connect_to = NULL;
   c->allow_http = NULL;
