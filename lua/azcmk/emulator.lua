@@ -270,6 +270,8 @@ end
 -- ---------------------------------------------------------------- certificates and keys
 
 -- One shell script that makes every missing key and certificate, in parallel where it can.
+local key_pool
+
 local function crypto_script(dir, p12_password)
   local san = {}
   for _, h in ipairs(M.SAN) do san[#san + 1] = "DNS:" .. h end
@@ -282,14 +284,17 @@ local function crypto_script(dir, p12_password)
     "-pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 3650 " ..
     "-subj '/CN=azcmk emulator test CA' -addext basicConstraints=critical,CA:TRUE " ..
     "-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null; fi")
-  -- RSA keys: token signing, OIDC issuer, the owner principal's certificate (in parallel).
-  add("[ -s signing.key ] || (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 " ..
-    "-out signing.key 2>/dev/null) &")
-  add("[ -s oidc.key ] || (openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 " ..
-    "-out oidc.key 2>/dev/null) &")
-  add("[ -s sp-cert.pem ] || (openssl req -x509 -new -newkey rsa:2048 -nodes -keyout sp.key " ..
-    "-out sp.crt -days 365 -subj '/CN=azcmk-emulator-owner' 2>/dev/null " ..
-    "&& cat sp.crt sp.key > sp-cert.pem && rm -f sp.crt sp.key) &")
+  -- RSA keys: token signing, OIDC issuer, the owner principal's certificate. RSA key generation
+  -- is the slow part of a fresh start, so keys come from a pool that is refilled in the background.
+  add("POOL=" .. shq(key_pool()) .. "; mkdir -p \"$POOL\"")
+  add("take() { for f in \"$POOL\"/*.key; do " ..
+    "[ -e \"$f\" ] && mv \"$f\" \"$1\" 2>/dev/null && return 0; done; " ..
+    "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out \"$1\" 2>/dev/null; }")
+  add("[ -s signing.key ] || take signing.key &")
+  add("[ -s oidc.key ] || take oidc.key &")
+  add("[ -s sp-cert.pem ] || (take sp.key && openssl req -x509 -new -key sp.key -out sp.crt -days 365 " ..
+    "-subj '/CN=azcmk-emulator-owner' 2>/dev/null && cat sp.crt sp.key > sp-cert.pem " ..
+    "&& rm -f sp.crt sp.key) &")
   -- Server certificate (EC P-256) signed by the CA, all clouds' host names.
   add("if [ ! -s server.pem ] || [ \"$(cat server.san 2>/dev/null)\" != " .. shq(table.concat(san, ",")) ..
     " ]; then openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes " ..
@@ -304,6 +309,25 @@ local function crypto_script(dir, p12_password)
     " -name azcmk-emulator-owner")
   add("chmod 644 ca.pem")
   return table.concat(lines, "\n")
+end
+
+--- Directory of spare RSA keys (AZCMK_EMULATOR_KEY_POOL, default $TMPDIR/azcmk-emulator-keypool).
+key_pool = function()
+  local p = os.getenv("AZCMK_EMULATOR_KEY_POOL")
+  if p and p ~= "" then return p end
+  return (os.getenv("TMPDIR") or "/tmp") .. "/azcmk-emulator-keypool"
+end
+M.key_pool = key_pool
+
+-- Refills the key pool to POOL_SIZE keys in a detached background process.
+local POOL_SIZE = 6
+local function refill_pool()
+  local script = "P=" .. shq(key_pool()) .. "; mkdir -p \"$P\"; umask 077; " ..
+    "n=$(ls \"$P\" | grep -c '\\.key$'); while [ \"$n\" -lt " .. POOL_SIZE .. " ]; do " ..
+    "t=\"$P/.gen.$$.$n\"; " ..
+    "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out \"$t\" 2>/dev/null " ..
+    "&& mv \"$t\" \"$P/k.$$.$n.key\"; n=$((n+1)); done"
+  run("setsid sh -c " .. shq(script) .. " </dev/null >/dev/null 2>&1 &")
 end
 
 -- ---------------------------------------------------------------- nginx config
@@ -412,6 +436,7 @@ function M.start(opts)
   end
   run("mkdir -p " .. shq(registry_dir()))
   writefile(registry_dir() .. "/" .. port, dir .. "\n")
+  refill_pool()
   return {
     dir = dir, port = port, pid = pid, already = false, env_lines = M.env_lines(dir),
     cpu_s = os.clock() - t0, wall_s = os.time() - clock0,

@@ -1,0 +1,145 @@
+-- azcmk emulator start / stop / status: timing, clean stop, two side by side, already running.
+local E = require("support.emulator")
+local emulator = require("azcmk.emulator")
+
+local function sh(cmd)
+  local p = io.popen(cmd .. " 2>&1; echo \"rc=$?\"")
+  local out = p:read("*a")
+  p:close()
+  local rc = tonumber(out:match("rc=(%d+)%s*$"))
+  return rc, out:gsub("rc=%d+%s*$", "")
+end
+
+local function now_ms()
+  local p = io.popen("date +%s%N")
+  local ns = p:read("*l")
+  p:close()
+  return tonumber(ns) / 1e6
+end
+
+local function listening(port)
+  local _, out = sh("ss -Hltn 'sport = :" .. port .. "'")
+  return out:match("%S") ~= nil
+end
+
+describe("emulator lifecycle #slow", function()
+  local p1, p2, d1, d2
+  setup(function()
+    p1 = E.free_port()
+    repeat p2 = E.free_port() until math.abs(p2 - p1) > 2
+    d1 = "build/spec-lifecycle-a"
+    d2 = "build/spec-lifecycle-b"
+    os.execute("rm -rf " .. d1 .. " " .. d2)
+  end)
+  teardown(function()
+    E.stop(d1)
+    E.stop(d2)
+  end)
+
+  it("starts in well under a second, prints the export lines, answers over TLS", function()
+    local t0 = now_ms()
+    local rc, out = sh("./bin/azcmk emulator start --port " .. p1 .. " --dir " .. d1)
+    local ms = now_ms() - t0
+    assert.equal(0, rc, out)
+    assert.truthy(ms < 1500, "fresh start took " .. ms .. " ms")
+    for _, name in ipairs({ "AZCMK_CONNECT_TO", "AZCMK_CA_FILE", "AZURE_TENANT_ID", "AZURE_CLIENT_ID",
+      "AZURE_CLIENT_SECRET", "AZURE_SUBSCRIPTION_ID", "AZCMK_EMULATOR_DIR" }) do
+      assert.truthy(out:find("export " .. name .. "=", 1, true), name .. " missing in\n" .. out)
+    end
+    assert.truthy(out:find(":443:127.0.0.1:" .. p1 .. ",:80:127.0.0.1:" .. (p1 + 1), 1, true))
+    -- plain curl reaches it with the printed CA, for any cloud host name
+    local ca = out:match("AZCMK_CA_FILE='([^']+)'")
+    for _, host in ipairs({ "management.azure.com", "login.microsoftonline.com", "myvault.vault.azure.net",
+      "reg.azurecr.io", "management.chinacloudapi.cn", "login.microsoftonline.us", "x.vault.usgovcloudapi.net" }) do
+      local crc, code = sh("curl -sS -o /dev/null -w '%{http_code}' --cacert " .. ca .. " --connect-to ::127.0.0.1:" ..
+        p1 .. " https://" .. host .. "/_emulator/health")
+      assert.equal(0, crc, code)
+      assert.equal("200", code)
+    end
+    -- IMDS over plain http on N+1
+    local _, code = sh("curl -s -o /dev/null -w '%{http_code}' --connect-to ::127.0.0.1:" .. (p1 + 1) ..
+      " -H 'Metadata: true' 'http://169.254.169.254/metadata/identity/oauth2/token?api-version=2018-02-01" ..
+      "&resource=https://management.azure.com/'")
+    assert.equal("200", code)
+  end)
+
+  it("a restart in the same directory reuses the CA and takes well under a second", function()
+    local ca1 = io.open(d1 .. "/ca.pem"):read("*a")
+    assert.is_true(emulator.stop({ dir = d1 }))
+    local t0 = now_ms()
+    local info = assert(emulator.start({ port = p1, dir = d1 }))
+    local ms = now_ms() - t0
+    assert.truthy(ms < 1000, "restart took " .. ms .. " ms")
+    assert.is_false(info.already)
+    assert.equal(ca1, io.open(d1 .. "/ca.pem"):read("*a"))
+  end)
+
+  it("start on a running emulator reports it (exit 0, same exports)", function()
+    local rc, out = sh("./bin/azcmk emulator start --port " .. p1 .. " --dir " .. d1)
+    assert.equal(0, rc)
+    assert.truthy(out:find("already running", 1, true), out)
+    assert.truthy(out:find("export AZCMK_CONNECT_TO=", 1, true))
+  end)
+
+  it("status says running / stopped", function()
+    local rc, out = sh("./bin/azcmk emulator status --dir " .. d1)
+    assert.equal(0, rc)
+    assert.truthy(out:find("running", 1, true), out)
+    rc, out = sh("./bin/azcmk emulator status --dir build/no-such-emulator")
+    assert.equal(3, rc)
+    assert.truthy(out:find("stopped", 1, true))
+  end)
+
+  it("two emulators run side by side with separate state", function()
+    local e2 = assert(E.start(p2, d2))
+    local e1 = assert(emulator.env(d1))
+    local c1 = require("azcmk.http").new({}, { AZCMK_CONNECT_TO = e1[1][2], AZCMK_CA_FILE = e1[2][2] })
+    local c2 = require("azcmk.http").new({}, e2)
+    local function clock(c, method, body)
+      local r = assert(c:request({ method = method, url = "https://management.azure.com/_emulator/clock",
+        body = body }))
+      return require("cjson").decode(r.body)
+    end
+    clock(c1, "POST", '{"advance":1000}')
+    assert.truthy(clock(c1, "GET").offset >= 1000)
+    assert.equal(0, clock(c2, "GET").offset)
+    -- different secrets per start
+    assert.are_not.equal(e1[5][2], e2.AZURE_CLIENT_SECRET)
+    c1:close()
+    c2:close()
+  end)
+
+  it("stop is clean: nginx gone, ports free; stopping again is fine", function()
+    local pid = tonumber(io.open(d2 .. "/nginx.pid"):read("*a"))
+    local rc, out = sh("./bin/azcmk emulator stop --dir " .. d2)
+    assert.equal(0, rc, out)
+    assert.is_false(listening(p2))
+    assert.is_false(listening(p2 + 1))
+    local f = io.open("/proc/" .. pid .. "/stat")
+    local alive = f and not f:read("*a"):match("^%d+ %b() Z")
+    if f then f:close() end
+    assert.falsy(alive)
+    rc, out = sh("./bin/azcmk emulator stop --dir " .. d2)
+    assert.equal(0, rc)
+    assert.truthy(out:find("not running", 1, true))
+  end)
+
+  it("stop --port finds the emulator started on that port", function()
+    local rc, out = sh("./bin/azcmk emulator stop --port " .. p1)
+    assert.equal(0, rc, out)
+    assert.is_false(listening(p1))
+  end)
+
+  it("refuses a port that is taken, with nginx's reason", function()
+    assert(E.start(p2, d2))
+    local rc, out = sh("./bin/azcmk emulator start --port " .. p2 .. " --dir build/spec-lifecycle-c")
+    assert.are_not.equal(0, rc)
+    assert.truthy(out:find("in use", 1, true), out)
+    E.stop(d2)
+  end)
+
+  it("bad flags exit 2", function()
+    assert.equal(2, (sh("./bin/azcmk emulator start --port abc")))
+    assert.equal(2, (sh("./bin/azcmk emulator frobnicate")))
+  end)
+end)
