@@ -179,7 +179,7 @@ static int l_jwt_sign(lua_State *L) {
   o = azcmk_b64_encode(h, hn, tok, 1);
   tok[o++] = '.';
   o += azcmk_b64_encode(p, pn, tok + o, 1);
-  if (!azcmk_pkey_sign(k->pk, alg, (const unsigned char *)tok, o, &sig, &siglen, err, sizeof err) ||
+  if (!azcmk_pkey_sign(k, alg, (const unsigned char *)tok, o, &sig, &siglen, err, sizeof err) ||
       siglen > (size_t)maxsig) {
     OPENSSL_free(sig);
     OPENSSL_free(tok);
@@ -240,7 +240,7 @@ static int l_jwt_verify(lua_State *L) {
     OPENSSL_free(sig);
     return fail(L, "jwt_verify", "signature is not base64url");
   }
-  r = azcmk_pkey_verify(k->pk, alg, (const unsigned char *)tok, dots[1], sig, m, msg, sizeof msg);
+  r = azcmk_pkey_verify(k, alg, (const unsigned char *)tok, dots[1], sig, m, msg, sizeof msg);
   OPENSSL_free(sig);
   if (!r) return fail(L, "jwt_verify", msg);
   return 2;

@@ -45,8 +45,7 @@ int azcmk_pkey_has_private(const EVP_PKEY *pk) {
 
 azcmk_pkey *azcmk_pkey_box(lua_State *L) {
   azcmk_pkey *k = (azcmk_pkey *)azcmk_newuserdata(L, sizeof *k);
-  k->pk = NULL;
-  k->priv = 0;
+  memset(k, 0, sizeof *k);
   luaL_setmetatable(L, AZCMK_PKEY_MT);
   return k;
 }
@@ -64,10 +63,15 @@ azcmk_pkey *azcmk_pkey_check(lua_State *L, int idx) {
 
 static int l_close(lua_State *L) {
   azcmk_pkey *k = (azcmk_pkey *)luaL_checkudata(L, 1, AZCMK_PKEY_MT);
-  if (k->pk) {
-    EVP_PKEY_free(k->pk);  /* the RSA provider clears private BIGNUMs on free */
-    k->pk = NULL;
+  size_t i;
+  for (i = 0; i < AZCMK_PKEY_NCTX; i++) {
+    EVP_PKEY_CTX_free(k->ctx[i]);
+    k->ctx[i] = NULL;
   }
+  EVP_MD_free(k->sha256);
+  k->sha256 = NULL;
+  EVP_PKEY_free(k->pk);  /* the RSA provider clears private BIGNUMs on free */
+  k->pk = NULL;
   return 0;
 }
 
@@ -322,14 +326,28 @@ static int l_pem(lua_State *L) {
   return 1;
 }
 
-/* ---- encryption ---- */
+/* ---- operation contexts ----
+ * Each key keeps one initialised EVP_PKEY_CTX per operation and algorithm, made on first
+ * use and reused (EVP_PKEY_encrypt/decrypt/sign/verify may be called again after one
+ * *_init_ex), so a call does not fetch the provider's algorithm again. Slots: */
+enum { SLOT_ENC = 0, SLOT_DEC = 3, SLOT_SIGN = 6, SLOT_VERIFY = 8 };
 
-/* Builds the asymmetric-cipher parameters for a JWA key-management alg. */
-static void cipher_params(int alg, OSSL_PARAM p[4]) {
+/* Builds the parameters of an asymmetric cipher (enc alg 0..2) or signature (alg 0..1). */
+static void op_params(int slot, int alg, OSSL_PARAM p[5]) {
   static char oaep[] = OSSL_PKEY_RSA_PAD_MODE_OAEP, pkcs1[] = OSSL_PKEY_RSA_PAD_MODE_PKCSV15;
+  static char pss[] = OSSL_PKEY_RSA_PAD_MODE_PSS, saltlen[] = OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST;
   static char sha1[] = "SHA1", sha256[] = "SHA256";
   int i = 0;
-  if (alg == 2) {
+  if (slot >= SLOT_SIGN) {
+    p[i++] = OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_DIGEST, sha256, 0);
+    if (alg == AZCMK_PS256) {
+      p[i++] = OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, pss, 0);
+      p[i++] = OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_MGF1_DIGEST, sha256, 0);
+      p[i++] = OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, saltlen, 0);
+    } else {
+      p[i++] = OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, pkcs1, 0);
+    }
+  } else if (alg == 2) {
     p[i++] = OSSL_PARAM_construct_utf8_string(OSSL_ASYM_CIPHER_PARAM_PAD_MODE, pkcs1, 0);
   } else {
     char *md = alg == 0 ? sha1 : sha256;
@@ -340,34 +358,59 @@ static void cipher_params(int alg, OSSL_PARAM p[4]) {
   p[i] = OSSL_PARAM_construct_end();
 }
 
+/* The key's context for slot + alg, made and initialised on first use; NULL on failure
+ * (the OpenSSL error is left queued for the caller's message). */
+static EVP_PKEY_CTX *op_ctx(azcmk_pkey *k, int slot, int alg) {
+  EVP_PKEY_CTX **c = &k->ctx[slot + alg];
+  OSSL_PARAM p[5];
+  int ok;
+  if (*c) return *c;
+  op_params(slot, alg, p);
+  if (!(*c = EVP_PKEY_CTX_new_from_pkey(NULL, k->pk, NULL))) return NULL;
+  switch (slot) {
+    case SLOT_ENC: ok = EVP_PKEY_encrypt_init_ex(*c, p); break;
+    case SLOT_DEC: ok = EVP_PKEY_decrypt_init_ex(*c, p); break;
+    case SLOT_SIGN: ok = EVP_PKEY_sign_init_ex(*c, p); break;
+    default: ok = EVP_PKEY_verify_init_ex(*c, p); break;
+  }
+  if (ok != 1) {
+    EVP_PKEY_CTX_free(*c);
+    *c = NULL;
+  }
+  return *c;
+}
+
+/* SHA-256 of data with the key's fetched digest. */
+static int sha256(azcmk_pkey *k, const unsigned char *data, size_t n, unsigned char md[32]) {
+  unsigned int len = 0;
+  if (!k->sha256 && !(k->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL))) return 0;
+  return EVP_Digest(data, n, md, &len, k->sha256, NULL) == 1 && len == 32;
+}
+
+/* ---- encryption ---- */
+
 static int pk_crypt(lua_State *L, int enc) {
   azcmk_pkey *k = azcmk_pkey_check(L, 1);
   int alg = luaL_checkoption(L, 2, NULL, enc_algs);
-  size_t n, outlen = 0;
+  size_t n, outlen, cap;
   const unsigned char *in = (const unsigned char *)luaL_checklstring(L, 3, &n);
-  const char *what = enc ? "encrypt" : "decrypt";
-  unsigned char *out = NULL;
-  OSSL_PARAM p[4];
+  unsigned char stack[1024], *out = stack;  /* up to 8192-bit keys without malloc */
   EVP_PKEY_CTX *ctx;
-  int ok;
+  int ok, size = EVP_PKEY_get_size(k->pk);
   if (!enc && !k->priv) {
     lua_pushnil(L);
     lua_pushliteral(L, "decrypt: key is not private");
     return 2;
   }
-  cipher_params(alg, p);
-  ctx = EVP_PKEY_CTX_new_from_pkey(NULL, k->pk, NULL);
-  ok = ctx && (enc ? EVP_PKEY_encrypt_init_ex(ctx, p) : EVP_PKEY_decrypt_init_ex(ctx, p)) == 1 &&
-       (enc ? EVP_PKEY_encrypt(ctx, NULL, &outlen, in, n) : EVP_PKEY_decrypt(ctx, NULL, &outlen, in, n)) == 1 &&
-       (out = OPENSSL_malloc(outlen ? outlen : 1)) != NULL;
-  if (ok) {
-    size_t cap = outlen;
-    ok = (enc ? EVP_PKEY_encrypt(ctx, out, &outlen, in, n) : EVP_PKEY_decrypt(ctx, out, &outlen, in, n)) == 1;
-    if (ok) lua_pushlstring(L, (const char *)out, outlen);
-    OPENSSL_clear_free(out, cap ? cap : 1);  /* plaintext is secret */
-  }
-  EVP_PKEY_CTX_free(ctx);
-  if (!ok) return azcmk_crypto_fail(L, what, NULL);
+  if (size <= 0) return azcmk_crypto_fail(L, enc ? "encrypt" : "decrypt", "unusable key");
+  outlen = cap = (size_t)size;
+  if (cap > sizeof stack && !(out = OPENSSL_malloc(cap))) return luaL_error(L, "out of memory");
+  ctx = op_ctx(k, enc ? SLOT_ENC : SLOT_DEC, alg);
+  ok = ctx && (enc ? EVP_PKEY_encrypt(ctx, out, &outlen, in, n) : EVP_PKEY_decrypt(ctx, out, &outlen, in, n)) == 1;
+  if (ok) lua_pushlstring(L, (const char *)out, outlen);
+  OPENSSL_cleanse(out, cap);  /* a decrypted plaintext is secret */
+  if (out != stack) OPENSSL_free(out);
+  if (!ok) return azcmk_crypto_fail(L, enc ? "encrypt" : "decrypt", NULL);
   return 1;
 }
 
@@ -376,63 +419,43 @@ static int l_decrypt(lua_State *L) { return pk_crypt(L, 0); }
 
 /* ---- signatures ---- */
 
-static EVP_MD_CTX *sig_ctx(EVP_PKEY *pk, int alg, int sign) {
-  static char pss[] = OSSL_PKEY_RSA_PAD_MODE_PSS, pkcs1[] = OSSL_PKEY_RSA_PAD_MODE_PKCSV15;
-  static char digest[] = OSSL_PKEY_RSA_PSS_SALT_LEN_DIGEST;
-  OSSL_PARAM p[3];
-  EVP_MD_CTX *md = EVP_MD_CTX_new();
-  int ok;
-  if (alg == AZCMK_PS256) {
-    p[0] = OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, pss, 0);
-    p[1] = OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_PSS_SALTLEN, digest, 0);
-  } else {
-    p[0] = OSSL_PARAM_construct_utf8_string(OSSL_SIGNATURE_PARAM_PAD_MODE, pkcs1, 0);
-    p[1] = OSSL_PARAM_construct_end();
-  }
-  p[2] = OSSL_PARAM_construct_end();
-  if (!md) return NULL;
-  ok = sign ? EVP_DigestSignInit_ex(md, NULL, "SHA256", NULL, NULL, pk, p)
-            : EVP_DigestVerifyInit_ex(md, NULL, "SHA256", NULL, NULL, pk, p);
-  if (ok != 1) { EVP_MD_CTX_free(md); return NULL; }
-  return md;
-}
-
-int azcmk_pkey_sign(EVP_PKEY *pk, int alg, const unsigned char *data, size_t n,
+int azcmk_pkey_sign(azcmk_pkey *k, int alg, const unsigned char *data, size_t n,
                     unsigned char **sig, size_t *siglen, char *err, size_t errsize) {
-  EVP_MD_CTX *md;
-  size_t len = 0;
-  unsigned char *out = NULL;
+  unsigned char md[32], *out = NULL;
+  size_t len;
+  EVP_PKEY_CTX *ctx;
+  int size = EVP_PKEY_get_size(k->pk);
   *sig = NULL;
-  if (!azcmk_pkey_has_private(pk)) {
+  if (!k->priv) {
     snprintf(err, errsize, "sign: key is not private");
     return 0;
   }
-  md = sig_ctx(pk, alg, 1);
-  if (md && EVP_DigestSign(md, NULL, &len, data, n) == 1 && (out = OPENSSL_malloc(len)) != NULL &&
-      EVP_DigestSign(md, out, &len, data, n) == 1) {
-    EVP_MD_CTX_free(md);
+  len = size > 0 ? (size_t)size : 0;
+  if (len && sha256(k, data, n, md) && (ctx = op_ctx(k, SLOT_SIGN, alg)) != NULL &&
+      (out = OPENSSL_malloc(len)) != NULL && EVP_PKEY_sign(ctx, out, &len, md, sizeof md) == 1) {
     *sig = out;
     *siglen = len;
+    ERR_clear_error();
     return 1;
   }
   OPENSSL_free(out);
-  EVP_MD_CTX_free(md);
   azcmk_crypto_errmsg(err, errsize, "sign", NULL);
   return 0;
 }
 
-int azcmk_pkey_verify(EVP_PKEY *pk, int alg, const unsigned char *data, size_t n,
+int azcmk_pkey_verify(azcmk_pkey *k, int alg, const unsigned char *data, size_t n,
                       const unsigned char *sig, size_t siglen, char *err, size_t errsize) {
-  EVP_MD_CTX *md = sig_ctx(pk, alg, 0);
-  int r = md ? EVP_DigestVerify(md, sig, siglen, data, n) : -1;
-  EVP_MD_CTX_free(md);
-  if (r == 1) { ERR_clear_error(); return 1; }
-  if (md) {  /* EVP_DigestVerify ran: a wrong or malformed signature */
-    ERR_clear_error();
-    snprintf(err, errsize, "verify: signature does not match");
-  } else {
+  unsigned char md[32];
+  EVP_PKEY_CTX *ctx;
+  int r;
+  if (!sha256(k, data, n, md) || !(ctx = op_ctx(k, SLOT_VERIFY, alg))) {
     azcmk_crypto_errmsg(err, errsize, "verify", NULL);
+    return 0;
   }
+  r = EVP_PKEY_verify(ctx, sig, siglen, md, sizeof md);
+  ERR_clear_error();
+  if (r == 1) return 1;
+  snprintf(err, errsize, "verify: signature does not match");
   return 0;
 }
 
@@ -443,7 +466,7 @@ static int l_sign(lua_State *L) {
   const unsigned char *data = (const unsigned char *)luaL_checklstring(L, 3, &n);
   unsigned char *sig;
   char err[256];
-  if (!azcmk_pkey_sign(k->pk, alg, data, n, &sig, &siglen, err, sizeof err)) {
+  if (!azcmk_pkey_sign(k, alg, data, n, &sig, &siglen, err, sizeof err)) {
     lua_pushnil(L);
     lua_pushstring(L, err);
     return 2;
@@ -460,7 +483,7 @@ static int l_verify(lua_State *L) {
   const unsigned char *data = (const unsigned char *)luaL_checklstring(L, 3, &n);
   const unsigned char *sig = (const unsigned char *)luaL_checklstring(L, 4, &siglen);
   char err[256];
-  if (azcmk_pkey_verify(k->pk, alg, data, n, sig, siglen, err, sizeof err)) {
+  if (azcmk_pkey_verify(k, alg, data, n, sig, siglen, err, sizeof err)) {
     lua_pushboolean(L, 1);
     return 1;
   }

@@ -8,9 +8,13 @@
 
 #define AZCMK_PKEY_MT "azcmk.pkey"
 
+#define AZCMK_PKEY_NCTX 10
+
 typedef struct {
-  EVP_PKEY *pk;  /* NULL once closed */
-  int priv;      /* has the private exponent */
+  EVP_PKEY *pk;                        /* NULL once closed */
+  int priv;                            /* has the private exponent */
+  EVP_PKEY_CTX *ctx[AZCMK_PKEY_NCTX];  /* per operation and alg, made on first use (pkey.c) */
+  EVP_MD *sha256;                      /* fetched on first use */
 } azcmk_pkey;
 
 /* Signature algorithms, in the order of azcmk_sig_algs (for luaL_checkoption). */
@@ -34,10 +38,10 @@ EVP_PKEY *azcmk_pkey_decode_pem(const char *pem, size_t n, const char *pass, siz
 
 /* Signs data (hashed inside with SHA-256) with alg; *sig is OPENSSL_malloc'ed.
  * Returns 1, or 0 with a message in err (queue cleared). */
-int azcmk_pkey_sign(EVP_PKEY *pk, int alg, const unsigned char *data, size_t n,
+int azcmk_pkey_sign(azcmk_pkey *k, int alg, const unsigned char *data, size_t n,
                     unsigned char **sig, size_t *siglen, char *err, size_t errsize);
 /* 1 if sig verifies, 0 if not (reason in err; queue cleared). */
-int azcmk_pkey_verify(EVP_PKEY *pk, int alg, const unsigned char *data, size_t n,
+int azcmk_pkey_verify(azcmk_pkey *k, int alg, const unsigned char *data, size_t n,
                       const unsigned char *sig, size_t siglen, char *err, size_t errsize);
 
 #endif
