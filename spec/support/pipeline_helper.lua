@@ -2,8 +2,7 @@
 -- running emulator (real HTTPS through AZCMK_CONNECT_TO / AZCMK_CA_FILE), every log line of
 -- the run captured at debug level, and every secret and token seen on the wire recorded, so
 -- that the suite can assert that none of them ever reached a log line.
-local ok_e, E = pcall(require, "support.emulator")
-if not ok_e then E = require("support.pipeline_emulator_shim") end
+local E = require("support.emulator")
 local cjson = require("cjson.safe")
 local pipeline = require("azcmk.pipeline")
 local transport = require("azcmk.transport.curl")
@@ -128,8 +127,16 @@ function H.reset()
   return H.control("POST", "reset")
 end
 
---- Emulator request log entries (decoded) after sequence number `since`.
+--- Emulator request log entries (decoded) after sequence number `since`. nginx writes the
+-- log in its log phase, after the answer went out, so wait until the sequence is stable.
 function H.log_entries(since)
+  local last = H.log_seq()
+  for _ = 1, 20 do
+    os.execute("sleep 0.05")
+    local now = H.log_seq()
+    if now - last <= 1 then break end   -- the health call itself is logged
+    last = now
+  end
   local r = H.control("GET", "log" .. (since and ("?since=" .. since) or ""))
   local out = {}
   local body = r.body or ""
