@@ -15,6 +15,7 @@
 #include "pkey.h"
 
 #define CERT_MT "azcmk.cert"
+#define MAX_PKCS12_ITER 10000000L  /* OpenSSL 3 writes 2048, Windows 2000 */
 
 typedef struct { X509 *x; } azcmk_cert;
 
@@ -190,9 +191,13 @@ static int l_load_pkcs12(lua_State *L) {
   X509 *leaf = NULL;
   STACK_OF(X509) *ca = NULL;
   const char *msg = NULL;
+  const ASN1_INTEGER *iter = NULL;
   BIO_free(bio);
   if (!p12) return push_fail(L, "load_pkcs12", "not a PKCS#12 file");
-  if (!PKCS12_parse(p12, pass, &pk, &leaf, &ca)) {
+  PKCS12_get0_mac(NULL, NULL, NULL, &iter, p12);
+  if (iter && (ASN1_INTEGER_get(iter) < 0 || ASN1_INTEGER_get(iter) > MAX_PKCS12_ITER)) {
+    msg = "MAC iteration count out of range";  /* a crafted file could make us spin */
+  } else if (!PKCS12_parse(p12, pass, &pk, &leaf, &ca)) {
     msg = ERR_GET_REASON(ERR_peek_last_error()) == PKCS12_R_MAC_VERIFY_FAILURE
               ? "wrong password (MAC verification failed)" : "cannot parse PKCS#12";
     pk = NULL; leaf = NULL; ca = NULL;  /* PKCS12_parse frees them on failure */
