@@ -19,8 +19,8 @@ local cjson = require("cjson.safe")
 
 local M = {}
 
-local VARS = { "AZCMK_CONNECT_TO", "AZCMK_CA_FILE", "AZURE_TENANT_ID", "AZURE_CLIENT_ID", "AZURE_CLIENT_SECRET",
-  "AZURE_SUBSCRIPTION_ID", "AZCMK_EMULATOR_DIR" }
+local VARS = { "AZCMK_CONNECT_TO", "AZCMK_CA_FILE", "AZURE_TENANT_ID", "AZURE_CLIENT_ID",
+  "AZURE_CLIENT_SECRET", "AZURE_SUBSCRIPTION_ID", "AZCMK_EMULATOR_DIR" }
 
 local env, client, own_dir, sentinel
 
@@ -62,6 +62,7 @@ function M.stop(dir)
   os.execute("./bin/azcmk emulator stop --dir " .. dir .. " >/dev/null 2>&1")
 end
 
+local newproxy = rawget(_G, "newproxy")
 local function on_close(fn)
   if newproxy then -- LuaJIT: only userdata run __gc
     local p = newproxy(true)
@@ -171,8 +172,10 @@ end
 local arm_tokens = {}
 function M.arm_token(who)
   who = who or "owner"
-  -- Tokens are cached per start and per clock offset; reset/clock tests ask for fresh ones.
-  local key = who .. ":" .. tostring(M.seed().owner.client_secret)
+  -- Tokens are cached per start (secret) and per clock offset (a token issued at a later
+  -- simulated time is not yet valid after a reset).
+  local key = who .. ":" .. tostring(M.seed().owner.client_secret) .. ":" ..
+    tostring(M.control("GET", "clock").json.offset)
   if not arm_tokens[key] then arm_tokens[key] = M.token("https://management.azure.com", who) end
   return arm_tokens[key]
 end
