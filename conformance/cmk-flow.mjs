@@ -1,0 +1,361 @@
+// The ACR customer-managed-key job, run by the official Azure SDK for JavaScript against the
+// azcmk emulator. Run through scripts/conformance.sh (it starts the emulator, installs the
+// pinned SDKs and preloads loopback.cjs); alone:
+//   eval "$(./bin/azcmk emulator start --port 19443 --dir build/conformance-emulator)"
+//   NODE_EXTRA_CA_CERTS=$AZCMK_CA_FILE AZURE_AUTHORITY_HOST=https://login.microsoftonline.com \
+//     node --require ./conformance/loopback.cjs conformance/cmk-flow.mjs
+// Prints one line per step, "ok <step>" or "FAIL <step>: <details>", then "N passed, N failed";
+// exits 1 when a step failed.
+import { randomBytes, randomUUID, createPublicKey, publicEncrypt, constants as C } from "node:crypto";
+import https from "node:https";
+import { ClientSecretCredential } from "@azure/identity";
+import { ResourceManagementClient } from "@azure/arm-resources";
+import { ManagedServiceIdentityClient } from "@azure/arm-msi";
+import { KeyVaultManagementClient } from "@azure/arm-keyvault";
+import { AuthorizationManagementClient } from "@azure/arm-authorization";
+import { ContainerRegistryManagementClient } from "@azure/arm-containerregistry";
+import { KeyClient, CryptographyClient } from "@azure/keyvault-keys";
+
+const env = (name) => {
+  const v = process.env[name];
+  if (!v) { console.log(`FAIL setup: ${name} is not set`); process.exit(2); }
+  return v;
+};
+const tenantId = env("AZURE_TENANT_ID");
+const clientId = env("AZURE_CLIENT_ID");
+const clientSecret = env("AZURE_CLIENT_SECRET");
+const sub = env("AZURE_SUBSCRIPTION_ID");
+const authorityHost = process.env.AZURE_AUTHORITY_HOST || "https://login.microsoftonline.com";
+const location = "westeurope";
+const POLL = { updateIntervalInMs: 100 };        // ARM pollers (Retry-After still wins)
+const KV_POLL = { intervalInMs: 100 };           // Key Vault delete/recover pollers
+
+const CRYPTO_SERVICE_ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6";
+const CRYPTO_OFFICER = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603";
+const roleDef = (guid) => `/subscriptions/${sub}/providers/Microsoft.Authorization/roleDefinitions/${guid}`;
+
+// Unique names per run: vault names are global and purge protection keeps deleted ones.
+const tag = randomBytes(4).toString("hex");
+const names = {
+  rg: `conf-${tag}`, uai: `conf-uai-${tag}`, kv: `confkv${tag}`, kv2: `confrbac${tag}`,
+  key: "cmk", ecKey: "ec", scratch: "scratch",
+  reg: `confreg${tag}`, reg2: `confrbac${tag}`, regStd: `confstd${tag}`, regEc: `confec${tag}`,
+  regPlain: `confplain${tag}`,
+};
+
+const credential = new ClientSecretCredential(tenantId, clientId, clientSecret, { authorityHost });
+const resources = new ResourceManagementClient(credential, sub);
+const msi = new ManagedServiceIdentityClient(credential, sub);
+const kvm = new KeyVaultManagementClient(credential, sub);
+const authz = new AuthorizationManagementClient(credential, sub);
+const acr = new ContainerRegistryManagementClient(credential, sub);
+
+// ---- step runner -------------------------------------------------------------------------
+const ctx = {};
+const done = new Set();
+let passed = 0;
+let failed = 0;
+
+function describe(e) {
+  if (e && e.name === "RestError") {
+    const rid = e.response?.headers?.get?.("x-ms-request-id");
+    return `RestError ${e.statusCode} ${e.code}: ${String(e.message).split("\n")[0].slice(0, 300)}` +
+      (rid ? ` (request id ${rid})` : "");
+  }
+  return String(e && e.stack ? e.stack.split("\n").slice(0, 3).join(" | ") : e).slice(0, 600);
+}
+
+async function step(name, needs, fn) {
+  const missing = needs.filter((n) => !done.has(n));
+  if (missing.length) {
+    failed++;
+    console.log(`FAIL ${name}: not run, needs ${missing.join(", ")}`);
+    return;
+  }
+  const t0 = Date.now();
+  try {
+    const detail = await fn();
+    passed++;
+    done.add(name);
+    console.log(`ok ${name}${detail ? ` (${detail})` : ""}`);
+  } catch (e) {
+    failed++;
+    console.log(`FAIL ${name}: ${describe(e)}`);
+  }
+  if (process.env.CONFORMANCE_TIMING) console.error(`  ${name}: ${Date.now() - t0} ms`);
+}
+
+function check(cond, what) {
+  if (!cond) throw new Error(what);
+}
+const eq = (got, want, what) => check(got === want, `${what}: got ${JSON.stringify(got)}, want ${JSON.stringify(want)}`);
+const b64u = (buf) => Buffer.from(buf).toString("base64url");
+const versionOf = (kid) => kid.split("/").pop();
+
+// The SDK must surface the service's refusal as a RestError with Azure's status and code.
+async function expectRestError(promise, status, codeCheck) {
+  let res;
+  try {
+    res = await promise;
+  } catch (e) {
+    check(e && e.name === "RestError", `want RestError ${status}, got ${describe(e)}`);
+    eq(e.statusCode, status, "statusCode");
+    check(typeof e.code === "string" && e.code.length > 0, `RestError without code: ${describe(e)}`);
+    if (codeCheck) codeCheck(e.code, e);
+    return `${e.statusCode} ${e.code}`;
+  }
+  throw new Error(`want RestError ${status}, the call succeeded: ${JSON.stringify(res).slice(0, 200)}`);
+}
+
+function controlGet(path) {
+  return new Promise((resolve, reject) => {
+    https.get({ host: "management.azure.com", port: 443, path }, (res) => {
+      let body = "";
+      res.on("data", (d) => { body += d; });
+      res.on("end", () => {
+        try { resolve(JSON.parse(body)); } catch (e) { reject(new Error(`${path}: ${res.statusCode} ${body.slice(0, 200)}`)); }
+      });
+    }).on("error", reject);
+  });
+}
+
+function jwtClaims(token) {
+  return JSON.parse(Buffer.from(token.split(".")[1], "base64url").toString("utf8"));
+}
+
+function registryBody(sku, kid, opts = {}) {
+  const body = {
+    location,
+    sku: { name: sku },
+    identity: { type: "UserAssigned", userAssignedIdentities: { [ctx.uai.id]: {} } },
+    adminUserEnabled: false,
+    anonymousPullEnabled: false,
+  };
+  if (kid) body.encryption = { status: "enabled", keyVaultProperties: { keyIdentifier: kid, identity: ctx.uai.clientId } };
+  return Object.assign(body, opts);
+}
+
+function checkEncryption(reg, kid, what) {
+  const enc = reg.encryption || {};
+  const kvp = enc.keyVaultProperties || {};
+  eq(enc.status, "enabled", `${what} encryption.status`);
+  eq(kvp.keyIdentifier, kid, `${what} keyIdentifier`);
+  eq(kvp.versionedKeyIdentifier, kid, `${what} versionedKeyIdentifier`);
+  eq(kvp.identity, ctx.uai.clientId, `${what} keyVaultProperties.identity`);
+  eq(kvp.keyRotationEnabled, false, `${what} keyRotationEnabled (versioned kid)`);
+  check(typeof reg.identity?.type === "string" && reg.identity.type.toLowerCase() === "userassigned",
+    `${what} identity.type: got ${JSON.stringify(reg.identity?.type)}`);
+  const ids = Object.keys(reg.identity?.userAssignedIdentities || {});
+  check(ids.some((id) => id.toLowerCase() === ctx.uai.id.toLowerCase()),
+    `${what} identity.userAssignedIdentities lacks the identity: ${JSON.stringify(ids)}`);
+  eq(reg.provisioningState, "Succeeded", `${what} provisioningState`);
+}
+
+// ---- the job -----------------------------------------------------------------------------
+await step("token", [], async () => {
+  const t = await credential.getToken("https://management.azure.com/.default");
+  const c = jwtClaims(t.token);
+  eq(c.tid, tenantId, "token tid");
+  check(typeof c.oid === "string", "token has no oid");
+  ctx.ownerOid = c.oid;
+});
+
+await step("resource-group", ["token"], async () => {
+  const rg = await resources.resourceGroups.createOrUpdate(names.rg, { location, tags: { purpose: "conformance" } });
+  eq(rg.name, names.rg, "name");
+  eq(rg.properties?.provisioningState, "Succeeded", "provisioningState");
+  const got = await resources.resourceGroups.get(names.rg);
+  eq(got.location, location, "location");
+});
+
+await step("identity", ["resource-group"], async () => {
+  const id = await msi.userAssignedIdentities.createOrUpdate(names.rg, names.uai, { location });
+  for (const f of ["principalId", "clientId", "tenantId", "id"]) check(typeof id[f] === "string" && id[f], `identity.${f} missing`);
+  eq(id.tenantId, tenantId, "tenantId");
+  const got = await msi.userAssignedIdentities.get(names.rg, names.uai);
+  eq(got.principalId, id.principalId, "principalId on get");
+  ctx.uai = id;
+});
+
+await step("vault", ["identity"], async () => {
+  const v = await kvm.vaults.beginCreateOrUpdateAndWait(names.rg, names.kv, {
+    location,
+    properties: {
+      tenantId, sku: { family: "A", name: "standard" },
+      enableSoftDelete: true, softDeleteRetentionInDays: 7, enablePurgeProtection: true,
+      accessPolicies: [{
+        tenantId, objectId: ctx.ownerOid,
+        permissions: { keys: ["get", "list", "create", "delete", "recover", "wrapKey", "unwrapKey", "encrypt", "decrypt"] },
+      }],
+    },
+  }, POLL);
+  eq(v.properties?.enablePurgeProtection, true, "enablePurgeProtection");
+  eq(v.properties?.provisioningState, "Succeeded", "provisioningState");
+  eq(v.properties?.vaultUri, `https://${names.kv}.vault.azure.net/`, "vaultUri");
+  ctx.vaultUri = v.properties.vaultUri;
+  ctx.vault = v;
+});
+
+await step("access-policy", ["vault"], async () => {
+  const res = await kvm.vaults.updateAccessPolicy(names.rg, names.kv, "add", {
+    properties: { accessPolicies: [{ tenantId, objectId: ctx.uai.principalId, permissions: { keys: ["get", "wrapKey", "unwrapKey"] } }] },
+  });
+  const entry = (res.properties?.accessPolicies || []).find((p) => p.objectId === ctx.uai.principalId);
+  check(entry, "the response lacks the new access policy");
+  const v = await kvm.vaults.get(names.rg, names.kv);
+  const stored = v.properties.accessPolicies.find((p) => p.objectId === ctx.uai.principalId);
+  check(stored, "the vault lacks the new access policy");
+  eq([...stored.permissions.keys].map((k) => k.toLowerCase()).sort().join(","), "get,unwrapkey,wrapkey", "permissions");
+});
+
+await step("key", ["vault"], async () => {
+  ctx.keys = new KeyClient(ctx.vaultUri, credential);
+  const k = await ctx.keys.createRsaKey(names.key, { keySize: 2048 });
+  eq(k.keyType, "RSA", "kty");
+  check(/^[0-9a-f]{32}$/.test(versionOf(k.id)), `kid version: ${k.id}`);
+  eq(k.id, `${ctx.vaultUri}keys/${names.key}/${k.properties.version}`, "kid");
+  eq(k.properties.recoveryLevel, "CustomizedRecoverable", "recoveryLevel (purge protection, 7 days)");
+  ctx.key = k;
+});
+
+await step("registry-cmk", ["key", "access-policy"], async () => {
+  const reg = await acr.registries.beginCreateAndWait(names.rg, names.reg, registryBody("Premium", ctx.key.id), POLL);
+  eq(reg.loginServer, `${names.reg}.azurecr.io`, "loginServer");
+  checkEncryption(reg, ctx.key.id, "poller result");
+});
+
+await step("encryption-read", ["registry-cmk"], async () => {
+  const reg = await acr.registries.get(names.rg, names.reg);
+  checkEncryption(reg, ctx.key.id, "get");
+  check(reg.encryption.keyVaultProperties.lastKeyRotationTimestamp === undefined, "lastKeyRotationTimestamp before any rotation");
+});
+
+await step("key-new-version", ["key"], async () => {
+  const k2 = await ctx.keys.createRsaKey(names.key, { keySize: 2048 });
+  check(k2.properties.version !== ctx.key.properties.version, "create did not make a new version");
+  const latest = await ctx.keys.getKey(names.key);
+  eq(latest.id, k2.id, "getKey returns the newest version");
+  const old = await ctx.keys.getKey(names.key, { version: ctx.key.properties.version });
+  eq(old.id, ctx.key.id, "getKey of the old version");
+  ctx.key2 = k2;
+});
+
+await step("rotate", ["encryption-read", "key-new-version"], async () => {
+  const before = Date.now();
+  const reg = await acr.registries.beginUpdateAndWait(names.rg, names.reg, {
+    encryption: { status: "enabled", keyVaultProperties: { keyIdentifier: ctx.key2.id, identity: ctx.uai.clientId } },
+  }, POLL);
+  checkEncryption(reg, ctx.key2.id, "poller result");
+  const got = await acr.registries.get(names.rg, names.reg);
+  checkEncryption(got, ctx.key2.id, "get");
+  const ts = got.encryption.keyVaultProperties.lastKeyRotationTimestamp;
+  check(ts instanceof Date && !Number.isNaN(ts.getTime()), `lastKeyRotationTimestamp: ${ts}`);
+  check(Math.abs(ts.getTime() - before) < 10 * 60 * 1000, `lastKeyRotationTimestamp ${ts.toISOString()} is not now`);
+});
+
+await step("rbac-vault", ["identity"], async () => {
+  const v = await kvm.vaults.beginCreateOrUpdateAndWait(names.rg, names.kv2, {
+    location,
+    properties: {
+      tenantId, sku: { family: "A", name: "standard" }, enableRbacAuthorization: true,
+      enableSoftDelete: true, softDeleteRetentionInDays: 7, enablePurgeProtection: true,
+    },
+  }, POLL);
+  eq(v.properties?.enableRbacAuthorization, true, "enableRbacAuthorization");
+  ctx.vault2 = v;
+});
+
+await step("role-assignment", ["rbac-vault"], async () => {
+  const scope = ctx.vault2.id;
+  const ra = await authz.roleAssignments.create(scope, randomUUID(), {
+    roleDefinitionId: roleDef(CRYPTO_SERVICE_ENCRYPTION_USER), principalId: ctx.uai.principalId, principalType: "ServicePrincipal",
+  });
+  eq(ra.principalId, ctx.uai.principalId, "principalId");
+  eq(ra.principalType, "ServicePrincipal", "principalType");
+  check(ra.roleDefinitionId.toLowerCase().endsWith(`/roledefinitions/${CRYPTO_SERVICE_ENCRYPTION_USER}`), `roleDefinitionId ${ra.roleDefinitionId}`);
+  eq(ra.scope.toLowerCase(), scope.toLowerCase(), "scope");
+  // The job's own principal needs a data role to create the key (Owner has no data actions).
+  await authz.roleAssignments.create(scope, randomUUID(), {
+    roleDefinitionId: roleDef(CRYPTO_OFFICER), principalId: ctx.ownerOid, principalType: "ServicePrincipal",
+  });
+  const list = [];
+  for await (const a of authz.roleAssignments.listForScope(scope)) list.push(a);
+  check(list.some((a) => a.id === ra.id), "listForScope lacks the assignment");
+});
+
+await step("rbac-key", ["role-assignment"], async () => {
+  ctx.keysRbac = new KeyClient(ctx.vault2.properties.vaultUri, credential);
+  ctx.rbacKey = await ctx.keysRbac.createRsaKey(names.key, { keySize: 3072 });
+  eq(ctx.rbacKey.key.n.length, 384, "modulus bytes (3072 bits)");
+});
+
+await step("registry-rbac", ["rbac-key"], async () => {
+  const reg = await acr.registries.beginCreateAndWait(names.rg, names.reg2, registryBody("Premium", ctx.rbacKey.id), POLL);
+  checkEncryption(reg, ctx.rbacKey.id, "poller result");
+  checkEncryption(await acr.registries.get(names.rg, names.reg2), ctx.rbacKey.id, "get");
+});
+
+await step("wrap-unwrap", ["key-new-version"], async () => {
+  const cc = new CryptographyClient(ctx.key2.id, credential);
+  const cek = randomBytes(32);
+  const w = await cc.wrapKey("RSA-OAEP-256", cek);    // remote: the SDK has no local RSA-OAEP-256
+  eq(w.keyID, ctx.key2.id, "wrap keyID");
+  eq(w.result.length, 256, "wrapped length");
+  const u = await cc.unwrapKey("RSA-OAEP-256", w.result);
+  eq(b64u(u.result), b64u(cek), "unwrap(wrap(cek))");
+});
+
+await step("local-wrap-emulator-unwrap", ["key-new-version"], async () => {
+  const jwk = ctx.key2.key;
+  const pub = createPublicKey({ key: { kty: "RSA", n: b64u(jwk.n), e: b64u(jwk.e) }, format: "jwk" });
+  const cek = randomBytes(32);
+  const wrapped = publicEncrypt({ key: pub, padding: C.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha256" }, cek);
+  const cc = new CryptographyClient(ctx.key2.id, credential);
+  const u = await cc.unwrapKey("RSA-OAEP-256", wrapped);
+  eq(b64u(u.result), b64u(cek), "emulator unwrap of a locally wrapped key");
+  // And the other way: RSA-OAEP (SHA-1) wrapped by node:crypto, unwrapped by the vault.
+  const wrapped1 = publicEncrypt({ key: pub, padding: C.RSA_PKCS1_OAEP_PADDING, oaepHash: "sha1" }, cek);
+  const u1 = await cc.unwrapKey("RSA-OAEP", wrapped1);
+  eq(b64u(u1.result), b64u(cek), "emulator RSA-OAEP unwrap of a locally wrapped key");
+});
+
+await step("delete-recover", ["key"], async () => {
+  await ctx.keys.createRsaKey(names.scratch);
+  const del = await ctx.keys.beginDeleteKey(names.scratch, KV_POLL);
+  const deleted = await del.pollUntilDone();
+  eq(deleted.name, names.scratch, "deleted key name");
+  check(deleted.recoveryId === `${ctx.vaultUri}deletedkeys/${names.scratch}`, `recoveryId ${deleted.recoveryId}`);
+  check(deleted.properties.deletedOn instanceof Date && deleted.properties.scheduledPurgeDate instanceof Date, "deletedOn / scheduledPurgeDate");
+  const gone = await expectRestError(ctx.keys.getKey(names.scratch), 404);
+  check(gone.endsWith("KeyNotFound"), `get after delete: ${gone}`);
+  const rec = await ctx.keys.beginRecoverDeletedKey(names.scratch, KV_POLL);
+  const back = await rec.pollUntilDone();
+  eq(back.name, names.scratch, "recovered key name");
+  const again = await ctx.keys.getKey(names.scratch);
+  eq(again.id, back.id, "recovered key readable");
+});
+
+// Service rules: the SDK surfaces Azure's refusal as RestError(statusCode, code).
+await step("rule-ec-key", ["access-policy"], async () => {
+  const ec = await ctx.keys.createEcKey(names.ecKey, { curve: "P-256" });
+  return expectRestError(acr.registries.beginCreateAndWait(names.rg, names.regEc, registryBody("Premium", ec.id), POLL), 400);
+});
+
+await step("rule-standard-sku", ["key"], async () =>
+  expectRestError(acr.registries.beginCreateAndWait(names.rg, names.regStd, registryBody("Standard", ctx.key.id), POLL), 400));
+
+await step("rule-cmk-existing", ["key", "identity"], async () => {
+  const plain = await acr.registries.beginCreateAndWait(names.rg, names.regPlain, registryBody("Premium", null), POLL);
+  eq(plain.encryption?.status, "disabled", "encryption of a registry without CMK");
+  return expectRestError(acr.registries.beginUpdateAndWait(names.rg, names.regPlain, {
+    encryption: { status: "enabled", keyVaultProperties: { keyIdentifier: ctx.key.id, identity: ctx.uai.clientId } },
+  }, POLL), 400);
+});
+
+await step("emulator-health", [], async () => {
+  const h = await controlGet("/_emulator/health");
+  eq(h.internal_errors, 0, "internal_errors");
+});
+
+console.log(`${passed} passed, ${failed} failed`);
+process.exitCode = failed ? 1 : 0;
