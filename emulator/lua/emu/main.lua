@@ -24,6 +24,8 @@ M.SERVICES = {
   "emu.arm.authorization",
   "emu.arm.resources",
   "emu.arm.operations",
+  "emu.arm.registries",
+  "emu.services.acr",
 }
 
 M.BODY_LIMIT = 4 * 1024 * 1024 -- matches client_max_body_size in nginx.conf.tmpl
