@@ -23,6 +23,23 @@ describe("credentials against the emulator", function()
     return res, err, p
   end
 
+  it("building credentials and pipelines does no network I/O", function()
+    local seq = H.log_seq()
+    local getenv = H.getenv({ IDENTITY_ENDPOINT = seed.appservice.identity_endpoint,
+                              IDENTITY_HEADER = seed.appservice.identity_header })
+    local creds = { credential.default({ getenv = H.getenv({}) }), credential.managed_identity({ getenv = getenv }),
+      credential.imds({}), credential.client_certificate({ tenant_id = seed.tenant_id, client_id = "x",
+        certificate_path = seed.owner.certificate_file }),
+      credential.workload_identity({ getenv = H.getenv({}) }) }
+    for _, c in ipairs(creds) do
+      H.pipeline({ credential = c, lines = lines })
+      c:available()
+    end
+    for _, e in ipairs(H.log_entries(seq)) do
+      assert.equal("/_emulator/", (e.path or ""):sub(1, 11))
+    end
+  end)
+
   it("client secret", function()
     local cred = credential.client_secret({ tenant_id = seed.tenant_id, client_id = seed.owner.app_id,
                                             client_secret = seed.owner.client_secret })

@@ -15,6 +15,7 @@ describe("log redaction over the whole pipeline suite", function()
         if l:find(s, 1, true) then error("secret leaked into a log line: " .. l:sub(1, 80)) end
       end
     end
+    H.E.assert_no_internal_errors()
     local body = H.control("GET", "log").body or ""
     for _, s in ipairs(secrets) do
       assert.falsy(body:find(s, 1, true), "secret in the emulator log")
