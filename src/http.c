@@ -205,15 +205,15 @@ static void ensure_global_init(lua_State *L) {
 
 static const char *typename_at(lua_State *L, int idx) { return luaL_typename(L, idx); }
 
-/* Optional string field t[key]; raises on another type. Leaves the stack unchanged. */
-static const char *opt_string_field(lua_State *L, int t, const char *key, const char *where) {
+/* Optional string field t[key]; raises on another type. Leaves the value on the stack, so
+ * the string stays alive whatever happens to the table (a finalizer may change it). */
+static const char *opt_string_keep(lua_State *L, int t, const char *key, const char *where) {
   lua_getfield(L, t, key);
   const char *s = NULL;
   if (lua_type(L, -1) == LUA_TSTRING)
-    s = lua_tostring(L, -1); /* stays alive: the table holds it */
+    s = lua_tostring(L, -1);
   else if (!lua_isnil(L, -1))
     luaL_error(L, "%s: '%s' must be a string (got %s)", where, key, typename_at(L, -1));
-  lua_pop(L, 1);
   return s;
 }
 
@@ -264,14 +264,16 @@ static int has_ctl(const char *s, size_t n) {
   return 0;
 }
 
-/* Validates a request table at `t`; raises with `where` on programmer errors. */
+/* Validates a request table at `t`; raises with `where` on programmer errors. Leaves two
+ * values on the stack, the url and the body (or nil), which r->url and r->body point into. */
 static void read_request(lua_State *L, int t, struct reqspec *r, const char *where, const struct client *c) {
   t = lua_absindex(L, t);
   if (!lua_istable(L, t)) luaL_error(L, "%s: request must be a table (got %s)", where, typename_at(L, t));
   memset(r, 0, sizeof *r);
-  r->url = opt_string_field(L, t, "url", where);
+  r->url = opt_string_keep(L, t, "url", where);
   if (r->url == NULL) luaL_error(L, "%s: 'url' is required", where);
-  const char *m = opt_string_field(L, t, "method", where);
+  int url_idx = lua_gettop(L);
+  const char *m = opt_string_keep(L, t, "method", where);
   if (m == NULL) m = "GET";
   size_t ml = strlen(m);
   if (ml == 0 || ml >= sizeof r->method) luaL_error(L, "%s: bad method '%s'", where, m);
@@ -279,13 +281,7 @@ static void read_request(lua_State *L, int t, struct reqspec *r, const char *whe
     if (!azcmk_header_is_tchar((unsigned char)m[i])) luaL_error(L, "%s: bad method '%s'", where, m);
     r->method[i] = (char)toupper((unsigned char)m[i]);
   }
-  lua_getfield(L, t, "body");
-  if (lua_type(L, -1) == LUA_TSTRING) {
-    r->body = lua_tolstring(L, -1, &r->body_len);
-  } else if (!lua_isnil(L, -1)) {
-    luaL_error(L, "%s: 'body' must be a string (got %s)", where, typename_at(L, -1));
-  }
-  lua_pop(L, 1);
+  lua_pop(L, 1); /* method */
   r->timeout_ms = opt_int_field(L, t, "timeout_ms", c->timeout_ms, 1, MAX_TIMEOUT_MS, where);
   r->connect_timeout_ms = opt_int_field(L, t, "connect_timeout_ms", c->connect_timeout_ms, 1, MAX_TIMEOUT_MS, where);
   lua_getfield(L, t, "headers");
@@ -313,6 +309,13 @@ static void read_request(lua_State *L, int t, struct reqspec *r, const char *whe
     luaL_error(L, "%s: 'headers' must be a table (got %s)", where, typename_at(L, -1));
   }
   lua_pop(L, 1);
+  lua_getfield(L, t, "body");
+  if (lua_type(L, -1) == LUA_TSTRING) {
+    r->body = lua_tolstring(L, -1, &r->body_len);
+  } else if (!lua_isnil(L, -1)) {
+    luaL_error(L, "%s: 'body' must be a string (got %s)", where, typename_at(L, -1));
+  }
+  if (lua_gettop(L) != url_idx + 1) luaL_error(L, "%s: internal stack error", where);
 }
 
 /* ---------------------------------------------------------------- libcurl callbacks */
@@ -789,9 +792,9 @@ static int l_http_client(lua_State *L) {
   luaL_checktype(L, 1, LUA_TTABLE);
   lua_settop(L, 1);
   /* validate everything first */
-  const char *ca_file = opt_string_field(L, 1, "ca_file", where);
-  const char *ua = opt_string_field(L, 1, "user_agent", where);
-  const char *hv = opt_string_field(L, 1, "http_version", where);
+  const char *ca_file = opt_string_keep(L, 1, "ca_file", where); /* values stay on the stack */
+  const char *ua = opt_string_keep(L, 1, "user_agent", where);
+  const char *hv = opt_string_keep(L, 1, "http_version", where);
   long http_version = CURL_HTTP_VERSION_2TLS;
   if (hv && strcmp(hv, "1.1") == 0) http_version = CURL_HTTP_VERSION_1_1;
   else if (hv && strcmp(hv, "2") != 0) luaL_error(L, "%s: 'http_version' must be \"2\" or \"1.1\"", where);
@@ -922,10 +925,11 @@ static int l_batch(lua_State *L) {
     snprintf(where, sizeof where, "batch: request #%d", (int)i);
     lua_rawgeti(L, 2, (int)i);
     read_request(L, -1, &r, where, c);
-    lua_pop(L, 1);
+    lua_pop(L, 3);
   }
   lua_createtable(L, (int)n, 0); /* results, at 3 */
   if (n == 0) return 1;
+  lua_createtable(L, (int)n, 0); /* anchors: the request bodies libcurl will read, at 4 */
   if (n > c->bx_n) { /* each xfer has a fixed address: libcurl holds pointers into it */
     struct xfer **nb = realloc(c->bx, n * sizeof *nb);
     if (nb == NULL) return luaL_error(L, "batch: out of memory");
@@ -944,10 +948,11 @@ static int l_batch(lua_State *L) {
   for (size_t i = 0; i < n; i++) {
     lua_rawgeti(L, 2, (int)i + 1);
     struct xfer *x = c->bx[i];
-    read_request(L, -1, &r, "batch", c); /* validated above: does not raise */
-    if (xfer_prepare(L, c, x, lua_gettop(L), &r) == 0)
+    read_request(L, -1, &r, "batch", c); /* validated above (may still raise: no I/O yet) */
+    if (xfer_prepare(L, c, x, lua_gettop(L) - 2, &r) == 0)
       curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, 1L); /* multiplex on HTTP/2 */
-    lua_pop(L, 1);
+    lua_rawseti(L, 4, (int)i + 1); /* the body */
+    lua_pop(L, 2);
   }
   /* --- transfers: no Lua API calls until the loop ends --- */
   size_t next = 0, active = 0;
@@ -1005,6 +1010,7 @@ static int l_batch(lua_State *L) {
     lua_rawseti(L, 3, (int)i + 1);
     c->bx[i]->state = X_IDLE;
   }
+  lua_settop(L, 3);
   return 1;
 }
 

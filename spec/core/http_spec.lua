@@ -201,6 +201,21 @@ describe("azcmk.core http client", function()
       c:close()
     end)
 
+    it("decides again for every URL string, also when one repeats", function()
+      local c = client{ allow_http = { "127.0.0.1" } }
+      local ok = "http://127.0.0.1:" .. srv.http_port .. "/hello?i=3"
+      local refused = "http://localhost:" .. srv.http_port .. "/hello"
+      for _ = 1, 2 do
+        assert.equal("hello 3", assert(c:request{ url = ok }).body)
+        assert.equal("AZCMK_HTTP_REFUSED", select(3, c:request{ url = refused }))
+        assert.equal("AZCMK_HTTP_REFUSED", select(3, c:request{ url = refused }))
+        assert.equal("CURLE_URL_MALFORMAT", select(3, c:request{ url = "not a url" }))
+        assert.equal("hello 3", assert(c:request{ url = ok }).body)
+        assert.equal("hello 3", assert(c:request{ url = ok }).body)
+      end
+      c:close()
+    end)
+
     it("returns nil, message, code for a malformed URL", function()
       local c = client()
       for _, url in ipairs{ "not a url", "https://", "https://exa mple.com/", "", "//x/y" } do
@@ -421,6 +436,28 @@ describe("azcmk.core http client", function()
         assert.matches(case[3], tostring(err))
       end)
     end
+  end)
+
+  it("keeps the strings it reads alive when the request table changes under it", function()
+    local c = client()
+    local function tricky()
+      local req = { url = srv:url("/echo?x=" .. ("u"):rep(64)), method = "PUT",
+                    body = ("z"):rep(50000) .. "end" }
+      return setmetatable(req, { __index = function(t)
+        rawset(t, "url", nil)
+        collectgarbage()
+        collectgarbage()
+      end })
+    end
+    local r = assert(c:request(tricky()))
+    assert.equal(200, r.status)
+    assert.equal("PUT", r.headers["x-method"])
+    -- a batch reads each request twice (check, then set up): the second read fails cleanly
+    assert.has_error(function() c:batch({ tricky(), tricky() }) end, "batch: 'url' is required")
+    assert.equal(200, assert(c:request{ url = srv:url("/hello") }).status)
+    local results = c:batch({ { url = srv:url("/hello") }, { url = srv:url("/hello") } })
+    for _, res in ipairs(results) do assert.equal(200, res.status) end
+    c:close()
   end)
 
   it("leaves nothing behind after many requests (sanity for valgrind/ASan)", function()
