@@ -28,7 +28,7 @@ M.SERVICES = {
   "emu.services.acr",
 }
 
-M.BODY_LIMIT = 4 * 1024 * 1024 -- matches client_max_body_size in nginx.conf.tmpl
+M.BODY_LIMIT = 4 * 1024 * 1024 -- Azure Resource Manager's request limit; nginx's hard limit is above it
 
 local services = {}
 
@@ -80,6 +80,7 @@ function Req:body()
     end
   end
   if b == "" then b = nil end
+  if b and #b > M.BODY_LIMIT then errors.throw(M.too_large_response(self)) end
   self._body = b
   return b
 end
@@ -215,7 +216,25 @@ local function not_routed(req, why)
   return errors.for_kind(req.kind == "control" and "arm" or req.kind, 404)
 end
 
+local function too_large_response(req)
+  local msg = string.format("The request content size exceeds the maximum allowed size of %d bytes.", M.BODY_LIMIT)
+  local status, body, headers
+  if req.kind == "vault" or req.kind == "hsm" then
+    status, body, headers = errors.kv(413, "RequestTooLarge", msg)
+  elseif req.kind == "login" then
+    status, body, headers = errors.aad(413, "invalid_request", 90000, msg)
+  else
+    status, body, headers = errors.arm(413, "RequestContentTooLarge", msg)
+  end
+  return status, body, headers
+end
+M.too_large_response = too_large_response
+
 local function dispatch(req)
+  -- Bodies over the limit: Azure-style 413 (nginx's own limit is higher, so HTTP/2 clients
+  -- get a clean answer instead of a reset stream).
+  local cl = tonumber(req.headers["content-length"])
+  if cl and cl > M.BODY_LIMIT then return too_large_response(req) end
   if req.kind ~= "control" then
     local st, b, h = faults.apply(req)
     if st then return st, b, h end
@@ -254,18 +273,11 @@ function M.handle()
   return send(req, status, body, headers)
 end
 
---- The 413 page (error_page 413 in nginx.conf): Azure-style envelope for the host's service.
+
+--- The 413 page (error_page 413 in nginx.conf, bodies beyond nginx's hard limit).
 function M.too_large()
   local req = new_request()
-  local msg = string.format("The request content size exceeds the maximum allowed size of %d bytes.", M.BODY_LIMIT)
-  local status, body, headers
-  if req.kind == "vault" or req.kind == "hsm" then
-    status, body, headers = errors.kv(413, "RequestTooLarge", msg)
-  elseif req.kind == "login" then
-    status, body, headers = errors.aad(413, "invalid_request", 90000, msg)
-  else
-    status, body, headers = errors.arm(413, "RequestContentTooLarge", msg)
-  end
+  local status, body, headers = too_large_response(req)
   ngx.header["Connection"] = "close"
   return send(req, status, body, headers)
 end
