@@ -28,7 +28,7 @@ local TYPE = "Microsoft.ContainerRegistry/registries"
 local UAI_TYPE = "microsoft.managedidentity/userassignedidentities"
 M.TYPE = TYPE
 
-M.API_VERSIONS = { "2025-05-01-preview", "2025-04-01", "2025-03-01-preview", "2024-11-01-preview",
+M.API_VERSIONS = { "2025-11-01", "2025-05-01-preview", "2025-04-01", "2025-03-01-preview", "2024-11-01-preview",
   "2023-11-01-preview", "2023-08-01-preview", "2023-07-01", "2023-06-01-preview", "2023-01-01-preview",
   "2022-12-01", "2022-02-01-preview", "2021-12-01-preview", "2021-09-01", "2021-08-01-preview",
   "2021-06-01-preview", "2020-11-01-preview", "2019-12-01-preview", "2019-06-01-preview", "2019-05-01",
