@@ -27,7 +27,8 @@ describe("credentials against the emulator", function()
     local seq = H.log_seq()
     local getenv = H.getenv({ IDENTITY_ENDPOINT = seed.appservice.identity_endpoint,
                               IDENTITY_HEADER = seed.appservice.identity_header })
-    local creds = { credential.default({ getenv = H.getenv({}) }), credential.managed_identity({ getenv = getenv }),
+    local creds = { credential.default({ getenv = H.getenv({}) }),
+      credential.managed_identity({ getenv = getenv }),
       credential.imds({}), credential.client_certificate({ tenant_id = seed.tenant_id, client_id = "x",
         certificate_path = seed.owner.certificate_file }),
       credential.workload_identity({ getenv = H.getenv({}) }) }
