@@ -32,6 +32,20 @@ describe("long-running operations against the emulator", function()
     assert.equal("ResourceGroupNotFound", gerr.code)
   end)
 
+  it("succeeds: Azure-AsyncOperation polling, then the final GET of the created resource", function()
+    make_rg("lro-acr")
+    H.control("POST", "config", { lro = { polls = 2, seconds = 0, retry_after = 1 } })
+    local path = "/subscriptions/" .. sub .. "/resourceGroups/lro-acr/providers/Microsoft.ContainerRegistry/"
+      .. "registries/pipelro" .. tostring(os.time() % 100000)
+    local seq = H.log_seq()
+    local res, err = p:arm_lro("PUT", path, { api_version = "2025-04-01",
+      body = { location = "westeurope", sku = { name = "Premium" } } })
+    assert.is_nil(err)
+    assert.equal(200, res.status)
+    assert.equal("Succeeded", res.json.properties.provisioningState)
+    assert.truthy(H.count(H.log_entries(seq), "management.azure.com", path .. "/operationStatuses/") >= 2)
+  end)
+
   it("fails with a structured error when polling fails", function()
     make_rg("lro-fail")
     H.control("POST", "config", { lro = { polls = 2, seconds = 0, retry_after = 1 } })
