@@ -390,6 +390,12 @@ function M.start(opts)
   if not run("mkdir -p " .. shq(dir .. "/logs") .. " " .. shq(dir .. "/tmp")) then
     return nil, "cannot create " .. dir
   end
+  -- nginx listens with reuseport (spreads connections over workers), which would let it share
+  -- a port with another server of the same user: refuse taken ports here.
+  for _, p in ipairs({ port, port + 1 }) do
+    local _, o = capture("ss -Hltn 'sport = :" .. p .. "' 2>/dev/null")
+    if o:match("%S") then return nil, "port " .. p .. " is in use (Address already in use)" end
+  end
   local root = root_dir()
   if not root or not exists(root .. "/emulator/nginx.conf.tmpl") then
     return nil, "emulator files not found (looked in " .. tostring(root) .. "/emulator)"
