@@ -24,6 +24,8 @@ M.SERVICES = {
   "emu.arm.authorization",
   "emu.arm.resources",
   "emu.arm.operations",
+  "emu.arm.vaults",
+  "emu.services.keyvault",
   "emu.arm.registries",
   "emu.services.acr",
 }

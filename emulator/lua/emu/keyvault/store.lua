@@ -56,7 +56,8 @@ end
 local function expire_deleted_vault(name)
   local lname = name:lower()
   local dv = state.get("kv:dv:" .. lname)
-  if dv and dv.scheduledPurgeDate and dv.scheduledPurgeDate <= M.now() then
+  if dv and ((dv.scheduledPurgeDate and dv.scheduledPurgeDate <= M.now()) or
+    (dv.purging and dv.purge_at and dv.purge_at <= M.now())) then
     M.purge_vault_data(lname)
     return nil
   end
