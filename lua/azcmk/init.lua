@@ -10,12 +10,16 @@ local lazy = {
 
 --- A pipeline with sensible defaults: cloud from AZURE_CLOUD / AZURE_AUTHORITY_HOST, the
 -- default credential chain (environment, workload identity, managed identity), logging from
--- AZCMK_LOG. opts are passed to azcmk.pipeline.new (credential=, cloud=, ...). No network I/O
--- happens until the first call.
+-- AZCMK_LOG, p.subscription from opts.subscription or AZURE_SUBSCRIPTION_ID. opts are passed
+-- to azcmk.pipeline.new (credential=, cloud=, ...). No network I/O happens until the first call.
 function M.new(opts)
   opts = opts or {}
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
+  if o.subscription == nil then
+    local s = (o.getenv or os.getenv)("AZURE_SUBSCRIPTION_ID")
+    if s and s ~= "" then o.subscription = s end
+  end
   if o.credential == nil then
     local cred, err = require("azcmk.credential.default").new({ getenv = o.getenv, cloud = o.cloud })
     if not cred then return nil, err end

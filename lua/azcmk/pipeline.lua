@@ -34,6 +34,7 @@ P.__index = P
 --   lro_interval, lro_timeout   defaults for long-running operations (30 s, 3600 s)
 --   token_cache  a token_cache (default: one per pipeline)
 --   vault_api_version           default api-version for p:vault
+--   subscription  default subscription id for service clients (p.subscription)
 -- Returns the pipeline, or nil, err when the cloud profile is invalid.
 function M.new(opts)
   opts = opts or {}
@@ -59,6 +60,7 @@ function M.new(opts)
     lro_interval = opts.lro_interval, lro_timeout = opts.lro_timeout,
     vault_api_version = opts.vault_api_version or M.VAULT_API_VERSION,
     challenges = challenge.cache(),
+    subscription = opts.subscription,
   }, P)
   p.tokens = opts.token_cache or token_cache.new({ now = now, log = log })
   p.ctx = { transport = transport, log = log, retry = policy, now = now, sleep = sleep, cloud = cloud,
