@@ -1,0 +1,16 @@
+#!/bin/bash
+# Pipeline overhead per ARM call and token-cache hits, Lua 5.4 and LuaJIT, against a private
+# emulator (started and stopped here).   bench/pipeline.sh [calls]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+n=${1:-2000}
+[ -f build/5.4/azcmk/core.so ] && [ -f build/jit/azcmk/core.so ] || make -s all
+dir=build/bench/pipeline-emulator
+mkdir -p build/bench
+lines=$(./bin/azcmk emulator start --port "${BENCH_PORT:-19743}" --dir "$dir") || exit 1
+eval "$lines"
+trap './bin/azcmk emulator stop --dir "$dir" >/dev/null 2>&1' EXIT
+echo "--- Lua 5.4"
+LUA_CPATH="build/5.4/?.so;;" lua5.4 bench/pipeline.lua "$n"
+echo "--- LuaJIT"
+LUA_CPATH="build/jit/?.so;;" luajit bench/pipeline.lua "$n"
