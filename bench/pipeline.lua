@@ -16,7 +16,8 @@ assert(p:arm("GET", path, { api_version = "2021-04-01" }))
 local tok = assert(p:token("https://management.azure.com/.default")).token
 local c = http.new({})
 local url = "https://management.azure.com" .. path .. "?api-version=2021-04-01"
-local function now() local f = io.popen("date +%s.%N"); local t = tonumber(f:read("*a")); f:close(); return t end
+local function now() local f = io.popen("date +%s.%N"); local t = tonumber(f:read("*a")); f:close(); return t
+  end
 
 local function run(name, fn)
   for _ = 1, 50 do fn() end
