@@ -42,6 +42,7 @@ build = {
     ["azcmk.cloud"] = "lua/azcmk/cloud.lua",
     ["azcmk.credential.aad"] = "lua/azcmk/credential/aad.lua",
     ["azcmk.credential.app_service"] = "lua/azcmk/credential/app_service.lua",
+    ["azcmk.credential.azure_cli"] = "lua/azcmk/credential/azure_cli.lua",
     ["azcmk.credential.base"] = "lua/azcmk/credential/base.lua",
     ["azcmk.credential.chain"] = "lua/azcmk/credential/chain.lua",
     ["azcmk.credential.client_certificate"] = "lua/azcmk/credential/client_certificate.lua",

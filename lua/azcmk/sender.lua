@@ -8,6 +8,9 @@ local url = require("azcmk.url")
 
 local M = {}
 
+-- below this remaining budget a request without its own timeout gets the budget as timeout
+M.DEFAULT_TRY_MS = 30000
+
 local function shallow(t)
   local r = {}
   for k, v in pairs(t) do r[k] = v end
@@ -38,8 +41,14 @@ function M.send(ctx, req, opts)
       return nil, errors.new("timeout", { code = "Timeout", attempts = attempt - 1,
         message = string.format("time budget of %gs for %s %s exhausted", budget, req.method, host or "?") })
     end
-    local cap_ms = math.floor(remaining * 1000)
-    if not r.timeout_ms or r.timeout_ms > cap_ms then r.timeout_ms = math.max(1, cap_ms) end
+    -- per-try timeout: the request's (else the transport's default), never beyond the budget
+    local cap_ms = math.max(1, math.floor(remaining * 1000))
+    local per_try = r.timeout_ms or policy.try_timeout_ms
+    if per_try then
+      r.timeout_ms = math.min(per_try, cap_ms)
+    elseif cap_ms < M.DEFAULT_TRY_MS then
+      r.timeout_ms = cap_ms
+    end
     local t0 = clock.ms()
     local res, err = transport:request(r)
     local ms = (res and res.info and res.info.total_ms) or (clock.ms() - t0)

@@ -215,7 +215,8 @@ describe("credentials against the emulator", function()
     assert.truthy(s:find("WorkloadIdentityCredential: AZURE_FEDERATED_TOKEN_FILE not set", 1, true), s)
     assert.truthy(s:find("ManagedIdentityCredential: IMDS endpoint http://127.0.0.1:9 not reachable", 1,
       true), s)
-    assert.equal(3, #err.attempts)
+    assert.truthy(s:find("AzureCliCredential: Azure CLI (az) not found on PATH", 1, true), s)
+    assert.equal(4, #err.attempts)
     assert.is_true(errors.is(err, "auth"))
   end)
 

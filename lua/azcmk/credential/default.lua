@@ -1,11 +1,12 @@
 --- DefaultAzureCredential (reliability.md §1.7): EnvironmentCredential ->
--- WorkloadIdentityCredential (AZURE_AUTHORITY_HOST... as the SDKs: tenant, client and token
--- file set) -> ManagedIdentityCredential (AZURE_CLIENT_ID as user-assigned client id).
--- AZURE_TOKEN_CREDENTIALS = "prod" (the same three), "dev" (none of these: unsupported here)
--- or one credential name narrows the chain. Nothing is contacted until a token is needed.
+-- WorkloadIdentityCredential (tenant, client and token file set) -> ManagedIdentityCredential
+-- (AZURE_CLIENT_ID as user-assigned client id) -> AzureCliCredential (`az login`).
+-- AZURE_TOKEN_CREDENTIALS = "prod" (the first three), "dev" (the Azure CLI) or one credential
+-- name narrows the chain. Nothing is contacted until a token is needed.
 -- opts: getenv, exclude_environment, exclude_workload_identity, exclude_managed_identity,
---       managed_identity_client_id, managed_identity_resource_id, authority_host, cloud,
---       additionally_allowed_tenants, imds (options for the IMDS credential).
+--       exclude_azure_cli, managed_identity_client_id, managed_identity_resource_id,
+--       authority_host, cloud, additionally_allowed_tenants, imds (options for the IMDS
+--       credential), azure_cli (options for the CLI credential).
 local chain = require("azcmk.credential.chain")
 local errors = require("azcmk.errors")
 
@@ -13,7 +14,7 @@ local M = {}
 
 local NAMES = {
   environmentcredential = "environment", workloadidentitycredential = "workload_identity",
-  managedidentitycredential = "managed_identity",
+  managedidentitycredential = "managed_identity", azureclicredential = "azure_cli",
 }
 
 function M.new(opts)
@@ -24,17 +25,23 @@ function M.new(opts)
   local sel = getenv("AZURE_TOKEN_CREDENTIALS")
   if sel and sel ~= "" then
     local s = sel:lower()
-    if s == "prod" then only = nil
+    if s == "prod" then only = "prod"
+    elseif s == "dev" then only = "azure_cli"
     elseif NAMES[s] then only = NAMES[s]
     else
       return chain.new({ function()
-        error("AZURE_TOKEN_CREDENTIALS=" .. sel .. " names no credential azcmk supports "
-              .. "(prod, EnvironmentCredential, WorkloadIdentityCredential, ManagedIdentityCredential)")
+        error("AZURE_TOKEN_CREDENTIALS=" .. sel .. " names no credential azcmk supports (prod, dev, "
+              .. "EnvironmentCredential, WorkloadIdentityCredential, ManagedIdentityCredential, "
+              .. "AzureCliCredential)")
       end }, { name = "DefaultAzureCredential", ctx = ctx })
     end
   end
   local list = {}
-  local function want(n, excluded) return not excluded and (only == nil or only == n) end
+  local function want(n, excluded)
+    if excluded then return false end
+    if only == "prod" then return n ~= "azure_cli" end
+    return only == nil or only == n
+  end
   if want("environment", opts.exclude_environment) then
     list[#list + 1] = require("azcmk.credential.environment").new({
       getenv = getenv, ctx = ctx, authority_host = opts.authority_host, cloud = opts.cloud,
@@ -54,6 +61,11 @@ function M.new(opts)
     list[#list + 1] = require("azcmk.credential.managed_identity").new({
       getenv = getenv, ctx = ctx, client_id = cid, resource_id = opts.managed_identity_resource_id,
       imds = opts.imds, app_service = opts.app_service })
+  end
+  if want("azure_cli", opts.exclude_azure_cli) then
+    local o = { getenv = getenv, ctx = ctx }
+    for k, v in pairs(opts.azure_cli or {}) do o[k] = v end
+    list[#list + 1] = require("azcmk.credential.azure_cli").new(o)
   end
   if #list == 0 then
     return nil, errors.input("every credential of DefaultAzureCredential is excluded")

@@ -1,6 +1,7 @@
 --- Credential constructors: azcmk.credential.client_secret{...}, .client_certificate{...},
 -- .workload_identity{...}, .managed_identity{...}, .imds{...}, .app_service{...},
--- .static{...}, .environment{...}, .chain({...}), .default{...}. See docs/pipeline.md.
+-- .static{...}, .environment{...}, .azure_cli{...}, .chain({...}), .default{...}.
+-- See docs/pipeline.md.
 local M = {}
 
 local mods = {
@@ -12,6 +13,7 @@ local mods = {
   app_service = "azcmk.credential.app_service",
   static = "azcmk.credential.static",
   environment = "azcmk.credential.environment",
+  azure_cli = "azcmk.credential.azure_cli",
   chain = "azcmk.credential.chain",
   default = "azcmk.credential.default",
 }

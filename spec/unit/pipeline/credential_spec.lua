@@ -77,7 +77,11 @@ describe("azcmk.credential (unit)", function()
     local d = credential.default({ getenv = env({}) })
     local names = {}
     for _, p in ipairs(d.providers) do names[#names + 1] = p.name end
-    assert.same({ "EnvironmentCredential", "WorkloadIdentityCredential", "ManagedIdentityCredential" }, names)
+    assert.same({ "EnvironmentCredential", "WorkloadIdentityCredential", "ManagedIdentityCredential",
+                  "AzureCliCredential" }, names)
+    assert.equal(3, #credential.default({ getenv = env({ AZURE_TOKEN_CREDENTIALS = "prod" }) }).providers)
+    local dev = credential.default({ getenv = env({ AZURE_TOKEN_CREDENTIALS = "dev" }) })
+    assert.equal(1, #dev.providers); assert.equal("AzureCliCredential", dev.providers[1].name)
     d = credential.default({ getenv = env({ AZURE_TOKEN_CREDENTIALS = "ManagedIdentityCredential" }) })
     assert.equal(1, #d.providers); assert.equal("ManagedIdentityCredential", d.providers[1].name)
     d = credential.default({ getenv = env({ AZURE_TENANT_ID = "t", AZURE_CLIENT_ID = "c",
@@ -118,6 +122,35 @@ describe("azcmk.credential (unit)", function()
     local _, e2 = credential.static({ token = "T", expires_on = 1 }):get_token("a/.default")
     assert.equal("ExpiredAuthenticationToken", e2.code)
     assert.has_error(function() credential.static({ token = 5 }) end)
+  end)
+
+  it("Azure CLI: runs az without a shell-injectable argument and reads its answer", function()
+    local dir = os.tmpname(); os.remove(dir); os.execute("mkdir -p " .. dir)
+    local az = dir .. "/az"
+    local f = io.open(az, "w")
+    f:write([=[#!/bin/sh
+case "$*" in *"--tenant 'bad'"*|*"--tenant bad"*) echo "ERROR: Please run 'az login' to setup account."; exit 1;; esac
+echo '{"accessToken": "CLI-TOKEN-123456", "expires_on": 4102444800}'
+]=])
+    f:close()
+    os.execute("chmod +x " .. az)
+    local cli = credential.azure_cli({ getenv = env({ PATH = "/nonexistent:" .. dir }) })
+    assert.is_true((cli:available()))
+    local tok = assert(cli:get_token("https://management.azure.com/.default"))
+    assert.equal("CLI-TOKEN-123456", tok.token)
+    assert.equal(4102444800, tok.expires_on)
+    local t2, err = cli:get_token("https://management.azure.com/.default", { tenant_id = "bad" })
+    assert.is_nil(t2); assert.is_true(err.unavailable)
+    assert.truthy(tostring(err):find("az login", 1, true))
+    local _, e3 = cli:get_token("https://x/.default'; touch /tmp/pwned; '")
+    assert.equal("InvalidScope", e3.code)
+    local _, e4 = cli:get_token("https://x/.default", { tenant_id = "t;rm" })
+    assert.equal("InvalidTenant", e4.code)
+    local none = credential.azure_cli({ getenv = env({ PATH = "/nonexistent" }) })
+    local ok, why = none:available()
+    assert.is_false(ok); assert.truthy(why:find("not found", 1, true))
+    os.execute("rm -rf " .. dir)
+    assert.truthy(require("azcmk.credential.azure_cli").parse_local("2026-11-22 05:00:00.123456"))
   end)
 
   it("workload identity: re-reads the token file when it changes", function()

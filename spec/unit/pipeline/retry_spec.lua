@@ -118,5 +118,7 @@ describe("azcmk.sender", function()
     sender.send({ transport = t, now = c.now, sleep = c.sleep, retry = retry.new({ budget = 2 }) },
                 { method = "GET", url = "https://h/", timeout_ms = 10000 })
     assert.equal(2000, t.calls[1].timeout_ms)
+    sender.send({ transport = t, now = c.now, sleep = c.sleep }, { method = "GET", url = "https://h/" })
+    assert.is_nil(t.calls[2].timeout_ms)      -- the transport's default applies
   end)
 end)
