@@ -30,14 +30,18 @@ local function file_exists(p)
   return false
 end
 
+function C:_which(prog)
+  local getenv = (self.ctx and self.ctx.getenv) or os.getenv
+  for dir in (getenv("PATH") or ""):gmatch("[^:]+") do
+    if file_exists(dir .. "/" .. prog) then return dir .. "/" .. prog end
+  end
+  return nil
+end
+
 --- Path of az, or nil (looked up on PATH without running anything).
 function C:_az()
   if self.az then return self.az end
-  local getenv = (self.ctx and self.ctx.getenv) or os.getenv
-  for dir in (getenv("PATH") or ""):gmatch("[^:]+") do
-    if file_exists(dir .. "/az") then return dir .. "/az" end
-  end
-  return nil
+  return self:_which("az")
 end
 
 function C:available()
@@ -75,9 +79,11 @@ M.parse_local = parse_local
 --- The command line for a resource (exposed for specs).
 function C:command(resource, tenant)
   local az = self:_az() or "az"
-  local parts = { "cd /bin &&", "AZURE_CORE_NO_COLOR=true", "timeout", tostring(math.floor(self.timeout)),
-                  "'" .. az .. "'", "account", "get-access-token", "--output", "json",
-                  "--resource", "'" .. resource .. "'" }
+  local parts = { "cd /bin &&", "AZURE_CORE_NO_COLOR=true" }
+  local t = self:_which("timeout")     -- coreutils; without it az runs unbounded
+  if t then parts[#parts + 1] = "'" .. t .. "' " .. tostring(math.floor(self.timeout)) end
+  for _, w in ipairs({ "'" .. az .. "'", "account", "get-access-token", "--output", "json",
+                       "--resource", "'" .. resource .. "'" }) do parts[#parts + 1] = w end
   if tenant then parts[#parts + 1] = "--tenant"; parts[#parts + 1] = "'" .. tenant .. "'" end
   if self.subscription then parts[#parts + 1] = "--subscription"; parts[#parts + 1] = "'" ..
     self.subscription .. "'" end
