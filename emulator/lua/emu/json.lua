@@ -39,6 +39,8 @@ local function num(n)
 end
 
 local enc
+local EMPTY = '"\\u0000A"' -- how encode_store writes an empty array (decode turns it back)
+local store_mode = false
 
 local function is_seq(t)
   local n = #t
@@ -58,6 +60,7 @@ enc = function(v, depth)
     if depth > 64 then error("json encode: nested too deep") end
     local out = {}
     if getmetatable(v) == array_mt or is_seq(v) then
+      if store_mode and v[1] == nil then return EMPTY end
       for i = 1, #v do out[i] = enc(v[i], depth + 1) end
       return "[" .. concat(out, ",") .. "]"
     end
@@ -79,13 +82,27 @@ function M.encode(v)
   return enc(v, 0)
 end
 
+--- Like encode, for the emulator's own storage: an empty array is written as the string
+-- "\0A", so that decoding needs no scan for "[]" (decode turns it back into json.array{}).
+function M.encode_store(v)
+  store_mode = true
+  local ok, s = pcall(enc, v, 0)
+  store_mode = false
+  if not ok then error(s, 2) end
+  return s
+end
+
 -- ---------------------------------------------------------------- decode
 
 -- Marks decoded arrays. With no "[]" in the text, an empty table can only be {} and a
 -- table with key 1 can only be an array (object keys are strings).
+local EMPTY_STR = "\0A"
 local function mark(t)
   if t[1] ~= nil then setmetatable(t, array_mt) end
-  for _, x in pairs(t) do if type(x) == "table" then mark(x) end end
+  for k, x in pairs(t) do
+    if type(x) == "table" then mark(x)
+    elseif x == EMPTY_STR then t[k] = setmetatable({}, array_mt) end
+  end
   return t
 end
 
@@ -196,7 +213,11 @@ function M.decode(s)
   local v, err = cjson.decode(s)
   if v == nil then return nil, err end
   if type(v) ~= "table" then return v end
-  if s:find("%[%s*%]") then return slow_decode(s) end
+  if s:find("%[%s*%]") then
+    local w, err2 = slow_decode(s)
+    if type(w) ~= "table" then return w, err2 end
+    return mark(w)
+  end
   return mark(v)
 end
 

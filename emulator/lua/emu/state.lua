@@ -21,14 +21,14 @@ end
 
 --- Stores value (any JSON-able value). Raises when the dict is full.
 function M.put(key, value)
-  local ok, err = dict:set(key, json.encode(value))
+  local ok, err = dict:set(key, json.encode_store(value))
   if not ok then error("emu.state: cannot store " .. key .. ": " .. tostring(err)) end
   return value
 end
 
 --- Stores value only if key is absent; returns true, or false when it already exists.
 function M.add(key, value)
-  local ok, err = dict:add(key, json.encode(value))
+  local ok, err = dict:add(key, json.encode_store(value))
   if ok then return true end
   if err == "exists" then return false end
   error("emu.state: cannot store " .. key .. ": " .. tostring(err))

@@ -1,0 +1,48 @@
+#!/bin/bash
+# Emulator throughput: wrk over keep-alive HTTPS (HTTP/1.1) on loopback against
+#   1. GET /_emulator/health                         (routing + JSON, no auth)
+#   2. GET /subscriptions/{sub}?api-version=...       (cheap authenticated ARM GET: bearer token
+#                                                      check, RBAC lookup in the shared dict, JSON)
+#   3. GET .../resourcegroups/{rg}?api-version=...    (authenticated GET of a stored resource)
+# Target: >= 5,000 requests/s for the simple GETs. Starts its own emulator (2 workers).
+#   bench/emulator.sh [seconds] [connections]      (defaults 10 s, 32 connections, 2 wrk threads)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${1:-10}
+CONNS=${2:-32}
+command -v wrk >/dev/null || { echo "wrk not installed (scripts/deps.sh)"; exit 1; }
+[ -f build/jit/azcmk/core.so ] || make -s all
+PORT=${BENCH_EMULATOR_PORT:-18743}
+DIR=build/bench-emulator
+./bin/azcmk emulator stop --dir "$DIR" >/dev/null 2>&1 || true
+eval "$(./bin/azcmk emulator start --port "$PORT" --dir "$DIR" 2>/dev/null)"
+trap './bin/azcmk emulator stop --dir "$DIR" >/dev/null 2>&1' EXIT
+C=(curl -sS --cacert "$AZCMK_CA_FILE" --connect-to "::127.0.0.1:$PORT")
+TOKEN=$("${C[@]}" "https://login.microsoftonline.com/$AZURE_TENANT_ID/oauth2/v2.0/token" \
+  -d grant_type=client_credentials -d "client_id=$AZURE_CLIENT_ID" --data-urlencode "client_secret=$AZURE_CLIENT_SECRET" \
+  -d scope=https://management.azure.com/.default | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+RG="/subscriptions/$AZURE_SUBSCRIPTION_ID/resourcegroups/bench"
+"${C[@]}" -o /dev/null -X PUT "https://management.azure.com$RG?api-version=2024-11-01" \
+  -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"location":"westus"}'
+
+run() {
+  local name=$1 url=$2; shift 2
+  # warm-up, then the measured run
+  wrk -t2 -c"$CONNS" -d3s "$@" "$url" >/dev/null
+  local out rps
+  out=$(wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "$@" "$url")
+  rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
+  local p50 p99 non2xx
+  p50=$(awk '$1=="50%" {print $2}' <<<"$out")
+  p99=$(awk '$1=="99%" {print $2}' <<<"$out")
+  non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
+  printf "%-44s %10s req/s   p50 %-8s p99 %-8s non-2xx %s\n" "$name" "$rps" "$p50" "$p99" "${non2xx:-0}"
+}
+echo "emulator bench: ${SECS}s per case, $CONNS keep-alive connections, 2 wrk threads, 2 nginx workers"
+run "GET /_emulator/health" "https://127.0.0.1:$PORT/_emulator/health" -H "Host: management.azure.com"
+run "GET /subscriptions/{sub} (authenticated)" "https://127.0.0.1:$PORT/subscriptions/$AZURE_SUBSCRIPTION_ID?api-version=2022-12-01" \
+  -H "Host: management.azure.com" -H "Authorization: Bearer $TOKEN"
+run "GET resource group (authenticated)" "https://127.0.0.1:$PORT$RG?api-version=2024-11-01" \
+  -H "Host: management.azure.com" -H "Authorization: Bearer $TOKEN"
+errs=$("${C[@]}" https://management.azure.com/_emulator/health | sed 's/.*"internal_errors":\([0-9]*\).*/\1/')
+echo "internal errors after the run: $errs"
