@@ -6,6 +6,7 @@ local lazy = {
   core = "azcmk.core", http = "azcmk.http", crypto = "azcmk.crypto",
   pipeline = "azcmk.pipeline", credential = "azcmk.credential", cloud = "azcmk.cloud",
   errors = "azcmk.errors", log = "azcmk.log", retry = "azcmk.retry",
+  client = "azcmk.client", playbook = "azcmk.playbook",
 }
 
 --- A pipeline with sensible defaults: cloud from AZURE_CLOUD / AZURE_AUTHORITY_HOST, the

@@ -1,0 +1,198 @@
+--- What every CMK verb of the command line shares: flag parsing and --help, the pipeline,
+-- progress on stderr, output (readable text, `-o table`, `-o json` = only JSON on stdout) and
+-- errors (one line on stderr: reason + next step; exit 2 when refused before any change,
+-- 1 when an operation failed).
+local cjson = require("cjson.safe")
+local args = require("azcmk.cli.args")
+
+local M = {}
+
+M.EXIT_OK, M.EXIT_FAILED, M.EXIT_REFUSED = 0, 1, 2
+
+-- ------------------------------------------------------------------ JSON, pretty and stable
+
+--- Mark a table to print as a JSON array even when empty.
+M.array_mt = {}
+
+local function is_array(t)
+  if getmetatable(t) == M.array_mt then return true end
+  local n = 0
+  for k in pairs(t) do
+    if type(k) ~= "number" then return false end
+    n = n + 1
+  end
+  return n > 0 and n == #t
+end
+
+-- keys whose empty value is an empty list
+local LIST_KEYS = { warnings = true, steps = true, plan = true, accessPolicies = true, ipRules = true }
+
+local function encode(v, indent, out, key)
+  local t = type(v)
+  if v == nil or v == cjson.null then out[#out + 1] = "null"
+  elseif t == "boolean" then out[#out + 1] = tostring(v)
+  elseif t == "number" then
+    if v == math.floor(v) and v > -1e15 and v < 1e15 then out[#out + 1] = string.format("%d", v)
+    else out[#out + 1] = string.format("%.14g", v) end
+  elseif t == "string" then out[#out + 1] = (cjson.encode(v):gsub("\\/", "/"))
+  elseif t == "table" then
+    local pad = string.rep("  ", indent + 1)
+    if next(v) == nil and LIST_KEYS[key] then out[#out + 1] = "[]"; return end
+    if is_array(v) then
+      if #v == 0 then out[#out + 1] = "[]"; return end
+      out[#out + 1] = "[\n"
+      for i, x in ipairs(v) do
+        out[#out + 1] = pad
+        encode(x, indent + 1, out)
+        out[#out + 1] = i < #v and ",\n" or "\n"
+      end
+      out[#out + 1] = string.rep("  ", indent) .. "]"
+    else
+      local keys = {}
+      for k, x in pairs(v) do
+        if type(k) == "string" and type(x) ~= "function" and k:sub(1, 1) ~= "_" then keys[#keys + 1] = k end
+      end
+      table.sort(keys)
+      if #keys == 0 then out[#out + 1] = "{}"; return end
+      out[#out + 1] = "{\n"
+      for i, k in ipairs(keys) do
+        out[#out + 1] = pad .. cjson.encode(k) .. ": "
+        encode(v[k], indent + 1, out, k)
+        out[#out + 1] = i < #keys and ",\n" or "\n"
+      end
+      out[#out + 1] = string.rep("  ", indent) .. "}"
+    end
+  else
+    out[#out + 1] = "null"
+  end
+end
+
+--- Pretty JSON with sorted keys (stable output for people and diffs).
+function M.json(v)
+  local out = {}
+  encode(v, 0, out)
+  return table.concat(out)
+end
+
+-- ------------------------------------------------------------------ errors
+
+local function one_line(s)
+  s = tostring(s or "")
+  s = s:gsub("[\r\n]+", " "):gsub("%s+", " "):gsub("^%s+", ""):gsub("%s+$", "")
+  return s
+end
+M.one_line = one_line
+
+--- The one-line reason + next step of a structured error.
+function M.error_line(verb, err)
+  local errors = require("azcmk.errors")
+  if type(err) ~= "table" then return "azcmk " .. verb .. ": " .. one_line(err) end
+  local msg = one_line(errors.scrub(err.message or tostring(err)))
+  local where = err.code and (" [" .. tostring(err.code) .. (err.status and (" " .. err.status) or "") .. "]")
+    or (err.status and (" [" .. err.status .. "]") or "")
+  local line = "azcmk " .. verb .. ": " .. msg .. where
+  if err.hint then line = line .. " -- next: " .. one_line(err.hint) end
+  if err.request_id and err.kind ~= "input" then line = line .. " (request id " .. tostring(err.request_id)
+    .. ")" end
+  return line
+end
+
+function M.fail(io_, verb, err)
+  io_.stderr:write(M.error_line(verb, err), "\n")
+  if type(err) == "table" and err.kind == "input" then return M.EXIT_REFUSED end
+  return M.EXIT_FAILED
+end
+
+-- ------------------------------------------------------------------ running a verb
+
+--- Parses argv; handles --help. Returns opts, positional, or nil, exit code.
+function M.parse(argv, io_, verb, usage, flags)
+  local opts, pos = args.parse(argv, flags)
+  if not opts then
+    io_.stderr:write("azcmk ", verb, ": ", pos, " -- next: run 'azcmk ", verb, " --help'\n")
+    return nil, M.EXIT_REFUSED
+  end
+  if opts.help then
+    io_.stdout:write(args.help(usage, flags))
+    return nil, M.EXIT_OK
+  end
+  return opts, pos
+end
+
+--- The options every playbook takes, from the common flags: pipeline, subscription, progress.
+function M.base_options(opts, io_)
+  local o = { subscription = opts.subscription, resource_group = opts.resource_group }
+  o.progress = function(ev)
+    if ev and ev.message then io_.stderr:write("  ", one_line(ev.message), "\n") end
+  end
+  if not opts.subscription and not os.getenv("AZURE_SUBSCRIPTION_ID") then
+    return nil, require("azcmk.errors").input("no subscription given", { code = "MissingSubscription",
+      hint = "pass --subscription ID or set AZURE_SUBSCRIPTION_ID "
+        .. "(eval \"$(azcmk emulator start)\" sets it)" })
+  end
+  local p, err = require("azcmk").new()
+  if not p then return nil, err end
+  o.pipeline = p
+  return o
+end
+
+--- Steps as readable lines.
+function M.steps_text(result)
+  local lines = {}
+  for _, s in ipairs(result.steps or {}) do
+    local what = s.name or s.id or ""
+    local detail = s.detail and ("  (" .. s.detail .. ")") or ""
+    lines[#lines + 1] = string.format("  %-15s %-12s %s%s", s.step, s.action, what, detail)
+  end
+  return table.concat(lines, "\n")
+end
+
+--- key/value rows as an aligned table.
+function M.table(rows)
+  local w = 0
+  for _, r in ipairs(rows) do if #r[1] > w then w = #r[1] end end
+  local out = {}
+  for _, r in ipairs(rows) do
+    local v = r[2]
+    if type(v) == "table" then v = cjson.encode(v) end
+    out[#out + 1] = string.format("%-" .. w .. "s  %s", r[1], v == nil and "-" or tostring(v))
+  end
+  return table.concat(out, "\n") .. "\n"
+end
+
+--- Writes a result: json (stdout only JSON), table (rows), or text (text function).
+function M.emit(io_, opts, result, json_value, rows, text)
+  if opts.output == "json" then
+    io_.stdout:write(M.json(json_value == nil and result or json_value), "\n")
+  elseif opts.output == "table" then
+    io_.stdout:write(M.table(rows))
+  else
+    io_.stdout:write(text)
+  end
+end
+
+--- Define a verb: spec = { verb, usage, flags, build = function(opts, pos, o) -> call options
+-- or nil, err; call = function(o) -> result | nil, err; render = function(result, opts, io) }.
+function M.verb(spec)
+  return function(argv, io_)
+    io_ = io_ or { stdout = io.stdout, stderr = io.stderr }
+    local opts, pos = M.parse(argv, io_, spec.verb, spec.usage, spec.flags)
+    if not opts then return pos end
+    local o, err = M.base_options(opts, io_)
+    if not o then return M.fail(io_, spec.verb, err) end
+    if spec.build then
+      local ok, berr = spec.build(opts, pos, o)
+      if not ok then return M.fail(io_, spec.verb, berr) end
+    end
+    local result
+    result, err = spec.call(o)
+    if not result then
+      if spec.on_error then spec.on_error(err, opts, io_) end
+      return M.fail(io_, spec.verb, err)
+    end
+    spec.render(result, opts, io_)
+    return M.EXIT_OK
+  end
+end
+
+return M

@@ -1,0 +1,42 @@
+--- `azcmk identity assign`: re-attach a user-assigned identity or enable [system].
+local common = require("azcmk.cli.common")
+local errors = require("azcmk.errors")
+
+local FLAGS = {
+  { "identity", nil, "IDENTITY", "name, resource id, client id, or [system]" },
+  { "identities", nil, "IDENTITY", "same as --identity (the Azure CLI's name)" },
+}
+
+local M = {}
+
+M.run = common.verb({
+  verb = "identity",
+  usage = "azcmk identity assign -n REGISTRY [-g RG] --identity NAME|ID|CLIENT_ID|[system]",
+  flags = FLAGS,
+  build = function(opts, pos, o)
+    if pos[1] ~= "assign" then
+      return nil, errors.input("unknown identity command '" .. tostring(pos[1]) .. "'",
+        { code = "UnknownCommand",
+        hint = "use: azcmk identity assign -n REGISTRY --identity ..." })
+    end
+    o.registry = opts.name
+    o.identity = opts.identity or opts.identities
+    if not o.identity then
+      return nil, errors.input("no identity given", { code = "MissingArgument",
+        hint = "pass --identity NAME|RESOURCE_ID|CLIENT_ID|[system]" })
+    end
+    return true
+  end,
+  call = function(o) return require("azcmk.playbook.identity").assign(o) end,
+  render = function(r, opts, io_)
+    local who = r.identity.kind == "system" and ("[system] (principal " .. tostring(r.identity.principal_id)
+      .. ")")
+      or tostring(r.identity.id)
+    common.emit(io_, opts, r, nil, { { "registry", r.registry.name }, { "identity", who }, { "changed",
+      r.changed } },
+      (r.changed and "Assigned " or "Already assigned: ") .. who .. " to registry " .. r.registry.name
+        .. "\n")
+  end,
+})
+
+return M

@@ -1,0 +1,31 @@
+--- `azcmk recover`: recover a soft-deleted vault and/or key.
+local common = require("azcmk.cli.common")
+
+local FLAGS = {
+  { "vault", nil, "NAME", "the vault (recovered first when it is soft-deleted)" },
+  { "key", nil, "NAME", "the key to recover from soft delete" },
+}
+
+local M = {}
+
+M.run = common.verb({
+  verb = "recover",
+  usage = "azcmk recover --vault NAME [--key NAME] [-g RG]",
+  flags = FLAGS,
+  build = function(opts, _, o)
+    if not opts.vault then
+      return nil, require("azcmk.errors").input("no vault given", { code = "MissingArgument",
+        hint = "pass --vault NAME (and --key NAME to recover a key)" })
+    end
+    o.vault, o.key = opts.vault, opts.key
+    return true
+  end,
+  call = function(o) return require("azcmk.playbook.recover").recover(o) end,
+  render = function(r, opts, io_)
+    common.emit(io_, opts, r, nil, { { "vault", r.vault.name }, { "key", r.key and r.key.kid },
+      { "changed", r.changed } }, (r.changed and "Recovered\n" or "Nothing to recover\n")
+        .. common.steps_text(r) .. "\n")
+  end,
+})
+
+return M

@@ -1,0 +1,118 @@
+--- Shared plumbing of the service clients (layer 3): argument checks, resource ids, the
+-- subscription, and "not found -> nil" mapping. Every request goes through the pipeline
+-- (p:arm, p:arm_lro, p:arm_pages, p:vault); no client builds HTTP requests itself.
+local errors = require("azcmk.errors")
+local url = require("azcmk.url")
+
+local M = {}
+
+--- check(o, spec, where): raises on a programmer error (wrong argument types).
+-- spec: { field = "string" | "string?" | "table" | "table?" | "boolean?" | "number?" | ... }
+function M.check(o, spec, where)
+  if type(o) ~= "table" then error(where .. ": options table expected", 3) end
+  for k, want in pairs(spec) do
+    local opt = want:sub(-1) == "?"
+    local t = opt and want:sub(1, -2) or want
+    local v = o[k]
+    if v == nil then
+      if not opt then error(where .. ": " .. k .. " (" .. t .. ") is required", 3) end
+    elseif t ~= "any" and type(v) ~= t then
+      error(where .. ": " .. k .. " must be a " .. t .. ", not a " .. type(v), 3)
+    end
+  end
+  return o
+end
+
+--- A client class: new(p, {subscription=}) with the pipeline and the subscription id.
+function M.class(name)
+  local C = { _name = name }
+  C.__index = C
+  function C.new(p, opts)
+    if type(p) ~= "table" or type(p.arm) ~= "function" then
+      error("azcmk.client." .. name .. ".new: a pipeline is required", 2)
+    end
+    opts = opts or {}
+    local sub = opts.subscription or (p.subscription)
+    if sub ~= nil and type(sub) ~= "string" then
+      error("azcmk.client." .. name .. ".new: subscription must be a string", 2)
+    end
+    return setmetatable({ p = p, subscription = sub }, C)
+  end
+  return C
+end
+
+function M.seg(s) return url.encode(s) end
+
+--- The subscription of a call (opts.subscription, else the client's), or raises.
+function M.sub(self, o)
+  local s = (o and o.subscription) or self.subscription
+  if type(s) ~= "string" or s == "" then
+    error("azcmk.client." .. self._name .. ": no subscription (pass subscription= to new or the call)", 3)
+  end
+  return s
+end
+
+function M.rg_path(self, o)
+  return "/subscriptions/" .. M.seg(M.sub(self, o)) .. "/resourceGroups/" .. M.seg(o.resource_group)
+end
+
+--- Resource id of a provider resource in a resource group.
+function M.resource_path(self, o, provider_type, name)
+  return M.rg_path(self, o) .. "/providers/" .. provider_type .. "/" .. M.seg(name)
+end
+
+--- nil (not an error) for 404s, else the error unchanged.
+function M.not_found(err)
+  return errors.is(err, 404)
+end
+
+--- Run an ARM GET; 404 -> nil, nil (absent), other failures -> nil, err.
+function M.get_or_nil(p, path, opts)
+  local res, err = p:arm("GET", path, opts)
+  if res then return res.json end
+  if M.not_found(err) then return nil, nil end
+  return nil, err
+end
+
+-- lua-cjson 2.1.0 (Debian) cannot encode an empty array: bodies that need one are encoded
+-- here, with EMPTY_ARRAY standing for `[]`.
+M.EMPTY_ARRAY = "\1azcmk-empty-array\1"
+
+--- JSON text of a request body; EMPTY_ARRAY values become [] (a table body is returned as is
+-- when it holds none).
+function M.body(t)
+  local cjson = require("cjson")
+  local s = cjson.encode(t)
+  if not s:find("azcmk-empty-array", 1, true) then return t end
+  return (s:gsub('"\\u0001azcmk%-empty%-array\\u0001"', "[]"))
+end
+
+--- Copy of a table, one level.
+function M.copy(t)
+  local r = {}
+  for k, v in pairs(t or {}) do r[k] = v end
+  return r
+end
+
+--- Drops a leading "https://management..." from an id given as a URL; ids stay paths.
+function M.id_path(id)
+  if type(id) ~= "string" then return id end
+  return (id:gsub("^https://[^/]+", ""))
+end
+
+--- The LRO options of a call: progress, interval, timeout.
+function M.lro_opts(o, api_version, body, interval)
+  body = body ~= nil and M.body(body) or nil
+  return { api_version = api_version, body = body, progress = o.progress, interval = o.interval or interval,
+           timeout = o.timeout, headers = type(body) == "string"
+             and { ["Content-Type"] = "application/json" } or nil }
+end
+
+--- Options of a plain call with a body (EMPTY_ARRAY aware).
+function M.with_body(api_version, body)
+  body = M.body(body)
+  return { api_version = api_version, body = body,
+           headers = type(body) == "string" and { ["Content-Type"] = "application/json" } or nil }
+end
+
+return M

@@ -1,0 +1,211 @@
+--- Names and identifiers: validation of resource names (before any write), ARM resource ids,
+-- Key Vault key ids (versioned / versionless, and of which cloud), identity values
+-- (name, resource id, client id, "[system]").
+local errors = require("azcmk.errors")
+
+local M = {}
+
+local UUID = "^%x%x%x%x%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%-%x%x%x%x%x%x%x%x%x%x%x%x$"
+
+function M.is_uuid(s) return type(s) == "string" and s:match(UUID) ~= nil end
+
+local function bad(what, value, rule, hint)
+  return nil, errors.input(string.format("invalid %s '%s': %s", what, tostring(value), rule),
+    { code = "InvalidName", target = what, hint = hint or ("choose a " .. what .. " that " .. rule) })
+end
+
+--- Registry: 5-50 alphanumeric characters (ACR; login server {name}.azurecr.io).
+function M.check_registry_name(n)
+  if type(n) ~= "string" or n == "" then
+    return nil, errors.input("a registry name is required", { code = "MissingArgument",
+      hint = "pass the registry name (-n/--name)" })
+  end
+  if #n < 5 or #n > 50 or not n:match("^[%a%d]+$") then
+    return bad("registry name", n, "has 5-50 alphanumeric characters (a-z, A-Z, 0-9; no '-' or '_')")
+  end
+  return n
+end
+
+--- Key Vault: 3-24 characters, letters, digits and '-', starting with a letter, ending with a
+-- letter or digit, no '--'.
+function M.check_vault_name(n)
+  if type(n) ~= "string" or n == "" then
+    return nil, errors.input("a Key Vault name is required", { code = "MissingArgument",
+      hint = "pass the vault name (--vault)" })
+  end
+  if #n < 3 or #n > 24 or not n:match("^[%a%d%-]+$") or not n:match("^%a") or n:match("%-$")
+    or n:find("--", 1, true) then
+    return bad("Key Vault name", n, "has 3-24 letters, digits and '-', starts with a letter, ends with a "
+      .. "letter or digit and has no '--'")
+  end
+  return n
+end
+
+--- Key: 1-127 letters, digits and '-'.
+function M.check_key_name(n)
+  if type(n) ~= "string" or n == "" then
+    return nil, errors.input("a key name is required", { code = "MissingArgument",
+      hint = "pass the key name (--key)" })
+  end
+  if #n > 127 or not n:match("^[%a%d%-]+$") then
+    return bad("key name", n, "has 1-127 letters, digits and '-'")
+  end
+  return n
+end
+
+-- letters/digits (also non-ASCII letters), '_', '-', '.', '(', ')'
+local function rg_chars(n) return n:match("^[%w_%-%.%(%)\128-\255]+$") ~= nil end
+
+--- Resource group: 1-90 characters: letters, digits, '_', '-', '.', '(', ')'; not ending in '.'.
+function M.check_resource_group(n)
+  if type(n) ~= "string" or n == "" then
+    return nil, errors.input("a resource group is required", { code = "MissingArgument",
+      hint = "pass the resource group (-g/--resource-group)" })
+  end
+  if #n > 90 or not rg_chars(n) or n:sub(-1) == "." then
+    return bad("resource group name", n, "has 1-90 letters, digits, '_', '-', '.', '(' or ')' and does not "
+      .. "end with '.'")
+  end
+  return n
+end
+
+--- User-assigned identity: 3-128 characters, letters, digits, '-' and '_', starting with a
+-- letter or digit.
+function M.check_identity_name(n)
+  if type(n) ~= "string" or #n < 3 or #n > 128 or not n:match("^[%a%d][%w%-_]*$") then
+    return bad("identity name", n, "has 3-128 letters, digits, '-' or '_' and starts with a letter or digit")
+  end
+  return n
+end
+
+--- Deployment: 1-64 characters like a resource group name.
+function M.check_deployment_name(n)
+  if type(n) ~= "string" or n == "" or #n > 64 or not rg_chars(n) then
+    return bad("deployment name", n, "has 1-64 letters, digits, '_', '-', '.', '(' or ')'")
+  end
+  return n
+end
+
+--- Location: letters and digits (westus, westeurope).
+function M.check_location(l)
+  if type(l) ~= "string" or not l:match("^[%a%d][%a%d ]*$") then
+    return bad("location", l, "is an Azure region name such as westus or westeurope")
+  end
+  return (l:gsub(" ", "")):lower()
+end
+
+--- Parses an ARM resource id: { subscription, resource_group, provider, type, name, id }.
+function M.parse_resource_id(id)
+  if type(id) ~= "string" then return nil end
+  local sub, rg, ns, typ, name = id:match(
+    "^/[Ss][Uu][Bb][Ss][Cc][Rr][Ii][Pp][Tt][Ii][Oo][Nn][Ss]/([^/]+)/[Rr][Ee][Ss][Oo][Uu][Rr][Cc][Ee]"
+    .. "[Gg][Rr][Oo][Uu][Pp][Ss]/([^/]+)/[Pp][Rr][Oo][Vv][Ii][Dd][Ee][Rr][Ss]/([^/]+)/([^/]+)/([^/]+)/?$")
+  if not sub then return nil end
+  return { subscription = sub, resource_group = rg, provider = ns, type = ns .. "/" .. typ, name = name,
+           id = id }
+end
+
+--- Case-insensitive resource id comparison (Azure returns 'resourcegroups' in some ids).
+function M.same_id(a, b)
+  if type(a) ~= "string" or type(b) ~= "string" then return false end
+  return (a:lower():gsub("/+$", "")) == (b:lower():gsub("/+$", ""))
+end
+
+--- Parses a Key Vault key id for the cloud profile `cloud`:
+-- https://{vault}{vault_suffix}/keys/{name}[/{version}]
+-- Returns { vault, vault_url, name, version (or nil), versionless, versioned (or nil), id } or
+-- nil, err (kind input) naming what is wrong and what to do.
+function M.parse_key_id(kid, cloud)
+  if type(kid) ~= "string" or kid == "" then
+    return nil, errors.input("a key id is required", { code = "MissingArgument",
+      hint = "pass a key id like https://myvault" .. (cloud and cloud.vault_suffix or ".vault.azure.net")
+        .. "/keys/mykey[/version]" })
+  end
+  local shape_hint = "a key id looks like https://<vault>"
+    .. (cloud and cloud.vault_suffix or ".vault.azure.net")
+    .. "/keys/<key>[/<32-hex-version>] (take it from `azcmk show` or the key's kid)"
+  local host, path = kid:match("^https://([^/:?#]+)(/[^?#]*)$")
+  if not host then
+    host, path = kid:match("^https://([^/:?#]+):443(/[^?#]*)$")
+  end
+  if not host then
+    return nil, errors.input("the key id '" .. kid .. "' is not an https URL of a Key Vault key",
+      { code = "InvalidKeyId", hint = shape_hint })
+  end
+  host = host:lower()
+  local name, version = path:match("^/keys/([^/]+)/([^/]+)/?$")
+  if not name then name = path:match("^/keys/([^/]+)/?$") end
+  if not name then
+    return nil, errors.input("the key id '" .. kid
+      .. "' has the wrong shape (expected /keys/<name>[/<version>])",
+      { code = "InvalidKeyId", hint = shape_hint })
+  end
+  if not name:match("^[%a%d%-]+$") or #name > 127 then
+    return nil, errors.input("the key id '" .. kid .. "' names an invalid key '" .. name .. "'",
+      { code = "InvalidKeyId", hint = shape_hint })
+  end
+  if version and not version:match("^%x+$") then
+    return nil, errors.input("the key id '" .. kid .. "' has an invalid version '" .. version
+      .. "' (expected 32 hexadecimal characters)", { code = "InvalidKeyId", hint = shape_hint })
+  end
+  local suffix = cloud and cloud.vault_suffix or ".vault.azure.net"
+  local vault = host:sub(1, #host - #suffix)
+  if host:sub(-#suffix) ~= suffix or vault == "" or vault:find(".", 1, true) then
+    local other
+    for _, prof in pairs(require("azcmk.cloud").profiles) do
+      if host:sub(-#prof.vault_suffix) == prof.vault_suffix then other = prof.name end
+    end
+    if other then
+      return nil, errors.input("the key id '" .. kid .. "' is of a vault in " .. other .. ", not in "
+        .. (cloud and cloud.name or "AzureCloud"), { code = "KeyVaultInOtherCloud",
+        hint = "use a key of a vault in " .. (cloud and cloud.name or "AzureCloud") .. " (" .. suffix
+          .. "), or select the other cloud with AZURE_CLOUD=" .. other })
+    end
+    if host:find("managedhsm", 1, true) then
+      return nil, errors.input("the key id '" .. kid .. "' is a Managed HSM key; azcmk handles Key Vault "
+        .. "keys (" .. suffix .. ")", { code = "InvalidKeyId", hint = shape_hint })
+    end
+    return nil, errors.input("the key id '" .. kid .. "' is not on a Key Vault host (*" .. suffix .. ")",
+      { code = "InvalidKeyId", hint = shape_hint })
+  end
+  if not M.check_vault_name(vault) then
+    return nil, errors.input("the key id '" .. kid .. "' names an invalid vault '" .. vault .. "'",
+      { code = "InvalidKeyId", hint = shape_hint })
+  end
+  local vault_url = "https://" .. host
+  local versionless = vault_url .. "/keys/" .. name
+  return { vault = vault, vault_url = vault_url, name = name, version = version, versionless = versionless,
+           versioned = version and (versionless .. "/" .. version) or nil, id = version and
+           (versionless .. "/" .. version) or versionless }
+end
+
+--- The vault URL of a vault name in a cloud.
+function M.vault_url(vault, cloud)
+  return "https://" .. vault:lower() .. (cloud and cloud.vault_suffix or ".vault.azure.net")
+end
+
+--- Identity value as the Azure CLI takes it: "[system]" (or "system"), a resource id, a client
+-- id (UUID), or a name. Returns { kind = "system" | "id" | "client_id" | "name", value }.
+function M.parse_identity(v)
+  if type(v) ~= "string" or v == "" then
+    return nil, errors.input("an identity is required", { code = "MissingArgument",
+      hint = "pass --identity NAME | RESOURCE_ID | CLIENT_ID | [system]" })
+  end
+  local l = v:lower()
+  if l == "[system]" or l == "system" then return { kind = "system", value = "system" } end
+  if M.is_uuid(v) then return { kind = "client_id", value = l } end
+  if v:sub(1, 1) == "/" then
+    local r = M.parse_resource_id(v)
+    if not r or r.type:lower() ~= "microsoft.managedidentity/userassignedidentities" then
+      return nil, errors.input("'" .. v .. "' is not the resource id of a user-assigned identity",
+        { code = "InvalidIdentity", hint = "pass /subscriptions/<sub>/resourceGroups/<rg>/providers/"
+          .. "Microsoft.ManagedIdentity/userAssignedIdentities/<name>, a name, a client id or [system]" })
+    end
+    return { kind = "id", value = v, parsed = r }
+  end
+  local ok, err = M.check_identity_name(v)
+  if not ok then return nil, err end
+  return { kind = "name", value = v }
+end
+
+return M

@@ -1,0 +1,163 @@
+--- Key Vault keys, data plane (azure-wire.md §1.5, §3): create (or new version), get,
+-- versions, update, rotate, rotation policy, delete, deleted keys, recover, wrap / unwrap.
+-- Every call takes vault_url ("https://kv.vault.azure.net") or vault (a name, with the
+-- pipeline's cloud suffix).
+local base = require("azcmk.client.base")
+local errors = require("azcmk.errors")
+local V = require("azcmk.client.api_versions")
+
+local C = base.class("keys")
+
+local function vurl(self, o)
+  if o.vault_url then return o.vault_url end
+  if type(o.vault) ~= "string" then error("azcmk.client.keys: vault_url or vault required", 3) end
+  return "https://" .. o.vault:lower() .. self.p.cloud.vault_suffix
+end
+
+local function call(self, o, method, path, body)
+  local opts = body ~= nil and base.with_body(V.keys, body) or { api_version = V.keys }
+  local res, err = self.p:vault(method, vurl(self, o), path, opts)
+  if not res then return nil, err end
+  return res.json or true
+end
+
+local function seg(s) return base.seg(s) end
+
+--- create{vault_url | vault, name, kty = "RSA", key_size?, key_ops?, enabled?, exp?, nbf?, tags?}
+-- -> KeyBundle. On an existing name this makes a new version.
+function C:create(o)
+  base.check(o, { name = "string", kty = "string?", key_size = "number?", key_ops = "table?",
+    tags = "table?", exp = "number?", nbf = "number?" }, "keys:create")
+  local body = { kty = o.kty or "RSA",
+    attributes = { enabled = o.enabled ~= false, exp = o.exp, nbf = o.nbf },
+    key_size = o.key_size, key_ops = o.key_ops, tags = o.tags, crv = o.crv }
+  return call(self, o, "POST", "/keys/" .. seg(o.name) .. "/create", body)
+end
+
+--- get{vault_url | vault, name, version?} -> KeyBundle, nil (absent: KeyNotFound), or nil, err.
+function C:get(o)
+  base.check(o, { name = "string", version = "string?" }, "keys:get")
+  local r, err = call(self, o, "GET", "/keys/" .. seg(o.name) .. "/"
+    .. (o.version and seg(o.version) or ""))
+  if r then return r end
+  if errors.is(err, 404) then return nil, nil end
+  return nil, err
+end
+
+--- versions{vault_url | vault, name} -> array of KeyItems {kid, attributes}, newest first.
+function C:versions(o)
+  base.check(o, { name = "string" }, "keys:versions")
+  local out = {}
+  for item, err in self.p:vault_pages(vurl(self, o), "/keys/" .. seg(o.name) .. "/versions",
+    { api_version = V.keys }) do
+    if not item then return nil, err end
+    out[#out + 1] = item
+  end
+  table.sort(out, function(a, b)
+    local ca = a.attributes and a.attributes.created or 0
+    local cb = b.attributes and b.attributes.created or 0
+    if ca ~= cb then return ca > cb end
+    return tostring(a.kid) > tostring(b.kid)
+  end)
+  return out
+end
+
+--- list{vault_url | vault} -> array of KeyItems (versionless kids).
+function C:list(o)
+  base.check(o, {}, "keys:list")
+  local out = {}
+  for item, err in self.p:vault_pages(vurl(self, o), "/keys", { api_version = V.keys }) do
+    if not item then return nil, err end
+    out[#out + 1] = item
+  end
+  return out
+end
+
+--- update{vault_url | vault, name, version, enabled?, exp?, nbf?, key_ops?, tags?} -> KeyBundle.
+function C:update(o)
+  base.check(o, { name = "string", version = "string", enabled = "boolean?", tags = "table?",
+    key_ops = "table?" }, "keys:update")
+  local attrs
+  if o.enabled ~= nil or o.exp or o.nbf then attrs = { enabled = o.enabled, exp = o.exp, nbf = o.nbf } end
+  return call(self, o, "PATCH", "/keys/" .. seg(o.name) .. "/" .. seg(o.version),
+    { attributes = attrs, tags = o.tags, key_ops = o.key_ops })
+end
+
+--- rotate{vault_url | vault, name} -> KeyBundle of the new version (needs keys/rotate).
+function C:rotate(o)
+  base.check(o, { name = "string" }, "keys:rotate")
+  return call(self, o, "POST", "/keys/" .. seg(o.name) .. "/rotate")
+end
+
+--- get_rotation_policy{vault_url | vault, name} -> KeyRotationPolicy.
+function C:get_rotation_policy(o)
+  base.check(o, { name = "string" }, "keys:get_rotation_policy")
+  return call(self, o, "GET", "/keys/" .. seg(o.name) .. "/rotationpolicy")
+end
+
+--- set_rotation_policy{vault_url | vault, name, policy = {lifetimeActions, attributes}} -> policy.
+-- Or the short form: rotate_after = "P90D", notify_before = "P30D", expiry = "P2Y".
+function C:set_rotation_policy(o)
+  base.check(o, { name = "string", policy = "table?", rotate_after = "string?", notify_before = "string?",
+    expiry = "string?" }, "keys:set_rotation_policy")
+  local policy = o.policy
+  if not policy then
+    local actions = {}
+    if o.rotate_after then
+      actions[#actions + 1] = { trigger = { timeAfterCreate = o.rotate_after }, action = { type = "Rotate" } }
+    end
+    if o.notify_before then
+      actions[#actions + 1] = { trigger = { timeBeforeExpiry = o.notify_before },
+        action = { type = "Notify" } }
+    end
+    policy = { lifetimeActions = #actions > 0 and actions or base.EMPTY_ARRAY,
+      attributes = o.expiry and { expiryTime = o.expiry } or nil }
+  end
+  return call(self, o, "PUT", "/keys/" .. seg(o.name) .. "/rotationpolicy", policy)
+end
+
+--- delete{vault_url | vault, name} -> DeletedKeyBundle (the key goes to soft delete).
+function C:delete(o)
+  base.check(o, { name = "string" }, "keys:delete")
+  return call(self, o, "DELETE", "/keys/" .. seg(o.name))
+end
+
+--- get_deleted{vault_url | vault, name} -> DeletedKeyBundle, nil (not deleted), or nil, err.
+function C:get_deleted(o)
+  base.check(o, { name = "string" }, "keys:get_deleted")
+  local r, err = call(self, o, "GET", "/deletedkeys/" .. seg(o.name))
+  if r then return r end
+  if errors.is(err, 404) then return nil, nil end
+  return nil, err
+end
+
+--- recover{vault_url | vault, name} -> KeyBundle (the latest version, back from soft delete).
+function C:recover(o)
+  base.check(o, { name = "string" }, "keys:recover")
+  return call(self, o, "POST", "/deletedkeys/" .. seg(o.name) .. "/recover")
+end
+
+--- purge{vault_url | vault, name} -> true. Permanent; refused by a purge-protected vault.
+function C:purge(o)
+  base.check(o, { name = "string" }, "keys:purge")
+  return call(self, o, "DELETE", "/deletedkeys/" .. seg(o.name))
+end
+
+local function wrapop(self, o, op)
+  base.check(o, { name = "string", version = "string?", alg = "string?", value = "string" }, "keys:" .. op)
+  local path = "/keys/" .. seg(o.name) .. "/" .. (o.version and (seg(o.version) .. "/") or "") .. op
+  return call(self, o, "POST", path, { alg = o.alg or "RSA-OAEP-256", value = o.value })
+end
+
+--- wrap{vault_url | vault, name, version?, alg = "RSA-OAEP-256", value = <base64url>} -> {kid, value}.
+function C:wrap(o) return wrapop(self, o, "wrapkey") end
+
+--- unwrap{vault_url | vault, name, version?, alg, value} -> {kid, value}.
+function C:unwrap(o) return wrapop(self, o, "unwrapkey") end
+
+--- The version of a kid (last path segment after /keys/{name}/), or nil.
+function C.version_of(kid)
+  return type(kid) == "string" and kid:match("/keys/[^/]+/([^/]+)/?$") or nil
+end
+
+return C

@@ -1,0 +1,106 @@
+--- Role assignments (azure-wire.md §6): create (idempotent: a deterministic name per scope,
+-- principal and role; RoleAssignmentExists counts as done), list, find, delete.
+local base = require("azcmk.client.base")
+local errors = require("azcmk.errors")
+local V = require("azcmk.client.api_versions")
+
+local C = base.class("role_assignments")
+
+C.ROLES = {
+  crypto_service_encryption_user = "e147488a-f6f5-4113-8e2d-b22465e65bf6",
+  crypto_officer = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603",
+  administrator = "00482a5a-887f-4fb3-b363-3b7fe8e74483",
+}
+
+local function scope_path(scope)
+  scope = base.id_path(scope)
+  if scope:sub(1, 1) ~= "/" then scope = "/" .. scope end
+  return (scope:gsub("/+$", ""))
+end
+
+local function role_guid(role)
+  if type(role) ~= "string" then return nil end
+  return C.ROLES[role] or role:match("(%x+%-%x+%-%x+%-%x+%-%x+)/?$")
+end
+
+--- A deterministic GUID from a string (so re-running a grant never duplicates it).
+function C.stable_guid(s)
+  local ok, crypto = pcall(require, "azcmk.crypto")
+  local hex
+  if ok then hex = crypto.hex(crypto.sha256(s)) else
+    local h = 0
+    for i = 1, #s do h = (h * 31 + s:byte(i)) % 4294967296 end
+    hex = string.format("%08x", h):rep(4)
+  end
+  return string.format("%s-%s-4%s-%s%s-%s", hex:sub(1, 8), hex:sub(9, 12), hex:sub(14, 16),
+    ({ "8", "9", "a", "b" })[(tonumber(hex:sub(17, 17), 16) % 4) + 1], hex:sub(18, 20), hex:sub(21, 32))
+end
+
+--- list{scope, principal_id?} -> role assignments at (and above) scope, optionally of a principal.
+function C:list(o)
+  base.check(o, { scope = "string", principal_id = "string?" }, "role_assignments:list")
+  local q = {}
+  if o.principal_id then q["$filter"] = "principalId eq '" .. o.principal_id .. "'" end
+  local out = {}
+  local lp = scope_path(o.scope) .. "/providers/Microsoft.Authorization/roleAssignments"
+  for item, err in self.p:arm_pages(lp, { api_version = V.role_assignments, query = q }) do
+    if not item then return nil, err end
+    local pr = item.properties or {}
+    if not o.principal_id or tostring(pr.principalId):lower() == o.principal_id:lower() then
+      out[#out + 1] = item
+    end
+  end
+  return out
+end
+
+--- find{scope, principal_id, role} -> the assignments of role to principal that apply at
+-- scope (assigned at scope or a parent scope), possibly empty.
+function C:find(o)
+  base.check(o, { scope = "string", principal_id = "string", role = "string" }, "role_assignments:find")
+  local list, err = self:list(o)
+  if not list then return nil, err end
+  local want = role_guid(o.role)
+  local out = {}
+  for _, a in ipairs(list) do
+    local pr = a.properties or {}
+    local sc = scope_path(tostring(pr.scope or "")):lower()
+    local target = scope_path(o.scope):lower()
+    local applies = sc == target or target:sub(1, #sc + 1) == sc .. "/"
+    if applies and role_guid(pr.roleDefinitionId) == want then out[#out + 1] = a end
+  end
+  return out
+end
+
+--- create{scope, principal_id, role ("crypto_service_encryption_user" | a GUID | a role
+-- definition id), principal_type = "ServicePrincipal", name?} -> the assignment.
+function C:create(o)
+  base.check(o, { scope = "string", principal_id = "string", role = "string", principal_type = "string?",
+    name = "string?" }, "role_assignments:create")
+  local guid = role_guid(o.role)
+  if not guid then error("role_assignments:create: unknown role " .. tostring(o.role), 2) end
+  local scope = scope_path(o.scope)
+  local sub = scope:match("^/subscriptions/([^/]+)") or base.sub(self, o)
+  local name = o.name or C.stable_guid(scope:lower() .. "|" .. o.principal_id:lower() .. "|" .. guid)
+  local res, err = self.p:arm("PUT", scope .. "/providers/Microsoft.Authorization/roleAssignments/" .. name,
+    { api_version = V.role_assignments, body = { properties = {
+      roleDefinitionId = "/subscriptions/" .. sub .. "/providers/Microsoft.Authorization/roleDefinitions/"
+        .. guid,
+      principalId = o.principal_id, principalType = o.principal_type or "ServicePrincipal" } } })
+  if res then return res.json end
+  if errors.is(err, "RoleAssignmentExists") then
+    local found = self:find({ scope = scope, principal_id = o.principal_id, role = guid })
+    if found and found[1] then return found[1] end
+  end
+  return nil, err
+end
+
+--- delete{id} -> true (404 counts as done).
+function C:delete(o)
+  base.check(o, { id = "string" }, "role_assignments:delete")
+  local res, err = self.p:arm("DELETE", base.id_path(o.id), { api_version = V.role_assignments })
+  if res or errors.is(err, 404) then return true end
+  return nil, err
+end
+
+C.role_guid = role_guid
+return C

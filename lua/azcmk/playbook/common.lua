@@ -1,0 +1,332 @@
+--- What every playbook shares: the context (pipeline, subscription, clients), progress and
+-- the list of steps a playbook took, finding a registry or vault by name, resolving identity
+-- values the way the Azure CLI does, and granting / removing an identity's access to a key
+-- in either access model (access policy or RBAC).
+local errors = require("azcmk.errors")
+local ids = require("azcmk.client.ids")
+local Registries = require("azcmk.client.registries")
+local Vaults = require("azcmk.client.vaults")
+
+local M = {}
+
+local CLIENTS = { "resource_groups", "identities", "vaults", "keys", "role_assignments", "registries",
+  "deployments", "resources" }
+
+local Ctx = {}
+Ctx.__index = Ctx
+
+--- context(o): o.pipeline (default azcmk.new()), o.subscription (default
+-- AZURE_SUBSCRIPTION_ID), o.progress (function(event)). Returns ctx or nil, err.
+function M.context(o)
+  local p = o.pipeline
+  if p == nil then
+    local err
+    p, err = require("azcmk").new({ getenv = o.getenv })
+    if not p then return nil, err end
+  end
+  local getenv = o.getenv or os.getenv
+  local sub = o.subscription or getenv("AZURE_SUBSCRIPTION_ID")
+  if type(sub) ~= "string" or sub == "" then
+    return nil, errors.input("no subscription given", { code = "MissingSubscription",
+      hint = "pass --subscription ID (subscription = in Lua) or set AZURE_SUBSCRIPTION_ID" })
+  end
+  if not ids.is_uuid(sub) then
+    return nil, errors.input("the subscription '" .. sub .. "' is not a subscription id (a GUID)",
+      { code = "InvalidSubscription",
+        hint = "pass the subscription's id, e.g. from `az account show --query id`" })
+  end
+  local ctx = setmetatable({ p = p, subscription = sub, steps = {}, progress = o.progress, changed = false,
+    warnings = {}, interval = o.interval, timeout = o.timeout }, Ctx)
+  for _, name in ipairs(CLIENTS) do
+    ctx[name] = require("azcmk.client." .. name).new(p, { subscription = sub })
+  end
+  return ctx
+end
+
+--- Report progress (message) to the caller's progress function.
+function Ctx:say(message, fields)
+  if self.progress then
+    local ev = { message = message }
+    for k, v in pairs(fields or {}) do ev[k] = v end
+    pcall(self.progress, ev)
+  end
+end
+
+--- Record a step: action is "created", "updated", "reused", "granted", "removed", ...
+function Ctx:step(step, action, fields)
+  local s = { step = step, action = action }
+  for k, v in pairs(fields or {}) do s[k] = v end
+  self.steps[#self.steps + 1] = s
+  if action ~= "reused" and action ~= "unchanged" and action ~= "checked" then self.changed = true end
+  self:say(step .. ": " .. action .. (s.name and (" " .. s.name) or ""), s)
+  return s
+end
+
+function Ctx:warn(message)
+  self.warnings[#self.warnings + 1] = message
+  self:say("warning: " .. message, { warning = true })
+end
+
+--- LRO options for client calls: progress of the operation goes to the caller.
+function Ctx:lro(what, extra)
+  local o = { progress = function(i)
+    self:say(string.format("%s: %s (poll %d, %ds)", what, tostring(i.state), i.polls or 0,
+      math.floor(i.elapsed or 0)), { lro = what, state = i.state })
+  end, interval = self.interval, timeout = self.timeout }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
+--- The caller's principal (object id, tenant) from its ARM token's claims.
+function Ctx:caller()
+  if self._caller then return self._caller end
+  local tok, err = self.p:token(self.p.cloud.arm_scope)
+  if not tok then return nil, err end
+  local _, claims = require("azcmk.crypto").jwt_decode_unverified(tok.token)
+  if type(claims) ~= "table" or not claims.oid then
+    return nil, errors.new("auth", { code = "NoObjectId",
+      message = "the caller's token carries no object id (oid)",
+      hint = "use a credential of a service principal, user or managed identity" })
+  end
+  self._caller = { object_id = claims.oid, tenant_id = claims.tid }
+  return self._caller
+end
+
+-- ------------------------------------------------------------------ finding resources
+
+--- The registry `name` (in resource_group when given, else found by name in the
+-- subscription). Returns registry, resource group or nil, err (RegistryNotFound).
+function Ctx:find_registry(name, rg)
+  local ok, verr = ids.check_registry_name(name)
+  if not ok then return nil, verr end
+  if rg then
+    local vok, rerr = ids.check_resource_group(rg)
+    if not vok then return nil, rerr end
+    local reg, err = self.registries:get({ resource_group = rg, name = name })
+    if reg then return reg, rg end
+    if err then return nil, err end
+    return nil, errors.new("azure", { status = 404, code = "RegistryNotFound",
+      message = "registry '" .. name .. "' not found in resource group '" .. rg .. "'",
+      hint = "check -n/--name and -g/--resource-group (or leave -g out to search the subscription)" })
+  end
+  local found, ferr = self.resources:find({ type = "Microsoft.ContainerRegistry/registries", name = name })
+  if ferr then return nil, ferr end
+  if not found then
+    return nil, errors.new("azure", { status = 404, code = "RegistryNotFound",
+      message = "registry '" .. name .. "' not found in subscription " .. self.subscription,
+      hint = "check -n/--name and --subscription" })
+  end
+  local reg, err = self.registries:get({ id = found.id })
+  if not reg then
+    return nil, err or errors.new("azure", { status = 404, code = "RegistryNotFound",
+      message = "registry '" .. name .. "' not found" })
+  end
+  return reg, found.resource_group
+end
+
+--- The vault `name` (in rg when given and present there, else anywhere in the subscription).
+-- Returns vault or nil (absent), or nil, err.
+function Ctx:find_vault(name, rg)
+  if rg then
+    local v, err = self.vaults:get({ resource_group = rg, name = name })
+    if v or err then return v, err end
+  end
+  local found, ferr = self.resources:find({ type = "Microsoft.KeyVault/vaults", name = name })
+  if ferr then return nil, ferr end
+  if not found then return nil end
+  return self.vaults:get({ id = found.id })
+end
+
+--- The registry's CMK settings: encryption table, parsed key id. Refuses registries
+-- without CMK (reliability.md §4 item 1).
+function Ctx:cmk_of(reg, verb)
+  local R = Registries
+  if not R.cmk_enabled(reg) then
+    return nil, errors.input("registry '" .. tostring(reg.name)
+      .. "' is not encrypted with a customer-managed "
+      .. "key, so " .. (verb or "this") .. " does not apply", { code = "CmkNotEnabled",
+      hint = "CMK can only be enabled when a registry is created: create a new Premium registry with "
+        .. "`azcmk setup` and import the images (az acr import)" })
+  end
+  local enc = reg.properties.encryption
+  local kid = enc.keyVaultProperties.keyIdentifier or enc.keyVaultProperties.versionedKeyIdentifier
+  local parsed, perr = ids.parse_key_id(kid, self.p.cloud)
+  if not parsed then return nil, perr end
+  return enc, parsed
+end
+
+-- ------------------------------------------------------------------ identities
+
+--- Resolve an identity value as the Azure CLI takes it. opts: rg (for names), registry (its
+-- identity map is searched first). Returns { kind = "system" } or { kind = "user", id, name,
+-- client_id, principal_id, tenant_id } or nil, err. A UUID is a client id; a UUID that is the
+-- principal id of a known identity is refused (reliability.md §4 item 8).
+function Ctx:resolve_identity(value, opts)
+  opts = opts or {}
+  local v, err = ids.parse_identity(value)
+  if not v then return nil, err end
+  if v.kind == "system" then return { kind = "system" } end
+  local R = Registries
+  local function from(res)
+    local pr = res.properties or {}
+    return { kind = "user", id = res.id, name = res.name, client_id = pr.clientId,
+      principal_id = pr.principalId,
+      tenant_id = pr.tenantId, resource = res }
+  end
+  if v.kind == "client_id" then
+    if opts.registry then
+      local rid, rv = R.user_identity(opts.registry, v.value)
+      if rid then
+        local res = self.identities:get({ id = rid })
+        if res then return from(res) end
+        return { kind = "user", id = rid, client_id = rv.clientId, principal_id = rv.principalId }
+      end
+      local pid = R.user_identity(opts.registry, nil, v.value)
+      if pid then
+        return nil, M.principal_refusal(v.value, pid)
+      end
+    end
+    local list, lerr = self.identities:list({})
+    if not list then return nil, lerr end
+    for _, i in ipairs(list) do
+      local pr = i.properties or {}
+      if tostring(pr.clientId):lower() == v.value then return from(i) end
+    end
+    for _, i in ipairs(list) do
+      local pr = i.properties or {}
+      if tostring(pr.principalId):lower() == v.value then return nil, M.principal_refusal(v.value, i.id) end
+    end
+    if opts.registry and opts.registry.identity
+      and tostring(opts.registry.identity.principalId):lower() == v.value then
+      return nil, errors.input("'" .. value
+        .. "' is the principal id of the registry's system-assigned identity",
+        { code = "PrincipalIdGiven", hint = "pass --identity [system] for the system-assigned identity" })
+    end
+    return nil, errors.input("no user-assigned identity with client id '" .. value .. "' in subscription "
+      .. self.subscription, { code = "IdentityNotFound",
+      hint = "pass the identity's name (with -g), its resource id, or its client id (not its principal id)" })
+  end
+  local res, gerr
+  if v.kind == "id" then
+    res, gerr = self.identities:get({ id = v.value })
+  else
+    if not opts.rg then
+      return nil, errors.input("the identity name '" .. value .. "' needs a resource group",
+        { code = "MissingArgument", hint = "pass -g/--resource-group, or the identity's resource id" })
+    end
+    res, gerr = self.identities:get({ resource_group = opts.rg, name = v.value })
+  end
+  if gerr then return nil, gerr end
+  if not res then
+    return nil, errors.input("user-assigned identity '" .. value .. "' not found" ..
+      (v.kind == "name" and (" in resource group '" .. opts.rg .. "'") or ""), { code = "IdentityNotFound",
+      hint = "create it (azcmk setup creates one) or pass an existing identity's name, resource id or "
+        .. "client id" })
+  end
+  return from(res)
+end
+
+function M.principal_refusal(uuid, id)
+  return errors.input("'" .. uuid .. "' is the principal (object) id of identity " .. tostring(id)
+    .. ", not its client id", { code = "PrincipalIdGiven",
+    hint = "pass the identity's client id, its name or its resource id (the registry's encryption needs the "
+      .. "client id; the Azure CLI would take this UUID as a client id and fail)" })
+end
+
+-- ------------------------------------------------------------------ access to the key
+
+--- The access model of a vault: "rbac" or "policy".
+function M.model(vault)
+  return (vault.properties or {}).enableRbacAuthorization == true and "rbac" or "policy"
+end
+
+local ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
+
+--- Does principal reach the key through the vault's model? Returns true/false, details.
+function Ctx:has_access(vault, principal_id)
+  if M.model(vault) == "policy" then
+    return Vaults.policy_grants(vault, principal_id)
+  end
+  local found, err = self.role_assignments:find({ scope = vault.id, principal_id = principal_id,
+    role = ENCRYPTION_USER })
+  if not found then return nil, err end
+  return #found > 0, found
+end
+
+--- Give principal get/wrapKey/unwrapKey on the vault's keys (policy) or the role "Key Vault
+-- Crypto Service Encryption User" at the vault (RBAC). Idempotent. Returns action
+-- ("granted" | "reused") or nil, err.
+function Ctx:grant(vault, principal_id, tenant_id, label)
+  local has, err = self:has_access(vault, principal_id)
+  if has == nil then return nil, err end
+  local model = M.model(vault)
+  if has then
+    self:step("access", "reused", { model = model, principal_id = principal_id, name = label })
+    return "reused"
+  end
+  local ok, gerr
+  if model == "policy" then
+    ok, gerr = self.vaults:add_access_policy({ id = vault.id, tenant_id = tenant_id
+      or vault.properties.tenantId,
+      object_id = principal_id })
+  else
+    ok, gerr = self.role_assignments:create({ scope = vault.id, principal_id = principal_id,
+      role = ENCRYPTION_USER })
+  end
+  if not ok then return nil, gerr end
+  self:step("access", "granted", { model = model, principal_id = principal_id, name = label,
+    detail = model == "policy" and "access policy: keys get, wrapKey, unwrapKey"
+      or "role Key Vault Crypto Service Encryption User at the vault" })
+  return "granted"
+end
+
+--- What removing principal's access would do: a list of { model, action, id?, permissions? }.
+function Ctx:revoke_plan(vault, principal_id)
+  local model = M.model(vault)
+  local plan = {}
+  if model == "policy" then
+    local ap = Vaults.policy_of(vault, principal_id)
+    if ap then
+      plan[#plan + 1] = { model = model, action = "remove access policy", object_id = principal_id,
+        permissions = ap.permissions }
+    end
+  else
+    local list, err = self.role_assignments:list({ scope = vault.id, principal_id = principal_id })
+    if not list then return nil, err end
+    for _, a in ipairs(list) do
+      local sc = tostring((a.properties or {}).scope or "")
+      local at_vault = sc:lower() == vault.id:lower() or sc:lower():sub(1,
+        #vault.id + 1) == vault.id:lower() .. "/"
+      if at_vault then
+        plan[#plan + 1] = { model = model, action = "delete role assignment", id = a.id,
+          role = (a.properties or {}).roleDefinitionId, scope = sc }
+      else
+        self:warn("the identity also has role " .. tostring((a.properties or {}).roleDefinitionId) .. " at "
+          .. sc
+          .. " (above the vault); azcmk does not remove assignments above the vault")
+      end
+    end
+  end
+  return plan
+end
+
+--- Carry out a revoke plan. Returns true or nil, err.
+function Ctx:revoke(vault, principal_id, plan)
+  for _, item in ipairs(plan) do
+    local ok, err
+    if item.action == "remove access policy" then
+      local perms = item.permissions or {}
+      local keys = perms.keys
+      if not keys or #keys == 0 then keys = { "get", "wrapKey", "unwrapKey" } end
+      ok, err = self.vaults:remove_access_policy({ id = vault.id, tenant_id = vault.properties.tenantId,
+        object_id = principal_id, keys = keys })
+    else
+      ok, err = self.role_assignments:delete({ id = item.id })
+    end
+    if not ok then return nil, err end
+    self:step("access", "removed", { model = item.model, principal_id = principal_id, id = item.id })
+  end
+  return true
+end
+
+return M

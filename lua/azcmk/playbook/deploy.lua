@@ -1,0 +1,169 @@
+--- deploy: an ARM template with parameters into a resource group (`az deployment group
+-- create`), e.g. the article's CMK template (examples/cmk-template.json). Parameters are
+-- checked against the template before anything is sent: unknown names (with a "did you mean"),
+-- missing required ones, and key ids of the wrong shape or cloud.
+local cjson = require("cjson.safe")
+local errors = require("azcmk.errors")
+local ids = require("azcmk.client.ids")
+local common = require("azcmk.playbook.common")
+local check = require("azcmk.client.base").check
+
+local M = {}
+
+--- Reads and decodes a template file. Returns the table or nil, err (kind input).
+function M.read_template(path)
+  local f, ferr = io.open(path, "rb")
+  if not f then
+    return nil, errors.input("cannot read template file " .. path .. ": " .. tostring(ferr),
+      { code = "TemplateNotFound", hint = "pass the path of an ARM template (JSON)" })
+  end
+  local s = f:read("a")
+  f:close()
+  local t, jerr = cjson.decode(s)
+  if type(t) ~= "table" then
+    return nil, errors.input("template file " .. path .. " is not valid JSON: " .. tostring(jerr),
+      { code = "InvalidTemplate", hint = "fix the JSON of the template" })
+  end
+  return t
+end
+
+local function lower_map(t)
+  local m = {}
+  for k, v in pairs(t or {}) do m[tostring(k):lower()] = { name = k, def = v } end
+  return m
+end
+
+-- The value of a parameter whether given plainly or as {value = ...}.
+local function value_of(v)
+  if type(v) == "table" and v.value ~= nil then return v.value end
+  return v
+end
+
+--- Levenshtein distance (for "did you mean").
+function M.distance(a, b)
+  local prev = {}
+  for j = 0, #b do prev[j] = j end
+  for i = 1, #a do
+    local cur = { [0] = i }
+    for j = 1, #b do
+      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
+      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
+    end
+    prev = cur
+  end
+  return prev[#b]
+end
+
+--- Checks parameters against the template. Returns true or nil, err.
+function M.check_parameters(template, params, cloud)
+  local declared = lower_map(template.parameters)
+  for name, v in pairs(params) do
+    local d = declared[tostring(name):lower()]
+    if not d then
+      local suggestion
+      for _, x in pairs(declared) do
+        if M.distance(tostring(name):lower(), tostring(x.name):lower()) <= 2 then suggestion = x.name end
+      end
+      local list = {}
+      for _, x in pairs(declared) do list[#list + 1] = x.name end
+      table.sort(list)
+      return nil, errors.input("the template has no parameter '" .. tostring(name) .. "'",
+        { code = "UnknownParameter",
+        hint = (suggestion and ("did you mean " .. suggestion .. "? ") or "")
+          .. "the template's parameters are: "
+          .. table.concat(list, ", ") })
+    end
+    local val = value_of(v)
+    if type(val) == "string" and val:match("^https://") and val:find("/keys/", 1, true) then
+      local ok, kerr = ids.parse_key_id(val, cloud)
+      if not ok then return nil, kerr end
+    end
+  end
+  local given = lower_map(params)
+  for lname, x in pairs(declared) do
+    if not given[lname] and (type(x.def) ~= "table" or x.def.defaultValue == nil) then
+      return nil, errors.input("the template needs parameter '" .. x.name .. "'", { code = "MissingParameter",
+        hint = "pass " .. x.name .. "=VALUE" })
+    end
+  end
+  return true
+end
+
+--- Refuses what a CMK template cannot do: a registry with encryption on and a non-Premium SKU.
+function M.check_resources(template)
+  for _, r in ipairs(template.resources or {}) do
+    if type(r) == "table" and tostring(r.type):lower() == "microsoft.containerregistry/registries" then
+      local props = r.properties or {}
+      local enc = props.encryption
+      local sku = r.sku and r.sku.name
+      if type(enc) == "table" and tostring(enc.status):lower() == "enabled" and type(sku) == "string"
+        and not sku:find("^%[") and sku:lower() ~= "premium" then
+        return nil, errors.input("the template creates a registry with a customer-managed key and SKU "
+          .. sku,
+          { code = "NonPremiumSku",
+            hint = "customer-managed keys need the Premium SKU; set sku.name to Premium" })
+      end
+    end
+  end
+  return true
+end
+
+--- deploy{resource_group, template (table) | template_file, parameters = {name = value},
+-- name? (default: the template file's name, else "azcmk-deploy"), mode = "Incremental",
+-- location? (creates a missing resource group), pipeline?, subscription?, progress?} ->
+-- result { changed, name, id, provisioning_state, outputs, deployment } or nil, err.
+function M.deploy(o)
+  check(o, { resource_group = "string", template = "table?", template_file = "string?", parameters = "table?",
+    name = "string?", mode = "string?", location = "string?" }, "azcmk.playbook.deploy")
+  local ok, err = ids.check_resource_group(o.resource_group)
+  if not ok then return nil, err end
+  local template = o.template
+  if not template then
+    if not o.template_file then
+      return nil, errors.input("no template given", { code = "MissingArgument",
+        hint = "pass --template-file PATH (template_file = or template = in Lua)" })
+    end
+    template, err = M.read_template(o.template_file)
+    if not template then return nil, err end
+  end
+  local name = o.name or (o.template_file and o.template_file:match("([^/]+)%.json$")) or "azcmk-deploy"
+  ok, err = ids.check_deployment_name(name)
+  if not ok then return nil, err end
+  if o.mode and o.mode ~= "Incremental" and o.mode ~= "Complete" then
+    return nil, errors.input("mode must be Incremental or Complete", { code = "InvalidMode",
+      hint = "use Incremental (the default): Complete deletes resources the template does not name" })
+  end
+  local ctx
+  ctx, err = common.context(o)
+  if not ctx then return nil, err end
+  local params = o.parameters or {}
+  ok, err = M.check_parameters(template, params, ctx.p.cloud)
+  if not ok then return nil, err end
+  ok, err = M.check_resources(template)
+  if not ok then return nil, err end
+  local rg
+  rg, err = ctx.resource_groups:get({ name = o.resource_group })
+  if err then return nil, err end
+  if not rg then
+    if not o.location then
+      return nil, errors.input("resource group '" .. o.resource_group .. "' does not exist", {
+        code = "ResourceGroupNotFound", hint = "create it first (azcmk setup does), or pass -l/--location" })
+    end
+    rg, err = ctx.resource_groups:create_or_update({ name = o.resource_group, location = o.location })
+    if not rg then return nil, err end
+    ctx:step("resource_group", "created", { name = o.resource_group })
+  end
+  local lo = ctx:lro("deployment " .. name)
+  local d
+  d, err = ctx.deployments:create({ resource_group = o.resource_group, name = name, template = template,
+    parameters = params, mode = o.mode, progress = lo.progress, interval = lo.interval,
+      timeout = lo.timeout })
+  if not d then return nil, err end
+  local props = d.properties or {}
+  ctx:step("deployment", "succeeded", { name = name, id = d.id })
+  return { changed = true, steps = ctx.steps, warnings = ctx.warnings, name = name, id = d.id,
+    provisioning_state = props.provisioningState, outputs = props.outputs, deployment = d }
+end
+
+setmetatable(M, { __call = function(_, o) return M.deploy(o) end })
+return M
