@@ -175,11 +175,11 @@ function H.log_seq()
   return (h.json and h.json.log_seq) or 0
 end
 
---- Count log entries matching host and path prefix.
+--- Count log entries matching host and path prefix (control API calls never count).
 function H.count(entries, host, path_prefix, method)
   local n = 0
   for _, e in ipairs(entries) do
-    if (not host or e.host == host) and (not path_prefix or (e.path or ""):sub(1,
+    if (e.path or ""):sub(1, 11) ~= "/_emulator/" and (not host or e.host == host) and (not path_prefix or (e.path or ""):sub(1,
       #path_prefix) == path_prefix)
       and (not method or e.method == method) then
       n = n + 1
