@@ -179,7 +179,8 @@ end
 function H.count(entries, host, path_prefix, method)
   local n = 0
   for _, e in ipairs(entries) do
-    if (e.path or ""):sub(1, 11) ~= "/_emulator/" and (not host or e.host == host) and (not path_prefix or (e.path or ""):sub(1,
+    if (e.path or ""):sub(1, 11) ~= "/_emulator/"
+      and (not host or e.host == host) and (not path_prefix or (e.path or ""):sub(1,
       #path_prefix) == path_prefix)
       and (not method or e.method == method) then
       n = n + 1
