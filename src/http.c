@@ -337,10 +337,9 @@ static size_t on_body(char *ptr, size_t size, size_t nmemb, void *ud) {
 static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
   struct xfer *x = ud;
   size_t n = size * nmemb;
-  struct azcmk_header h;
   /* A new status line starts a new response (100-continue, proxy CONNECT, auth rounds):
-   * keep only the final response's headers. */
-  if (azcmk_header_parse(ptr, n, &h) == AZCMK_HDR_STATUS) {
+   * keep only the final response's headers. (The same test as azcmk_header_parse's.) */
+  if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
     buf_clear(&x->hdr);
     return n;
   }
@@ -613,9 +612,12 @@ static int xfer_prepare(lua_State *L, struct client *c, struct xfer *x, int t, c
 /* ---------------------------------------------------------------- results */
 
 void azcmk_http_push_headers(lua_State *L, const char *p, size_t len) {
-  lua_newtable(L);
-  int t = lua_gettop(L);
   const char *s = p, *end = p + len;
+  int lines = 0;
+  for (const char *q = s; q < end && (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++) lines++;
+  lua_createtable(L, 0, lines); /* sized once: no rehash while filling */
+  int t = lua_gettop(L);
+  char lower[128];
   while (s < end) {
     const char *nl = memchr(s, '\n', (size_t)(end - s));
     size_t ll = nl ? (size_t)(nl - s) + 1 : (size_t)(end - s);
@@ -624,24 +626,32 @@ void azcmk_http_push_headers(lua_State *L, const char *p, size_t len) {
     s += ll;
     if (k != AZCMK_HDR_FIELD) continue;
     luaL_Buffer b;
-    luaL_buffinit(L, &b);
-    for (size_t i = 0; i < h.name_len; i++) luaL_addchar(&b, (char)tolower((unsigned char)h.name[i]));
-    luaL_pushresult(&b); /* name */
-    luaL_buffinit(L, &b);
-    luaL_addlstring(&b, h.value, h.value_len);
-    /* obsolete line folding: continuation lines belong to this value */
-    while (s < end) {
-      nl = memchr(s, '\n', (size_t)(end - s));
-      ll = nl ? (size_t)(nl - s) + 1 : (size_t)(end - s);
-      struct azcmk_header c;
-      if (azcmk_header_parse(s, ll, &c) != AZCMK_HDR_CONT) break;
-      if (c.value_len) {
-        luaL_addchar(&b, ' ');
-        luaL_addlstring(&b, c.value, c.value_len);
-      }
-      s += ll;
+    if (h.name_len <= sizeof lower) {
+      for (size_t i = 0; i < h.name_len; i++) lower[i] = (char)tolower((unsigned char)h.name[i]);
+      lua_pushlstring(L, lower, h.name_len);
+    } else {
+      luaL_buffinit(L, &b);
+      for (size_t i = 0; i < h.name_len; i++) luaL_addchar(&b, (char)tolower((unsigned char)h.name[i]));
+      luaL_pushresult(&b);
     }
-    luaL_pushresult(&b); /* value */
+    if (s >= end || (*s != ' ' && *s != '\t')) {
+      lua_pushlstring(L, h.value, h.value_len);
+    } else { /* obsolete line folding: continuation lines belong to this value */
+      luaL_buffinit(L, &b);
+      luaL_addlstring(&b, h.value, h.value_len);
+      while (s < end) {
+        nl = memchr(s, '\n', (size_t)(end - s));
+        ll = nl ? (size_t)(nl - s) + 1 : (size_t)(end - s);
+        struct azcmk_header c;
+        if (azcmk_header_parse(s, ll, &c) != AZCMK_HDR_CONT) break;
+        if (c.value_len) {
+          luaL_addchar(&b, ' ');
+          luaL_addlstring(&b, c.value, c.value_len);
+        }
+        s += ll;
+      }
+      luaL_pushresult(&b);
+    }
     lua_pushvalue(L, -2);
     lua_rawget(L, t);
     if (lua_isstring(L, -1)) { /* repeated: "old, new" */
