@@ -154,6 +154,8 @@ local function uai_entry(res)
   return { principalId = p.principalId, clientId = p.clientId }
 end
 
+local no_identity_access_early -- = no_identity_access (defined below)
+
 --- New identity from a request `identity` object. old: the registry's current identity (PATCH merges the
 -- user-assigned map the ARM way: `null` removes an entry). Returns the identity table (canonical casing).
 local function build_identity(v, old, patch, sub, rec)
@@ -194,6 +196,12 @@ local function build_identity(v, old, patch, sub, rec)
       n = n + 1
     end
     if n == 0 then
+      -- removing the last identity of a CMK registry: the service's identity message comes first
+      local enc = rec and rec.properties and rec.properties.encryption
+      local kv = enc and enc.status == "enabled" and enc.keyVaultProperties
+      if kv and type(kv.identity) == "string" and kv.identity:lower() ~= "system" then
+        no_identity_access_early(rec.id, kv.identity, rec.name)
+      end
       -- synthetic text:
       bad("BadRequest", "The identity type '" .. t .. "' requires at least one user-assigned identity in " ..
         "'identity.userAssignedIdentities'.")
@@ -257,6 +265,8 @@ local function no_identity_access(id, value, name)
   bad("BadRequest", string.format("Azure resource '%s' does not have access to identity '%s' Try forcibly " ..
     "adding the identity to the registry %s. %s", uai_key(id), tostring(value), name, CMK_LINK))
 end
+
+no_identity_access_early = no_identity_access
 
 local function failed_access(kid, client)
   -- Text: azure-wire §7.2 (real). The error code is not known: -- synthetic code
@@ -425,8 +435,21 @@ local function pickup(rec)
   if type(kvp.versionedKeyIdentifier) == "string" and n.kid:lower() == kvp.versionedKeyIdentifier:lower() then
     return rec
   end
-  local cur_created = rec._key_created or 0
-  if type(n.created) ~= "number" or n.created <= cur_created then return rec end
+  -- newer = later in the key's version list (creation times have one-second resolution)
+  local vers = access().versions(kvp.keyIdentifier)
+  local pos_cur, pos_new
+  for i, v in ipairs(type(vers) == "table" and vers or {}) do
+    if type(v.kid) == "string" then
+      if v.kid:lower() == tostring(kvp.versionedKeyIdentifier):lower() then pos_cur = i end
+      if v.kid:lower() == n.kid:lower() then pos_new = i end
+    end
+  end
+  if pos_cur and pos_new then
+    if pos_new <= pos_cur then return rec end
+  elseif type(n.created) ~= "number" or n.created <= (rec._key_created or 0) then
+    return rec
+  end
+  if type(n.created) ~= "number" then return rec end
   local due = n.created + M.PICKUP_DELAY
   if clock.now() < due then return rec end
   local p = cmk_principal(rec.identity, kvp.identity, rec)
@@ -447,6 +470,9 @@ local function pickup(rec)
     return cur
   end) or rec
 end
+
+--- Completes the registry's running operation now (the deployment engine waits for it).
+function M.settle(id) return settle(id, true) end
 
 --- The registry as of now (pending operation settled when due, versionless pickup applied).
 function M.current(id)
