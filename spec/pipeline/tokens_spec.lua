@@ -54,6 +54,24 @@ describe("token cache against the emulator", function()
     assert.equal(1, n401)
   end)
 
+  it("keeps serving the valid token when a refresh fails, and damps refresh attempts", function()
+    local offset = 0
+    local p = H.pipeline({ credential = secret_cred(), lines = lines, now = function() return os.time() + offset end })
+    assert(p:arm("GET", "/subscriptions", { api_version = "2022-12-01" }))
+    offset = 3400                                   -- inside the refresh window, still valid
+    H.control("POST", "faults", { rules = { { host = "login.microsoftonline.com", status = 503, count = 100 } } })
+    local seq = H.log_seq()
+    local res, err = p:arm("GET", "/subscriptions", { api_version = "2022-12-01" })
+    assert.is_nil(err)
+    assert.equal(200, res.status)
+    offset = 3410                                   -- 10 s later: no new attempt (30 s damping)
+    assert(p:arm("GET", "/subscriptions", { api_version = "2022-12-01" }))
+    local log = H.log_entries(seq)
+    assert.equal(4, H.count(log, "login.microsoftonline.com", TOKEN_PATH()))   -- 1 try + 3 retries, once
+    assert.equal(2, H.count(log, "management.azure.com", "/subscriptions"))
+    H.control("DELETE", "faults")
+  end)
+
   it("keeps one token per scope", function()
     local seq = H.log_seq()
     local p = H.pipeline({ credential = secret_cred(), lines = lines })

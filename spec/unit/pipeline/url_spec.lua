@@ -1,0 +1,23 @@
+local url = require("azcmk.url")
+
+describe("azcmk.url", function()
+  it("parses absolute URLs", function()
+    local p = assert(url.parse("https://KV.Vault.Azure.NET:443/keys/k?api-version=1#frag"))
+    assert.equal("https", p.scheme); assert.equal("kv.vault.azure.net", p.host); assert.equal(443, p.port)
+    assert.equal("/keys/k", p.path); assert.equal("api-version=1", p.query)
+    assert.equal("https://kv.vault.azure.net", url.origin(p))
+    p = assert(url.parse("http://[::1]:8080"))
+    assert.equal("[::1]", p.host); assert.equal(8080, p.port); assert.equal("/", p.path)
+    assert.is_nil((url.parse("/relative")))
+    assert.is_nil((url.parse("https://user@evil.example/")))
+    assert.is_nil((url.parse("https:///nohost")))
+  end)
+
+  it("encodes queries and forms deterministically", function()
+    assert.equal("a=1&b=x%20y&c=1&c=2", url.encode_query({ b = "x y", a = 1, c = { 1, 2 }, d = false }))
+    assert.equal("scope=https%3A%2F%2Fmanagement.azure.com%2F.default&z=1",
+      url.encode_form({ { "scope", "https://management.azure.com/.default" }, { "skip", nil }, { "z", 1 } }))
+    assert.same({ { "a", "1 2" }, { "b", "" } }, url.parse_query("a=1+2&b"))
+    assert.equal("x", url.query_get("API-VERSION=x&y=1", "api-version"))
+  end)
+end)
