@@ -56,10 +56,12 @@ describe("token cache against the emulator", function()
 
   it("keeps serving the valid token when a refresh fails, and damps refresh attempts", function()
     local offset = 0
-    local p = H.pipeline({ credential = secret_cred(), lines = lines, now = function() return os.time() + offset end })
+    local p = H.pipeline({ credential = secret_cred(), lines = lines,
+      now = function() return os.time() + offset end })
     assert(p:arm("GET", "/subscriptions", { api_version = "2022-12-01" }))
     offset = 3400                                   -- inside the refresh window, still valid
-    H.control("POST", "faults", { rules = { { host = "login.microsoftonline.com", status = 503, count = 100 } } })
+    H.control("POST", "faults", { rules = { { host = "login.microsoftonline.com", status = 503,
+      count = 100 } } })
     local seq = H.log_seq()
     local res, err = p:arm("GET", "/subscriptions", { api_version = "2022-12-01" })
     assert.is_nil(err)

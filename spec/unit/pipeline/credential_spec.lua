@@ -129,7 +129,8 @@ describe("azcmk.credential (unit)", function()
     local az = dir .. "/az"
     local f = io.open(az, "w")
     f:write([=[#!/bin/sh
-case "$*" in *"--tenant 'bad'"*|*"--tenant bad"*) echo "ERROR: Please run 'az login' to setup account."; exit 1;; esac
+case "$*" in *"--tenant 'bad'"*|*"--tenant bad"*) echo "ERROR: Please run 'az login' to setup account."; exit
+  1;; esac
 echo '{"accessToken": "CLI-TOKEN-123456", "expires_on": 4102444800}'
 ]=])
     f:close()
