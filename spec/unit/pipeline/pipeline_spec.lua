@@ -4,7 +4,8 @@ local log = require("azcmk.log")
 local stub = require("support.stub_transport")
 local cjson = require("cjson.safe")
 
-local CH = 'Bearer authorization="https://login.microsoftonline.com/tenant-1", resource="https://vault.azure.net"'
+local CH = 'Bearer authorization="https://login.microsoftonline.com/tenant-1", '
+  .. 'resource="https://vault.azure.net"'
 
 local function counting_cred()
   local n = 0
@@ -34,7 +35,8 @@ describe("azcmk.pipeline (unit, scripted transport)", function()
     local res = assert(p:arm("PUT", "/subscriptions/s/resourcegroups/rg",
       { api_version = "2021-04-01", query = { ["$filter"] = "a b" }, body = { location = "westeurope" } }))
     local req = t.calls[1]
-    assert.equal("https://management.azure.com/subscriptions/s/resourcegroups/rg?%24filter=a%20b&api-version=2021-04-01",
+    assert.equal("https://management.azure.com/subscriptions/s/resourcegroups/rg"
+      .. "?%24filter=a%20b&api-version=2021-04-01",
       req.url)
     assert.equal("PUT", req.method)
     assert.equal("application/json", req.headers["Content-Type"])
@@ -48,7 +50,8 @@ describe("azcmk.pipeline (unit, scripted transport)", function()
 
   it("returns structured errors with request ids", function()
     local t = stub.sequence({ { status = 404, headers = { ["x-ms-request-id"] = "r404" },
-      body = '{"error":{"code":"ResourceGroupNotFound","message":"Resource group \'rg\' could not be found."}}' } })
+      body = '{"error":{"code":"ResourceGroupNotFound",'
+        .. '"message":"Resource group \'rg\' could not be found."}}' } })
     local p = mk(t, (counting_cred()))
     local res, err = p:arm("GET", "/subscriptions/s/resourcegroups/rg", { api_version = "2021-04-01" })
     assert.is_nil(res)
