@@ -123,7 +123,8 @@ end
 function M.base_options(opts, io_)
   local o = { subscription = opts.subscription, resource_group = opts.resource_group }
   o.progress = function(ev)
-    if ev and ev.message then io_.stderr:write("  ", one_line(ev.message), "\n") end
+    -- steps are listed with the result; stderr gets what happens meanwhile
+    if ev and ev.message and not ev.step then io_.stderr:write("  ", one_line(ev.message), "\n") end
   end
   if not opts.subscription and not os.getenv("AZURE_SUBSCRIPTION_ID") then
     return nil, require("azcmk.errors").input("no subscription given", { code = "MissingSubscription",

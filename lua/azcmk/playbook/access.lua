@@ -102,7 +102,7 @@ function M.revoke(o)
         plan = text })
   end
   local ok
-  ok, err = ctx:revoke(loc.vault, loc.who.principal_id, plan)
+  ok, err = ctx:revoke(loc.vault, loc.who.principal_id, plan, loc.who.label)
   if not ok then return nil, err end
   result.changed = true
   result.steps = ctx.steps

@@ -311,7 +311,7 @@ function Ctx:revoke_plan(vault, principal_id)
 end
 
 --- Carry out a revoke plan. Returns true or nil, err.
-function Ctx:revoke(vault, principal_id, plan)
+function Ctx:revoke(vault, principal_id, plan, label)
   for _, item in ipairs(plan) do
     local ok, err
     if item.action == "remove access policy" then
@@ -324,7 +324,9 @@ function Ctx:revoke(vault, principal_id, plan)
       ok, err = self.role_assignments:delete({ id = item.id })
     end
     if not ok then return nil, err end
-    self:step("access", "removed", { model = item.model, principal_id = principal_id, id = item.id })
+    self:step("access", "removed", { model = item.model, principal_id = principal_id, id = item.id,
+      name = label, detail = item.action == "remove access policy" and "access policy removed"
+        or ("role assignment " .. tostring(item.id):match("[^/]+$") .. " deleted") })
   end
   return true
 end

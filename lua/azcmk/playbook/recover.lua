@@ -73,18 +73,23 @@ function M.recover(o)
     if key then
       ctx:step("key", "reused", { name = o.key, id = key.key.kid, detail = "not deleted" })
     else
-      local deleted
-      deleted, err = ctx.keys:get_deleted({ vault_url = vault_url, name = o.key })
-      if err then return nil, err end
-      if not deleted then
-        return nil, errors.input("key '" .. o.key .. "' is neither in vault '" .. o.vault
-          .. "' nor soft-deleted there",
-          { code = "KeyNotFound", hint = "check the key name; a purged key cannot be recovered" })
-      end
-      key, err = ctx.keys:recover({ vault_url = vault_url, name = o.key })
-      if not key then return nil, err end
-      -- recovery completes asynchronously: wait until the key answers again
+      -- a key deleted a moment ago is "being deleted" (409) before it can be recovered
       local p = ctx.p
+      local tries = 0
+      while true do
+        key, err = ctx.keys:recover({ vault_url = vault_url, name = o.key })
+        if key then break end
+        if errors.is(err, 404) or errors.is(err, "KeyNotFound") then
+          return nil, errors.input("key '" .. o.key .. "' is neither in vault '" .. o.vault
+            .. "' nor soft-deleted there", { code = "KeyNotFound",
+            hint = "check the key name; a purged key cannot be recovered" })
+        end
+        if not errors.is(err, "ObjectIsBeingDeleted") or tries >= M.WAIT_SECONDS then return nil, err end
+        ctx:say("key " .. o.key .. " is still being deleted; waiting to recover it")
+        p.sleep(1)
+        tries = tries + 1
+      end
+      -- recovery completes asynchronously: wait until the key answers again
       local waited = 0
       while true do
         local k = ctx.keys:get({ vault_url = vault_url, name = o.key })

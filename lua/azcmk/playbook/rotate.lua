@@ -66,7 +66,8 @@ function M.rotate(o)
         { code = "IdentityNotAssigned", hint = "re-attach it first: azcmk identity assign -n " .. reg.name ..
           " --identity <its resource id>, then rotate" })
     end
-    ident = { kind = "user", id = id, client_id = v.clientId, principal_id = v.principalId }
+    ident = { kind = "user", id = id, name = tostring(id):match("[^/]+$"), client_id = v.clientId,
+      principal_id = v.principalId }
   end
 
   -- which key: target vault and name
