@@ -72,6 +72,11 @@ function C:_fetch(key, cred, scope, opts)
     local tok, err = cred:get_token(scope, o)
     if not tok then return nil, err end
     if type(tok.expires_on) ~= "number" then tok.expires_on = now + 3600 end
+    if self.log then
+      local who = cred.name .. ((cred.selected and cred.selected.name) and ("/" .. cred.selected.name) or "")
+      self.log:info(string.format("token for %s from %s, valid %ds", scope, who,
+        math.floor(tok.expires_on - now)))
+    end
     self.store:set(key, { token = tok, fetched_at = now, refresh_at = M.refresh_at(tok, now,
       self.refresh_offset) })
     return tok
