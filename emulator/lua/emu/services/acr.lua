@@ -11,7 +11,6 @@
 --                                       inactive..." (Azure's text, azure-wire §7.2)
 -- An expired or not-yet-valid key still unwraps, so it does not block the data plane.
 local router = require("emu.router")
-local errors = require("emu.errors")
 local state = require("emu.state")
 local arm = require("emu.arm")
 local json = require("emu.json")
@@ -19,6 +18,14 @@ local json = require("emu.json")
 local M = {}
 
 local API_HEADER = { ["Docker-Distribution-Api-Version"] = "registry/2.0" }
+
+-- ACR writes its error fields in the order code, message, detail: keep that byte for byte.
+local function acr_error(status, code, message, detail, headers)
+  local h = { ["Content-Type"] = "application/json; charset=utf-8" }
+  for k, v in pairs(headers or {}) do h[k] = v end
+  return status, '{"errors":[{"code":' .. json.encode(code) .. ',"message":' .. json.encode(message) ..
+    ',"detail":' .. json.encode(detail == nil and json.null or detail) .. '}]}', h
+end
 
 local function with(h, extra)
   local out = {}
@@ -51,7 +58,7 @@ function M.cmk_block(rec, host)
   local inactive = not p
   if p and p.uai_id and not arm.get(p.uai_id) then inactive = true end -- identity deleted underneath the registry
   if inactive then
-    return errors.acr(403, "DENIED", "The identity associated with the registry is inactive. This could be due to " ..
+    return acr_error(403, "DENIED", "The identity associated with the registry is inactive. This could be due to " ..
       "attempted removal of the identity. Reassign the identity manually", nil, API_HEADER)
   end
   local r = require("emu.keyvault.access").check_key(kvp.versionedKeyIdentifier or kvp.keyIdentifier,
@@ -66,7 +73,7 @@ function M.cmk_block(rec, host)
     no_access = "the registry identity has no 'Get, Wrap Key, Unwrap Key' access to the key",
   })[reason] or reason
   -- synthetic: ACR's exact data-plane text for a revoked key is not documented.
-  return errors.acr(403, "DENIED", string.format("The registry %s is encrypted with a customer-managed key that " ..
+  return acr_error(403, "DENIED", string.format("The registry %s is encrypted with a customer-managed key that " ..
     "the registry identity '%s' cannot access (%s): key '%s'. Registry data is inaccessible until access to the " ..
     "key is restored. For more information on customer-managed keys, please visit 'https://aka.ms/acr/cmk'.",
     host, tostring(p.client_id or kvp.identity), why, tostring(kvp.versionedKeyIdentifier or kvp.keyIdentifier)),
@@ -77,7 +84,7 @@ local function handle(req)
   local rec = registry_of(req)
   if not rec then
     -- synthetic: real clients get a DNS failure for an unknown registry name.
-    return errors.acr(404, "NOT_FOUND", "registry '" .. req.host .. "' not found (in Azure the name would not " ..
+    return acr_error(404, "NOT_FOUND", "registry '" .. req.host .. "' not found (in Azure the name would not " ..
       "resolve)", nil, API_HEADER)
   end
   local st, body, h = M.cmk_block(rec, req.host)
@@ -89,7 +96,7 @@ local function handle(req)
   local hdr = with(API_HEADER, { ["WWW-Authenticate"] = string.format(
     'Bearer realm="https://%s/oauth2/token",service="%s"', host, host) })
   if req.method == "HEAD" then return 401, nil, hdr end
-  return errors.acr(401, "UNAUTHORIZED", "authentication required", json.null, hdr)
+  return acr_error(401, "UNAUTHORIZED", "authentication required", json.null, hdr)
 end
 
 router.add({ kind = "acr", method = { "GET", "HEAD" }, path = "/v2", handler = handle })
