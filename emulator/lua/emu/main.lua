@@ -28,6 +28,7 @@ M.SERVICES = {
   "emu.services.keyvault",
   "emu.arm.registries",
   "emu.services.acr",
+  "emu.arm.deployments",
 }
 
 M.BODY_LIMIT = 4 * 1024 * 1024 -- Azure Resource Manager's request limit; nginx's hard limit is above it

@@ -1,0 +1,525 @@
+--- emu.arm.deployments: Microsoft.Resources/deployments at resource-group scope (ARM templates).
+--   PUT    /subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.Resources/deployments/{name}
+--   GET    same; GET .../deployments (list); DELETE same
+--   GET    .../deployments/{name}/operations            the per-resource operations
+--   GET    .../deployments/{name}/operationStatuses/{id} {"status":"Running"|"Succeeded"|"Failed"[,"error"]}
+-- The PUT validates the request and the template (400 InvalidTemplate, synchronously, as ARM
+-- does), then deploys the resources in dependency order through THE SAME handlers as direct ARM
+-- calls (an in-process PUT through the router with the caller's token: same RBAC, same checks,
+-- same CMK rules), and answers 201 + Azure-AsyncOperation with provisioningState "Accepted".
+-- The outcome shows (Running until the LRO pacing of /_emulator/config is met, then Succeeded
+-- or Failed) on GET and on the status URL. A failure is ARM's DeploymentFailed with each inner
+-- RP error as a JSON string in details[].message (azure-wire §7.1, §1.11).
+local arm = require("emu.arm")
+local router = require("emu.router")
+local errors = require("emu.errors")
+local json = require("emu.json")
+local clock = require("emu.clock")
+local util = require("emu.util")
+local lro = require("emu.lro")
+local template = require("emu.template")
+
+local M = {}
+
+M.TYPE = "Microsoft.Resources/deployments"
+arm.register_type({ type = M.TYPE, core = true,
+  api_versions = { "2025-04-01", "2025-03-01", "2024-11-01", "2024-07-01", "2024-03-01", "2023-07-01",
+    "2022-09-01", "2021-04-01", "2021-01-01", "2020-10-01", "2020-06-01", "2019-10-01", "2019-08-01",
+    "2019-07-01", "2019-05-10", "2019-05-01", "2019-03-01", "2018-05-01", "2018-02-01", "2017-05-10",
+    "2016-09-01", "2016-07-01", "2016-02-01", "2015-11-01" } })
+
+local ci = template.ci_get
+
+local REASON = { [400] = "BadRequest", [401] = "Unauthorized", [403] = "Forbidden", [404] = "NotFound",
+  [405] = "MethodNotAllowed", [409] = "Conflict", [412] = "PreconditionFailed", [429] = "TooManyRequests",
+  [500] = "InternalServerError", [503] = "ServiceUnavailable" }
+local STATUS_TEXT = { [200] = "OK", [201] = "Created", [202] = "Accepted", [204] = "NoContent" }
+
+-- Within one dependency wave ARM deploys in parallel; short synchronous writes (identities,
+-- vaults, access policies, role assignments) finish long before a registry's create gets to
+-- its key check, so they go first. This is why the documented CMK template works although
+-- its registry only dependsOn the identity.
+local PRIORITY = {
+  ["microsoft.managedidentity/userassignedidentities"] = 1,
+  ["microsoft.keyvault/vaults"] = 2,
+  ["microsoft.keyvault/vaults/accesspolicies"] = 3,
+  ["microsoft.authorization/roleassignments"] = 3,
+  ["microsoft.containerregistry/registries"] = 9,
+}
+
+local function dep_id(sub, rg, name)
+  return "/subscriptions/" .. sub .. "/resourceGroups/" .. rg .. "/providers/Microsoft.Resources/deployments/" .. name
+end
+
+local function invalid(msg, code)
+  errors.throw(errors.arm(400, code or "InvalidTemplate", msg))
+end
+
+local function digits(n)
+  local t = {}
+  for i = 1, n do t[i] = tostring(math.random(0, 9)) end
+  return table.concat(t)
+end
+
+local function hex_upper(n)
+  return (util.hex32():upper():sub(1, n))
+end
+
+local function check_name(name)
+  if #name > 64 then
+    invalid(string.format("The provided deployment name '%s' has a length of '%d' which exceeds the maximum " ..
+      "length of '64'. Please see https://aka.ms/arm-deploy for usage details.", name, #name),
+      "DeploymentNameLengthLimitExceeded")
+  end
+  if not name:match("^[%w%-_%.%(%)]+$") then
+    -- synthetic text (ARM's exact wording for bad characters is not in the reference)
+    invalid(string.format("The deployment name '%s' is invalid. It can contain only letters, digits, '-', '_', " ..
+      "'.', '(' and ')'. Please see https://aka.ms/arm-deploy for usage details.", name), "InvalidDeploymentName")
+  end
+end
+
+-- ---------------------------------------------------------------- in-process ARM calls
+
+--- Runs one ARM request through the router as the deployment's caller. Returns status, body, headers.
+local function call(req, method, path, api, body)
+  local raw = body ~= nil and json.encode(body) or nil
+  local r = setmetatable({
+    method = method, host = req.host, kind = "arm", cloud = req.cloud, path = path, params = {},
+    query = { ["api-version"] = api }, headers = req.headers, request_id = util.uuid(),
+    client_request_id = req.client_request_id, correlation_id = req.correlation_id, now = clock.now(),
+    _body = raw, _body_read = true,
+  }, getmetatable(req))
+  local route, params = router.match("arm", method, path)
+  if not route then
+    local ns, typ = path:match("/providers/([^/]+)/([^/]+)")
+    return errors.arm(404, "InvalidResourceType", string.format(
+      "The resource type '%s' could not be found in the namespace '%s' for api version '%s'.", tostring(typ),
+      tostring(ns), tostring(api)))
+  end
+  r.params, r.route = params, route
+  local res = { xpcall(route.handler, function(e)
+    if errors.caught(e) then return e end
+    return debug.traceback(tostring(e), 2)
+  end, r) }
+  if res[1] then return res[2], res[3], res[4] end
+  local st, b, h = errors.caught(res[2])
+  if st then return st, b, h end
+  ngx.log(ngx.ERR, "emulator: internal error in deployment of ", path, ": ", tostring(res[2]))
+  ngx.shared.emu_meta:incr("internal_errors", 1, 0)
+  ngx.ctx.internal_error = tostring(res[2]):sub(1, 500)
+  return errors.arm(500, "InternalServerError", "Encountered internal server error. Diagnostic information: " ..
+    "timestamp '" .. clock.iso() .. "', request id '" .. r.request_id .. "'.")
+end
+
+--- Waits for a long-running resource write the way ARM does before it reports the resource.
+local function finish_lro(id, typ, headers)
+  if typ:lower() == "microsoft.containerregistry/registries" then
+    require("emu.arm.registries").settle(id)
+    return
+  end
+  local url = headers and (headers["Azure-AsyncOperation"] or headers["Location"])
+  local opid = type(url) == "string" and url:match("/operation%a+/([^/?]+)")
+  if opid then
+    for _ = 1, 20 do
+      local op = lro.poll(opid)
+      if not op or op.status ~= "InProgress" then break end
+    end
+  end
+end
+
+-- ---------------------------------------------------------------- planning
+
+local function is_object(v) return type(v) == "table" and not json.is_array(v) and v ~= json.null end
+
+--- Resolves the template's resources: {type, api, name, id, raw, deps = {index...}, index}.
+local function plan(t, tmpl)
+  local list = ci(tmpl, "resources")
+  if list == nil then list = json.array({}) end
+  if type(list) ~= "table" or (not json.is_array(list) and next(list) ~= nil) then
+    invalid("Deployment template validation failed: 'The template resources property must be an array. Please " ..
+      "see https://aka.ms/arm-syntax-resources for usage details.'.")
+  end
+  local items = {}
+  t.by_name = {}
+  for i, raw in ipairs(list) do
+    if not is_object(raw) then
+      invalid("Deployment template validation failed: 'The template resource at index '" .. (i - 1) .. "' is " ..
+        "not valid. Please see https://aka.ms/arm-syntax-resources for usage details.'.")
+    end
+    local typ, api, name = t:eval(ci(raw, "type")), t:eval(ci(raw, "apiVersion")), t:eval(ci(raw, "name"))
+    if type(typ) ~= "string" or type(api) ~= "string" or type(name) ~= "string" or name == "" or
+      not typ:find("/", 1, true) then
+      invalid("Deployment template validation failed: 'The template resource '" .. tostring(name) .. "' at line '" ..
+        i .. "' and column '1' is not valid: the resource 'type', 'apiVersion' and 'name' properties are " ..
+        "required. Please see https://aka.ms/arm-syntax-resources for usage details.'.")
+    end
+    local nseg = select(2, name:gsub("/", "")) + 1
+    local tseg = select(2, typ:gsub("/", ""))
+    if nseg ~= tseg then
+      invalid("Deployment template validation failed: 'The template resource '" .. name .. "' for type '" .. typ ..
+        "' at line '" .. i .. "' and column '1' has incorrect segment lengths. A nested resource type must have " ..
+        "identical number of segments as its resource name. A root resource type must have segment length one " ..
+        "greater than its resource name. Please see https://aka.ms/arm-syntax-resources for usage details.'.")
+    end
+    local args = { typ }
+    for s in name:gmatch("[^/]+") do args[#args + 1] = s end
+    local id = t:resource_id(args)
+    items[i] = { index = i, type = typ, api = api, name = name, id = id, raw = raw, deps = {} }
+    t.by_name[name:lower()] = id
+  end
+  local function find(ref)
+    local l = ref:lower()
+    for _, it in ipairs(items) do
+      if it.id:lower() == l or it.name:lower() == l or (it.type .. "/" .. it.name):lower() == l then return it end
+    end
+    -- ids compare case-insensitively, "resourcegroups" and all
+    return nil
+  end
+  for _, it in ipairs(items) do
+    local seen = {}
+    local dlist = ci(it.raw, "dependsOn")
+    if dlist ~= nil and type(dlist) ~= "table" then
+      invalid("Deployment template validation failed: 'The template resource '" .. it.name .. "' dependsOn " ..
+        "property must be an array.'.")
+    end
+    for _, d in ipairs(dlist or {}) do
+      local ref = t:eval(d)
+      local hit = type(ref) == "string" and find(ref)
+      if not hit then
+        invalid("Deployment template validation failed: 'The resource '" .. tostring(ref) .. "' is not defined in " ..
+          "the template. Please see https://aka.ms/arm-syntax for usage details.'.")
+      end
+      if hit ~= it and not seen[hit.index] then seen[hit.index] = true it.deps[#it.deps + 1] = hit.index end
+    end
+    -- reference() to a resource of this template is an implicit dependency
+    for _, rid in ipairs(t:references(it.raw)) do
+      local hit = find(rid)
+      if hit and hit ~= it and not seen[hit.index] then seen[hit.index] = true it.deps[#it.deps + 1] = hit.index end
+    end
+  end
+  -- topological order; within a wave: PRIORITY, then template order
+  local order, done = {}, {}
+  while #order < #items do
+    local ready = {}
+    for _, it in ipairs(items) do
+      if not done[it.index] then
+        local ok = true
+        for _, d in ipairs(it.deps) do if not done[d] then ok = false end end
+        if ok then ready[#ready + 1] = it end
+      end
+    end
+    if #ready == 0 then
+      local stuck
+      for _, it in ipairs(items) do if not done[it.index] then stuck = it break end end
+      invalid("Deployment template validation failed: 'Circular dependency detected on resource: '" .. stuck.id ..
+        "'. Please see https://aka.ms/arm-syntax-resources for usage details.'.")
+    end
+    table.sort(ready, function(a, b)
+      local pa, pb = PRIORITY[a.type:lower()] or 5, PRIORITY[b.type:lower()] or 5
+      if pa ~= pb then return pa < pb end
+      return a.index < b.index
+    end)
+    for _, it in ipairs(ready) do
+      done[it.index] = true
+      order[#order + 1] = it
+    end
+  end
+  return items, order
+end
+
+-- ---------------------------------------------------------------- execution
+
+local SKIP = { type = true, apiversion = true, name = true, dependson = true, condition = true, copy = true,
+  comments = true, scope = true, resources = true }
+
+local function resource_body(t, it)
+  local out = {}
+  for k, v in pairs(it.raw) do
+    if not SKIP[k:lower()] then out[k] = t:eval(v) end
+  end
+  return out
+end
+
+local function op_record(dep, it, status, body, started)
+  local now = clock.now()
+  local ok = status >= 200 and status < 300
+  local opid = hex_upper(16)
+  local props = {
+    provisioningOperation = "Create", provisioningState = ok and "Succeeded" or "Failed",
+    timestamp = clock.iso(now), duration = string.format("PT%.1fS", math.max(0.1, now - started)),
+    trackingId = util.uuid(), serviceRequestId = util.uuid(),
+    statusCode = STATUS_TEXT[status] or REASON[status] or tostring(status),
+    targetResource = { id = it.id, resourceType = it.type, resourceName = it.name, apiVersion = it.api },
+  }
+  if not ok then
+    props.statusMessage = { status = "Failed", error = type(body) == "table" and body.error or
+      { code = REASON[status] or "Error", message = tostring(body) } }
+  end
+  return { id = dep.id .. "/operations/" .. opid, operationId = opid, properties = props }
+end
+
+local function deploy(req, dep, t, tmpl, order)
+  local failed, results, ops, details, outputs = {}, {}, json.array({}), json.array({}), nil
+  local out_resources = json.array({})
+  for _, it in ipairs(order) do
+    local skip = false
+    for _, d in ipairs(it.deps) do if failed[d] or results[d] == "skipped" then skip = true end end
+    local cond_ok, cond = pcall(t.eval, t, ci(it.raw, "condition"))
+    if cond_ok and cond == false then results[it.index] = "skipped" skip = true end
+    if skip then
+      results[it.index] = results[it.index] or "skipped"
+    else
+      local started = clock.now()
+      local ok, body = pcall(resource_body, t, it)
+      local status, rbody, rheaders
+      if not ok then
+        local te = template.error_of(body)
+        if not te then error(body, 0) end
+        status, rbody = 400, { error = te }
+      else
+        status, rbody, rheaders = call(req, "PUT", it.id, it.api, body)
+        if status >= 200 and status < 300 then finish_lro(it.id, it.type, rheaders) end
+      end
+      ops[#ops + 1] = op_record(dep, it, status, rbody, started)
+      if status >= 200 and status < 300 then
+        results[it.index] = "ok"
+        out_resources[#out_resources + 1] = { id = it.id }
+      else
+        failed[it.index] = true
+        results[it.index] = "failed"
+        details[#details + 1] = { code = REASON[status] or "BadRequest",
+          message = type(rbody) == "table" and json.encode(rbody) or tostring(rbody) }
+      end
+    end
+  end
+  local err
+  if #details > 0 then
+    err = { code = "DeploymentFailed", message = "At least one resource deployment operation failed. Please list " ..
+      "deployment operations for details. Please see https://aka.ms/arm-deployment-operations for usage details.",
+      details = details }
+  else
+    local outs = ci(tmpl, "outputs")
+    if is_object(outs) then
+      outputs = {}
+      for k, o in pairs(outs) do
+        local ok, v = pcall(t.eval, t, ci(o, "value"))
+        if not ok then
+          local te = template.error_of(v)
+          if not te then error(v, 0) end
+          err = { code = "DeploymentOutputEvaluationFailed", message = "Unable to evaluate template outputs: '" ..
+            k .. "'. Please see error details and deployment operations. Please see " ..
+            "https://aka.ms/arm-common-errors for usage details.", details = json.array({ { code = te.code,
+            message = te.message, target = k } }) }
+          outputs = nil
+          break
+        end
+        outputs[k] = { type = ci(o, "type") or "String", value = v }
+      end
+    end
+  end
+  return ops, out_resources, err, outputs
+end
+
+-- ---------------------------------------------------------------- state of a deployment
+
+local function is_done(dep)
+  local cfg = lro.config()
+  return (dep._polls or 0) >= (cfg.polls or 1) and clock.now() >= (dep._start or 0) + (cfg.seconds or 0)
+end
+
+local function render(dep)
+  local out = arm.render(dep)
+  local p = out.properties
+  if not dep._final or not is_done(dep) then
+    p.provisioningState = dep._final and "Running" or p.provisioningState
+    p.outputResources, p.error, p.outputs = nil, nil, nil
+    p.duration = string.format("PT%.1fS", math.max(0, clock.now() - (dep._start or clock.now())))
+  end
+  return out
+end
+
+local function count_poll(id)
+  return arm.update(id, function(d)
+    if not d then return nil end
+    d._polls = (d._polls or 0) + 1
+    return d
+  end)
+end
+
+-- ---------------------------------------------------------------- routes
+
+local BASE = "/subscriptions/{sub}/resourcegroups/{rg}/providers/Microsoft.Resources/deployments"
+
+local function scope_of(req)
+  return dep_id(req.params.sub, req.params.rg, req.params.name)
+end
+
+arm.route({ method = "PUT", path = BASE .. "/{name}", type = M.TYPE, scope = scope_of,
+  action = "Microsoft.Resources/deployments/write",
+  handler = function(req)
+    local p = req.params
+    check_name(p.name)
+    local rgres = arm.require_rg(p.sub, p.rg)
+    local b = arm.body(req)
+    local props = ci(b, "properties")
+    if not is_object(props) then
+      invalid("The request content was invalid and could not be deserialized: 'Required property 'properties' not " ..
+        "found in JSON. Path '', line 1, position 1.'.", "InvalidRequestContent")
+    end
+    local mode = ci(props, "mode")
+    if mode == nil then
+      invalid("The request content was invalid and could not be deserialized: 'Required property 'mode' not found " ..
+        "in JSON. Path 'properties', line 1, position 1.'.", "InvalidRequestContent")
+    end
+    if type(mode) ~= "string" or (mode:lower() ~= "incremental" and mode:lower() ~= "complete") then
+      invalid("The request content was invalid and could not be deserialized: 'Error converting value \"" ..
+        tostring(mode) .. "\" to type 'Microsoft.WindowsAzure.ResourceStack.Frontdoor.Data.Definitions." ..
+        "DeploymentMode'. Path 'properties.mode', line 1, position 1.'.", "InvalidRequestContent")
+    end
+    mode = mode:lower() == "complete" and "Complete" or "Incremental"
+    local tmpl = ci(props, "template")
+    if tmpl == nil then
+      if ci(props, "templateLink") ~= nil then
+        -- synthetic: the emulator has no internet access to fetch linked templates
+        invalid("The emulator cannot download linked templates; send the template inline in " ..
+          "'properties.template'.", "InvalidTemplateLink")
+      end
+      invalid("The request content was invalid and could not be deserialized: 'Either 'template' or " ..
+        "'templateLink' must be provided in the deployment properties.'.", "InvalidRequestContent") -- synthetic
+    end
+    if not is_object(tmpl) then invalid("Deployment template parse failed: 'The template must be a JSON object.'.") end
+    local params = ci(props, "parameters")
+    if params == json.null then params = nil end
+    local seed = require("emu.seed").data
+    local sub = arm.require_subscription(p.sub)
+    local ctx = { sub = p.sub, rg = rgres.name or p.rg, rg_location = rgres.location,
+      tenant_id = sub.tenantId or seed.tenant_id, subscription_name = sub.displayName, deployment = p.name,
+      lookup = function(id) return arm.get(id) end }
+    local ok, t = pcall(template.new, tmpl, params, ctx)
+    if not ok then
+      local te = template.error_of(t)
+      if not te then error(t, 0) end
+      invalid(te.message, te.code)
+    end
+    local items, order
+    ok, items, order = pcall(plan, t, tmpl)
+    if not ok then
+      local te = template.error_of(items)
+      if te then invalid(te.message, te.code) end
+      error(items, 0)
+    end
+    local id = dep_id(p.sub, ctx.rg, p.name)
+    local existed = arm.get(id) ~= nil
+    local now = clock.now()
+    local providers, seen = json.array({}), {}
+    for _, it in ipairs(items) do
+      local ns, rtype = it.type:match("^([^/]+)/(.+)$")
+      local key = ns:lower() .. "|" .. rtype:lower()
+      if not seen[key] then
+        seen[key] = true
+        providers[#providers + 1] = { namespace = ns, resourceTypes = json.array({ { resourceType = rtype,
+          locations = json.array({ rgres.location }) } }) }
+      end
+    end
+    local dependencies = json.array({})
+    for _, it in ipairs(items) do
+      if #it.deps > 0 then
+        local ds = json.array({})
+        for _, d in ipairs(it.deps) do
+          local x = items[d]
+          ds[#ds + 1] = { id = x.id, resourceType = x.type, resourceName = x.name }
+        end
+        dependencies[#dependencies + 1] = { dependsOn = ds, id = it.id, resourceType = it.type, resourceName = it.name }
+      end
+    end
+    local decl = ci(tmpl, "parameters") or {}
+    local dep = {
+      id = id, name = p.name, type = M.TYPE,
+      properties = {
+        templateHash = digits(19), parameters = t:shown_parameters(decl), mode = mode,
+        provisioningState = "Accepted", timestamp = clock.iso(now), duration = "PT0S",
+        correlationId = req.correlation_id, providers = providers, dependencies = dependencies,
+      },
+      _start = now, _polls = 0, _opid = "08584" .. digits(21),
+    }
+    local accepted = arm.render(dep)
+    arm.put(dep)
+    local ops, out_resources, err, outputs = deploy(req, dep, t, tmpl, order)
+    dep._ops = ops
+    dep._final = true
+    dep.properties.provisioningState = err and "Failed" or "Succeeded"
+    dep.properties.outputResources = out_resources
+    dep.properties.error = err
+    dep.properties.outputs = outputs
+    dep.properties.timestamp = clock.iso()
+    dep.properties.duration = string.format("PT%.1fS", math.max(0.1, clock.now() - now))
+    arm.put(dep)
+    local url = "https://" .. req.host .. id .. "/operationStatuses/" .. dep._opid .. "?api-version=" ..
+      tostring(req:arg("api-version"))
+    return existed and 200 or 201, accepted, { ["Azure-AsyncOperation"] = url,
+      ["Retry-After"] = tostring(math.floor(lro.config().retry_after or 1)) }
+  end })
+
+arm.route({ method = "GET", path = BASE .. "/{name}", type = M.TYPE, scope = scope_of,
+  action = "Microsoft.Resources/deployments/read",
+  handler = function(req)
+    local p = req.params
+    arm.require_rg(p.sub, p.rg)
+    local dep = arm.get(dep_id(p.sub, p.rg, p.name))
+    if not dep then
+      return errors.arm(404, "DeploymentNotFound", "Deployment '" .. p.name .. "' could not be found.")
+    end
+    return 200, render(dep)
+  end })
+
+arm.route({ method = "DELETE", path = BASE .. "/{name}", type = M.TYPE, scope = scope_of,
+  action = "Microsoft.Resources/deployments/delete",
+  handler = function(req)
+    local p = req.params
+    arm.require_rg(p.sub, p.rg)
+    local dep = arm.delete(dep_id(p.sub, p.rg, p.name))
+    return dep and 202 or 204, nil
+  end })
+
+arm.route({ method = "GET", path = BASE, type = M.TYPE,
+  scope = function(req) return arm.rg_id(req.params.sub, req.params.rg) end,
+  action = "Microsoft.Resources/deployments/read",
+  handler = function(req)
+    local p = req.params
+    arm.require_rg(p.sub, p.rg)
+    local out = json.array({})
+    for _, d in ipairs(arm.list({ type = M.TYPE, under = arm.rg_id(p.sub, p.rg) })) do out[#out + 1] = render(d) end
+    return 200, { value = out }
+  end })
+
+arm.route({ method = "GET", path = BASE .. "/{name}/operations", type = M.TYPE, scope = scope_of,
+  action = "Microsoft.Resources/deployments/operations/read",
+  handler = function(req)
+    local p = req.params
+    arm.require_rg(p.sub, p.rg)
+    local dep = arm.get(dep_id(p.sub, p.rg, p.name))
+    if not dep then
+      return errors.arm(404, "DeploymentNotFound", "Deployment '" .. p.name .. "' could not be found.")
+    end
+    return 200, { value = json.array(dep._ops or {}) }
+  end })
+
+arm.route({ method = "GET", path = BASE .. "/{name}/operationStatuses/{opid}", type = M.TYPE, scope = scope_of,
+  action = "Microsoft.Resources/deployments/read",
+  handler = function(req)
+    local p = req.params
+    local id = dep_id(p.sub, p.rg, p.name)
+    local dep = arm.get(id)
+    if not dep or dep._opid ~= p.opid then
+      return errors.arm(404, "DeploymentNotFound", "Deployment '" .. p.name .. "' could not be found.")
+    end
+    dep = count_poll(id) or dep
+    if not dep._final or not is_done(dep) then
+      return 200, { status = "Running" }, { ["Retry-After"] = tostring(math.floor(lro.config().retry_after or 1)) }
+    end
+    local body = { status = dep.properties.provisioningState }
+    if dep.properties.error then body.error = dep.properties.error end
+    return 200, body
+  end })
+
+return M
