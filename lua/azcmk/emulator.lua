@@ -107,17 +107,57 @@ local function pid_alive(pid)
   return run("kill -0 " .. math.floor(pid) .. " 2>/dev/null")
 end
 
--- Root of the azcmk installation: the directory holding lua/azcmk/emulator.lua.
-local function root_dir()
+-- Where the emulator's pieces are. In a checkout (root = the directory holding
+-- lua/azcmk/emulator.lua): root/emulator, root/lua, root/build/jit. In a LuaRocks tree
+-- (.../share/lua/5.x/azcmk/emulator.lua): the rock's copy of emulator/ under
+-- lib/luarocks/rocks-*/azcmk/*/emulator, Lua modules from share/lua/5.1 (and 5.x), the C core
+-- of the LuaJIT (5.1-ABI) rock from lib/lua/5.1. AZCMK_EMULATOR_HOME (the emulator/ directory),
+-- AZCMK_EMULATOR_LUA_PATH and AZCMK_EMULATOR_LUA_CPATH override.
+local function this_file()
   local src = debug.getinfo(1, "S").source
-  local file = src:sub(1, 1) == "@" and src:sub(2) or "lua/azcmk/emulator.lua"
-  file = abspath(file)
-  local root = file:match("^(.*)/lua/azcmk/emulator%.lua$")
-  if root then return root end
-  -- LuaRocks install: .../share/lua/5.x/azcmk/emulator.lua
-  return (file:match("^(.*)/azcmk/emulator%.lua$"))
+  return abspath(src:sub(1, 1) == "@" and src:sub(2) or "lua/azcmk/emulator.lua")
+end
+
+local function root_dir()
+  local file = this_file()
+  return file:match("^(.*)/lua/azcmk/emulator%.lua$") or file:match("^(.*)/azcmk/emulator%.lua$")
 end
 M.root_dir = root_dir
+
+--- { home = emulator dir, lua = {path entries}, cpath = {entries}, core = path of core.so or nil }
+function M.layout()
+  local file = this_file()
+  local checkout = file:match("^(.*)/lua/azcmk/emulator%.lua$")
+  local out = { lua = {}, cpath = {} }
+  if checkout and exists(checkout .. "/emulator/nginx.conf.tmpl") then
+    out.home = checkout .. "/emulator"
+    out.lua = { checkout .. "/lua/?.lua", checkout .. "/lua/?/init.lua" }
+    out.cpath = { checkout .. "/build/jit/?.so" }
+    out.core = checkout .. "/build/jit/azcmk/core.so"
+  else
+    local tree, luadir = file:match("^(.*)/share/lua/([%d%.]+)/azcmk/emulator%.lua$")
+    if tree then
+      local p = io.popen("ls -d " .. shq(tree) .. "/lib/luarocks/rocks-*/azcmk/*/emulator 2>/dev/null")
+      out.home = p:read("l")
+      p:close()
+      out.lua = { tree .. "/share/lua/5.1/?.lua", tree .. "/share/lua/5.1/?/init.lua",
+        tree .. "/share/lua/" .. luadir .. "/?.lua", tree .. "/share/lua/" .. luadir .. "/?/init.lua" }
+      out.cpath = { tree .. "/lib/lua/5.1/?.so" }
+      out.core = tree .. "/lib/lua/5.1/azcmk/core.so"
+    end
+  end
+  local home = os.getenv("AZCMK_EMULATOR_HOME")
+  if home and home ~= "" then out.home = home end
+  if out.home then table.insert(out.lua, 1, out.home .. "/lua/?.lua") end
+  local extra = os.getenv("AZCMK_EMULATOR_LUA_PATH")
+  if extra and extra ~= "" then table.insert(out.lua, 1, extra) end
+  local extra_c = os.getenv("AZCMK_EMULATOR_LUA_CPATH")
+  if extra_c and extra_c ~= "" then
+    table.insert(out.cpath, 1, extra_c)
+    out.core = nil -- trust the override
+  end
+  return out
+end
 
 local function random_bytes(n)
   local f = io.open("/dev/urandom", "rb")
@@ -343,19 +383,12 @@ end
 --- Writes DIR/nginx.conf from emulator/nginx.conf.tmpl.
 function M.write_config(dir, port, opts)
   opts = opts or {}
-  local root = root_dir()
-  local tmpl_path = opts.template or (root .. "/emulator/nginx.conf.tmpl")
+  local lay = M.layout()
+  local tmpl_path = opts.template or ((lay.home or "?") .. "/nginx.conf.tmpl")
   local tmpl = readfile(tmpl_path)
   if not tmpl then return nil, "emulator template not found: " .. tmpl_path end
-  local lua_path = table.concat({
-    root .. "/emulator/lua/?.lua", root .. "/emulator/lua/?/init.lua",
-    root .. "/lua/?.lua", root .. "/lua/?/init.lua",
-  }, ";")
-  local extra = os.getenv("AZCMK_EMULATOR_LUA_PATH")
-  if extra and extra ~= "" then lua_path = extra .. ";" .. lua_path end
-  local cpath = root .. "/build/jit/?.so"
-  local extra_c = os.getenv("AZCMK_EMULATOR_LUA_CPATH")
-  if extra_c and extra_c ~= "" then cpath = extra_c .. ";" .. cpath end
+  local lua_path = table.concat(lay.lua, ";")
+  local cpath = table.concat(lay.cpath, ";")
   local conf = render_template(tmpl, {
     DIR = dir, PORT = port, HTTP_PORT = port + 1, LUA_PATH = lua_path .. ";;",
     LUA_CPATH = cpath .. ";;", WORKERS = opts.workers or 2,
@@ -396,13 +429,13 @@ function M.start(opts)
     local _, o = capture("ss -Hltn 'sport = :" .. p .. "' 2>/dev/null")
     if o:match("%S") then return nil, "port " .. p .. " is in use (Address already in use)" end
   end
-  local root = root_dir()
-  if not root or not exists(root .. "/emulator/nginx.conf.tmpl") then
-    return nil, "emulator files not found (looked in " .. tostring(root) .. "/emulator)"
+  local lay = M.layout()
+  if not lay.home or not exists(lay.home .. "/nginx.conf.tmpl") then
+    return nil, "emulator files not found (" .. tostring(lay.home) .. "); set AZCMK_EMULATOR_HOME"
   end
-  if not exists(root .. "/build/jit/azcmk/core.so") and not os.getenv("AZCMK_EMULATOR_LUA_CPATH") then
-    return nil, "the emulator needs the LuaJIT build of azcmk.core (" .. root ..
-      "/build/jit/azcmk/core.so): run `make` in the checkout, or set AZCMK_EMULATOR_LUA_CPATH"
+  if lay.core and not exists(lay.core) then
+    return nil, "the emulator needs the LuaJIT build of azcmk.core (" .. lay.core .. "): run `make` in " ..
+      "the checkout, or install the LuaJIT rock (make install-jit), or set AZCMK_EMULATOR_LUA_CPATH"
   end
   -- Secrets are new on every start; ids are fixed.
   local seed = {}
