@@ -171,6 +171,10 @@ function M.parse_body(body)
       if a then code = a; codes[#codes + 1] = a end
     end
     return code, first_line(j.error_description) or e, codes, { oauth_error = e }
+  elseif type(j.errors) == "table" and type(j.errors[1]) == "table" then
+    -- ACR data plane / Docker registry: {"errors":[{"code","message","detail"}]}
+    local e1 = j.errors[1]
+    return e1.code, e1.message, { e1.code }, { details = j.errors }
   elseif type(j.status) == "string" and j.code then
     return j.code, j.message, { j.code }, {}
   end

@@ -46,6 +46,13 @@ describe("azcmk.errors", function()
     assert.truthy(e.hint)
   end)
 
+  it("reads registry (ACR data plane) error lists", function()
+    local e = errors.from_response({ status = 401, headers = {},
+      body = '{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}' })
+    assert.equal("UNAUTHORIZED", e.code)
+    assert.equal("authentication required", e.message)
+  end)
+
   it("gives hints by status for throttling", function()
     local e = errors.from_response({ status = 429, headers = {}, body = "" })
     assert.equal("http", e.kind)
