@@ -1,0 +1,74 @@
+-- Names and identifiers, checked before anything is sent (no emulator needed).
+local ids = require("azcmk.client.ids")
+local cloud = require("azcmk.cloud")
+
+describe("azcmk.client.ids", function()
+  local AZ = cloud.profiles.AzureCloud
+
+  it("parses versioned and versionless key ids", function()
+    local kid = "https://myvault.vault.azure.net/keys/mykey/0123456789abcdef0123456789abcdef"
+    local k = assert(ids.parse_key_id(kid, AZ))
+    assert.equal("myvault", k.vault)
+    assert.equal("mykey", k.name)
+    assert.equal("0123456789abcdef0123456789abcdef", k.version)
+    assert.equal("https://myvault.vault.azure.net/keys/mykey", k.versionless)
+    local v = assert(ids.parse_key_id("https://myvault.vault.azure.net/keys/mykey", AZ))
+    assert.is_nil(v.version)
+    assert.equal("https://myvault.vault.azure.net/keys/mykey", v.id)
+  end)
+
+  it("refuses key ids of the wrong shape, with a hint", function()
+    for _, bad in ipairs({ "http://myvault.vault.azure.net/keys/k",
+      "https://myvault.vault.azure.net/secrets/s",
+      "https://myvault.vault.azure.net/keys/", "https://myvault.vault.azure.net/keys/k/v/x",
+      "https://myvault.vault.azure.net/keys/k_1", "https://myvault.vault.azure.net/keys/k/not-hex",
+      "https://evil.example.com/keys/k", "not a url" }) do
+      local k, err = ids.parse_key_id(bad, AZ)
+      assert.is_nil(k, bad)
+      assert.equal("input", err.kind)
+      assert.matches("InvalidKeyId", err.code)
+      assert.truthy(err.hint)
+    end
+  end)
+
+  it("refuses a key of another cloud's vault host and names that cloud", function()
+    local k, err = ids.parse_key_id("https://myvault.vault.azure.cn/keys/k", AZ)
+    assert.is_nil(k)
+    assert.equal("KeyVaultInOtherCloud", err.code)
+    assert.matches("AzureChinaCloud", err.message)
+    assert.matches("AZURE_CLOUD=AzureChinaCloud", err.hint)
+    assert.truthy(ids.parse_key_id("https://myvault.vault.azure.cn/keys/k", cloud.profiles.AzureChinaCloud))
+  end)
+
+  it("validates resource names like Azure", function()
+    assert.truthy(ids.check_registry_name("myRegistry01"))
+    for _, n in ipairs({ "abcd", string.rep("a", 51), "my-reg", "my_reg", "" }) do
+      local ok, err = ids.check_registry_name(n)
+      assert.is_nil(ok, n)
+      assert.equal("input", err.kind)
+    end
+    assert.truthy(ids.check_vault_name("kv-1"))
+    for _, n in ipairs({ "kv", "1kv", "kv-", "k--v", string.rep("a", 25), "kv_1" }) do
+      assert.is_nil((ids.check_vault_name(n)), n)
+    end
+    assert.truthy(ids.check_key_name("my-key-1"))
+    assert.is_nil((ids.check_key_name("my_key")))
+    assert.is_nil((ids.check_key_name(string.rep("k", 128))))
+    assert.truthy(ids.check_resource_group("my.rg_(1)"))
+    assert.is_nil((ids.check_resource_group("rg.")))
+    assert.is_nil((ids.check_resource_group("rg/x")))
+    assert.is_nil((ids.check_resource_group(string.rep("r", 91))))
+  end)
+
+  it("takes identity values as the Azure CLI does", function()
+    assert.same({ kind = "system", value = "system" }, ids.parse_identity("[system]"))
+    assert.equal("client_id", ids.parse_identity("0F6A2B3C-4D5E-4F70-8A9B-0C1D2E3F4A5B").kind)
+    local r = ids.parse_identity("/subscriptions/s/resourcegroups/rg/providers/Microsoft.ManagedIdentity/"
+      .. "userAssignedIdentities/id1")
+    assert.equal("id", r.kind)
+    assert.equal("name", ids.parse_identity("my-identity").kind)
+    local bad, err = ids.parse_identity("/subscriptions/s/resourceGroups/rg/providers/Microsoft.Foo/bars/x")
+    assert.is_nil(bad)
+    assert.equal("InvalidIdentity", err.code)
+  end)
+end)

@@ -1,0 +1,159 @@
+--- Helpers for the CMK specs (spec/client, spec/playbook, spec/cli): a pipeline wired to the
+-- emulator with the seeded owner's client secret, unique names, fast long-running
+-- operations, the write requests of the emulator's log, and running `bin/azcmk`.
+local E = require("support.emulator")
+local cjson = require("cjson.safe")
+
+local H = { E = E }
+
+local counter = 0
+
+--- A unique lower-case suffix (names of registries, vaults, keys are global in the emulator too).
+function H.unique(prefix)
+  counter = counter + 1
+  math.randomseed(os.time() + math.floor(os.clock() * 1e6) + counter)
+  return (prefix or "x") .. string.format("%04d%04d", math.random(0, 9999), counter % 10000)
+end
+
+function H.env() return E.ensure() end
+function H.seed()
+  if not H._seed then H._seed = E.seed() end
+  return H._seed
+end
+
+--- Long-running operations finish at the first poll, with no wait.
+function H.fast()
+  E.control("POST", "config", { lro = { polls = 1, seconds = 0, retry_after = 0 } })
+end
+
+--- Back to the seeded state (faults cleared, fast LRO).
+function H.reset()
+  E.control("DELETE", "faults")
+  E.control("POST", "reset")
+  H._seed = nil
+  H.fast()
+end
+
+--- A pipeline on the emulator as the seeded owner (client secret).
+function H.pipeline(extra)
+  local env = E.ensure()
+  local seed = H.seed()
+  local credential = require("azcmk.credential")
+  local o = {
+    cloud = "AzureCloud",
+    transport = require("azcmk.transport.curl").new({ env = env }),
+    credential = credential.client_secret({ tenant_id = seed.tenant_id, client_id = seed.owner.app_id,
+      client_secret = seed.owner.client_secret }),
+    lro_interval = 0.01, log = "error",
+  }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return assert(require("azcmk.pipeline").new(o))
+end
+
+--- Options every playbook call takes: pipeline and subscription.
+function H.opts(extra)
+  local o = { pipeline = H.p or H.pipeline(), subscription = H.seed().subscription_id, interval = 0.01 }
+  for k, v in pairs(extra or {}) do o[k] = v end
+  return o
+end
+
+--- The emulator's log sequence number, once the log has settled.
+function H.seq()
+  local last = E.log_seq()
+  for _ = 1, 20 do
+    os.execute("sleep 0.05")
+    local now = E.log_seq()
+    if now - last <= 1 then return now end
+    last = now
+  end
+  return last
+end
+
+local WRITE = { PUT = true, PATCH = true, POST = true, DELETE = true }
+
+--- Write requests (PUT/PATCH/POST/DELETE) to ARM, Key Vault or ACR logged after `since`
+-- (token requests and the control API are not writes to Azure resources).
+function H.writes(since)
+  H.seq()
+  local out = {}
+  for _, e in ipairs(E.log(since)) do
+    local host, path = tostring(e.host), tostring(e.path)
+    if WRITE[e.method] and not host:match("^login%.") and not path:match("^/_emulator")
+      and not path:match("/oauth2/") then
+      out[#out + 1] = e
+    end
+  end
+  return out
+end
+
+--- All logged requests after since (decoded), settled.
+function H.log(since)
+  H.seq()
+  return E.log(since)
+end
+
+--- Describe log entries for assertion messages.
+function H.describe(entries)
+  local l = {}
+  for _, e in ipairs(entries) do
+    l[#l + 1] = e.method .. " " .. e.host .. e.path .. " -> " .. tostring(e.status)
+  end
+  return table.concat(l, "\n")
+end
+
+local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
+H.shq = shq
+
+--- Runs bin/azcmk (under the interpreter of this run) with the emulator's environment.
+-- Returns { code, stdout, stderr }.
+function H.cli(argv, extra_env)
+  local env = E.ensure()
+  local parts = {}
+  for _, k in ipairs({ "AZCMK_CONNECT_TO", "AZCMK_CA_FILE", "AZURE_TENANT_ID", "AZURE_SUBSCRIPTION_ID",
+    "AZCMK_EMULATOR_DIR" }) do
+    parts[#parts + 1] = k .. "=" .. shq(env[k])
+  end
+  local seed = H.seed()
+  parts[#parts + 1] = "AZURE_CLIENT_ID=" .. shq(seed.owner.app_id)
+  parts[#parts + 1] = "AZURE_CLIENT_SECRET=" .. shq(seed.owner.client_secret)
+  for k, v in pairs(extra_env or {}) do
+    if v == false then parts[#parts + 1] = "-u " .. k else parts[#parts + 1] = k .. "=" .. shq(v) end
+  end
+  local interp = rawget(_G, "jit") and "luajit" or "lua5.4"
+  local args = {}
+  for _, a in ipairs(argv) do args[#args + 1] = shq(a) end
+  local out, err = os.tmpname(), os.tmpname()
+  local cmd = "env " .. table.concat(parts, " ") .. " " .. interp .. " bin/azcmk " .. table.concat(args, " ")
+    .. " >" .. out .. " 2>" .. err .. "; echo $?"
+  local p = io.popen(cmd)
+  local code = tonumber(p:read("a"):match("(%d+)%s*$"))
+  p:close()
+  local function slurp(f)
+    local h = io.open(f, "rb")
+    local s = h and h:read("a") or ""
+    if h then h:close() end
+    os.remove(f)
+    return s
+  end
+  return { code = code, stdout = slurp(out), stderr = slurp(err) }
+end
+
+function H.json(s) return cjson.decode(s) end
+
+--- Set up a CMK registry quickly (the playbook itself); returns the result and the names.
+function H.setup(extra)
+  local names = { resource_group = H.unique("rg-"), registry = H.unique("reg"), vault = H.unique("kv-"),
+    location = "westus" }
+  for k, v in pairs(extra or {}) do names[k] = v end
+  local r, err = require("azcmk.playbook.setup").setup(H.opts(names))
+  assert(r, "setup failed: " .. tostring(err))
+  return r, names
+end
+
+--- Data plane status of a registry (anonymous GET /v2/: 401 serving, 403 denied).
+function H.data_plane(login_server)
+  local res = assert(E.request({ method = "GET", url = "https://" .. login_server .. "/v2/" }))
+  return res.status, res
+end
+
+return H
