@@ -8,7 +8,7 @@
 // exits 1 when a step failed.
 import { randomBytes, randomUUID, createPublicKey, publicEncrypt, constants as C } from "node:crypto";
 import https from "node:https";
-import { ClientSecretCredential } from "@azure/identity";
+import { ClientSecretCredential, ClientCertificateCredential, WorkloadIdentityCredential } from "@azure/identity";
 import { ResourceManagementClient } from "@azure/arm-resources";
 import { ManagedServiceIdentityClient } from "@azure/arm-msi";
 import { KeyVaultManagementClient } from "@azure/arm-keyvault";
@@ -65,7 +65,13 @@ function describe(e) {
   return String(e && e.stack ? e.stack.split("\n").slice(0, 3).join(" | ") : e).slice(0, 600);
 }
 
+// CMK_FLOW_CORE=1 (bench/conformance.sh): only the CMK job itself, the same calls as
+// bench/conformance-flow.lua does through azcmk; the extra credential and denial checks are left out.
+const EXTRA = new Set(["token-certificate", "token-workload-identity", "token-bad-secret", "rotate-versionless", "denied"]);
+const CORE_ONLY = Boolean(process.env.CMK_FLOW_CORE);
+
 async function step(name, needs, fn) {
+  if (CORE_ONLY && EXTRA.has(name)) return;
   const missing = needs.filter((n) => !done.has(n));
   if (missing.length) {
     failed++;
@@ -160,6 +166,38 @@ await step("token", [], async () => {
   ctx.ownerOid = c.oid;
 });
 
+// The other ways the job can authenticate, and Entra ID's error as the SDK surfaces it.
+await step("token-certificate", ["token"], async () => {
+  ctx.seed = await controlGet("/_emulator/seed");
+  const c = new ClientCertificateCredential(tenantId, clientId, { certificatePath: ctx.seed.owner.certificate_file }, { authorityHost });
+  eq(jwtClaims((await c.getToken("https://management.azure.com/.default")).token).oid, ctx.ownerOid, "oid");
+  const c2 = new ClientCertificateCredential(tenantId, clientId,
+    { certificatePath: ctx.seed.owner.certificate_file, sendCertificateChain: true }, { authorityHost });
+  eq(jwtClaims((await c2.getToken("https://vault.azure.net/.default")).token).aud.replace(/\/$/, ""), "https://vault.azure.net", "aud");
+});
+
+await step("token-workload-identity", ["token-certificate"], async () => {
+  const c = new WorkloadIdentityCredential({ tenantId, clientId: ctx.seed.workload.app_id,
+    tokenFilePath: ctx.seed.workload.token_file, authorityHost });
+  eq(jwtClaims((await c.getToken("https://management.azure.com/.default")).token).tid, tenantId, "tid");
+});
+
+await step("token-bad-secret", [], async () => {
+  // MSAL raises a ServerError for Entra's 401 invalid_client; @azure/identity 4.x wraps every
+  // MSAL ServerError in AuthenticationRequiredError (msal/utils.js handleMsalError) and
+  // keeps MSAL's message "invalid_client: Error(s): 7000215 - ... AADSTS7000215: ...".
+  const c = new ClientSecretCredential(tenantId, clientId, "not-the-secret", { authorityHost });
+  try {
+    await c.getToken("https://management.azure.com/.default");
+  } catch (e) {
+    eq(e.name, "AuthenticationRequiredError", "error name");
+    check(/^invalid_client: Error\(s\): 7000215 /.test(e.message), `message: ${e.message}`);
+    check(/AADSTS7000215: Invalid client secret provided/.test(e.message), `message: ${e.message}`);
+    return "AuthenticationRequiredError invalid_client 7000215";
+  }
+  throw new Error("a wrong secret got a token");
+});
+
 await step("resource-group", ["token"], async () => {
   const rg = await resources.resourceGroups.createOrUpdate(names.rg, { location, tags: { purpose: "conformance" } });
   eq(rg.name, names.rg, "name");
@@ -237,6 +275,12 @@ await step("key-new-version", ["key"], async () => {
   eq(latest.id, k2.id, "getKey returns the newest version");
   const old = await ctx.keys.getKey(names.key, { version: ctx.key.properties.version });
   eq(old.id, ctx.key.id, "getKey of the old version");
+  const versions = [];
+  for await (const v of ctx.keys.listPropertiesOfKeyVersions(names.key)) versions.push(v.version);
+  eq(versions.sort().join(","), [ctx.key.properties.version, k2.properties.version].sort().join(","), "listPropertiesOfKeyVersions");
+  const all = [];
+  for await (const kp of ctx.keys.listPropertiesOfKeys()) all.push(kp.name);
+  check(all.includes(names.key), `listPropertiesOfKeys: ${all}`);
   ctx.key2 = k2;
 });
 
@@ -253,11 +297,23 @@ await step("rotate", ["encryption-read", "key-new-version"], async () => {
   check(Math.abs(ts.getTime() - before) < 10 * 60 * 1000, `lastKeyRotationTimestamp ${ts.toISOString()} is not now`);
 });
 
+await step("rotate-versionless", ["rotate"], async () => {
+  const versionless = `${ctx.vaultUri}keys/${names.key}`;
+  await acr.registries.beginUpdateAndWait(names.rg, names.reg, {
+    encryption: { status: "enabled", keyVaultProperties: { keyIdentifier: versionless, identity: ctx.uai.clientId } },
+  }, POLL);
+  const kvp = (await acr.registries.get(names.rg, names.reg)).encryption.keyVaultProperties;
+  eq(kvp.keyIdentifier, versionless, "keyIdentifier");
+  eq(kvp.versionedKeyIdentifier, ctx.key2.id, "versionedKeyIdentifier (newest version)");
+  eq(kvp.keyRotationEnabled, true, "keyRotationEnabled");
+});
+
 await step("rbac-vault", ["identity"], async () => {
   const v = await kvm.vaults.beginCreateOrUpdateAndWait(names.rg, names.kv2, {
     location,
     properties: {
       tenantId, sku: { family: "A", name: "standard" }, enableRbacAuthorization: true,
+      accessPolicies: [],     // required unless createMode "recover" (azure-wire §4), ignored under RBAC
       enableSoftDelete: true, softDeleteRetentionInDays: 7, enablePurgeProtection: true,
     },
   }, POLL);
@@ -285,8 +341,8 @@ await step("role-assignment", ["rbac-vault"], async () => {
 
 await step("rbac-key", ["role-assignment"], async () => {
   ctx.keysRbac = new KeyClient(ctx.vault2.properties.vaultUri, credential);
-  ctx.rbacKey = await ctx.keysRbac.createRsaKey(names.key, { keySize: 3072 });
-  eq(ctx.rbacKey.key.n.length, 384, "modulus bytes (3072 bits)");
+  ctx.rbacKey = await ctx.keysRbac.createRsaKey(names.key, { keySize: 2048 });
+  eq(ctx.rbacKey.key.n.length, 256, "modulus bytes (2048 bits)");
 });
 
 await step("registry-rbac", ["rbac-key"], async () => {
@@ -324,7 +380,7 @@ await step("delete-recover", ["key"], async () => {
   const del = await ctx.keys.beginDeleteKey(names.scratch, KV_POLL);
   const deleted = await del.pollUntilDone();
   eq(deleted.name, names.scratch, "deleted key name");
-  check(deleted.recoveryId === `${ctx.vaultUri}deletedkeys/${names.scratch}`, `recoveryId ${deleted.recoveryId}`);
+  eq(deleted.properties.recoveryId, `${ctx.vaultUri}deletedkeys/${names.scratch}`, "recoveryId");
   check(deleted.properties.deletedOn instanceof Date && deleted.properties.scheduledPurgeDate instanceof Date, "deletedOn / scheduledPurgeDate");
   const gone = await expectRestError(ctx.keys.getKey(names.scratch), 404);
   check(gone.endsWith("KeyNotFound"), `get after delete: ${gone}`);
@@ -333,6 +389,20 @@ await step("delete-recover", ["key"], async () => {
   eq(back.name, names.scratch, "recovered key name");
   const again = await ctx.keys.getKey(names.scratch);
   eq(again.id, back.id, "recovered key readable");
+});
+
+// A principal without any role or policy: ARM's and Key Vault's 403s as the SDK surfaces them.
+await step("denied", ["key-new-version", "rbac-key", "token-certificate"], async () => {
+  const no = new ClientSecretCredential(tenantId, ctx.seed.noaccess.app_id, ctx.seed.noaccess.client_secret, { authorityHost });
+  const got = [];
+  got.push(await expectRestError(new ContainerRegistryManagementClient(no, sub).registries.get(names.rg, names.reg), 403,
+    (code) => eq(code, "AuthorizationFailed", "ARM code")));
+  const cc = new CryptographyClient(ctx.key2.id, no);
+  got.push(await expectRestError(cc.unwrapKey("RSA-OAEP-256", randomBytes(256)), 403,
+    (code) => eq(code, "Forbidden", "access-policy vault code")));
+  got.push(await expectRestError(new KeyClient(ctx.vault2.properties.vaultUri, no).getKey(names.key), 403,
+    (code) => eq(code, "Forbidden", "RBAC vault code")));
+  return got.join(", ");
 });
 
 // Service rules: the SDK surfaces Azure's refusal as RestError(statusCode, code).

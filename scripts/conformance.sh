@@ -4,6 +4,7 @@
 #   CONFORMANCE_PORT   https port of that emulator (default 19443; http is PORT+1)
 #   CONFORMANCE_DIR    its directory (default build/conformance-emulator)
 #   CONFORMANCE_KEEP=1 leave the emulator running afterwards (for poking at it)
+#   CONFORMANCE_INSTALL_ONLY=1  only install the SDKs (bench/conformance.sh uses it)
 # Fails loudly (exit 1) when node/npm are missing or `npm ci` cannot reach the registry.
 set -u
 cd "$(dirname "$0")/.."
@@ -28,6 +29,7 @@ if [ "$(cat "$STAMP" 2>/dev/null)" != "$want" ]; then
   fi
   echo "$want" > "$STAMP"
 fi
+[ -z "${CONFORMANCE_INSTALL_ONLY:-}" ] || exit 0
 
 # A fresh emulator of our own: clean state, new secrets, its own internal_errors count.
 ./bin/azcmk emulator stop --dir "$DIR" >/dev/null 2>&1

@@ -1,0 +1,70 @@
+#!/bin/bash
+# Peer benchmark: the CMK job end to end (process start included) through the official Azure SDK
+# for JavaScript (conformance/cmk-flow.mjs) and through azcmk's pipeline
+# (bench/conformance-flow.lua, Lua 5.4 and LuaJIT), against the same emulator, with hyperfine.
+#   bench/conformance.sh [RUNS]     (default 10 runs after 2 warm-ups per command)
+#   BENCH_CONF_PORT (19543), BENCH_CONF_DIR (build/bench-conformance-emulator)
+# Before every run the emulator is reset (POST /_emulator/reset, outside the timing), so each
+# run meets the same state. The emulator's LRO pacing is set to Retry-After: 0 for both
+# clients, so the figures measure the clients, not the sleeps a service asks for.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+RUNS=${1:-${RUNS:-10}}
+PORT=${BENCH_CONF_PORT:-19543}
+DIR=$(realpath -m "${BENCH_CONF_DIR:-build/bench-conformance-emulator}")
+OUT=build/bench-conformance.json
+
+command -v hyperfine >/dev/null || { echo "hyperfine is not installed"; exit 1; }
+[ -f build/5.4/azcmk/core.so ] && [ -f build/jit/azcmk/core.so ] || { echo "run make first"; exit 1; }
+CONFORMANCE_INSTALL_ONLY=1 ./scripts/conformance.sh || exit 1
+
+./bin/azcmk emulator stop --dir "$DIR" >/dev/null 2>&1
+env_lines=$(./bin/azcmk emulator start --port "$PORT" --dir "$DIR" 2>/dev/null) || { echo "emulator failed to start"; exit 1; }
+eval "$env_lines"
+trap '"$ROOT/bin/azcmk" emulator stop --dir "$DIR" >/dev/null 2>&1' EXIT
+unset HTTPS_PROXY HTTP_PROXY ALL_PROXY https_proxy http_proxy all_proxy NO_PROXY no_proxy AZCMK_LOG AZURE_LOG_LEVEL
+export NODE_EXTRA_CA_CERTS=$AZCMK_CA_FILE AZURE_AUTHORITY_HOST=https://login.microsoftonline.com
+
+control() {
+  curl -sf --connect-to "::127.0.0.1:$PORT" --cacert "$AZCMK_CA_FILE" -X "$1" \
+    -H 'Content-Type: application/json' ${3:+-d "$3"} "https://management.azure.com/_emulator/$2"
+}
+control POST config '{"lro":{"polls":1,"seconds":0,"retry_after":0}}' >/dev/null || { echo "emulator config failed"; exit 1; }
+# POST /_emulator/reset also resets the LRO config: set it again after every reset (untimed).
+PREPARE_SH=$ROOT/build/bench-conformance-prepare.sh
+cat > "$PREPARE_SH" <<EOF
+#!/bin/bash
+c() { curl -sf --connect-to ::127.0.0.1:$PORT --cacert $AZCMK_CA_FILE -X POST -H 'Content-Type: application/json' "\$@"; }
+c https://management.azure.com/_emulator/reset >/dev/null &&
+  c -d '{"lro":{"polls":1,"seconds":0,"retry_after":0}}' https://management.azure.com/_emulator/config >/dev/null
+EOF
+PREPARE="bash $PREPARE_SH"
+
+JS="node --require $ROOT/conformance/loopback.cjs $ROOT/conformance/cmk-flow.mjs"
+L54="lua5.4 $ROOT/bench/conformance-flow.lua"
+LJ="luajit $ROOT/bench/conformance-flow.lua"
+
+# Both sides must pass the whole job before they are timed.
+for c in "$JS" "$L54" "$LJ"; do
+  $PREPARE || { echo "emulator reset failed"; exit 1; }
+  out=$(cd conformance && $c 2>&1) || { echo "$out" | grep -v '^ok '; echo "--- '$c' failed; not benchmarking"; exit 1; }
+done
+
+hyperfine -N --style basic --warmup 2 --runs "$RUNS" --prepare "$PREPARE" --export-json "$OUT" \
+  -n "js-sdk (node $(node --version))" "$JS" -n "azcmk (Lua 5.4)" "$L54" -n "azcmk (LuaJIT)" "$LJ" || exit 1
+
+health=$(control GET health)
+python3 - "$OUT" "$health" <<'EOF'
+import json, sys, statistics
+res = json.load(open(sys.argv[1]))["results"]
+js = statistics.median(res[0]["times"])
+print(f"\n| client | median (ms) | min | max | runs | JS SDK / client |")
+print("|---|---:|---:|---:|---:|---:|")
+for r in res:
+    m = statistics.median(r["times"])
+    print(f"| {r['command']} | {m*1000:.1f} | {min(r['times'])*1000:.1f} | {max(r['times'])*1000:.1f} | {len(r['times'])} | {js/m:.1f}x |")
+h = json.loads(sys.argv[2])
+print(f"\nemulator internal_errors: {h['internal_errors']}")
+sys.exit(1 if h["internal_errors"] else 0)
+EOF
