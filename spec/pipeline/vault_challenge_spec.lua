@@ -41,4 +41,24 @@ describe("Key Vault challenge flow against the emulator", function()
     for _, e in ipairs(H.log_entries(seq)) do if e.status == 401 then n401 = n401 + 1 end end
     assert.equal(0, n401)
   end)
+
+  it("renews an expired vault token once on the vault's 401", function()
+    vault_url = H.vault(p, seed)
+    if not vault_url then
+      pending("needs the emulator's Key Vault")
+      return
+    end
+    assert(p:vault("GET", vault_url, "/keys"))
+    H.control("POST", "clock", { advance = 7200 })
+    local seq = H.log_seq()
+    local res, err = p:vault("GET", vault_url, "/keys")
+    assert.is_nil(err)
+    assert.equal(200, res.status)
+    local log = H.log_entries(seq)
+    assert.equal(1, H.count(log, "login.microsoftonline.com", "/" .. seed.tenant_id .. "/oauth2/v2.0/token"))
+    local host = vault_url:match("^https://(.*)$")
+    local statuses = {}
+    for _, e in ipairs(log) do if e.host == host then statuses[#statuses + 1] = e.status end end
+    assert.same({ 401, 200 }, statuses)
+  end)
 end)
