@@ -11,6 +11,7 @@ describe("credentials against the emulator", function()
     local _
     _, seed = H.env()
   end)
+  teardown(function() H.reset() end)   -- leave the shared emulator as seeded
   before_each(function()
     H.reset()
     lines = {}

@@ -6,6 +6,7 @@ local errors = require("azcmk.errors")
 describe("structured errors against the emulator", function()
   local seed, lines, owner, noaccess
   setup(function() local _; _, seed = H.env() end)
+  teardown(function() H.reset() end)   -- leave the shared emulator as seeded
   before_each(function()
     H.reset(); lines = {}
     owner = H.pipeline({ lines = lines, credential = credential.client_secret({ tenant_id = seed.tenant_id,

@@ -5,6 +5,7 @@ local credential = require("azcmk.credential")
 describe("paging against the emulator", function()
   local seed, lines, p, sub
   setup(function() local _; _, seed = H.env(); sub = seed.subscription_id end)
+  teardown(function() H.reset() end)   -- leave the shared emulator as seeded
   before_each(function()
     H.reset(); lines = {}
     p = H.pipeline({ lines = lines, credential = credential.client_secret({ tenant_id = seed.tenant_id,

@@ -8,6 +8,7 @@ local pipeline = require("azcmk.pipeline")
 describe("retries against the emulator", function()
   local seed, env, lines
   setup(function() env, seed = H.env() end)
+  teardown(function() H.reset() end)   -- leave the shared emulator as seeded
   before_each(function() H.reset(); lines = {}; H.sleeps = {} end)
   after_each(function() H.control("DELETE", "faults"); H.assert_no_secrets(lines) end)
 

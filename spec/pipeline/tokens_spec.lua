@@ -5,6 +5,7 @@ local credential = require("azcmk.credential")
 describe("token cache against the emulator", function()
   local seed, lines
   setup(function() local _; _, seed = H.env() end)
+  teardown(function() H.reset() end)   -- leave the shared emulator as seeded
   before_each(function() H.reset(); lines = {} end)
   after_each(function() H.assert_no_secrets(lines) end)
 

@@ -8,6 +8,7 @@ local credential = require("azcmk.credential")
 describe("Key Vault challenge flow against the emulator", function()
   local seed, lines, p, vault_url
   setup(function() local _; _, seed = H.env() end)
+  teardown(function() H.reset() end)   -- leave the shared emulator as seeded
   before_each(function()
     H.reset(); lines = {}
     p = H.pipeline({ lines = lines, credential = credential.client_secret({ tenant_id = seed.tenant_id,
