@@ -1,9 +1,9 @@
 --- Spec helpers for the emulator's Key Vault (management and data plane).
 --   local KV = require("support.keyvault")
 --   KV.rg(name)                            PUT a resource group (westus)
---   KV.vault(rg, name, props, opts)        PUT a vault (owner gets all key permissions unless props say otherwise)
---   KV.req(method, vault, path, body, opts) data-plane request (owner's vault token; opts.token = false | string,
---                                          opts.api_version, opts.host)
+--   KV.vault(rg, name, props, opts)        PUT a vault (by default the owner holds all key permissions)
+--   KV.req(method, vault, path, body, opts) data-plane request with the owner's vault token;
+--                                          opts.token = false | string, opts.who, opts.api_version, opts.host
 --   KV.uniq(prefix)                        a fresh vault-safe name
 local E = require("support.emulator")
 
@@ -22,7 +22,9 @@ end
 function M.sub() return E.seed().subscription_id end
 function M.tenant() return E.seed().tenant_id end
 
-function M.rg_path(rg) return "/subscriptions/" .. M.sub() .. "/resourcegroups/" .. rg end
+function M.rg_path(rg)
+  return "/subscriptions/" .. M.sub() .. "/resourcegroups/" .. rg
+end
 
 function M.rg(name)
   local res = E.arm("PUT", M.rg_path(name), { location = "westus" }, { api_version = "2024-11-01" })
@@ -31,7 +33,9 @@ function M.rg(name)
 end
 
 function M.vault_path(rg, name)
-  return "/subscriptions/" .. M.sub() .. "/resourceGroups/" .. rg .. "/providers/Microsoft.KeyVault/vaults/" .. name
+  return "/subscriptions/" .. M.sub() .. "/resourceGroups/" .. rg ..
+    "/providers/Microsoft.KeyVault/vaults/" ..
+    name
 end
 
 local ALL_KEYS = { "all" }
@@ -93,17 +97,19 @@ function M.assert_kv_error(res, status, code, inner, message)
 end
 
 function M.role(scope, role_guid, principal)
-  local id = E.seed and require("azcmk.core").uuid4()
-  local res = E.arm("PUT", scope .. "/providers/Microsoft.Authorization/roleAssignments/" .. id, { properties = {
-    roleDefinitionId = "/subscriptions/" .. M.sub() .. "/providers/Microsoft.Authorization/roleDefinitions/" ..
-      role_guid, principalId = principal, principalType = "ServicePrincipal" } }, { api_version = "2022-04-01" })
+  local id = require("azcmk.core").uuid4()
+  local rd = "/subscriptions/" .. M.sub() .. "/providers/Microsoft.Authorization/roleDefinitions/" ..
+    role_guid
+  local res = E.arm("PUT", scope .. "/providers/Microsoft.Authorization/roleAssignments/" .. id,
+    { properties = { roleDefinitionId = rd, principalId = principal, principalType = "ServicePrincipal" } },
+    { api_version = "2022-04-01" })
   assert(res.status == 201, res.body)
   return res.json.id
 end
 
 function M.keyaccess(kid, principal, trusted)
-  local res = E.control("GET", "keyaccess?kid=" .. E.urlencode(kid) .. "&principal=" .. E.urlencode(principal or "") ..
-    "&trusted=" .. tostring(trusted == true))
+  local res = E.control("GET", "keyaccess?kid=" .. E.urlencode(kid) .. "&principal=" ..
+    E.urlencode(principal or "") .. "&trusted=" .. tostring(trusted == true))
   assert(res.status == 200, res.body)
   return res.json.result, res.json.newest
 end

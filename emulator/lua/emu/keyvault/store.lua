@@ -256,6 +256,34 @@ M.EC_LEN = EC_LEN
 --- A private JWK for a version: real RSA from the core; for EC a structurally valid JWK with
 -- RANDOM x/y/d of the curve's length (the core has no EC: the point is not on the curve, which
 -- is fine: EC keys are only ever refused by ACR and never used for crypto here).
+local function rsa_jwk(size)
+  local pk = C().rsa_generate(size)
+  local jwk = pk:jwk(true)
+  pk:close()
+  jwk.kty = "RSA"
+  return jwk
+end
+
+-- Worker-local pool of fresh RSA-2048 keys, refilled by a timer between requests (RSA
+-- generation takes ~0.1-0.2 s; creates then answer at once). A pooled key is handed out once.
+M.POOL_SIZE = 2
+local pool, refilling = {}, false
+local function refill(premature)
+  if premature then refilling = false return end
+  while #pool < M.POOL_SIZE do
+    local ok, jwk = pcall(rsa_jwk, 2048)
+    if not ok then break end
+    pool[#pool + 1] = jwk
+  end
+  refilling = false
+end
+local function schedule_refill()
+  if refilling or #pool >= M.POOL_SIZE then return end
+  refilling = true
+  local ok = ngx.timer and ngx.timer.at(0.05, refill)
+  if not ok then refilling = false end
+end
+
 function M.generate_jwk(kty, size, crv)
   if kty == "EC" or kty == "EC-HSM" then
     local n = EC_LEN[crv] or 32
@@ -263,11 +291,13 @@ function M.generate_jwk(kty, size, crv)
     return { kty = "EC", crv = crv, x = C().b64url_encode(r(n)), y = C().b64url_encode(r(n)),
       d = C().b64url_encode(r(n)), synthetic = true }
   end
-  local pk = C().rsa_generate(size or 2048)
-  local jwk = pk:jwk(true)
-  pk:close()
-  jwk.kty = "RSA"
-  return jwk
+  size = size or 2048
+  if size == 2048 then
+    local jwk = table.remove(pool)
+    schedule_refill()
+    if jwk then return jwk end
+  end
+  return rsa_jwk(size)
 end
 
 -- Worker-local LRU of parsed keys: "<vault>/<key>/<version>" -> pkey.
