@@ -615,8 +615,10 @@ void azcmk_http_push_headers(lua_State *L, const char *p, size_t len) {
   const char *s = p, *end = p + len;
   int lines = 0;
   for (const char *q = s; q < end && (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++) lines++;
-  lua_createtable(L, 0, lines); /* sized once: no rehash while filling */
+  lua_createtable(L, 0, lines < 32 ? lines : 32); /* usually sized once: no rehash while filling */
   int t = lua_gettop(L);
+  int multi = 0;   /* index of the repeated-headers table, once there is one */
+  lua_pushnil(L);  /* its slot, at t + 1 */
   char lower[128];
   while (s < end) {
     const char *nl = memchr(s, '\n', (size_t)(end - s));
@@ -652,18 +654,58 @@ void azcmk_http_push_headers(lua_State *L, const char *p, size_t len) {
       }
       luaL_pushresult(&b);
     }
+    /* stack: name value */
     lua_pushvalue(L, -2);
     lua_rawget(L, t);
-    if (lua_isstring(L, -1)) { /* repeated: "old, new" */
-      lua_pushliteral(L, ", ");
-      lua_pushvalue(L, -3);
-      lua_concat(L, 3);
-      lua_replace(L, -2);
-    } else {
+    if (lua_isnil(L, -1)) { /* first time: t[name] = value */
       lua_pop(L, 1);
+      lua_rawset(L, t);
+      continue;
     }
-    lua_rawset(L, t);
+    lua_pop(L, 1);
+    /* repeated: collect the values in multi[name] = { first, second, ... } and join them
+     * once at the end (joining as they come would be quadratic) */
+    if (multi == 0) {
+      lua_newtable(L);
+      lua_replace(L, t + 1);
+      multi = t + 1;
+    }
+    lua_pushvalue(L, -2);
+    lua_rawget(L, multi);
+    if (lua_isnil(L, -1)) {
+      lua_pop(L, 1);
+      lua_createtable(L, 4, 0);
+      lua_pushvalue(L, -3);
+      lua_rawget(L, t);
+      lua_rawseti(L, -2, 1);
+      lua_pushvalue(L, -3);
+      lua_pushvalue(L, -2);
+      lua_rawset(L, multi);
+    }
+    /* stack: name value list */
+    lua_pushvalue(L, -2);
+    lua_rawseti(L, -2, (int)lua_rawlen(L, -2) + 1);
+    lua_pop(L, 3);
   }
+  if (multi) {
+    lua_pushnil(L);
+    while (lua_next(L, multi)) { /* name list */
+      int list = lua_gettop(L), n = (int)lua_rawlen(L, list);
+      luaL_Buffer b;
+      luaL_buffinit(L, &b);
+      for (int i = 1; i <= n; i++) {
+        if (i > 1) luaL_addlstring(&b, ", ", 2);
+        lua_rawgeti(L, list, i);
+        luaL_addvalue(&b);
+      }
+      luaL_pushresult(&b);        /* name list joined */
+      lua_pushvalue(L, list - 1); /* name list joined name */
+      lua_insert(L, -2);          /* name list name joined */
+      lua_rawset(L, t);
+      lua_pop(L, 1); /* the list; the name stays for lua_next */
+    }
+  }
+  lua_settop(L, t);
 }
 
 static void set_int(lua_State *L, const char *k, long v) {

@@ -12,7 +12,8 @@
 -- Locations: /hello (X-Conn = $connection, X-Conn-Requests), /echo (method, body, request line
 -- as X-Request-Line, request headers as X-Echo-<name>), /headers (repeated and mixed-case),
 -- /redirect (302), /interim (HTTP/1.1 only: a raw 103, then a 200 with folded, duplicate
--- and malformed headers), /sleep?s=N, /big?n=N, /status?code=N.
+-- and malformed headers), /many?n=N (HTTP/1.1 only: N repeated headers), /sleep?s=N,
+-- /big?n=N, /status?code=N.
 local M = {}
 
 local DEFAULT_NAMES = { "localhost", "management.azure.com", "myvault.vault.azure.net", "127.0.0.1" }
@@ -117,6 +118,16 @@ local LOCATIONS = [[
         sock:send("HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\nX-Interim: yes\r\n\r\n" ..
           "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nX-Final: yes\r\nX-Folded: a\r\n  b\r\n" ..
           "x-dup: 1\r\nX-Dup: 2\r\nBad Header: ignored\r\nConnection: close\r\n\r\nok")
+      }
+    }
+    location = /many {
+      content_by_lua_block {
+        local n = tonumber(ngx.var.arg_n) or 10
+        local sock = assert(ngx.req.socket(true))
+        local t = { "HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n" }
+        for i = 1, n do t[#t + 1] = "X-Many: v" .. i .. "\r\n" end
+        t[#t + 1] = "\r\nok"
+        sock:send(table.concat(t))
       }
     }
     location = /sleep {
