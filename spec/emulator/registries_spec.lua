@@ -153,13 +153,41 @@ describe("emulator: container registries (ARM)", function()
     assert.equal("Invalid", r.json.reason)
   end)
 
-  it("serves China and US Gov login servers by cloud", function()
-    -- the ARM host decides the cloud; tokens for management.azure.com are not valid there, so only check
-    -- that the public cloud suffix was used above and that the data plane answers per cloud host
+  it("serves China and US Gov login servers by the cloud of the ARM host", function()
     local r = E.request({ method = "GET", url = "https://basicreg01.azurecr.cn/v2/" })
     assert.equal(404, r.status)
     r = E.request({ method = "GET", url = "https://basicreg01.azurecr.io/v2/" })
     assert.equal(401, r.status)
+    local s = E.seed()
+    local crg = "acr-clouds"
+    E.arm("PUT", "/subscriptions/" .. sub .. "/resourcegroups/" .. crg, { location = "westus" },
+      { api_version = "2024-11-01" })
+    local uai = E.arm("PUT", "/subscriptions/" .. sub .. "/resourceGroups/" .. crg ..
+      "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/cloud-uai", { location = "westus" },
+      { api_version = "2024-11-30" }).json
+    for _, c in ipairs({ { arm = "management.chinacloudapi.cn", acr = ".azurecr.cn", name = "chinareg01",
+      kv = ".vault.azure.net", login = "login.chinacloudapi.cn" }, { arm = "management.usgovcloudapi.net",
+      acr = ".azurecr.us", name = "govreg001", kv = ".vault.azure.cn", login = "login.microsoftonline.us" } }) do
+      local t = E.request({ method = "POST", url = "https://" .. c.login .. "/" .. s.tenant_id ..
+        "/oauth2/v2.0/token", form = { grant_type = "client_credentials", client_id = s.owner.app_id,
+        client_secret = s.owner.client_secret, scope = "https://" .. c.arm .. "/.default" } })
+      assert.equal(200, t.status, t.body)
+      local opts = { api_version = API, host = c.arm, token = t.json.access_token }
+      local x = E.arm("PUT", reg_path(c.name, crg), { location = "westus", sku = { name = "Premium" } }, opts)
+      assert.equal(201, x.status, x.body)
+      local g = E.arm("GET", reg_path(c.name, crg), nil, opts)
+      assert.equal(c.name .. c.acr, g.json.properties.loginServer)
+      assert.equal(401, E.request({ method = "GET", url = "https://" .. c.name .. c.acr .. "/v2/" }).status)
+      assert.equal(404, E.request({ method = "GET", url = "https://" .. c.name .. ".azurecr.io/v2/" }).status)
+      -- a key id with another cloud's vault suffix is refused
+      x = E.arm("PUT", reg_path(c.name .. "cmk", crg), { location = "westus", sku = { name = "Premium" },
+        identity = { type = "UserAssigned", userAssignedIdentities = { [uai.id] = {} } },
+        properties = { encryption = { status = "enabled", keyVaultProperties = {
+          keyIdentifier = "https://somevault" .. c.kv .. "/keys/k", identity = uai.properties.clientId } } } }, opts)
+      local e = E.assert_arm_error(x, 400, "InvalidKeyIdentifier")
+      assert.matches(c.arm == "management.chinacloudapi.cn" and ".vault.azure.cn" or ".vault.usgovcloudapi.net",
+        e.message, 1, true)
+    end
   end)
 
   it("lists registries per resource group and per subscription, with nextLink paging", function()
@@ -187,7 +215,7 @@ describe("emulator: container registries (ARM)", function()
       pages = pages + 1
       url = p.json.nextLink
     end
-    assert.equal(232, seen)
+    assert.equal(234, seen)
     assert.equal(3, pages)
     -- the generic resources list shows registries (tracked type)
     r = E.arm("GET", "/subscriptions/" .. sub .. "/resources?$filter=" ..
