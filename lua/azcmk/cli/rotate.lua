@@ -12,6 +12,7 @@ local FLAGS = {
   { "keep-version", nil, false,
     "no new key version: re-apply the key and identity (after a firewall change)" },
   { "new-version", nil, false, "with --key: also make a new version of that key" },
+  { "disable", nil, false, "(refused: CMK cannot be disabled once enabled)" },
 }
 
 local M = {}
@@ -29,6 +30,7 @@ M.run = common.verb({
         { code = "ConflictingArguments", hint = "pass one of them (or neither to keep the current style)" })
     end
     if opts.versionless then o.versionless = true elseif opts.versioned then o.versionless = false end
+    o.disable = opts.disable
     if opts.keep_version then o.new_version = false elseif opts.new_version then o.new_version = true end
     return true
   end,

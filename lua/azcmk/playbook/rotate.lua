@@ -20,7 +20,14 @@ function M.rotate(o)
   check(o, { registry = "string?", name = "string?", resource_group = "string?", key_id = "string?",
     key = "string?", vault = "string?", identity = "string?", versionless = "boolean?",
       new_version = "boolean?",
-    progress = "function?" }, "azcmk.playbook.rotate")
+    progress = "function?", disable = "boolean?" }, "azcmk.playbook.rotate")
+  if o.disable then
+    return nil,
+      errors.input("encryption with a customer-managed key cannot be disabled once a registry has it",
+      { code = "CmkCannotBeDisabled",
+        hint = "to stop using the key, create a new registry without CMK and import "
+        .. "the images (az acr import); to change the key, rotate to another key instead" })
+  end
   if o.key_id and (o.key or o.vault) then
     return nil,
       errors.input("pass either a key id (--key-encryption-key) or a key name (--key/--vault), not both",

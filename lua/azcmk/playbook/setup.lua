@@ -86,6 +86,36 @@ function M.validate(o)
   return v
 end
 
+M.TAG = "created-by"
+
+--- The key of the setup (or nil when absent); refuses EC, disabled and soft-deleted keys.
+function M.check_key(ctx, v)
+  local vault_url = ids.vault_url(v.vault, ctx.p.cloud)
+  local key, err = ctx.keys:get({ vault_url = vault_url, name = v.key })
+  if err then return nil, err end
+  if key then
+    local kty = tostring((key.key or {}).kty)
+    if not kty:match("^RSA") then
+      return refuse("key '" .. v.key .. "' is a " .. kty
+        .. " key; Azure Container Registry supports only RSA "
+        .. "or RSA-HSM keys", "UnsupportedKeyType", "choose another key name (--key) for an RSA key")
+    end
+    if key.attributes and key.attributes.enabled == false then
+      return refuse("key '" .. v.key .. "' is disabled", "KeyDisabled",
+        "enable its current version in the vault, or choose another key name (--key)")
+    end
+    return key
+  end
+  local deleted, derr = ctx.keys:get_deleted({ vault_url = vault_url, name = v.key })
+  if derr and not errors.is(derr, 403) then return nil, derr end
+  if deleted then
+    return refuse("key '" .. v.key .. "' is soft-deleted in vault '" .. v.vault .. "'", "KeyDeleted",
+      "recover it with `azcmk recover --vault " .. v.vault .. " --key " .. v.key
+        .. "`, or choose another key name")
+  end
+  return nil
+end
+
 --- setup{resource_group, registry (or name), vault, key?, identity?, location?, access?,
 -- versionless?, enable_purge_protection?, key_type?, key_size?, sku?, subscription?, pipeline?,
 -- progress?} -> result { changed, steps, registry, key_id, identity, vault, encryption } or
@@ -144,7 +174,7 @@ function M.setup(o)
   local vault
   vault, err = ctx:find_vault(v.vault, rgname)
   if err then return nil, err end
-  local key
+  local key, deferred_key_check
   if vault then
     local props = vault.properties or {}
     if props.enablePurgeProtection ~= true and not v.enable_purge_protection then
@@ -169,27 +199,14 @@ function M.setup(o)
         "create the registry with a vault whose firewall is off, then `azcmk rotate --identity [system]` and "
           .. "switch the firewall on with 'Allow trusted Microsoft services' (bypass AzureServices)")
     end
-    key, err = ctx.keys:get({ vault_url = ids.vault_url(v.vault, ctx.p.cloud), name = v.key })
-    if err then return nil, err end
-    if key then
-      local kty = tostring((key.key or {}).kty)
-      if not kty:match("^RSA") then
-        return refuse("key '" .. v.key .. "' is a " .. kty
-          .. " key; Azure Container Registry supports only RSA "
-          .. "or RSA-HSM keys", "UnsupportedKeyType", "choose another key name (--key) for an RSA key")
-      end
-      if key.attributes and key.attributes.enabled == false then
-        return refuse("key '" .. v.key .. "' is disabled", "KeyDisabled",
-          "enable its current version in the vault, or choose another key name (--key)")
-      end
-    else
-      local deleted, derr = ctx.keys:get_deleted({ vault_url = ids.vault_url(v.vault, ctx.p.cloud),
-        name = v.key })
-      if derr and not errors.is(derr, 403) then return nil, derr end
-      if deleted then
-        return refuse("key '" .. v.key .. "' is soft-deleted in vault '" .. v.vault .. "'", "KeyDeleted",
-          "recover it with `azcmk recover --vault " .. v.vault .. " --key " .. v.key
-            .. "`, or choose another key name")
+    key, err = M.check_key(ctx, v)
+    if err then
+      -- a run that stopped between creating an RBAC vault and the caller's role: the caller
+      -- cannot read keys yet; finish that step first (only for vaults azcmk created)
+      if errors.is(err, "ForbiddenByRbac") and model == "rbac" and (vault.tags or {})[M.TAG] == "azcmk" then
+        deferred_key_check = true
+      else
+        return nil, err
       end
     end
   else
@@ -249,7 +266,7 @@ function M.setup(o)
     local lo = ctx:lro("vault " .. v.vault)
     vault, err = ctx.vaults:create({ resource_group = rgname, name = v.vault, location = location,
       tenant_id = ip.tenantId or caller.tenant_id, enable_rbac = model == "rbac",
-        enable_purge_protection = true,
+        enable_purge_protection = true, tags = { [M.TAG] = "azcmk" },
       access_policies = policies, progress = lo.progress, interval = lo.interval, timeout = lo.timeout })
     if not vault then return nil, err end
     ctx:step("vault", "created", { name = v.vault, id = vault.id, model = model, purge_protection = true })
@@ -271,6 +288,17 @@ function M.setup(o)
         detail = "purge protection enabled (irreversible)" })
     else
       ctx:step("vault", "reused", { name = v.vault, id = vault.id, model = common.model(vault) })
+    end
+    if deferred_key_check then
+      caller, err = ctx:caller()
+      if not caller then return nil, err end
+      local ok, rerr = ctx.role_assignments:create({ scope = vault.id, principal_id = caller.object_id,
+        role = "crypto_officer" })
+      if not ok then return nil, rerr end
+      ctx:step("access", "granted", { model = "rbac", principal_id = caller.object_id, name = "caller",
+        detail = "role Key Vault Crypto Officer at the vault (to create the key)" })
+      key, err = M.check_key(ctx, v)
+      if err then return nil, err end
     end
   end
 
