@@ -55,6 +55,31 @@ describe("emulator Key Vault keys", function()
       end
     end)
 
+    it("answers on the other clouds' suffixes with their own audience", function()
+      local tr = assert(E.request({ method = "POST",
+        url = "https://login.chinacloudapi.cn/" .. seed.tenant_id .. "/oauth2/v2.0/token",
+        form = { grant_type = "client_credentials", client_id = seed.owner.app_id,
+          client_secret = seed.owner.client_secret, scope = "https://vault.azure.cn/.default" } }))
+      assert.equal(200, tr.status, tr.body)
+      local cn = tr.json.access_token
+      local r = KV.req("POST", vault, "/keys/cn/create", { kty = "RSA" },
+        { host = vault .. ".vault.azure.cn", token = cn })
+      assert.equal(200, r.status, r.body)
+      assert.matches("^https://" .. vault .. "%.vault%.azure%.cn/keys/cn/%x+$", r.json.key.kid)
+      local res = KV.req("GET", vault, "/keys/cn", nil, { host = vault .. ".vault.azure.cn" })
+      KV.assert_kv_error(res, 401, "Unauthorized", nil, "^AKV10022")
+      assert.equal('Bearer authorization="https://login.windows.net/' .. seed.tenant_id ..
+        '", resource="https://vault.azure.cn"', res.headers["www-authenticate"])
+    end)
+
+    it("refuses an oversized body with 413 in Key Vault's envelope", function()
+      local res = KV.req("POST", vault, "/keys/big/create", '{"kty":"RSA","tags":{"a":"' ..
+        string.rep("x", 4 * 1024 * 1024 + 10) .. '"}}', { headers = { ["Content-Type"] = "application/json" } })
+      assert.equal(413, res.status)
+      assert.is_table(res.json.error)
+      assert.is_string(res.json.error.code)
+    end)
+
     it("answers 404 VaultNotFound for a vault that does not exist", function()
       KV.assert_kv_error(KV.req("GET", "nosuchvault" .. os.time(), "/keys"), 404, "VaultNotFound")
     end)
@@ -241,6 +266,10 @@ describe("emulator Key Vault keys", function()
       for _, body in ipairs({ { value = b64("x") }, { alg = "A256KW", value = b64("x") }, { alg = "RSA-OAEP" },
         { alg = "RSA-OAEP", value = "***" }, { alg = "RSA-OAEP", value = b64(string.rep("x", 300)) } }) do
         KV.assert_kv_error(KV.req("POST", vault, "/keys/crypto/wrapkey", body), 400, "BadParameter")
+      end
+      for _, v in ipairs({ "AQID", core.b64url_encode(string.rep("z", 256)) }) do
+        KV.assert_kv_error(KV.req("POST", vault, "/keys/crypto/unwrapkey", { alg = "RSA-OAEP", value = v }), 400,
+          "BadParameter")
       end
       KV.assert_kv_error(KV.req("POST", vault, "/keys/crypto/" .. string.rep("a", 32) .. "/wrapkey",
         { alg = "RSA-OAEP", value = b64("x") }), 404, "KeyNotFound")

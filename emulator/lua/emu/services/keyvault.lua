@@ -24,7 +24,6 @@ M.LATEST = "2025-07-01"
 M.HEADERS = {
   ["x-ms-keyvault-service-version"] = "1.9.2956.1",
   ["x-ms-keyvault-network-info"] = "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;",
-  ["x-ms-keyvault-rbac-assignment-id"] = nil,
 }
 
 local function kvh(vault)
