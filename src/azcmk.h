@@ -9,5 +9,6 @@
 /* Each part adds its functions to the module table on top of the stack. */
 void azcmk_crypto_register(lua_State *L);
 void azcmk_http_register(lua_State *L);
+void azcmk_clock_register(lua_State *L);
 
 #endif

@@ -14,5 +14,6 @@ int luaopen_azcmk_core(lua_State *L) {
   lua_setfield(L, -2, "abi");
   azcmk_crypto_register(L);
   azcmk_http_register(L);
+  azcmk_clock_register(L);
   return 1;
 }

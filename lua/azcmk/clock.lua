@@ -3,6 +3,8 @@ local M = {}
 
 --- Seconds since the epoch (may be fractional when the core offers a better clock).
 function M.now()
+  local ok, core = pcall(require, "azcmk.core")
+  if ok and type(core) == "table" and type(core.now) == "function" then return core.now() end
   return os.time()
 end
 
