@@ -177,6 +177,63 @@ describe("emulator: template deployments", function()
     assert.equal(13, #o.u1.value)
   end)
 
+  it("never answers a 500 to malformed templates", function()
+    local w = prepare()
+    local uai = "Microsoft.ManagedIdentity/userAssignedIdentities"
+    local function res(t) return { resources = { t } } end
+    local templates = {
+      "x", { 1, 2 }, { resources = "x" }, { resources = { a = 1 } }, { resources = { 5 } },
+      res({ type = 5, apiVersion = "2018-11-30", name = "a" }),
+      res({ type = uai, apiVersion = "2018-11-30", name = "" }),
+      res({ type = uai, apiVersion = "2018-11-30", name = "a/b" }),
+      res({ type = "NoSlash", apiVersion = "1", name = "a" }),
+      res({ type = uai, apiVersion = "2018-11-30", name = "[concat('a'" }),
+      res({ type = uai, apiVersion = "2018-11-30", name = "[parameters(]" }),
+      res({ type = uai, apiVersion = "2018-11-30", name = "[parameters('nope')]" }),
+      res({ type = uai, apiVersion = "2018-11-30", name = "[variables('nope')]" }),
+      res({ type = uai, apiVersion = "2018-11-30", name = "[resourceGroup().nope]" }),
+      res({ type = uai, apiVersion = "2018-11-30", name = "[resourceId('a')]" }),
+      res({ type = uai, apiVersion = "2018-11-30", name = "[concat('a', resourceGroup())]" }),
+      res({ type = uai, apiVersion = "2018-11-30", name = "a", location = "[reference('missing').x]" }),
+      res({ type = uai, apiVersion = "2018-11-30", name = "a", location = "[reference(resourceId('" .. uai ..
+        "', 'zz')).x]" }),
+      res({ type = uai, apiVersion = "2018-11-30", name = "a", location = "westus", dependsOn = "x" }),
+      res({ type = uai, apiVersion = "2018-11-30", name = "a", location = "westus", dependsOn = { 5 } }),
+      res({ type = uai, apiVersion = "2018-11-30", name = "a", location = "[resourceGroup().location[5]]" }),
+      res({ type = uai, apiVersion = "2018-11-30", name = "a", location = "[toLower(5)]" }),
+      res({ type = uai, apiVersion = "2018-11-30", name = "a", location = "[@@]" }),
+      res({ type = uai, apiVersion = "1999-01-01", name = "a", location = "westus" }),
+      res({ type = uai, apiVersion = "2018-11-30", name = "bad name!", location = "westus" }),
+      { parameters = { p = { type = "int" } }, resources = {} },
+      { parameters = { p = "x" }, resources = {} },
+      { variables = { a = "[variables('a')]" }, resources = {}, outputs = { o = { type = "string",
+        value = "[variables('a')]" } } },
+      { resources = {}, outputs = { o = { type = "string", value = "[nosuch()]" } } },
+      { resources = {}, outputs = "x" },
+    }
+    for i, t in ipairs(templates) do
+      local r = E.arm("PUT", dep_path(w.rg, "m" .. i), { properties = { mode = "Incremental", template = t,
+        parameters = (i == #templates - 3) and { p = { value = "str" } } or nil } }, { api_version = API })
+      assert.truthy(r.status < 500, "template " .. i .. ": " .. r.status .. " " .. r.body)
+      if r.status == 201 or r.status == 200 then
+        local st = W.wait(r)
+        assert.truthy(st.status == "Succeeded" or st.status == "Failed")
+      else
+        assert.truthy(r.json and r.json.error and r.json.error.code, r.body)
+      end
+    end
+    for _, b in ipairs({ { properties = "x" }, { properties = { mode = 5, template = {} } },
+      { properties = { mode = "Incremental", template = {}, parameters = { 1 } } },
+      { properties = { mode = "Incremental", template = {}, parameters = "x" } },
+      { properties = { mode = "Incremental", template = { parameters = { p = { type = "string" } } },
+        parameters = { p = "novalue" } } },
+      { properties = { mode = "Incremental", templateLink = { uri = "https://example.com/t.json" } } } }) do
+      local r = E.arm("PUT", dep_path(w.rg, "bad-body"), b, { api_version = API })
+      E.assert_arm_error(r, 400, r.json and r.json.error and r.json.error.code or "?")
+    end
+    E.assert_no_internal_errors()
+  end)
+
   it("refuses bad input with ARM's status and envelope", function()
     local w = prepare()
     local function put(name, body, opts)

@@ -236,6 +236,55 @@ describe("emulator: container registries (ARM)", function()
     assert.equal(201, r.status, r.body)
   end)
 
+  it("answers malformed bodies with 4xx, never a 500", function()
+    local uai = "/subscriptions/" .. sub .. "/resourcegroups/" .. rg ..
+      "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/x"
+    local bodies = {
+      "[]", "null", "42", '"str"', "{", { location = 5, sku = { name = "Basic" } },
+      { location = "westus", sku = "Basic" }, { location = "westus", sku = { name = 5 } },
+      { location = "westus", sku = {} }, { location = "westus", sku = { name = "Basic" }, tags = { 1, 2 } },
+      { location = "westus", sku = { name = "Basic" }, tags = { a = 1 } },
+      { location = "westus", sku = { name = "Basic" }, properties = { 1, 2 } },
+      { location = "westus", sku = { name = "Basic" }, properties = "x" },
+      { location = "westus", sku = { name = "Basic" }, identity = "SystemAssigned" },
+      { location = "westus", sku = { name = "Basic" }, identity = { type = 5 } },
+      { location = "westus", sku = { name = "Basic" }, identity = { type = "UserAssigned" } },
+      { location = "westus", sku = { name = "Basic" }, identity = { type = "UserAssigned",
+        userAssignedIdentities = { 1 } } },
+      { location = "westus", sku = { name = "Basic" }, identity = { type = "UserAssigned",
+        userAssignedIdentities = "x" } },
+      { location = "westus", sku = { name = "Basic" }, identity = { type = "None",
+        userAssignedIdentities = { [uai] = {} } } },
+      { location = "westus", sku = { name = "Premium" }, properties = { encryption = "on" } },
+      { location = "westus", sku = { name = "Premium" }, properties = { encryption = { status = 1 } } },
+      { location = "westus", sku = { name = "Premium" }, properties = { encryption = { status = "enabled" } } },
+      { location = "westus", sku = { name = "Premium" }, properties = { encryption = { status = "enabled",
+        keyVaultProperties = "x" } } },
+      { location = "westus", sku = { name = "Premium" }, properties = { encryption = { status = "enabled",
+        keyVaultProperties = { keyIdentifier = 5, identity = {} } } } },
+      { location = "westus", sku = { name = "Basic" }, properties = { adminUserEnabled = "yes" } },
+      { location = "westus", sku = { name = "Basic" }, properties = { publicNetworkAccess = "Sometimes" } },
+      { location = "westus", sku = { name = "Basic" }, properties = { networkRuleSet = { defaultAction = 3 } } },
+      { location = "westus", sku = { name = "Basic" }, properties = { networkRuleSet = { defaultAction = "Deny" } } },
+      { location = "westus", sku = { name = "Basic" }, properties = { policies = "x" } },
+      { location = "westus", sku = { name = "Basic" }, properties = { policies = { trustPolicy = "x" } } },
+    }
+    for i, b in ipairs(bodies) do
+      local name = string.format("malformed%03d", i)
+      local r = E.arm("PUT", reg_path(name), b, { api_version = API })
+      assert.truthy(r.status >= 400 and r.status < 500, "body " .. i .. ": " .. r.status .. " " .. r.body)
+      assert.truthy(r.json and r.json.error and r.json.error.code, r.body)
+      r = E.arm("PATCH", reg_path("basicreg01"), b, { api_version = API })
+      assert.truthy(r.status < 500, "patch body " .. i .. ": " .. r.status .. " " .. r.body)
+      if r.status == 201 then
+        local st = E.request({ method = "GET", url = r.headers["azure-asyncoperation"],
+          headers = { Authorization = "Bearer " .. E.arm_token() } })
+        assert.equal(200, st.status)
+      end
+    end
+    E.assert_no_internal_errors()
+  end)
+
   it("refuses callers without rights (403 AuthorizationFailed)", function()
     local r = E.arm("GET", reg_path("basicreg01"), nil, { api_version = API, token = E.arm_token("noaccess") })
     E.assert_arm_error(r, 403, "AuthorizationFailed")

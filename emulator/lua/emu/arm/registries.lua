@@ -361,6 +361,10 @@ local function merge_policies(cur, v)
   for _, k in ipairs({ "quarantinePolicy", "trustPolicy", "retentionPolicy", "exportPolicy",
     "azureADAuthenticationAsArmPolicy", "softDeletePolicy" }) do
     local x = ci(v, k)
+    if present(x) and not is_object(x) then
+      bad("InvalidRequestContent", "The request content was invalid and could not be deserialized: " ..
+        "'Unexpected token for " .. k .. ". Path 'properties.policies." .. k .. "'.'.") -- synthetic
+    end
     if is_object(x) then
       out[k] = out[k] or {}
       for kk, vv in pairs(x) do
