@@ -24,7 +24,7 @@ build = {
     ["azcmk.core"] = {
       sources = {
         "src/core.c", "src/crypto.c", "src/http.c", "src/headers.c",
-        "src/encoding.c", "src/hash.c", "src/pkey.c", "src/cert.c", "src/jwt.c",
+        "src/encoding.c", "src/hash.c", "src/pkey.c", "src/cert.c", "src/clock.c", "src/jwt.c",
       },
       libraries = { "curl", "ssl", "crypto" },
       incdirs = { "$(OPENSSL_INCDIR)" },
