@@ -8,6 +8,7 @@ local check = require("azcmk.client.base").check
 local M = {}
 
 M.WAIT_SECONDS = 30
+M.DELETING_SECONDS = 3
 
 local function recover_vault(ctx, name)
   local deleted, err = ctx.vaults:find_deleted({ name = name })
@@ -73,8 +74,23 @@ function M.recover(o)
     if key then
       ctx:step("key", "reused", { name = o.key, id = key.key.kid, detail = "not deleted" })
     else
-      -- a key deleted a moment ago is "being deleted" (409) before it can be recovered
+      -- a key deleted a moment ago is "being deleted" (not yet listed) for a few seconds
       local p = ctx.p
+      local deleted
+      for i = 0, M.DELETING_SECONDS do
+        deleted, err = ctx.keys:get_deleted({ vault_url = vault_url, name = o.key })
+        if deleted or err then break end
+        if i < M.DELETING_SECONDS then
+          if i == 0 then ctx:say("key " .. o.key .. " is not (yet) listed as deleted; waiting a moment") end
+          p.sleep(1)
+        end
+      end
+      if err then return nil, err end
+      if not deleted then
+        return nil, errors.input("key '" .. o.key .. "' is neither in vault '" .. o.vault
+          .. "' nor soft-deleted there", { code = "KeyNotFound",
+          hint = "check the key name; a purged key cannot be recovered" })
+      end
       local tries = 0
       while true do
         key, err = ctx.keys:recover({ vault_url = vault_url, name = o.key })

@@ -1,0 +1,339 @@
+-- show, rotate, revoke / restore, identity assign, recover and deploy against the emulator.
+local H = require("support.cmk_helper")
+local pb = require("azcmk.playbook")
+local client = require("azcmk.client")
+local R = require("azcmk.client.registries")
+local Keys = require("azcmk.client.keys")
+local cjson = require("cjson.safe")
+
+local function raw_registry(seed, r)
+  local res = H.E.arm("GET", "/subscriptions/" .. seed.subscription_id .. "/resourceGroups/"
+    .. r.registry.resource_group .. "/providers/Microsoft.ContainerRegistry/registries/" .. r.registry.name,
+      nil,
+    { api_version = "2025-04-01" })
+  assert.equal(200, res.status)
+  return res.json
+end
+
+local function refused(fn, opts, code, message_pat, hint_pat)
+  local seq = H.seq()
+  local r, err = fn(H.opts(opts))
+  assert.is_nil(r)
+  assert.truthy(err)
+  assert.equal("input", err.kind)
+  assert.equal(code, err.code)
+  assert.matches(message_pat, err.message)
+  assert.truthy(err.hint)
+  if hint_pat then assert.matches(hint_pat, err.hint) end
+  local writes = H.writes(seq)
+  assert.equal(0, #writes, H.describe(writes))
+  return err
+end
+
+describe("CMK playbooks", function()
+  local c, seed
+
+  setup(function()
+    H.env()
+    H.reset()
+    seed = H.seed()
+    H.p = H.pipeline()
+    c = client.new(H.p, { subscription = seed.subscription_id })
+  end)
+
+  teardown(function() H.E.assert_no_internal_errors() end)
+
+  describe("show", function()
+    it("returns the registry's encryption verbatim, the version in use and the newest version", function()
+      local s = H.setup()
+      local r = assert(pb.show(H.opts({ registry = s.registry.name })))
+      local raw = raw_registry(seed, r)
+      assert.same(raw.properties.encryption, r.encryption)
+      assert.is_true(r.cmk)
+      assert.equal(Keys.version_of(raw.properties.encryption.keyVaultProperties.versionedKeyIdentifier),
+        r.key_version_in_use)
+      assert.equal(r.key_version_in_use, r.newest_key_version)
+      assert.is_true(r.up_to_date)
+      assert.is_false(r.auto_rotation)
+      assert.equal("user", r.identity.kind)
+      assert.equal(s.identity.client_id, r.identity.client_id)
+      -- with -g too, and the data plane
+      r = assert(pb.show(H.opts({ registry = s.registry.name, resource_group = s.registry.resource_group,
+        probe = true })))
+      assert.equal(401, r.data_plane.status)
+      assert.is_true(r.data_plane.ok)
+    end)
+
+    it("reports a newer key version not yet in use (versionless: auto rotation on)", function()
+      local s, names = H.setup({ versionless = true })
+      assert(c.keys:create({ vault = names.vault, name = names.registry:lower() .. "-cmk" }))
+      local r = assert(pb.show(H.opts({ registry = s.registry.name })))
+      assert.is_true(r.auto_rotation)
+      assert.is_false(r.up_to_date)
+      assert.are_not.equal(r.key_version_in_use, r.newest_key_version)
+      assert.truthy(r.warnings[1]:find("within an", 1, true))
+      -- one simulated hour later the registry has adopted it
+      H.E.control("POST", "clock", { advance = 3600 })
+      H.p = H.pipeline()
+      r = assert(pb.show(H.opts({ registry = s.registry.name })))
+      assert.is_true(r.up_to_date)
+      H.reset()
+      H.p = H.pipeline()
+    end)
+
+    it("shows a registry without CMK and refuses an unknown registry", function()
+      local rg = H.unique("rg-")
+      local name = H.unique("plain")
+      assert(c.resource_groups:create_or_update({ name = rg, location = "westus" }))
+      assert(c.registries:create({ resource_group = rg, name = name, location = "westus", sku = "Standard" }))
+      local r = assert(pb.show(H.opts({ registry = name })))
+      assert.is_false(r.cmk)
+      local none, err = pb.show(H.opts({ registry = H.unique("none") }))
+      assert.is_nil(none)
+      assert.equal("RegistryNotFound", err.code)
+      assert.truthy(err.hint)
+    end)
+  end)
+
+  describe("rotate", function()
+    it("to a new version of the current key (versioned): verified, old and new differ", function()
+      local s = H.setup()
+      local r = assert(pb.rotate(H.opts({ registry = s.registry.name })))
+      assert.is_true(r.verified)
+      assert.are_not.equal(s.versioned_key_id, r.versioned_key_id)
+      assert.equal(r.key_id, r.versioned_key_id)
+      local latest = assert(c.keys:get({ vault = s.vault.name, name = s.key_id:match("/keys/([^/]+)") }))
+      assert.equal(latest.key.kid, r.versioned_key_id)
+      assert.truthy(raw_registry(seed, r).properties.encryption.keyVaultProperties.lastKeyRotationTimestamp)
+      assert.equal(401, (H.data_plane(s.registry.login_server)))
+    end)
+
+    it("keeps a versionless key id versionless, and switches style on request", function()
+      local s = H.setup({ versionless = true })
+      local r = assert(pb.rotate(H.opts({ registry = s.registry.name })))
+      assert.matches("/keys/[^/]+$", r.key_id)
+      assert.is_true(r.auto_rotation)
+      r = assert(pb.rotate(H.opts({ registry = s.registry.name, versionless = false, new_version = false })))
+      assert.matches("/keys/[^/]+/%x+$", r.key_id)
+      assert.is_false(r.auto_rotation)
+    end)
+
+    it("to another key (created when absent) and to a given key id", function()
+      local s = H.setup()
+      local r = assert(pb.rotate(H.opts({ registry = s.registry.name, key = "second-key" })))
+      assert.matches("/keys/second%-key/", r.versioned_key_id)
+      local created = false
+      for _, st in ipairs(r.steps) do if st.step == "key"
+        and st.action == "created" then created = true end end
+      assert.is_true(created)
+      local k3 = assert(c.keys:create({ vault = s.vault.name, name = "third-key" }))
+      r = assert(pb.rotate(H.opts({ registry = s.registry.name, key_id = k3.key.kid })))
+      assert.equal(k3.key.kid, r.versioned_key_id)
+      assert.equal(401, (H.data_plane(s.registry.login_server)))
+    end)
+
+    it("with the system-assigned identity: enabled, given access, then used (RBAC vault)", function()
+      local s = H.setup({ access = "rbac" })
+      local r = assert(pb.rotate(H.opts({ registry = s.registry.name, identity = "[system]" })))
+      assert.equal("system", r.identity)
+      local raw = raw_registry(seed, r)
+      assert.equal("system", raw.properties.encryption.keyVaultProperties.identity)
+      assert.truthy(raw.identity.principalId)
+      local found = assert(c.role_assignments:find({ scope = s.vault.id,
+        principal_id = raw.identity.principalId,
+        role = "crypto_service_encryption_user" }))
+      assert.equal(1, #found)
+      assert.equal(401, (H.data_plane(s.registry.login_server)))
+    end)
+
+    it("with the system-assigned identity on an access-policy vault, and back to the user identity by name",
+      function()
+      local s = H.setup()
+      assert(pb.rotate(H.opts({ registry = s.registry.name, identity = "[system]" })))
+      local r = assert(pb.rotate(H.opts({ registry = s.registry.name, identity = s.identity.name,
+        resource_group = s.registry.resource_group })))
+      assert.equal(s.identity.client_id, r.identity)
+      r = assert(pb.rotate(H.opts({ registry = s.registry.name, identity = s.identity.id })))
+      assert.equal(s.identity.client_id, r.identity)
+      r = assert(pb.rotate(H.opts({ registry = s.registry.name, identity = s.identity.client_id })))
+      assert.equal(s.identity.client_id, r.identity)
+    end)
+
+    it("to a new user-assigned identity: attached, given access, used", function()
+      local s = H.setup()
+      local other = assert(c.identities:create({ resource_group = s.registry.resource_group,
+        name = "other-id",
+        location = "westus" }))
+      local r = assert(pb.rotate(H.opts({ registry = s.registry.name, identity = other.id })))
+      assert.equal(other.properties.clientId, r.identity)
+      local reg = raw_registry(seed, r)
+      assert.truthy(R.user_identity(reg, other.properties.clientId))
+      assert.equal(401, (H.data_plane(s.registry.login_server)))
+    end)
+
+    it("refuses before any write: no CMK, bad key ids, EC key, a principal id, disabling CMK", function()
+      local s = H.setup()
+      local name = s.registry.name
+      refused(pb.rotate, { registry = name, key_id = "https://x.vault.azure.net/secrets/s" }, "InvalidKeyId",
+        "wrong shape")
+      refused(pb.rotate, { registry = name, key_id = "https://" .. s.vault.name .. ".vault.azure.cn/keys/k" },
+        "KeyVaultInOtherCloud", "AzureChinaCloud", "AZURE_CLOUD")
+      assert(c.keys:create({ vault = s.vault.name, name = "ec", kty = "EC", crv = "P-256" }))
+      refused(pb.rotate, { registry = name, key = "ec" }, "UnsupportedKeyType", "EC", "RSA")
+      refused(pb.rotate, { registry = name, identity = s.identity.principal_id }, "PrincipalIdGiven",
+        "principal", "client id")
+      refused(pb.rotate, { registry = name, disable = true }, "CmkCannotBeDisabled", "cannot be disabled")
+      refused(pb.rotate, { registry = name, key_id = s.key_id, key = "k" }, "ConflictingArguments", "either")
+      local rg, plain = H.unique("rg-"), H.unique("plain")
+      assert(c.resource_groups:create_or_update({ name = rg, location = "westus" }))
+      assert(c.registries:create({ resource_group = rg, name = plain, location = "westus", sku = "Premium" }))
+      refused(pb.rotate, { registry = plain }, "CmkNotEnabled", "not encrypted", "only be enabled when")
+    end)
+  end)
+
+  describe("revoke and restore", function()
+    for _, model in ipairs({ "policy", "rbac" }) do
+      it("revoke needs yes, then really breaks the data plane; restore fixes it (" .. model .. ")", function()
+        local s = H.setup({ access = model })
+        assert.equal(401, (H.data_plane(s.registry.login_server)))
+        local err = refused(pb.revoke, { registry = s.registry.name }, "ConfirmationRequired",
+          "inaccessible", "%-%-yes")
+        assert.truthy(err.plan and #err.plan >= 1)
+        assert.equal(401, (H.data_plane(s.registry.login_server)))
+        local r = assert(pb.revoke(H.opts({ registry = s.registry.name, yes = true })))
+        assert.is_true(r.changed)
+        local st, res = H.data_plane(s.registry.login_server)
+        assert.equal(403, st)
+        assert.matches("DENIED", res.body)
+        -- revoking again changes nothing
+        r = assert(pb.revoke(H.opts({ registry = s.registry.name, yes = true })))
+        assert.is_false(r.changed)
+        r = assert(pb.restore(H.opts({ registry = s.registry.name })))
+        assert.is_true(r.changed)
+        assert.equal(401, (H.data_plane(s.registry.login_server)))
+        local seq = H.seq()
+        r = assert(pb.restore(H.opts({ registry = s.registry.name })))
+        assert.is_false(r.changed)
+        assert.equal(0, #H.writes(seq))
+      end)
+    end
+
+    it("revokes and restores the system-assigned identity's access", function()
+      local s = H.setup()
+      assert(pb.rotate(H.opts({ registry = s.registry.name, identity = "[system]" })))
+      assert(pb.revoke(H.opts({ registry = s.registry.name, yes = true })))
+      assert.equal(403, (H.data_plane(s.registry.login_server)))
+      assert(pb.restore(H.opts({ registry = s.registry.name })))
+      assert.equal(401, (H.data_plane(s.registry.login_server)))
+    end)
+  end)
+
+  describe("identity assign", function()
+    it("enables [system] and attaches a user-assigned identity (idempotent)", function()
+      local s = H.setup()
+      local r = assert(pb.identity_assign(H.opts({ registry = s.registry.name, identity = "[system]" })))
+      assert.is_true(r.changed)
+      assert.truthy(r.identity.principal_id)
+      r = assert(pb.identity_assign(H.opts({ registry = s.registry.name, identity = "[system]" })))
+      assert.is_false(r.changed)
+      local other = assert(c.identities:create({ resource_group = s.registry.resource_group,
+        name = "extra-id",
+        location = "westus" }))
+      r = assert(pb.identity_assign(H.opts({ registry = s.registry.name, identity = "extra-id",
+        resource_group = s.registry.resource_group })))
+      assert.is_true(r.changed)
+      local reg = assert(c.registries:get({ id = s.registry.id }))
+      assert.truthy(R.user_identity(reg, other.properties.clientId))
+      assert.truthy(R.user_identity(reg, s.identity.client_id))
+      assert.matches("[Ss]ystem", reg.identity.type)
+      local seq = H.seq()
+      r = assert(pb.identity_assign(H.opts({ registry = s.registry.name,
+        identity = other.properties.clientId })))
+      assert.is_false(r.changed)
+      assert.equal(0, #H.writes(seq))
+      refused(pb.identity_assign, { registry = s.registry.name, identity = other.properties.principalId },
+        "PrincipalIdGiven", "principal")
+    end)
+  end)
+
+  describe("recover", function()
+    it("a deleted key: the registry serves again", function()
+      local s, names = H.setup()
+      local key = names.registry:lower() .. "-cmk"
+      assert(c.keys:delete({ vault = s.vault.name, name = key }))
+      assert.equal(403, (H.data_plane(s.registry.login_server)))
+      local r = assert(pb.recover(H.opts({ vault = s.vault.name, key = key })))
+      assert.is_true(r.changed)
+      assert.truthy(r.key.kid)
+      assert.equal(401, (H.data_plane(s.registry.login_server)))
+      r = assert(pb.recover(H.opts({ vault = s.vault.name, key = key })))
+      assert.is_false(r.changed)
+    end)
+
+    it("a deleted vault: recovered into its resource group", function()
+      local s = H.setup()
+      assert(c.vaults:delete({ resource_group = s.registry.resource_group, name = s.vault.name }))
+      assert.equal(403, (H.data_plane(s.registry.login_server)))
+      local r = assert(pb.recover(H.opts({ vault = s.vault.name })))
+      assert.is_true(r.changed)
+      assert.truthy(c.vaults:get({ resource_group = s.registry.resource_group, name = s.vault.name }))
+      assert.equal(401, (H.data_plane(s.registry.login_server)))
+    end)
+
+    it("refuses what is not there", function()
+      local s = H.setup()
+      refused(pb.recover, { vault = s.vault.name, key = "never-was" }, "KeyNotFound", "neither")
+      refused(pb.recover, { vault = H.unique("kv-") }, "VaultNotFound", "neither")
+      refused(pb.recover, { vault = "a--b" }, "InvalidName", "Key Vault name")
+    end)
+  end)
+
+  describe("deploy", function()
+    local template
+    setup(function()
+      local f = assert(io.open("examples/cmk-template.json"))
+      template = assert(cjson.decode(f:read("a")))
+      f:close()
+    end)
+
+    it("deploys the article's CMK template: a Premium registry encrypted with the key", function()
+      local s = H.setup()
+      local reg = H.unique("tpl")
+      local r = assert(pb.deploy(H.opts({ resource_group = s.registry.resource_group,
+        template_file = "examples/cmk-template.json", parameters = { registry_name = reg,
+          identity_name = "tpl-identity", vault_name = s.vault.name, kek_id = s.versioned_key_id } })))
+      assert.equal("Succeeded", r.provisioning_state)
+      assert.equal("cmk-template", r.name)
+      local shown = assert(pb.show(H.opts({ registry = reg, probe = true })))
+      assert.is_true(shown.cmk)
+      assert.equal(s.versioned_key_id, shown.encryption.keyVaultProperties.keyIdentifier)
+      assert.equal(401, shown.data_plane.status)
+    end)
+
+    it("refuses before any write: unknown (key_id: did you mean kek_id?), missing or bad parameters",
+      function()
+      local s = H.setup()
+      local rg = s.registry.resource_group
+      local p = { registry_name = H.unique("tpl"), identity_name = "i-1", vault_name = s.vault.name }
+      p.key_id = s.versioned_key_id
+      refused(pb.deploy, { resource_group = rg, template = template, parameters = p }, "UnknownParameter",
+        "key_id", "did you mean kek_id")
+      p.key_id = nil
+      refused(pb.deploy, { resource_group = rg, template = template, parameters = p }, "MissingParameter",
+        "kek_id")
+      p.kek_id = "https://" .. s.vault.name .. ".vault.azure.net/keys/k/zz"
+      refused(pb.deploy, { resource_group = rg, template = template, parameters = p }, "InvalidKeyId",
+        "version")
+      p.kek_id = s.versioned_key_id
+      refused(pb.deploy, { resource_group = H.unique("rg-"), template = template, parameters = p },
+        "ResourceGroupNotFound", "does not exist")
+      refused(pb.deploy, { resource_group = rg, template_file = "examples/none.json", parameters = p },
+        "TemplateNotFound", "cannot read")
+      local standard = cjson.decode(cjson.encode(template))
+      standard.resources[1].sku.name = "Standard"
+      refused(pb.deploy, { resource_group = rg, template = standard, parameters = p }, "NonPremiumSku",
+        "Standard",
+        "Premium")
+    end)
+  end)
+end)
