@@ -125,6 +125,58 @@ describe("emulator: template deployments", function()
     assert.equal(404, W.get_registry(sub, w.rg, reg).status)
   end)
 
+  it("validates without deploying (POST .../validate)", function()
+    local w = prepare()
+    local reg = W.uniq("valreg")
+    local r = E.arm("POST", dep_path(w.rg, "val") .. "/validate", { properties = { mode = "Incremental",
+      template = tmpl, parameters = params({ vault_name = w.vault, registry_name = reg, identity_name = "val-uai",
+        kek_id = w.kid }) } }, { api_version = API })
+    assert.equal(200, r.status, r.body)
+    assert.equal("Succeeded", r.json.properties.provisioningState)
+    assert.equal(3, #r.json.properties.validatedResources)
+    assert.equal(404, W.get_registry(sub, w.rg, reg).status)
+    assert.equal(404, E.arm("GET", dep_path(w.rg, "val"), nil, { api_version = API }).status)
+    r = E.arm("POST", dep_path(w.rg, "val") .. "/validate", { properties = { mode = "Incremental",
+      template = tmpl } }, { api_version = API })
+    E.assert_arm_error(r, 400, "InvalidTemplate")
+  end)
+
+  it("deploys a vault (tenant from subscription()) and an access policy for a new identity", function()
+    local rg = W.uniq("vaultrg")
+    W.create_rg(sub, rg)
+    local vault = W.uniq("tkv")
+    local t = {
+      ["$schema"] = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+      contentVersion = "1.0.0.0",
+      parameters = { vault = { type = "string" } },
+      resources = {
+        { type = "Microsoft.KeyVault/vaults/accessPolicies", apiVersion = "2023-07-01",
+          name = "[concat(parameters('vault'), '/add')]",
+          dependsOn = { "[resourceId('Microsoft.KeyVault/vaults', parameters('vault'))]" },
+          properties = { accessPolicies = { { tenantId = "[subscription().tenantId]",
+            objectId = "[reference('tuai').principalId]",
+            permissions = { keys = { "get", "wrapKey", "unwrapKey" } } } } } },
+        { type = "Microsoft.KeyVault/vaults", apiVersion = "2023-07-01", name = "[parameters('vault')]",
+          location = "[resourceGroup().location]",
+          properties = { tenantId = "[subscription().tenantId]", sku = { family = "A", name = "standard" },
+            enableSoftDelete = true, enablePurgeProtection = true, accessPolicies = {} } },
+        { type = "Microsoft.ManagedIdentity/userAssignedIdentities", apiVersion = "2023-01-31", name = "tuai",
+          location = "[resourceGroup().location]" },
+      },
+      outputs = { principal = { type = "string",
+        value = "[reference(resourceId('Microsoft.ManagedIdentity/userAssignedIdentities', 'tuai')).principalId]" } },
+    }
+    local r = E.arm("PUT", dep_path(rg, "kv"), { properties = { mode = "Incremental", template = t,
+      parameters = params({ vault = vault }) } }, { api_version = API })
+    assert.equal(201, r.status, r.body)
+    local st = W.wait(r)
+    assert.equal("Succeeded", st.status, cjson.encode(st))
+    local d = E.arm("GET", dep_path(rg, "kv"), nil, { api_version = API }).json
+    local v = E.arm("GET", W.vault_path(sub, rg, vault), nil, { api_version = W.KV_API }).json
+    assert.equal(true, v.properties.enablePurgeProtection)
+    assert.equal(d.properties.outputs.principal.value, v.properties.accessPolicies[1].objectId)
+  end)
+
   it("shows Running until the LRO pacing is met", function()
     local w = prepare()
     E.control("POST", "config", { lro = { polls = 2 } })

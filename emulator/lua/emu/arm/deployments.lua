@@ -354,92 +354,103 @@ local function scope_of(req)
   return dep_id(req.params.sub, req.params.rg, req.params.name)
 end
 
+--- Validates a deployment request (body, template, parameters, resources, dependencies).
+-- Raises ARM's 400s; returns a table {p, rgres, ctx, t, tmpl, items, order, mode}.
+local function validate(req)
+  local p = req.params
+  check_name(p.name)
+  local rgres = arm.require_rg(p.sub, p.rg)
+  local b = arm.body(req)
+  local props = ci(b, "properties")
+  if not is_object(props) then
+    invalid("The request content was invalid and could not be deserialized: 'Required property 'properties' not " ..
+      "found in JSON. Path '', line 1, position 1.'.", "InvalidRequestContent")
+  end
+  local mode = ci(props, "mode")
+  if mode == nil then
+    invalid("The request content was invalid and could not be deserialized: 'Required property 'mode' not found " ..
+      "in JSON. Path 'properties', line 1, position 1.'.", "InvalidRequestContent")
+  end
+  if type(mode) ~= "string" or (mode:lower() ~= "incremental" and mode:lower() ~= "complete") then
+    invalid("The request content was invalid and could not be deserialized: 'Error converting value \"" ..
+      tostring(mode) .. "\" to type 'Microsoft.WindowsAzure.ResourceStack.Frontdoor.Data.Definitions." ..
+      "DeploymentMode'. Path 'properties.mode', line 1, position 1.'.", "InvalidRequestContent")
+  end
+  mode = mode:lower() == "complete" and "Complete" or "Incremental"
+  local tmpl = ci(props, "template")
+  if tmpl == nil then
+    if ci(props, "templateLink") ~= nil then
+      -- synthetic: the emulator has no internet access to fetch linked templates
+      invalid("The emulator cannot download linked templates; send the template inline in " ..
+        "'properties.template'.", "InvalidTemplateLink")
+    end
+    invalid("The request content was invalid and could not be deserialized: 'Either 'template' or " ..
+      "'templateLink' must be provided in the deployment properties.'.", "InvalidRequestContent") -- synthetic
+  end
+  if not is_object(tmpl) then invalid("Deployment template parse failed: 'The template must be a JSON object.'.") end
+  local params = ci(props, "parameters")
+  if params == json.null then params = nil end
+  local seed = require("emu.seed").data
+  local sub = arm.require_subscription(p.sub)
+  local ctx = { sub = p.sub, rg = rgres.name or p.rg, rg_location = rgres.location,
+    tenant_id = sub.tenantId or seed.tenant_id, subscription_name = sub.displayName, deployment = p.name,
+    lookup = function(id) return arm.get(id) end }
+  local ok, t = pcall(template.new, tmpl, params, ctx)
+  if not ok then
+    local te = template.error_of(t)
+    if not te then error(t, 0) end
+    invalid(te.message, te.code)
+  end
+  local items, order
+  ok, items, order = pcall(plan, t, tmpl)
+  if not ok then
+    local te = template.error_of(items)
+    if te then invalid(te.message, te.code) end
+    error(items, 0)
+  end
+  return { p = p, rgres = rgres, ctx = ctx, t = t, tmpl = tmpl, items = items, order = order, mode = mode }
+end
+
+--- Properties shared by the deployment body and the validate answer.
+local function base_properties(req, v, now)
+  local providers, seen = json.array({}), {}
+  for _, it in ipairs(v.items) do
+    local ns, rtype = it.type:match("^([^/]+)/(.+)$")
+    local key = ns:lower() .. "|" .. rtype:lower()
+    if not seen[key] then
+      seen[key] = true
+      providers[#providers + 1] = { namespace = ns, resourceTypes = json.array({ { resourceType = rtype,
+        locations = json.array({ v.rgres.location }) } }) }
+    end
+  end
+  local dependencies = json.array({})
+  for _, it in ipairs(v.items) do
+    if #it.deps > 0 then
+      local ds = json.array({})
+      for _, d in ipairs(it.deps) do
+        local x = v.items[d]
+        ds[#ds + 1] = { id = x.id, resourceType = x.type, resourceName = x.name }
+      end
+      dependencies[#dependencies + 1] = { dependsOn = ds, id = it.id, resourceType = it.type, resourceName = it.name }
+    end
+  end
+  return {
+    templateHash = digits(19), parameters = v.t:shown_parameters(ci(v.tmpl, "parameters") or {}), mode = v.mode,
+    provisioningState = "Accepted", timestamp = clock.iso(now), duration = "PT0S",
+    correlationId = req.correlation_id, providers = providers, dependencies = dependencies,
+  }
+end
+
 arm.route({ method = "PUT", path = BASE .. "/{name}", type = M.TYPE, scope = scope_of,
   action = "Microsoft.Resources/deployments/write",
   handler = function(req)
-    local p = req.params
-    check_name(p.name)
-    local rgres = arm.require_rg(p.sub, p.rg)
-    local b = arm.body(req)
-    local props = ci(b, "properties")
-    if not is_object(props) then
-      invalid("The request content was invalid and could not be deserialized: 'Required property 'properties' not " ..
-        "found in JSON. Path '', line 1, position 1.'.", "InvalidRequestContent")
-    end
-    local mode = ci(props, "mode")
-    if mode == nil then
-      invalid("The request content was invalid and could not be deserialized: 'Required property 'mode' not found " ..
-        "in JSON. Path 'properties', line 1, position 1.'.", "InvalidRequestContent")
-    end
-    if type(mode) ~= "string" or (mode:lower() ~= "incremental" and mode:lower() ~= "complete") then
-      invalid("The request content was invalid and could not be deserialized: 'Error converting value \"" ..
-        tostring(mode) .. "\" to type 'Microsoft.WindowsAzure.ResourceStack.Frontdoor.Data.Definitions." ..
-        "DeploymentMode'. Path 'properties.mode', line 1, position 1.'.", "InvalidRequestContent")
-    end
-    mode = mode:lower() == "complete" and "Complete" or "Incremental"
-    local tmpl = ci(props, "template")
-    if tmpl == nil then
-      if ci(props, "templateLink") ~= nil then
-        -- synthetic: the emulator has no internet access to fetch linked templates
-        invalid("The emulator cannot download linked templates; send the template inline in " ..
-          "'properties.template'.", "InvalidTemplateLink")
-      end
-      invalid("The request content was invalid and could not be deserialized: 'Either 'template' or " ..
-        "'templateLink' must be provided in the deployment properties.'.", "InvalidRequestContent") -- synthetic
-    end
-    if not is_object(tmpl) then invalid("Deployment template parse failed: 'The template must be a JSON object.'.") end
-    local params = ci(props, "parameters")
-    if params == json.null then params = nil end
-    local seed = require("emu.seed").data
-    local sub = arm.require_subscription(p.sub)
-    local ctx = { sub = p.sub, rg = rgres.name or p.rg, rg_location = rgres.location,
-      tenant_id = sub.tenantId or seed.tenant_id, subscription_name = sub.displayName, deployment = p.name,
-      lookup = function(id) return arm.get(id) end }
-    local ok, t = pcall(template.new, tmpl, params, ctx)
-    if not ok then
-      local te = template.error_of(t)
-      if not te then error(t, 0) end
-      invalid(te.message, te.code)
-    end
-    local items, order
-    ok, items, order = pcall(plan, t, tmpl)
-    if not ok then
-      local te = template.error_of(items)
-      if te then invalid(te.message, te.code) end
-      error(items, 0)
-    end
+    local v = validate(req)
+    local p, ctx, t, tmpl, order = v.p, v.ctx, v.t, v.tmpl, v.order
     local id = dep_id(p.sub, ctx.rg, p.name)
     local existed = arm.get(id) ~= nil
     local now = clock.now()
-    local providers, seen = json.array({}), {}
-    for _, it in ipairs(items) do
-      local ns, rtype = it.type:match("^([^/]+)/(.+)$")
-      local key = ns:lower() .. "|" .. rtype:lower()
-      if not seen[key] then
-        seen[key] = true
-        providers[#providers + 1] = { namespace = ns, resourceTypes = json.array({ { resourceType = rtype,
-          locations = json.array({ rgres.location }) } }) }
-      end
-    end
-    local dependencies = json.array({})
-    for _, it in ipairs(items) do
-      if #it.deps > 0 then
-        local ds = json.array({})
-        for _, d in ipairs(it.deps) do
-          local x = items[d]
-          ds[#ds + 1] = { id = x.id, resourceType = x.type, resourceName = x.name }
-        end
-        dependencies[#dependencies + 1] = { dependsOn = ds, id = it.id, resourceType = it.type, resourceName = it.name }
-      end
-    end
-    local decl = ci(tmpl, "parameters") or {}
     local dep = {
-      id = id, name = p.name, type = M.TYPE,
-      properties = {
-        templateHash = digits(19), parameters = t:shown_parameters(decl), mode = mode,
-        provisioningState = "Accepted", timestamp = clock.iso(now), duration = "PT0S",
-        correlationId = req.correlation_id, providers = providers, dependencies = dependencies,
-      },
+      id = id, name = p.name, type = M.TYPE, properties = base_properties(req, v, now),
       _start = now, _polls = 0, _opid = "08584" .. digits(21),
     }
     local accepted = arm.render(dep)
@@ -458,6 +469,19 @@ arm.route({ method = "PUT", path = BASE .. "/{name}", type = M.TYPE, scope = sco
       tostring(req:arg("api-version"))
     return existed and 200 or 201, accepted, { ["Azure-AsyncOperation"] = url,
       ["Retry-After"] = tostring(math.floor(lro.config().retry_after or 1)) }
+  end })
+
+-- POST .../deployments/{name}/validate: the same checks as PUT, nothing deployed.
+arm.route({ method = "POST", path = BASE .. "/{name}/validate", type = M.TYPE, scope = scope_of,
+  action = "Microsoft.Resources/deployments/validate/action",
+  handler = function(req)
+    local v = validate(req)
+    local props = base_properties(req, v, clock.now())
+    props.provisioningState = "Succeeded"
+    local validated = json.array({})
+    for _, it in ipairs(v.items) do validated[#validated + 1] = { id = it.id } end
+    props.validatedResources = validated
+    return 200, { id = dep_id(v.p.sub, v.ctx.rg, v.p.name), name = v.p.name, type = M.TYPE, properties = props }
   end })
 
 arm.route({ method = "GET", path = BASE .. "/{name}", type = M.TYPE, scope = scope_of,
