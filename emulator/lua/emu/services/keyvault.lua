@@ -555,6 +555,7 @@ M.route("POST", "/deletedkeys/{name}/recover", "recover", function(req, vault)
     if rec then rec.deleted = nil end
     return rec
   end)
+  if not k then deleted_not_found(vault, req.params.name) end
   return 200, M.bundle(req, vault, k, store.newest(k))
 end)
 
