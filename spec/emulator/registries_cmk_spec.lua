@@ -155,8 +155,19 @@ describe("emulator: container registry customer-managed keys", function()
       r = E.arm("PUT", path, { location = "westus", sku = { name = "Premium" },
         identity = { type = "UserAssigned", userAssignedIdentities = { [w.uai.id] = {} } } }, { api_version = API })
       E.assert_arm_error(r, 400, "EncryptionCannotBeDisabled")
-      -- removing the identity used for CMK: PATCH with the map entry null, and `az acr identity remove`'s PUT
+      -- Azure Policy "Modify" remediation: a full PUT with the CMK settings redacted is refused
       local g = W.get_registry(sub, w.rg, w.reg).json
+      g.properties.encryption = { status = "enabled" }
+      E.assert_arm_error(E.arm("PUT", path, g, { api_version = API }), 400, "InvalidEncryptionConfiguration")
+      g.properties.encryption = { status = "enabled", keyVaultProperties = { keyIdentifier = NULL, identity = NULL } }
+      E.assert_arm_error(E.arm("PUT", path, g, { api_version = API }), 400, "InvalidEncryptionConfiguration")
+      -- the GET body echoed back as is (what `az acr identity remove` sends) is fine
+      g = W.get_registry(sub, w.rg, w.reg).json
+      r = E.arm("PUT", path, g, { api_version = API })
+      assert.equal(200, r.status, r.body)
+      W.wait(r)
+      -- removing the identity used for CMK: PATCH with the map entry null, and `az acr identity remove`'s PUT
+      g = W.get_registry(sub, w.rg, w.reg).json
       r = E.arm("PATCH", path, { identity = { type = "UserAssigned",
         userAssignedIdentities = { [w.uai.id] = NULL } } }, { api_version = API })
       local e = E.assert_arm_error(r, 400, "BadRequest")

@@ -695,10 +695,18 @@ local function prepare(ctx, sub, rg, name, b, rec, patch)
       bad("SkuDowngradeNotAllowed", "The registry " .. name .. " is encrypted with a customer-managed key " ..
         "and requires the Premium SKU; it cannot be changed to " .. t.sku.name .. ". " .. CMK_LINK)
     end
+    if not patch and not present(kvp_in) then
+      -- a full PUT replaces the encryption block: without keyVaultProperties it cannot be kept (this is what
+      -- Azure Policy "Modify" remediation runs into: the platform redacts the CMK settings)
+      bad("InvalidEncryptionConfiguration", "The encryption of the registry " .. name .. " requires " .. -- synthetic
+        "'keyVaultProperties' with 'keyIdentifier' and 'identity'; they cannot be removed. " .. CMK_LINK)
+    end
     if present(kvp_in) then
       local merged = { keyIdentifier = ci(kvp_in, "keyIdentifier"), identity = ci(kvp_in, "identity") }
-      if not present(merged.keyIdentifier) then merged.keyIdentifier = old_kvp.keyIdentifier end
-      if not present(merged.identity) then merged.identity = old_kvp.identity end
+      if patch then -- PATCH merges; PUT must carry both
+        if not present(merged.keyIdentifier) then merged.keyIdentifier = old_kvp.keyIdentifier end
+        if not present(merged.identity) then merged.identity = old_kvp.identity end
+      end
       local enc
       enc, key_created = check_encryption(merged, t.identity, id, name, cloud, t)
       local k = enc.keyVaultProperties
