@@ -35,6 +35,7 @@ describe("ARM resources", function()
         location = "westus", tags = { env = "test" }, properties = { provisioningState = "Succeeded" } }, r.json)
       assert.truthy(r.headers["x-ms-request-id"])
       assert.truthy(r.headers["x-ms-correlation-request-id"])
+      assert.truthy(r.headers["x-ms-ratelimit-remaining-subscription-writes"])
       assert.equal(200, rg("PUT", "rg-a", { location = "westus" }).status)
       r = E.arm("GET", S .. "/RESOURCEGROUPS/RG-A", nil, { api_version = RG_API }) -- ARM ignores path case
       assert.equal(200, r.status)
@@ -77,7 +78,7 @@ describe("ARM resources", function()
       local r = rg("DELETE", "rg-del")
       assert.equal(202, r.status)
       local loc = r.headers["location"]
-      local want = "https://management.azure.com/subscriptions/" .. sub .. "/operationResults/"
+      local want = "https://management.azure.com/subscriptions/" .. sub .. "/operationresults/"
       assert.equal(want, loc:sub(1, #want))
       assert.equal("0", r.headers["retry-after"])
       assert.equal("Deleting", rg("GET", "rg-del").json.properties.provisioningState)

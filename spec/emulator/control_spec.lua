@@ -254,6 +254,16 @@ describe("emulator control API", function()
     assert.same({}, r.json.user_assigned)
   end)
 
+  it("routes: lists every registered route", function()
+    local r = E.control("GET", "routes")
+    assert.equal(200, r.status)
+    local seen = {}
+    for _, x in ipairs(r.json.routes) do seen[x.kind .. " " .. x.path] = true end
+    assert.truthy(seen["login /{tenant}/oauth2/v2.0/token"])
+    assert.truthy(seen["msi /metadata/identity/oauth2/token"])
+    assert.truthy(seen["arm /subscriptions/{sub}/resourcegroups/{rg}"])
+  end)
+
   it("unknown control paths are 404, wrong methods 405", function()
     assert.equal(404, E.control("GET", "nothing-here").status)
     assert.equal(405, E.control("PUT", "reset").status)

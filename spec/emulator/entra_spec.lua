@@ -90,6 +90,19 @@ describe("Entra ID token endpoint", function()
     end
   end)
 
+  it("v1 endpoint: resource=, string values, expires_on and resource in the answer", function()
+    local f = secret_form({ scope = false, resource = "https://management.core.windows.net/" })
+    local r = post(f, "https://login.microsoftonline.com/" .. seed.tenant_id .. "/oauth2/token")
+    assert.equal(200, r.status, r.body)
+    assert.equal("3599", r.json.expires_in)
+    assert.equal("https://management.core.windows.net/", r.json.resource)
+    assert.equal("string", type(r.json.expires_on))
+    assert.equal("https://management.core.windows.net/", select(2, claims_of(r.json.access_token)).aud)
+    f.resource = nil
+    assert_aad(post(f, "https://login.microsoftonline.com/" .. seed.tenant_id .. "/oauth2/token"), 400,
+      "invalid_request", 900144)
+  end)
+
   it("tenant by domain name works", function()
     assert.equal(200, post(secret_form(), "https://login.microsoftonline.com/azcmkemulator.onmicrosoft.com/" ..
       "oauth2/v2.0/token").status)

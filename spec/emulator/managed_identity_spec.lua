@@ -95,6 +95,21 @@ describe("managed identity endpoints", function()
       assert.equal(405, r.status)
     end)
 
+    it("without a system identity: the only user-assigned one answers (Azure's quirk), none -> 400", function()
+      E.control("DELETE", "vm/identities", {})
+      local r = E.control("POST", "vm/identities", { system = false })
+      assert.equal(200, r.status)
+      local q = "api-version=2018-02-01&resource=https://vault.azure.net"
+      assert.equal(400, imds(q).status)
+      E.control("POST", "vm/identities", { id = uai.id })
+      r = imds(q)
+      assert.equal(200, r.status, r.body)
+      assert.equal(uai.properties.clientId, r.json.client_id)
+      E.control("POST", "vm/identities", { system = true })
+      assert.equal(seed.vm.client_id, imds(q).json.client_id)
+      assert.equal(400, E.control("POST", "vm/identities", { system = "yes" }).status)
+    end)
+
     it("a deleted identity is no longer found", function()
       local sub = seed.subscription_id
       local tmp = E.arm("PUT", "/subscriptions/" .. sub .. "/resourceGroups/mi-spec/providers/" ..

@@ -45,10 +45,16 @@ function M.add(rules)
     if not (r.status or r.drop or r.delay_ms) then
       return nil, "rule " .. i .. ": give 'status', 'drop' or 'delay_ms'"
     end
-    if r.status and (r.status < 100 or r.status > 599) then return nil, "rule " .. i .. ": bad status" end
-    if r.ratio and (r.ratio < 0 or r.ratio > 1) then return nil, "rule " .. i .. ": ratio must be 0..1" end
+    if r.status and not (r.status >= 100 and r.status <= 599) then return nil, "rule " .. i .. ": bad status" end
+    for _, k in ipairs({ "retry_after", "delay_ms", "count" }) do
+      if r[k] and not (r[k] >= 0 and r[k] <= 3600000) then
+        return nil, "rule " .. i .. ": '" .. k .. "' must be from 0 to 3600000"
+      end
+    end
+    if r.ratio and not (r.ratio >= 0 and r.ratio <= 1) then return nil, "rule " .. i .. ": ratio must be 0..1" end
     local rule = {}
     for k, v in pairs(r) do rule[k] = v end
+    if rule.status then rule.status = math.floor(rule.status) end
     rule.id = meta:incr("faults:seq", 1, 0)
     out[#out + 1] = rule
   end

@@ -29,7 +29,9 @@ function M.configure(c)
   local cur = M.config()
   for k, v in pairs(c) do
     if M.DEFAULTS[k] == nil then return nil, "unknown lro setting '" .. tostring(k) .. "'" end
-    if type(v) ~= "number" or v < 0 then return nil, "lro." .. k .. " must be a number >= 0" end
+    if type(v) ~= "number" or not (v >= 0 and v <= 86400 * 366) then
+      return nil, "lro." .. k .. " must be a number from 0 to a year"
+    end
     cur[k] = v
   end
   meta:set("lro:config", json.encode(cur))
@@ -57,6 +59,7 @@ end
 --   style        "async" (Azure-AsyncOperation), "location" (Location), or "both" (default)
 --   action, args completer name and its JSON-able arguments
 --   name_prefix  operation id prefix, e.g. "registries-" (ACR's style)
+--   results_segment  "operationResults" (default) or e.g. "operationresults" (resource groups)
 --   polls, seconds, retry_after  override the configured defaults
 -- Returns headers, op.
 function M.begin(opts)
@@ -72,7 +75,7 @@ function M.begin(opts)
     polls_needed = opts.polls or cfg.polls, done_at = now + (opts.seconds or cfg.seconds),
     start = now, action = opts.action, args = opts.args,
     status_url = base .. "/operationStatuses/" .. id .. "?api-version=" .. api,
-    location_url = base .. "/operationResults/" .. id .. "?api-version=" .. api,
+    location_url = base .. "/" .. (opts.results_segment or "operationResults") .. "/" .. id .. "?api-version=" .. api,
     retry_after = opts.retry_after or cfg.retry_after,
   }
   state.put("op:" .. id, op)

@@ -163,6 +163,10 @@ local function send(req, status, body, headers)
     h["x-ms-routing-request-id"] = "WESTUS:" .. os.date("!%Y%m%dT%H%M%SZ", math.floor(req.now)) .. ":" ..
       req.request_id
     h["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
+    local m = req.method
+    if m == "GET" or m == "HEAD" then h["x-ms-ratelimit-remaining-subscription-reads"] = "11999"
+    elseif m == "DELETE" then h["x-ms-ratelimit-remaining-subscription-deletes"] = "11999"
+    else h["x-ms-ratelimit-remaining-subscription-writes"] = "11999" end
     h["X-Content-Type-Options"] = "nosniff"
   end
   if req.client_request_id then
@@ -272,6 +276,23 @@ function M.handle()
   else
     status, body, headers = errors.caught(res[2])
     if not status then status, body, headers = internal_error(req, res[2]) end
+  end
+  -- Read an unread body before answering: answering an HTTP/2 stream whose upload is still
+  -- open makes nginx reset it, which clients see as a transport error instead of our answer.
+  if not req._body_read and (tonumber(req.headers["content-length"]) or 0) <= M.BODY_LIMIT then
+    pcall(ngx.req.read_body)
+  end
+  if type(body) == "table" then
+    local ok, enc = pcall(json.encode, body)
+    if not ok then
+      status, body, headers = internal_error(req, enc)
+    else
+      body = enc
+      headers = headers or {}
+      if not (headers["Content-Type"] or headers["content-type"]) then
+        headers["Content-Type"] = "application/json; charset=utf-8"
+      end
+    end
   end
   return send(req, status, body, headers)
 end

@@ -115,7 +115,7 @@ arm.route({ method = "DELETE", path = PATH, type = M.TYPE, scope = rg_scope,
     end)
     if err == "missing" then arm.require_rg(req.params.sub, req.params.rg) end
     local headers = lro.begin({ req = req, prefix = "/subscriptions/" .. req.params.sub, style = "location",
-      action = "resourceGroups.delete", args = { id = res.id } })
+      action = "resourceGroups.delete", args = { id = res.id }, results_segment = "operationresults" })
     return 202, nil, headers
   end })
 

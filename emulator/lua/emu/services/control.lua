@@ -10,6 +10,9 @@
 --   POST /_emulator/federated-token {"sub","aud","lifetime"} -> {"token"} (also DIR/federated-token)
 --   GET|POST|DELETE /_emulator/vm/identities, /_emulator/appservice/identities
 --                                   user-assigned identities attached to the managed identity hosts
+--                                   ({"id": rid}); POST {"system": false|true} drops/restores the
+--                                   system-assigned identity
+--   GET  /_emulator/routes          every registered route (kind, methods, path)
 local router = require("emu.router")
 local json = require("emu.json")
 local clock = require("emu.clock")
@@ -60,8 +63,8 @@ end
 route("GET", "/clock", function() return 200, clock_body() end)
 route("POST", "/clock", function(req)
   local b = body_object(req)
-  if type(b.advance) ~= "number" or b.advance < 0 or b.advance ~= b.advance then
-    return bad("'advance' must be a number of seconds >= 0")
+  if type(b.advance) ~= "number" or not (b.advance >= 0 and b.advance <= 10 * 366 * 86400) then
+    return bad("'advance' must be a number of seconds, 0 to ten years")
   end
   clock.advance(b.advance)
   return 200, clock_body()
@@ -90,6 +93,19 @@ route("DELETE", "/log", function()
   return 200, { cleared = true, seq = reqlog.last_seq() }
 end)
 
+route("GET", "/routes", function()
+  local out = json.array({})
+  for _, r in ipairs(router.routes()) do
+    local kinds, methods = {}, {}
+    for k in pairs(r.kinds) do kinds[#kinds + 1] = k end
+    for m in pairs(r.methods) do methods[#methods + 1] = m end
+    table.sort(kinds)
+    table.sort(methods)
+    out[#out + 1] = { kind = table.concat(kinds, ","), methods = json.array(methods), path = r.path }
+  end
+  return 200, { routes = out }
+end)
+
 route("GET", "/seed", function()
   return 200, require("emu.seed").data
 end)
@@ -111,7 +127,7 @@ route("POST", "/federated-token", function(req)
   for _, k in ipairs({ "sub", "aud", "iss" }) do
     if b[k] ~= nil and type(b[k]) ~= "string" then return bad("'" .. k .. "' must be a string") end
   end
-  if b.lifetime ~= nil and (type(b.lifetime) ~= "number" or b.lifetime <= 0) then
+  if b.lifetime ~= nil and (type(b.lifetime) ~= "number" or not (b.lifetime > 0 and b.lifetime <= 366 * 86400)) then
     return bad("'lifetime' must be a positive number of seconds")
   end
   local seed = require("emu.seed")
@@ -124,10 +140,22 @@ end)
 for _, host in ipairs({ "vm", "appservice" }) do
   route("GET", "/" .. host .. "/identities", function()
     local h = state.get("mihost:" .. host)
-    return 200, { resource_id = h.resource_id, system = h.system, user_assigned = json.array(h.user_assigned) }
+    return 200, { resource_id = h.resource_id, system = h.system or json.null,
+      user_assigned = json.array(h.user_assigned) }
   end)
   route("POST", "/" .. host .. "/identities", function(req)
     local b = body_object(req)
+    if b.system ~= nil then
+      -- {"system": false} removes the host's system-assigned identity, {"system": true} restores it.
+      if type(b.system) ~= "boolean" then return bad("'system' must be true or false") end
+      local seeded = require("emu.seed").data[host].principal_id
+      local h = state.update("mihost:" .. host, function(h)
+        h.system = b.system and seeded or nil
+        return h
+      end)
+      return 200, { resource_id = h.resource_id, system = h.system or json.null,
+        user_assigned = json.array(h.user_assigned) }
+    end
     local rid = b.id or b.resource_id
     if type(rid) ~= "string" then return bad("give the identity's resource id as 'id'") end
     local arm = require("emu.arm")
@@ -141,7 +169,8 @@ for _, host in ipairs({ "vm", "appservice" }) do
       h.user_assigned = json.array(h.user_assigned)
       return h
     end)
-    return 200, { resource_id = h.resource_id, system = h.system, user_assigned = json.array(h.user_assigned) }
+    return 200, { resource_id = h.resource_id, system = h.system or json.null,
+      user_assigned = json.array(h.user_assigned) }
   end)
   route("DELETE", "/" .. host .. "/identities", function(req)
     local b = body_object(req, true)
@@ -154,7 +183,8 @@ for _, host in ipairs({ "vm", "appservice" }) do
       h.user_assigned = out
       return h
     end)
-    return 200, { resource_id = h.resource_id, system = h.system, user_assigned = json.array(h.user_assigned) }
+    return 200, { resource_id = h.resource_id, system = h.system or json.null,
+      user_assigned = json.array(h.user_assigned) }
   end)
 end
 

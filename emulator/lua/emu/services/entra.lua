@@ -4,6 +4,7 @@
 --   POST /{tenant}/oauth2/v2.0/token   client_credentials with client_secret, certificate
 --                                      client_assertion (RS256/PS256, x5t or x5t#S256), or a
 --                                      federated assertion (workload identity)
+--   POST /{tenant}/oauth2/token        the v1 endpoint (resource=), same credentials
 --   GET  /{tenant}/v2.0/.well-known/openid-configuration, /{tenant}/discovery/v2.0/keys,
 --        /common/discovery/instance
 -- Errors follow Entra's AADSTS envelope: error, error_description ("AADSTSnnn: ... Trace ID:
@@ -188,7 +189,7 @@ local function federated_assertion(creds, tok, header, p)
   return "2"
 end
 
-local function token(req)
+local function common(req)
   local tid = check_tenant(req.params.tenant)
   local ctype = (req:header("content-type") or ""):lower()
   if not ctype:find("application/x-www-form-urlencoded", 1, true) then
@@ -204,27 +205,10 @@ local function token(req)
   if not f.client_id or f.client_id == "" then
     aad(400, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.")
   end
-  if not f.scope or f.scope == "" then
-    aad(400, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'.")
-  end
-  local scopes = {}
-  for s in f.scope:gmatch("%S+") do scopes[#scopes + 1] = s end
-  if #scopes ~= 1 then
-    aad(400, "invalid_scope", 70011, "The provided request must include a 'scope' input parameter. The provided " ..
-      "value for the input parameter 'scope' is not valid. The scope " .. f.scope .. " is not valid.")
-  end
-  local resource = scopes[1]:match("^(.-)/%.default$")
-  if not resource then
-    aad(400, "invalid_scope", 1002012, "The provided value for scope " .. scopes[1] .. " is not valid. Client " ..
-      "credential flows must have a scope value with /.default suffixed to the resource identifier " ..
-      "(application ID URI).")
-  end
-  if not known_resource(req.cloud, resource) then
-    aad(400, "invalid_resource", 500011, "The resource principal named " .. resource .. " was not found in the " ..
-      "tenant named azcmk emulator. This can happen if the application has not been installed by the " ..
-      "administrator of the tenant or consented to by any user in the tenant. You might have sent your " ..
-      "authentication request to the wrong tenant.")
-  end
+  return tid, f
+end
+
+local function authenticate(f, tid)
   local app = directory.by_app(f.client_id)
   local creds = app and app.kind == "app" and directory.credentials(app.appId)
   if not creds then
@@ -271,13 +255,62 @@ local function token(req)
     aad(401, "invalid_client", 7000218, "The request body must contain the following parameter: " ..
       "'client_assertion' or 'client_secret'.")
   end
+  return app, acr
+end
+
+local function token(req)
+  local tid, f = common(req)
+  if not f.scope or f.scope == "" then
+    aad(400, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'.")
+  end
+  local scopes = {}
+  for s in f.scope:gmatch("%S+") do scopes[#scopes + 1] = s end
+  if #scopes ~= 1 then
+    aad(400, "invalid_scope", 70011, "The provided request must include a 'scope' input parameter. The provided " ..
+      "value for the input parameter 'scope' is not valid. The scope " .. f.scope .. " is not valid.")
+  end
+  local resource = scopes[1]:match("^(.-)/%.default$")
+  if not resource then
+    aad(400, "invalid_scope", 1002012, "The provided value for scope " .. scopes[1] .. " is not valid. Client " ..
+      "credential flows must have a scope value with /.default suffixed to the resource identifier " ..
+      "(application ID URI).")
+  end
+  if not known_resource(req.cloud, resource) then
+    aad(400, "invalid_resource", 500011, "The resource principal named " .. resource .. " was not found in the " ..
+      "tenant named azcmk emulator. This can happen if the application has not been installed by the " ..
+      "administrator of the tenant or consented to by any user in the tenant. You might have sent your " ..
+      "authentication request to the wrong tenant.")
+  end
+  local app, acr = authenticate(f, tid)
   local tok = auth.issue({ tid = tid, oid = app.objectId, appid = app.appId, aud = resource, appidacr = acr })
   ngx.ctx.principal = app.objectId
   return 200, { token_type = "Bearer", expires_in = auth.LIFETIME - 1, ext_expires_in = auth.LIFETIME - 1,
     access_token = tok }
 end
 
+-- v1 endpoint (resource= instead of scope=): string values, expires_on and resource in the answer.
+local function token_v1(req)
+  local tid, f = common(req)
+  local resource = f.resource
+  if not resource or resource == "" then
+    aad(400, "invalid_request", 900144, "The request body must contain the following parameter: 'resource'.")
+  end
+  if not known_resource(req.cloud, resource) then
+    aad(400, "invalid_resource", 500011, "The resource principal named " .. resource .. " was not found in the " ..
+      "tenant named azcmk emulator. This can happen if the application has not been installed by the " ..
+      "administrator of the tenant or consented to by any user in the tenant. You might have sent your " ..
+      "authentication request to the wrong tenant.")
+  end
+  local app, acr = authenticate(f, tid)
+  local tok, c = auth.issue({ tid = tid, oid = app.objectId, appid = app.appId, aud = resource, appidacr = acr })
+  ngx.ctx.principal = app.objectId
+  local life = tostring(auth.LIFETIME - 1)
+  return 200, { token_type = "Bearer", expires_in = life, ext_expires_in = life, expires_on = tostring(c.exp),
+    not_before = tostring(c.nbf), resource = resource, access_token = tok }
+end
+
 router.add({ kind = "login", method = "POST", path = "/{tenant}/oauth2/v2.0/token", handler = token })
+router.add({ kind = "login", method = "POST", path = "/{tenant}/oauth2/token", handler = token_v1 })
 router.add({ kind = "login", method = "GET", path = "/{tenant}/oauth2/v2.0/token", handler = function()
   return errors.aad(400, "invalid_request", 900561, "The endpoint only accepts POST, OPTIONS requests. " ..
     "Received a GET request.")
