@@ -1,0 +1,28 @@
+-- Troubleshoot "Removing managed identity": Azure refuses to remove the identity the
+-- encryption uses ("does not have access to identity ... Try forcibly adding"); re-assign it
+-- (az acr identity assign), switch the encryption to another identity, then remove the old one.
+local azcmk = require("azcmk")
+local pb = azcmk.playbook
+
+local s = assert(pb.setup({ resource_group = "ex06-rg", location = "westus", registry = "ex06registry",
+  vault = "ex06-kv" }))
+local p = assert(azcmk.new())
+local c = azcmk.client.new(p, { subscription = os.getenv("AZURE_SUBSCRIPTION_ID") })
+
+-- when run again: the encryption back on the user-assigned identity first
+assert(pb.identity_assign({ registry = "ex06registry", identity = s.identity.id }))
+assert(pb.rotate({ registry = "ex06registry", identity = s.identity.id, new_version = false }))
+
+-- try to drop the user-assigned identity from the registry
+local _, err = c.registries:update({ id = s.registry.id, body = { identity = { type = "SystemAssigned",
+  userAssignedIdentities = { [s.identity.id] = require("cjson").null } } } })
+print("removing the CMK identity: " .. (err and (tostring(err.code) .. ": " .. tostring(err.message))
+  or "accepted"))
+
+local r = assert(pb.identity_assign({ registry = "ex06registry", identity = s.identity.id }))
+print("identity assign: " .. (r.changed and "re-attached" or "already attached") .. " " .. r.identity.id)
+
+r = assert(pb.identity_assign({ registry = "ex06registry", identity = "[system]" }))
+print("system identity: principal " .. tostring(r.identity.principal_id))
+r = assert(pb.rotate({ registry = "ex06registry", identity = "[system]", new_version = false }))
+print("encryption now uses: " .. r.identity .. " - the user-assigned identity may be removed afterwards")
