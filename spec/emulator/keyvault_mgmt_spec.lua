@@ -276,6 +276,65 @@ describe("emulator Key Vault management plane", function()
     assert.equal(KV.vault_path(rg, n), res.json.value[1].id)
   end)
 
+  describe("Microsoft.KeyVault/vaults/keys (ARM)", function()
+    it("creates the first version, returns an existing key untouched, lists keys and versions", function()
+      local n = KV.uniq("kv")
+      KV.vault(rg, n, KV.props(nil, { "get", "getrotationpolicy" })) -- no create permission: ARM needs none
+      local kp = KV.vault_path(rg, n) .. "/keys/armkey"
+      local res = E.arm("PUT", kp, { tags = { env = "t" }, properties = { kty = "RSA", keySize = 3072,
+        keyOps = { "wrapKey", "unwrapKey" }, attributes = { enabled = true },
+        rotationPolicy = { attributes = { expiryTime = "P90D" },
+          lifetimeActions = { { trigger = { timeAfterCreate = "P30D" }, action = { type = "rotate" } } } } } },
+        { api_version = API })
+      assert.equal(200, res.status, res.body)
+      assert.equal(kp, res.json.id)
+      assert.equal("Microsoft.KeyVault/vaults/keys", res.json.type)
+      assert.equal("armkey", res.json.name)
+      local p = res.json.properties
+      assert.equal("RSA", p.kty)
+      assert.equal(3072, p.keySize)
+      assert.same({ "wrapKey", "unwrapKey" }, p.keyOps)
+      assert.equal("https://" .. n .. ".vault.azure.net/keys/armkey", p.keyUri)
+      assert.matches("^https://" .. n .. "%.vault%.azure%.net/keys/armkey/%x+$", p.keyUriWithVersion)
+      assert.is_true(p.attributes.enabled)
+      assert.equal("Recoverable+Purgeable", p.attributes.recoveryLevel)
+      assert.equal("rotate", p.rotationPolicy.lifetimeActions[1].action.type)
+      -- the data plane serves the same key
+      local dp = KV.req("GET", n, "/keys/armkey")
+      assert.equal(p.keyUriWithVersion, dp.json.key.kid)
+      assert.equal("Rotate", KV.req("GET", n, "/keys/armkey/rotationpolicy").json.lifetimeActions[1].action.type)
+      -- PUT again: no new version
+      local again = E.arm("PUT", kp, { properties = { kty = "RSA" } }, { api_version = API })
+      assert.equal(200, again.status)
+      assert.equal(p.keyUriWithVersion, again.json.properties.keyUriWithVersion)
+      assert.equal(p.keyUriWithVersion, E.arm("GET", kp, nil, { api_version = API }).json.properties.keyUriWithVersion)
+      local list = E.arm("GET", KV.vault_path(rg, n) .. "/keys", nil, { api_version = API })
+      assert.equal(1, #list.json.value)
+      local vers = E.arm("GET", kp .. "/versions", nil, { api_version = API })
+      assert.equal(1, #vers.json.value)
+      assert.equal("Microsoft.KeyVault/vaults/keys/versions", vers.json.value[1].type)
+      local ver = p.keyUriWithVersion:match("(%x+)$")
+      assert.equal(200, E.arm("GET", kp .. "/versions/" .. ver, nil, { api_version = API }).status)
+      E.assert_arm_error(E.arm("GET", kp .. "/versions/" .. string.rep("0", 32), nil, { api_version = API }), 404,
+        "ResourceNotFound")
+      E.assert_arm_error(E.arm("GET", KV.vault_path(rg, n) .. "/keys/none", nil, { api_version = API }), 404,
+        "ResourceNotFound")
+      for _, bad in ipairs({ {}, { properties = { kty = "oct" } }, { properties = { kty = "RSA", keySize = 1024 } },
+        { properties = { kty = "EC", curveName = "P-1" } }, { properties = { kty = "RSA-HSM" } },
+        { properties = { kty = "RSA", keyOps = { "fly" } } },
+        { properties = { kty = "RSA", rotationPolicy = { attributes = { expiryTime = "P1D" } } } } }) do
+        E.assert_arm_error(E.arm("PUT", KV.vault_path(rg, n) .. "/keys/bad", bad, { api_version = API }), 400,
+          "BadRequest")
+      end
+      E.assert_arm_error(E.arm("PUT", KV.vault_path(rg, n) .. "/keys/a_b", { properties = { kty = "RSA" } },
+        { api_version = API }), 400, "BadRequest")
+      E.assert_arm_error(E.arm("PUT", KV.vault_path(rg, "nosuchvault9") .. "/keys/k", { properties = { kty = "RSA" } },
+        { api_version = API }), 404, "ResourceNotFound")
+      E.assert_arm_error(E.arm("PUT", kp, { properties = { kty = "RSA" } }, { api_version = API,
+        token = E.arm_token("noaccess") }), 403, "AuthorizationFailed")
+    end)
+  end)
+
   describe("soft delete", function()
     local loc_path = function(n)
       return "/subscriptions/" .. KV.sub() .. "/providers/Microsoft.KeyVault/locations/westus/deletedVaults/" .. n

@@ -25,6 +25,7 @@ M.SERVICES = {
   "emu.arm.resources",
   "emu.arm.operations",
   "emu.arm.vaults",
+  "emu.arm.vault_keys",
   "emu.services.keyvault",
   "emu.arm.registries",
   "emu.services.acr",
