@@ -732,7 +732,7 @@ local function prepare(ctx, sub, rg, name, b, rec, patch)
   return t, id
 end
 
-local function reserve_name(name, id)
+local function reserve_name(name, id, cloud)
   local key = "acr:name:" .. name:lower()
   if state.add(key, id:lower()) then return true end
   local holder = state.get(key)
@@ -742,8 +742,8 @@ local function reserve_name(name, id)
     return true
   end
   -- message shape from memory of the service: -- synthetic
-  errors.throw(errors.arm(409, "AlreadyInUse", "The registry DNS name " .. name:lower() .. ".azurecr.io is already " ..
-    "in use. You can check if the name is already claimed using following API: " ..
+  errors.throw(errors.arm(409, "AlreadyInUse", "The registry DNS name " .. name:lower() .. cloud.acr_suffix ..
+    " is already in use. You can check if the name is already claimed using following API: " ..
     "https://docs.microsoft.com/en-us/rest/api/containerregistry/registries/checknameavailability"))
 end
 
@@ -808,7 +808,7 @@ function M.put_resource(ctx, sub, rg, name, b, opts)
   local rec = settle(id, true)
   local t
   t, id = prepare(ctx, sub, rg, name, b, rec, false)
-  if not rec then reserve_name(name, id) end
+  if not rec then reserve_name(name, id, cloud_of(ctx)) end
   local ok, s, body, h = pcall(commit, ctx, rec, t, opts)
   if not ok then
     if not rec then state.delete("acr:name:" .. name:lower()) end
