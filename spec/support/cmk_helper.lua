@@ -117,13 +117,17 @@ function H.cli(argv, extra_env)
   parts[#parts + 1] = "AZURE_CLIENT_ID=" .. shq(seed.owner.app_id)
   parts[#parts + 1] = "AZURE_CLIENT_SECRET=" .. shq(seed.owner.client_secret)
   for k, v in pairs(extra_env or {}) do
-    if v == false then parts[#parts + 1] = "-u " .. k else parts[#parts + 1] = k .. "=" .. shq(v) end
+    if v == false then
+      table.insert(parts, 1, "-u " .. k)   -- env's options come before the assignments
+      for i = #parts, 2, -1 do if parts[i]:match("^" .. k .. "=") then table.remove(parts, i) end end
+    else parts[#parts + 1] = k .. "=" .. shq(v) end
   end
   local interp = rawget(_G, "jit") and "luajit" or "lua5.4"
   local args = {}
   for _, a in ipairs(argv) do args[#args + 1] = shq(a) end
   local out, err = os.tmpname(), os.tmpname()
-  local cmd = "env " .. table.concat(parts, " ") .. " " .. interp .. " bin/azcmk " .. table.concat(args, " ")
+  local cmd = "env " .. table.concat(parts, " ") .. " " .. interp .. " ./bin/azcmk " .. table.concat(args,
+    " ")
     .. " >" .. out .. " 2>" .. err .. "; echo $?"
   local p = io.popen(cmd)
   local code = tonumber(p:read("a"):match("(%d+)%s*$"))
