@@ -84,7 +84,18 @@ function M.ensure()
     assert(e, "could not start the emulator: " .. tostring(err))
     env = e
     local dir = own_dir
-    sentinel = on_close(function() M.stop(dir) end)
+    sentinel = on_close(function() M.stop(dir) os.execute("rm -rf " .. dir) end)
+    -- LuaJIT's busted exits without running __gc: a watchdog stops the emulator (and removes
+    -- its directory) once this process is gone.
+    local f = io.open("/proc/self/stat")
+    local me = f and tonumber(f:read("*l"):match("^(%d+)"))
+    if f then f:close() end
+    if me then
+      -- (a zombie counts as gone: containers often have no reaping init)
+      os.execute("setsid sh -c 'while [ \"$(cut -d\" \" -f3 /proc/" .. me ..
+        "/stat 2>/dev/null || echo Z)\" != Z ]; do sleep 0.5; done; " ..
+        "./bin/azcmk emulator stop --dir " .. dir .. "; rm -rf " .. dir .. "' </dev/null >/dev/null 2>&1 &")
+    end
   end
   env.port = env.port or tonumber(env.AZCMK_CONNECT_TO:match(":443:127%.0%.0%.1:(%d+)"))
   env.http_port = env.port + 1
