@@ -482,7 +482,33 @@ function M.settle(id) return settle(id, true) end
 function M.current(id)
   local rec = settle(id, false)
   if not rec then return nil end
-  return pickup(rec)
+  rec = pickup(rec)
+  M.identity_lost_since(rec)
+  return rec
+end
+
+--- A user-assigned identity removed underneath the registry (its resource deleted, or re-created
+-- with another client id) keeps working until its credential expires, about three months later
+-- (reliability.md §3.5); after that the registry's identity is inactive.
+M.IDENTITY_GRACE = 90 * 86400
+
+--- Simulated time since which the registry's CMK identity is gone, or nil. The first read that
+-- notices starts the clock (the emulator cannot see the deletion itself).
+function M.identity_lost_since(rec)
+  local enc = rec and rec.properties and rec.properties.encryption
+  local kvp = enc and enc.status == "enabled" and enc.keyVaultProperties
+  if not kvp then return nil end
+  local p = cmk_principal(rec.identity, kvp.identity, rec)
+  if not p or not p.uai_id then return nil end
+  local res = arm.get(p.uai_id)
+  local key = "acr:lost:" .. rec.id:lower() .. "|" .. p.uai_id:lower()
+  if res and res.properties and type(res.properties.clientId) == "string" and type(p.client_id) == "string"
+    and res.properties.clientId:lower() == p.client_id:lower() then
+    state.delete(key)
+    return nil
+  end
+  state.add(key, clock.now())
+  return state.get(key)
 end
 
 -- ---------------------------------------------------------------- rendering
@@ -838,6 +864,7 @@ end
 arm.on_delete(TYPE, function(res)
   local key = "acr:name:" .. res.name:lower()
   if state.get(key) == res.id:lower() then state.delete(key) end
+  for _, k in ipairs(state.keys("acr:lost:" .. res.id:lower() .. "|")) do state.delete(k) end
   drop_system_identity(res, nil)
 end)
 

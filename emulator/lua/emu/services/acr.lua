@@ -7,12 +7,14 @@
 --                                       encrypted with a key its identity cannot unwrap, so ACR
 --                                       cannot serve anything; computed live on every request, so
 --                                       it recovers as soon as access returns
---   CMK identity gone (removed by force) -> 403 "The identity associated with the registry is
---                                       inactive..." (Azure's text, azure-wire §7.2)
+--   CMK identity gone (removed by force) -> keeps working until the identity's credential expires
+--                                       (registries.IDENTITY_GRACE, ~3 months of simulated time), then
+--                                       403 "The identity associated with the registry is inactive..."
+--                                       (Azure's text, azure-wire §7.2)
 -- An expired or not-yet-valid key still unwraps, so it does not block the data plane.
 local router = require("emu.router")
 local state = require("emu.state")
-local arm = require("emu.arm")
+local clock = require("emu.clock")
 local json = require("emu.json")
 
 local M = {}
@@ -56,7 +58,8 @@ function M.cmk_block(rec, host)
   local regs = require("emu.arm.registries")
   local p = regs.cmk_principal(rec.identity, kvp.identity, rec)
   local inactive = not p
-  if p and p.uai_id and not arm.get(p.uai_id) then inactive = true end -- identity deleted underneath the registry
+  local lost = p and regs.identity_lost_since(rec)
+  if lost and clock.now() >= lost + regs.IDENTITY_GRACE then inactive = true end
   if inactive then
     return acr_error(403, "DENIED", "The identity associated with the registry is inactive. This could be due to " ..
       "attempted removal of the identity. Reassign the identity manually", nil, API_HEADER)
