@@ -88,6 +88,14 @@ describe("emulator lifecycle #slow", function()
     rc, out = sh("./bin/azcmk emulator status --dir build/no-such-emulator")
     assert.equal(3, rc)
     assert.truthy(out:find("stopped", 1, true))
+    -- no selection: every registered emulator, this one among them
+    rc, out = sh("env -u AZCMK_EMULATOR_DIR ./bin/azcmk emulator status")
+    assert.equal(0, rc)
+    assert.truthy(out:find("port " .. p1, 1, true), out)
+    -- env prints the exports again
+    rc, out = sh("./bin/azcmk emulator env --dir " .. d1)
+    assert.equal(0, rc)
+    assert.truthy(out:find("export AZCMK_CA_FILE=", 1, true))
   end)
 
   it("two emulators run side by side with separate state", function()

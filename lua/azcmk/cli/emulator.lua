@@ -6,7 +6,7 @@ local M = {}
 local USAGE = [[
 usage: azcmk emulator start  [--port N] [--dir DIR] [--workers N]
        azcmk emulator stop   [--dir DIR | --port N]
-       azcmk emulator status [--dir DIR | --port N | --all]
+       azcmk emulator status [--dir DIR | --port N | --all]   (no selection: all of them)
        azcmk emulator env    [--dir DIR | --port N]
 
 start   generates a test CA and certificates in DIR (default /tmp/azcmk-emulator-PORT), starts
@@ -85,7 +85,14 @@ function M.run(argv, io_)
     return 0
   elseif sub == "status" then
     local list
-    if o.all then list = emulator.list() else list = { emulator.status(sel) } end
+    -- No selection at all (no --dir/--port, no AZCMK_EMULATOR_DIR): every registered emulator.
+    local env_dir = os.getenv("AZCMK_EMULATOR_DIR")
+    if o.all or (not sel.dir and not sel.port and (env_dir == nil or env_dir == "")) then
+      list = emulator.list()
+      if #list == 0 then out:write("no emulator registered\n") end
+    else
+      list = { emulator.status(sel) }
+    end
     local any = false
     for _, st in ipairs(list) do
       if st.running then
