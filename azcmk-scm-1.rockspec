@@ -58,6 +58,7 @@ build = {
     ["azcmk.log"] = "lua/azcmk/log.lua",
     ["azcmk.lro"] = "lua/azcmk/lro.lua",
     ["azcmk.paging"] = "lua/azcmk/paging.lua",
+    ["azcmk.batch"] = "lua/azcmk/batch.lua",
     ["azcmk.pipeline"] = "lua/azcmk/pipeline.lua",
     ["azcmk.retry"] = "lua/azcmk/retry.lua",
     ["azcmk.sender"] = "lua/azcmk/sender.lua",

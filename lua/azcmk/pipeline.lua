@@ -51,9 +51,12 @@ function M.new(opts)
   local policy = opts.retry
   if policy == nil or getmetatable(policy) == nil then policy = retry.new(policy) end
   local ua = "azcmk/" .. M.VERSION .. (opts.user_agent and (" " .. opts.user_agent) or "")
-  local transport = opts.transport or require("azcmk.transport.curl").new({ user_agent = ua })
+  -- inside nginx: cosockets and ngx.sleep in request/timer phases, libcurl elsewhere (docs/openresty.md)
+  local ngxt = rawget(_G, "ngx") and require("azcmk.transport.ngx")
+  local transport = opts.transport or (ngxt and ngxt.auto({ user_agent = ua }))
+    or require("azcmk.transport.curl").new({ user_agent = ua })
   local now = opts.now or clock.now
-  local sleep = opts.sleep or clock.sleep
+  local sleep = opts.sleep or (ngxt and ngxt.sleep) or clock.sleep
   local p = setmetatable({
     cloud = cloud, credential = opts.credential, transport = transport, log = log, retry = policy,
     user_agent = ua, now = now, sleep = sleep,
@@ -341,6 +344,28 @@ function P:vault_pages(vault_url, path, opts)
   local r = merge(opts or {}, "GET", u)
   r.api_version = r.api_version or self.vault_api_version
   return require("azcmk.paging").items(self, r, opts)
+end
+
+--- Parallel calls through the transport's batch (azcmk.batch): the same request path as
+-- p:send for each. p:parallel(tasks, {concurrency=16}) runs functions taking a pipeline and
+-- returns what each returned ({n=, ...} by index); p:send_batch(reqs) and p:arm_batch(reqs)
+-- (each { method, path, <p:arm options> }) return results (res or false), errs, raws by index.
+function P:parallel(tasks, opts)
+  return require("azcmk.batch").run(self, tasks, opts)
+end
+
+function P:send_batch(reqs, opts)
+  return require("azcmk.batch").send_batch(self, reqs, opts)
+end
+
+function P:arm_batch(reqs, opts)
+  local full = {}
+  for i, r in ipairs(reqs) do
+    local m = merge(r, r.method or r[1], self:_arm_url(r.path or r[2]))
+    m[1], m[2], m.path = nil, nil, nil
+    full[i] = m
+  end
+  return require("azcmk.batch").send_batch(self, full, opts)
 end
 
 M.class = P

@@ -1,0 +1,154 @@
+--- Parallel pipeline calls: p:parallel(tasks), p:send_batch(reqs), p:arm_batch(reqs).
+-- Each task runs the ordinary request path (p:send: URL and api-version, bearer token or the
+-- Key Vault challenge, retries with backoff and Retry-After, logging, structured errors) in a
+-- coroutine of its own. Instead of talking to the transport, a task's HTTP exchange is handed
+-- to this scheduler, which sends the exchanges of all running tasks together through the
+-- transport's `batch` (the core's curl multi handle) and resumes each task with its answer.
+-- A task that must wait (a retry's backoff or Retry-After) is parked until its time, while
+-- the others go on. At most `concurrency` tasks run at once (default 16).
+-- Token requests of credentials go through their own (blocking) path: they happen once per
+-- scope and are cached for the other tasks.
+local clock = require("azcmk.clock")
+
+local M = {}
+
+local unpack = table.unpack or rawget(_G, "unpack")
+
+M.DEFAULT_CONCURRENCY = 16
+
+local TAG = setmetatable({}, { __tostring = function() return "azcmk.batch" end })
+
+local function clean(req)
+  return { method = req.method, url = req.url, headers = req.headers, body = req.body,
+    timeout_ms = req.timeout_ms }
+end
+
+local function shallow(t)
+  local r = {}
+  for k, v in pairs(t or {}) do r[k] = v end
+  return r
+end
+
+--- A view of pipeline p whose transport and sleep hand control to the scheduler.
+local function view_of(p)
+  local ctx = shallow(p.ctx)
+  local vt = {
+    name = "batch",
+    request = function(_, req) return coroutine.yield(TAG, "request", req) end,
+  }
+  ctx.transport = vt
+  ctx.sleep = function(s) return coroutine.yield(TAG, "sleep", s) end
+  -- p:send reads self.ctx; the LRO poller reads p.sleep; everything else is p's own
+  return setmetatable({ ctx = ctx, sleep = ctx.sleep, transport = vt }, { __index = p })
+end
+
+local function pack(...) return { n = select("#", ...), ... } end
+
+--- Run tasks (functions taking a pipeline) with bounded concurrency.
+-- opts: concurrency (1-256, default 16). Returns a list: out[i] = { n = count, values... }
+-- (what task i returned). A task that raises makes run raise (after nothing else is resumed).
+function M.run(p, tasks, opts)
+  opts = opts or {}
+  if type(tasks) ~= "table" then error("azcmk.batch: a list of tasks expected", 2) end
+  local conc = math.floor(tonumber(opts.concurrency) or M.DEFAULT_CONCURRENCY)
+  if conc < 1 then conc = 1 elseif conc > 256 then conc = 256 end
+  local transport = p.transport
+  local real_sleep = p.sleep or clock.sleep
+  local now = clock.now
+  local view = view_of(p)
+  local out = {}
+  local active = {}
+  local next_i = 1
+
+  -- resume a slot; record its result or what it waits for
+  local function step(slot, ...)
+    local r = pack(coroutine.resume(slot.co, ...))
+    if not r[1] then error(r[2], 0) end
+    if coroutine.status(slot.co) == "dead" then
+      out[slot.i] = pack(unpack(r, 2, r.n))
+      slot.done = true
+      return
+    end
+    if r[2] ~= TAG then error("azcmk.batch: a task yielded outside the pipeline", 0) end
+    slot.kind, slot.arg = r[3], r[4]
+    if slot.kind == "sleep" then slot.wake = now() + (tonumber(slot.arg) or 0) end
+  end
+
+  local function fill()
+    while #active < conc and next_i <= #tasks do
+      local i, f = next_i, tasks[next_i]
+      next_i = next_i + 1
+      if type(f) ~= "function" then error("azcmk.batch: task " .. i .. " is not a function", 0) end
+      local slot = { i = i, co = coroutine.create(f) }
+      step(slot, view)
+      if not slot.done then active[#active + 1] = slot end
+    end
+  end
+
+  local function prune()
+    local keep = {}
+    for _, s in ipairs(active) do if not s.done then keep[#keep + 1] = s end end
+    active = keep
+  end
+
+  while true do
+    fill()
+    if #active == 0 then break end
+    -- wake the sleepers that are due
+    local t = now()
+    for _, s in ipairs(active) do
+      if s.kind == "sleep" and s.wake <= t then s.kind = nil; step(s) end
+    end
+    prune()
+    local reqs, slots = {}, {}
+    for _, s in ipairs(active) do
+      if s.kind == "request" then reqs[#reqs + 1] = clean(s.arg); slots[#slots + 1] = s end
+    end
+    if #reqs > 0 then
+      local results, errs
+      if #reqs == 1 or type(transport.batch) ~= "function" then
+        results, errs = {}, {}
+        for k, r in ipairs(reqs) do
+          local res, err = transport:request(r)
+          results[k], errs[k] = res or false, err
+        end
+      else
+        results, errs = transport:batch(reqs, { max_parallel = math.min(conc, #reqs) })
+      end
+      for k, s in ipairs(slots) do
+        s.kind = nil
+        step(s, results[k] or nil, errs[k])
+      end
+      prune()
+    else
+      -- every running task waits: sleep until the first one is due
+      local first
+      for _, s in ipairs(active) do
+        if s.kind == "sleep" and (not first or s.wake < first) then first = s.wake end
+      end
+      if first then
+        local d = first - now()
+        if d > 0 then real_sleep(d) end
+      end
+    end
+  end
+  return out
+end
+
+--- Send requests (p:send tables) in parallel. Returns results, errs, raws by index:
+-- results[i] = res or false, errs[i] = err or nil, raws[i] = the non-2xx response or nil.
+function M.send_batch(p, reqs, opts)
+  local tasks = {}
+  for i, r in ipairs(reqs) do tasks[i] = function(v) return v:send(r) end end
+  local out = M.run(p, tasks, opts)
+  local results, errs, raws = {}, {}, {}
+  for i = 1, #reqs do
+    local o = out[i]
+    results[i] = o[1] or false
+    errs[i] = o[2]
+    raws[i] = o[3]
+  end
+  return results, errs, raws
+end
+
+return M
