@@ -88,6 +88,10 @@ describe("emulator: template deployments", function()
     assert.equal(200, ops.status, ops.body)
     assert.equal(3, #ops.json.value)
     for _, op in ipairs(ops.json.value) do assert.equal("Succeeded", op.properties.provisioningState) end
+    local one = E.arm("GET", dep_path(w.rg, "cmk") .. "/operations/" .. ops.json.value[1].operationId, nil,
+      { api_version = API })
+    assert.equal(200, one.status, one.body)
+    assert.same(ops.json.value[1], one.json)
     -- and the data plane answers normally
     assert.equal(401, W.v2(reg).status)
   end)
