@@ -1,0 +1,299 @@
+--- CMK status and health of registries, served by nginx from a cached result
+-- (docs/openresty.md, examples/nginx/nginx.conf).
+--
+--   lua_shared_dict azcmk_status 1m;
+--   init_worker_by_lua_block {
+--     require("azcmk.ngx.status").start{ registries = { "rg1/registry1", "registry2" }, period = 30 }
+--   }
+--   location = /cmk/status { content_by_lua_block { require("azcmk.ngx.status").serve() } }
+--   location = /cmk/health { content_by_lua_block { require("azcmk.ngx.status").health() } }
+--
+-- A timer in every worker (ngx.timer.every, period seconds) refreshes the shared result; a
+-- dict add() lock lets one worker at a time check, and only when the result is older than the
+-- period. Requests read the cached result and never wait on Azure when one exists (before
+-- the first result, a request triggers the check itself, or waits for the running one).
+--
+-- A registry is healthy when it can be read through ARM, has a customer-managed key, and its
+-- data plane (https://{login server}/v2/) does not refuse because of the key: 401 (login
+-- required) is normal, 403 means the registry cannot use its key. When a module
+-- azcmk.playbook.doctor exists, its findings are added (and its failures count).
+-- /health answers 200 when every registry is healthy, 503 otherwise (also when the result is
+-- stale: older than stale_after, default 3 periods + timeout), with the reasons in the JSON.
+local cjson = require("cjson.safe")
+
+local ngx = rawget(_G, "ngx")
+
+local M = {}
+
+M.DICT = "azcmk_status"
+M.PERIOD = 30
+M.KEY = "result"
+
+local cfg = {
+  registries = {}, period = M.PERIOD, dict = M.DICT, pipeline = nil, stale_after = nil,
+  timeout_s = 20,
+}
+
+local function split_registries(s)
+  local out = {}
+  for item in tostring(s or ""):gmatch("[^,%s]+") do out[#out + 1] = item end
+  return out
+end
+
+local function norm_registry(r)
+  if type(r) == "table" then return { name = r.name, resource_group = r.resource_group } end
+  local rg, name = tostring(r):match("^([^/]+)/([^/]+)$")
+  if rg then return { name = name, resource_group = rg } end
+  return { name = tostring(r) }
+end
+
+--- configure{registries = {"rg/name" | "name" | {name=, resource_group=}} (default:
+-- AZCMK_STATUS_REGISTRIES, comma-separated), period (s, default 30), dict ("azcmk_status"),
+-- subscription, pipeline (options for azcmk.ngx.new, or a pipeline), timeout_s (per check,
+-- default 20), stale_after (s), doctor (false to skip azcmk.playbook.doctor)}. No I/O.
+function M.configure(opts)
+  opts = opts or {}
+  local regs = opts.registries or split_registries(os.getenv("AZCMK_STATUS_REGISTRIES"))
+  cfg.registries = {}
+  for _, r in ipairs(regs) do cfg.registries[#cfg.registries + 1] = norm_registry(r) end
+  cfg.period = opts.period or M.PERIOD
+  cfg.dict = opts.dict or M.DICT
+  cfg.subscription = opts.subscription
+  cfg.pipeline = opts.pipeline
+  cfg.timeout_s = opts.timeout_s or 20
+  cfg.stale_after = opts.stale_after or (3 * cfg.period + cfg.timeout_s)
+  cfg.doctor = opts.doctor
+  cfg.p = nil
+  return cfg
+end
+
+local function dict()
+  local d = ngx.shared[cfg.dict]
+  if not d then error("azcmk.ngx.status: no lua_shared_dict '" .. cfg.dict .. "'", 3) end
+  return d
+end
+
+local function pipeline()
+  if cfg.p then return cfg.p end
+  if type(cfg.pipeline) == "table" and cfg.pipeline.send then
+    cfg.p = cfg.pipeline
+    return cfg.p
+  end
+  local o = {}
+  for k, v in pairs(cfg.pipeline or {}) do o[k] = v end
+  -- a health check must answer within its period: few retries, short budget
+  if o.retry == nil then o.retry = { max_retries = 1, budget = cfg.timeout_s, cap = 2 } end
+  local p, err = require("azcmk.ngx").new(o)
+  if not p then return nil, err end
+  cfg.p = p
+  return p
+end
+
+local function err_fields(err)
+  if type(err) ~= "table" then return { message = tostring(err) } end
+  return { kind = err.kind, status = err.status, code = err.code, message = err.message,
+    request_id = err.request_id, hint = err.hint }
+end
+
+local function one_line(s) return (tostring(s or ""):match("^[^\r\n]*")) end
+
+local doctor_mod
+local function doctor()
+  if cfg.doctor == false then return nil end
+  if doctor_mod == nil then
+    local ok, d = pcall(require, "azcmk.playbook.doctor")
+    doctor_mod = ok and type(d) == "table" and d or false
+  end
+  return doctor_mod or nil
+end
+
+--- Checks one registry now (cosockets: call from a timer or request phase). Returns a table
+-- { name, resource_group, healthy, reason, cmk, key_id, ..., data_plane, error }.
+function M.check(reg, p)
+  local show = require("azcmk.playbook.show")
+  local out = { name = reg.name, resource_group = reg.resource_group, healthy = false }
+  local r, err = show.show({ registry = reg.name, resource_group = reg.resource_group, pipeline = p,
+    subscription = cfg.subscription or p.subscription, probe = true })
+  if not r then
+    out.reason = "registry not readable: " .. one_line(tostring(err))
+    out.error = err_fields(err)
+    return out
+  end
+  out.resource_group = r.registry.resource_group
+  out.login_server = r.registry.login_server
+  out.cmk = r.cmk
+  out.encryption_status = r.encryption and r.encryption.status
+  out.key_id = r.key_id
+  out.key_version_in_use = r.key_version_in_use
+  out.newest_key_version = r.newest_key_version
+  out.up_to_date = r.up_to_date
+  out.auto_rotation = r.auto_rotation
+  out.identity = r.identity
+  out.warnings = (r.warnings and #r.warnings > 0) and r.warnings or nil
+  local dp = r.data_plane
+  if dp then
+    out.data_plane = { status = dp.status, code = dp.code, message = dp.message and one_line(dp.message),
+      ok = dp.ok, error = dp.error and one_line(dp.error) }
+  end
+  if not r.cmk then
+    out.reason = "customer-managed key not enabled (encryption " .. tostring(out.encryption_status) .. ")"
+    return out
+  end
+  if not dp then
+    out.reason = "registry has no login server to probe"
+    return out
+  end
+  if not dp.ok then
+    if dp.status then
+      out.reason = "data plane refuses (" .. tostring(dp.status) .. " " .. tostring(dp.code or "") ..
+        "): " .. one_line(dp.message) .. (dp.status == 403 and " - the registry cannot use its key" or "")
+    else
+      out.reason = "data plane unreachable: " .. one_line(dp.error)
+    end
+    return out
+  end
+  local d = doctor()
+  if d then
+    local fn = d.doctor or d.run
+    if type(fn) == "function" then
+      local ok, res = pcall(fn, { registry = reg.name, resource_group = out.resource_group, pipeline = p,
+        subscription = cfg.subscription or p.subscription })
+      if ok and type(res) == "table" then
+        out.doctor = { ok = res.ok, findings = res.findings }
+        if res.ok == false then
+          local f1 = type(res.findings) == "table" and res.findings[1]
+          out.reason = "doctor: "
+            .. one_line(type(f1) == "table" and (f1.message or f1.title) or "problems found")
+          return out
+        end
+      end
+    end
+  end
+  out.healthy = true
+  out.reason = "ok: CMK enabled, key version " .. tostring(out.key_version_in_use) .. ", data plane answers "
+    .. tostring(dp.status)
+  return out
+end
+
+--- Checks every configured registry and stores the result in the shared dict, unless another
+-- worker is checking or (force ~= true) the stored result is younger than the period.
+-- Returns the result document, or nil, reason ("busy" | "fresh" | error).
+function M.refresh(force)
+  local d = dict()
+  local owner = tostring(ngx.worker.pid())
+  if not d:add("running", owner, cfg.timeout_s * (#cfg.registries + 1) + 5) then return nil, "busy" end
+  local ok, doc, why = pcall(function()
+    if not force then
+      local at = d:get("checked_at")
+      if at and ngx.now() - at < cfg.period - 0.05 then return nil, "fresh" end
+    end
+    local p, perr = pipeline()
+    local results, healthy = {}, true
+    for i, reg in ipairs(cfg.registries) do
+      local r
+      if not p then
+        r = { name = reg.name, resource_group = reg.resource_group, healthy = false,
+          reason = "no pipeline: " .. one_line(tostring(perr)), error = err_fields(perr) }
+      else
+        local cok, cr = pcall(M.check, reg, p)
+        r = cok and cr or { name = reg.name, healthy = false, reason = "check failed: " .. one_line(cr) }
+      end
+      results[i] = r
+      if not r.healthy then healthy = false end
+    end
+    if #cfg.registries == 0 then healthy = false end
+    ngx.update_time()
+    local doc = { healthy = healthy, checked_at = ngx.now(), period = cfg.period,
+      reason = #cfg.registries == 0 and "no registries configured (AZCMK_STATUS_REGISTRIES)" or nil,
+      registries = setmetatable(results, cjson.array_mt) }
+    d:set(M.KEY, cjson.encode(doc))
+    d:set("checked_at", doc.checked_at)
+    d:incr("refreshes", 1, 0)
+    return doc
+  end)
+  if d:get("running") == owner then d:delete("running") end
+  if not ok then
+    ngx.log(ngx.ERR, "azcmk status refresh: ", tostring(doc))
+    return nil, doc
+  end
+  return doc, why
+end
+
+--- Starts the refresh timers (call from init_worker_by_lua*; configure(opts) first when
+-- opts are given). The first check runs at once (zero-delay timer), then every period.
+function M.start(opts)
+  if opts then M.configure(opts) end
+  local function tick(premature)
+    if premature then return end
+    M.refresh(false)
+  end
+  local ok, err = ngx.timer.at(0, tick)
+  if not ok then return nil, err end
+  return ngx.timer.every(cfg.period, tick)
+end
+
+-- the cached document (decoded) with its age, or nil
+function M.cached()
+  local raw = dict():get(M.KEY)
+  if not raw then return nil end
+  local doc = cjson.decode(raw)
+  if type(doc) ~= "table" then return nil end
+  ngx.update_time()
+  doc.age = math.floor((ngx.now() - (doc.checked_at or 0)) * 1000) / 1000
+  doc.stale = doc.age > cfg.stale_after
+  if doc.stale then
+    doc.healthy = false
+    doc.reason = "status is stale: last check " .. math.floor(doc.age) .. " s ago"
+  end
+  return doc
+end
+
+-- the cached document, or (no result yet) run or wait for the first check (bounded)
+local function current()
+  local doc = M.cached()
+  if doc then return doc end
+  local deadline = ngx.now() + cfg.timeout_s * (#cfg.registries + 1)
+  while ngx.now() < deadline do
+    local _, why = M.refresh(true)
+    doc = M.cached()
+    if doc then return doc end
+    if why ~= "busy" then break end
+    ngx.sleep(0.05)
+    ngx.update_time()
+  end
+  return M.cached()
+end
+
+local function send(status, doc)
+  ngx.status = status
+  ngx.header["Content-Type"] = "application/json"
+  ngx.header["Cache-Control"] = "no-store"
+  ngx.say(cjson.encode(doc))
+  return ngx.exit(status)
+end
+
+--- Content handler: the cached status document (200; 503 before any result).
+function M.serve()
+  local doc = current()
+  if not doc then return send(503, { healthy = false, reason = "no status yet" }) end
+  return send(200, doc)
+end
+
+--- Content handler: 200 when every registry is healthy, else 503; body {healthy, reason,
+-- age, registries = {{name, healthy, reason}}}.
+function M.health()
+  local doc = current()
+  if not doc then return send(503, { healthy = false, reason = "no status yet" }) end
+  local regs, reasons = {}, {}
+  for i, r in ipairs(doc.registries or {}) do
+    regs[i] = { name = r.name, healthy = r.healthy, reason = r.reason }
+    if not r.healthy then reasons[#reasons + 1] = tostring(r.name) .. ": " .. tostring(r.reason) end
+  end
+  local body = { healthy = doc.healthy == true, age = doc.age, checked_at = doc.checked_at,
+    reason = doc.reason or (#reasons > 0 and table.concat(reasons, "; ") or "ok"),
+    registries = setmetatable(regs, cjson.array_mt) }
+  return send(doc.healthy == true and 200 or 503, body)
+end
+
+M._cfg = cfg
+return M

@@ -1,0 +1,442 @@
+--- Transport over nginx cosockets (OpenResty / Debian's libnginx-mod-http-lua): a small
+-- HTTP/1.1 client with the interface of azcmk.transport.curl (see that file), which never
+-- blocks the worker's event loop. docs/openresty.md explains why this, not libcurl in
+-- ngx.run_worker_thread.
+--
+--   local t = require("azcmk.transport.ngx").new{ timeout_ms = 10000 }
+--   local res, err = t:request{ method = "GET", url = "https://management.azure.com/..." }
+--
+-- * Works where cosockets work: rewrite, access, content, timer (and ssl_cert /
+--   ssl_session_fetch). Elsewhere request() returns a `network` error (TransportUnavailable);
+--   `auto()` picks libcurl there instead.
+-- * TLS verification is always on: sslhandshake(nil, <URL host>, true) against nginx's
+--   `lua_ssl_trusted_certificate` (there is no per-socket CA: put AZCMK_CA_FILE's certificates
+--   into that bundle); `lua_ssl_verify_depth` must cover the chain.
+-- * AZCMK_CONNECT_TO rules (HOST:PORT:CONNECT_HOST:CONNECT_PORT, empty HOST or PORT = any):
+--   the TCP connection goes to the mapped address; Host, SNI and certificate verification
+--   stay on the URL's host. Host names need nginx's `resolver`.
+-- * Keep-alive pools per (URL host, port, connect address, TLS settings); bodies with
+--   Content-Length, chunked, or until close; 1xx answers skipped; a reused connection that
+--   the server had closed is retried once on a fresh one (before any byte of an answer).
+-- * Proxies are not used (cosockets have none): HTTPS_PROXY is ignored here.
+-- Errors are the curl transport's (errors.from_transport with libcurl's code names), so the
+-- pipeline's retry rules apply unchanged.
+local errors = require("azcmk.errors")
+local url = require("azcmk.url")
+
+local ngx = rawget(_G, "ngx")
+
+local M = {}
+
+M.ALLOW_HTTP = { "169.254.169.254", "127.0.0.1", "localhost", "::1" }
+M.MAX_BODY = 64 * 1024 * 1024
+
+-- phases where cosockets (and ngx.sleep) work
+M.YIELDABLE = { rewrite = true, access = true, content = true, timer = true, ssl_cert = true,
+  ssl_session_fetch = true, ssl_client_hello = true, server_rewrite = true, preread = true }
+
+--- True when running inside nginx in a phase where cosockets can be used.
+function M.yieldable()
+  if not ngx or type(ngx.get_phase) ~= "function" then return false end
+  return M.YIELDABLE[ngx.get_phase()] == true
+end
+
+--- True inside nginx (any phase).
+function M.in_nginx()
+  return ngx ~= nil and type(ngx.get_phase) == "function"
+end
+
+--- Sleep that yields inside nginx (ngx.sleep) and falls back to azcmk.clock.sleep elsewhere.
+function M.sleep(s)
+  if M.yieldable() then return ngx.sleep(s) end
+  return require("azcmk.clock").sleep(s)
+end
+
+local function split_list(s)
+  if type(s) == "table" then return s end
+  local out = {}
+  for rule in tostring(s or ""):gmatch("[^,]+") do
+    rule = rule:match("^%s*(.-)%s*$")
+    if rule ~= "" then out[#out + 1] = rule end
+  end
+  return out
+end
+
+-- "HOST:PORT:CONNECT_HOST:CONNECT_PORT", hosts may be [IPv6]
+local function parse_rule(r)
+  local fields, rest = {}, r
+  for _ = 1, 4 do
+    local f
+    if rest:sub(1, 1) == "[" then
+      f, rest = rest:match("^(%[[^%]]*%]):?(.*)$")
+      if not f then return nil end
+    else
+      f, rest = rest:match("^([^:]*):?(.*)$")
+    end
+    fields[#fields + 1] = f
+  end
+  if rest ~= "" then return nil end
+  local function unbracket(h) return (h or ""):gsub("^%[(.*)%]$", "%1"):lower() end
+  return { host = unbracket(fields[1]), port = tonumber(fields[2]), to_host = unbracket(fields[3]),
+    to_port = tonumber(fields[4]) }
+end
+
+M.parse_rule = parse_rule
+
+local T = {}
+T.__index = T
+
+--- New transport. opts: connect_to (list or comma string; AZCMK_CONNECT_TO is added after
+-- them), timeout_ms (default 30000), connect_timeout_ms (5000), allow_http (hosts allowed
+-- plain http; default IMDS + loopback), user_agent, keepalive_ms (idle time in the pool,
+-- 60000), pool_size (30), max_parallel (batch, 16), max_body_bytes (64 MiB), env (table
+-- replacing os.getenv). No I/O here.
+function M.new(opts)
+  opts = opts or {}
+  local getenv = opts.env and function(k) return opts.env[k] end or os.getenv
+  local rules = {}
+  for _, r in ipairs(split_list(opts.connect_to)) do rules[#rules + 1] = r end
+  for _, r in ipairs(split_list(getenv("AZCMK_CONNECT_TO"))) do rules[#rules + 1] = r end
+  local parsed = {}
+  for _, r in ipairs(rules) do
+    local p = parse_rule(r)
+    if not p then error("azcmk.transport.ngx: bad connect_to rule '" .. r .. "'", 2) end
+    parsed[#parsed + 1] = p
+  end
+  local allow = {}
+  for _, h in ipairs(opts.allow_http or M.ALLOW_HTTP) do
+    allow[(h:gsub("^%[(.*)%]$", "%1")):lower()] = true
+  end
+  return setmetatable({
+    name = "ngx", rules = parsed, allow_http = allow,
+    timeout_ms = opts.timeout_ms or 30000, connect_timeout_ms = opts.connect_timeout_ms or 5000,
+    user_agent = opts.user_agent, keepalive_ms = opts.keepalive_ms or 60000, pool_size = opts.pool_size or 30,
+    max_parallel = opts.max_parallel or 16, max_body = opts.max_body_bytes or M.MAX_BODY,
+    stats = { connects = 0, reused = 0, requests = 0 },
+  }, T)
+end
+
+-- the address to connect to for host:port (first matching rule)
+function T:target(host, port)
+  for _, r in ipairs(self.rules) do
+    if (r.host == "" or r.host == host) and (not r.port or r.port == port) then
+      return (r.to_host ~= "" and r.to_host or host), (r.to_port or port)
+    end
+  end
+  return host, port
+end
+
+local function fail(code, msg, host)
+  return nil, errors.from_transport("ngx: " .. msg, code, host)
+end
+
+local function ms_now() return ngx.now() * 1000 end
+
+-- socket error text -> libcurl code name (so errors look like the curl transport's)
+local function io_code(err, default)
+  if err == "timeout" then return "CURLE_OPERATION_TIMEDOUT" end
+  return default
+end
+
+local function connect_code(err)
+  err = tostring(err)
+  if err == "timeout" then return "CURLE_OPERATION_TIMEDOUT" end
+  if err:find("resolve", 1, true) or err:find("no resolver", 1, true) then
+    return "CURLE_COULDNT_RESOLVE_HOST"
+  end
+  return "CURLE_COULDNT_CONNECT"
+end
+
+local function tls_code(err)
+  err = tostring(err)
+  if err == "timeout" then return "CURLE_OPERATION_TIMEDOUT" end
+  -- ngx_lua reports verification failures as "<X509 error number>: <text>" or
+  -- "certificate host mismatch"
+  if err:match("^%d+:") or err:find("certificate", 1, true) or err:find("verify", 1, true) then
+    return "CURLE_PEER_FAILED_VERIFICATION"
+  end
+  return "CURLE_SSL_CONNECT_ERROR"
+end
+
+local function check(req)
+  if type(req) ~= "table" then error("azcmk.transport: request table expected", 3) end
+  if type(req.method) ~= "string" or type(req.url) ~= "string" then
+    error("azcmk.transport: req.method and req.url must be strings", 3)
+  end
+  for k, v in pairs(req.headers or {}) do
+    if type(k) ~= "string" or not k:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
+      error("azcmk.transport: bad header name " .. tostring(k), 3)
+    end
+    if v ~= false and (type(v) ~= "string" and type(v) ~= "number" or tostring(v):find("[\r\n%z]")) then
+      error("azcmk.transport: bad value for header " .. k, 3)
+    end
+  end
+end
+
+-- the request head (Host, User-Agent, Content-Length added unless given)
+function T:_head(req, p)
+  local method = req.method:upper()
+  local target = p.path .. ((p.query and p.query ~= "") and ("?" .. p.query) or "")
+  local lines = { method .. " " .. target .. " HTTP/1.1" }
+  local have = {}
+  for k, v in pairs(req.headers or {}) do
+    local lk = k:lower()
+    have[lk] = true
+    if v ~= false then lines[#lines + 1] = k .. ": " .. tostring(v) end
+  end
+  if not have.host then lines[#lines + 1] = "Host: " .. p.authority end
+  if not have["user-agent"] and self.user_agent then lines[#lines + 1] = "User-Agent: " .. self.user_agent end
+  if not have.accept then lines[#lines + 1] = "Accept: */*" end
+  local body = req.body
+  if not have["content-length"] and not have["transfer-encoding"] then
+    if body then lines[#lines + 1] = "Content-Length: " .. #body
+    elseif method == "POST" or method == "PUT" or method == "PATCH" then
+      lines[#lines + 1] = "Content-Length: 0"
+    end
+  end
+  lines[#lines + 1] = ""
+  lines[#lines + 1] = ""
+  return table.concat(lines, "\r\n"), method
+end
+
+-- read status line + headers (skipping 1xx). Returns status, headers, keep (bool) or nil, err, code
+local function read_head(sock)
+  while true do
+    local line, err = sock:receive("*l")
+    if not line then return nil, err, "status" end
+    local status = line:match("^HTTP/%d%.?%d? (%d%d%d)")
+    if not status then return nil, "malformed status line", "proto" end
+    status = tonumber(status)
+    local h, last = {}, nil
+    local n, size = 0, 0
+    while true do
+      local l, herr = sock:receive("*l")
+      if not l then return nil, herr, "io" end
+      if l == "" then break end
+      n = n + 1
+      size = size + #l
+      if size > 1024 * 1024 then return nil, "header block too large", "proto" end
+      if l:match("^[ \t]") and last then
+        h[last][#h[last]] = h[last][#h[last]] .. " " .. l:match("^%s*(.-)%s*$")
+      else
+        local name, value = l:match("^([^:%s]+):%s*(.-)%s*$")
+        if name then
+          name = name:lower()
+          h[name] = h[name] or {}
+          h[name][#h[name] + 1] = value
+          last = name
+        end
+      end
+    end
+    if status >= 200 or status == 101 then
+      local out = {}
+      for k, vs in pairs(h) do out[k] = table.concat(vs, ", ") end
+      return status, out
+    end
+    -- 1xx interim answer: read the next head
+  end
+end
+
+local function read_chunked(sock, limit)
+  local parts, total = {}, 0
+  while true do
+    local line, err = sock:receive("*l")
+    if not line then return nil, err end
+    local size = tonumber(line:match("^%s*(%x+)"), 16)
+    if not size then return nil, "bad chunk size" end
+    if size == 0 then
+      -- trailers until the empty line
+      repeat
+        local t, terr = sock:receive("*l")
+        if not t then return nil, terr end
+      until t == ""
+      return table.concat(parts)
+    end
+    total = total + size
+    if total > limit then return nil, "body too large", "limit" end
+    local data, derr = sock:receive(size)
+    if not data then return nil, derr end
+    parts[#parts + 1] = data
+    local crlf, cerr = sock:receive(2)
+    if not crlf then return nil, cerr end
+  end
+end
+
+-- one exchange on a connected socket: returns res, keep or nil, err, code, started (bool: answer begun)
+function T:_exchange(sock, head, body, method)
+  local bytes, err = sock:send(body and { head, body } or head)
+  if not bytes then return nil, err, io_code(err, "CURLE_SEND_ERROR"), false end
+  local status, headers, where = read_head(sock)
+  if not status then
+    local e = headers
+    if where == "status" then
+      return nil, e, io_code(e, (e == "closed" or e == "connection reset by peer") and "CURLE_GOT_NOTHING"
+        or "CURLE_RECV_ERROR"), false
+    end
+    return nil, e, io_code(e, "CURLE_RECV_ERROR"), true
+  end
+  local keep = true
+  local conn = (headers.connection or ""):lower()
+  if conn:find("close", 1, true) then keep = false end
+  local rbody = ""
+  local no_body = method == "HEAD" or status == 204 or status == 304 or (status >= 100 and status < 200)
+  if not no_body then
+    local te = (headers["transfer-encoding"] or ""):lower()
+    local cl = headers["content-length"]
+    if te:find("chunked", 1, true) then
+      local b, berr, lim = read_chunked(sock, self.max_body)
+      if not b then
+        if lim then
+          return nil, "response body above " .. self.max_body .. " bytes", "CURLE_FILESIZE_EXCEEDED", true
+        end
+        return nil, berr, io_code(berr, "CURLE_PARTIAL_FILE"), true
+      end
+      rbody = b
+    elseif cl then
+      local n = tonumber(cl:match("^%s*(%d+)%s*$"))
+      if not n then return nil, "bad Content-Length", "CURLE_RECV_ERROR", true end
+      if n > self.max_body then
+        return nil, "response body above " .. self.max_body .. " bytes", "CURLE_FILESIZE_EXCEEDED", true
+      end
+      if n > 0 then
+        local b, berr = sock:receive(n)
+        if not b then return nil, berr, io_code(berr, "CURLE_PARTIAL_FILE"), true end
+        rbody = b
+      end
+    else
+      -- body until the server closes the connection
+      keep = false
+      local b, berr, partial = sock:receive("*a")
+      if not b then
+        if berr ~= "closed" then return nil, berr, io_code(berr, "CURLE_RECV_ERROR"), true end
+        b = partial
+      end
+      if #b > self.max_body then
+        return nil, "response body above " .. self.max_body .. " bytes", "CURLE_FILESIZE_EXCEEDED", true
+      end
+      rbody = b
+    end
+  end
+  return { status = status, headers = headers, body = rbody, http_version = "1.1" }, keep
+end
+
+function T:_connect(p, port, timeout_ms)
+  local to_host, to_port = self:target(p.host, port)
+  local tls = p.scheme == "https"
+  local pool = table.concat({ p.host, port, to_host, to_port, tls and "tls-verify" or "plain" }, ":")
+  local sock = ngx.socket.tcp()
+  sock:settimeouts(self.connect_timeout_ms < timeout_ms and self.connect_timeout_ms or timeout_ms,
+    timeout_ms, timeout_ms)
+  local chost = to_host:match("^%[(.*)%]$") or to_host
+  local ok, err = sock:connect(chost, to_port, { pool = pool, pool_size = self.pool_size })
+  if not ok then return nil, err, connect_code(err) end
+  local reused = sock:getreusedtimes() or 0
+  if tls and reused == 0 then
+    local sni = p.host:match("^%[(.*)%]$") or p.host
+    local sess
+    sess, err = sock:sslhandshake(nil, sni, true)
+    if not sess then
+      sock:close()
+      return nil, "TLS handshake with " .. p.host .. ": " .. tostring(err), tls_code(err)
+    end
+  end
+  return sock, reused
+end
+
+function T:request(req)
+  check(req)
+  if not ngx or not M.yieldable() then
+    return nil, errors.new("network", { code = "TransportUnavailable", retryable = false,
+      message = "azcmk.transport.ngx: cosockets are not available in this phase ("
+        .. tostring(ngx and ngx.get_phase and ngx.get_phase()) .. ")",
+      hint = "call from rewrite/access/content/timer phases (an ngx.timer.at(0, ...) from init_worker)" })
+  end
+  local p, perr = url.parse(req.url)
+  if not p then return fail("CURLE_URL_MALFORMAT", perr) end
+  if p.scheme ~= "https" then
+    local bare = p.host:match("^%[(.*)%]$") or p.host
+    if not (p.scheme == "http" and self.allow_http[bare]) then
+      return nil, errors.from_transport("refusing " .. p.scheme .. "://" .. p.host ..
+        " (only https, plain http only to " .. "IMDS and loopback)", "AZCMK_HTTP_REFUSED", p.host)
+    end
+  end
+  local port = p.port or (p.scheme == "https" and 443 or 80)
+  local timeout_ms = req.timeout_ms or self.timeout_ms
+  local t0 = ms_now()
+  local head, method = self:_head(req, p)
+  self.stats.requests = self.stats.requests + 1
+  for try = 1, 2 do
+    local sock, reused, code = self:_connect(p, port, timeout_ms)
+    if not sock then return fail(code, tostring(reused), p.host) end
+    local st = self.stats
+    if reused > 0 then st.reused = st.reused + 1 else st.connects = st.connects + 1 end
+    local res, keep, ecode, started = self:_exchange(sock, head, req.body, method)
+    if res then
+      if keep then sock:setkeepalive(self.keepalive_ms, self.pool_size) else sock:close() end
+      res.info = { total_ms = ms_now() - t0, num_connects = reused > 0 and 0 or 1, reused = reused > 0 }
+      return res
+    end
+    sock:close()
+    -- a pooled connection the server had closed: once more on a fresh one
+    if not (reused > 0 and not started and try == 1 and ecode ~= "CURLE_OPERATION_TIMEDOUT") then
+      return fail(ecode, tostring(keep), p.host)
+    end
+  end
+end
+
+--- Parallel requests (light threads, at most max_parallel at once). Returns results (res or
+-- false) and errs (err or nil) by index, like the curl transport.
+function T:batch(reqs, opts)
+  for _, r in ipairs(reqs) do check(r) end
+  local results, errs = {}, {}
+  local maxp = (opts and opts.max_parallel) or self.max_parallel
+  local next_i = 0
+  local function worker()
+    while true do
+      next_i = next_i + 1
+      local i = next_i
+      if i > #reqs then return end
+      local res, err = self:request(reqs[i])
+      results[i] = res or false
+      errs[i] = err
+    end
+  end
+  if not M.yieldable() then
+    worker()
+    return results, errs
+  end
+  local threads = {}
+  for _ = 1, math.min(maxp, #reqs) do threads[#threads + 1] = ngx.thread.spawn(worker) end
+  for _, th in ipairs(threads) do ngx.thread.wait(th) end
+  return results, errs
+end
+
+function T.close() end
+
+-- -------------------------------------------------------------------- phase-aware choice
+
+local A = {}
+A.__index = A
+
+--- A transport that uses cosockets where nginx allows them and libcurl (azcmk.transport.curl)
+-- elsewhere (plain Lua, or init / init_worker inside nginx). opts go to both.
+function M.auto(opts)
+  return setmetatable({ name = "auto", opts = opts or {} }, A)
+end
+
+function A:pick()
+  if M.yieldable() then
+    self.ngx_t = self.ngx_t or M.new(self.opts)
+    return self.ngx_t
+  end
+  self.curl_t = self.curl_t or require("azcmk.transport.curl").new(self.opts)
+  return self.curl_t
+end
+
+function A:request(req) return self:pick():request(req) end
+function A:batch(reqs, opts) return self:pick():batch(reqs, opts) end
+function A:close()
+  if self.curl_t then self.curl_t:close() end
+end
+
+return M

@@ -1,0 +1,73 @@
+--- Content handlers for the nginx the specs start (spec/support/ngx_harness.lua). Runs inside
+-- nginx; answers JSON.
+--   /fast                   {in_flight, done, worker}: touches no Azure
+--   /slow                   an ARM GET (resource groups) through the worker's pipeline
+--   /arm                    the same; {status, worker, fetches (this worker's token fetches)}
+--   /transport?url=U&n=N&connect_to=R&env=0&method=M
+--                           N requests through azcmk.transport.ngx directly; the results
+local cjson = require("cjson.safe")
+
+local ngx = rawget(_G, "ngx")
+
+local M = {}
+
+local function say(t)
+  ngx.header["Content-Type"] = "application/json"
+  ngx.say(cjson.encode(t))
+end
+
+local function test_dict() return ngx.shared.azcmk_test end
+
+local function pipeline()
+  return assert(require("azcmk.ngx").pipeline({ retry = { max_retries = 0 } }))
+end
+
+function M.fast()
+  local d = test_dict()
+  say({ in_flight = d:get("in_flight") or 0, done = d:get("done") or 0, worker = ngx.worker.id() })
+end
+
+local function rg_list(p)
+  return p:arm("GET", "/subscriptions/" .. p.subscription .. "/resourcegroups",
+    { api_version = "2021-04-01" })
+end
+
+function M.slow()
+  local d = test_dict()
+  local p = pipeline()
+  d:incr("in_flight", 1, 0)
+  local res, err = rg_list(p)
+  d:incr("done", 1, 0)
+  say({ status = res and res.status, error = err and tostring(err), worker = ngx.worker.id() })
+end
+
+function M.arm()
+  local p = pipeline()
+  local res, err = rg_list(p)
+  say({ status = res and res.status, error = err and tostring(err), worker = ngx.worker.id(),
+    fetches = p.tokens.fetches, lock = p.tokens.lock_stats })
+end
+
+local function err_table(err)
+  if not err then return nil end
+  return { kind = err.kind, code = err.code, tls = err.tls, phase = err.phase, retryable = err.retryable,
+    message = err.message, status = err.status }
+end
+
+function M.transport()
+  local args = ngx.req.get_uri_args()
+  local T = require("azcmk.transport.ngx")
+  local opts = { timeout_ms = tonumber(args.timeout_ms) or 10000 }
+  if args.connect_to then opts.connect_to = args.connect_to end
+  if args.env == "0" then opts.env = {} end
+  local t = T.new(opts)
+  local out = {}
+  for i = 1, tonumber(args.n) or 1 do
+    local res, err = t:request({ method = args.method or "GET", url = args.url, body = args.body })
+    out[i] = { status = res and res.status, headers = res and res.headers, body = res and res.body,
+      reused = res and res.info and res.info.reused, err = err_table(err) }
+  end
+  say({ results = out, stats = t.stats })
+end
+
+return M
