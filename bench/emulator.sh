@@ -25,18 +25,35 @@ RG="/subscriptions/$AZURE_SUBSCRIPTION_ID/resourcegroups/bench"
 "${C[@]}" -o /dev/null -X PUT "https://management.azure.com$RG?api-version=2024-11-01" \
   -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"location":"westus"}'
 
+# CPU time (utime + stime, clock ticks) of the emulator's nginx workers: CPU cost per request
+# is a steadier figure than req/s on a shared machine.
+MASTER=$(cat "$DIR/nginx.pid")
+TICK=$(getconf CLK_TCK)
+worker_ticks() {
+  local t=0 p
+  for p in $(pgrep -P "$MASTER"); do
+    t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat")))
+  done
+  echo "$t"
+}
+
 run() {
   local name=$1 url=$2; shift 2
   # warm-up, then the measured run
   wrk -t2 -c"$CONNS" -d3s "$@" "$url" >/dev/null
-  local out rps
+  local out rps t0 t1 reqs
+  t0=$(worker_ticks)
   out=$(wrk -t2 -c"$CONNS" -d"${SECS}s" --latency "$@" "$url")
+  t1=$(worker_ticks)
   rps=$(awk '/Requests\/sec/ {print $2}' <<<"$out")
-  local p50 p99 non2xx
+  reqs=$(awk '/requests in/ {print $1}' <<<"$out")
+  local p50 p99 non2xx us
   p50=$(awk '$1=="50%" {print $2}' <<<"$out")
   p99=$(awk '$1=="99%" {print $2}' <<<"$out")
   non2xx=$(awk '/Non-2xx/ {print $NF}' <<<"$out")
-  printf "%-44s %10s req/s   p50 %-8s p99 %-8s non-2xx %s\n" "$name" "$rps" "$p50" "$p99" "${non2xx:-0}"
+  us=$(awk -v d=$((t1 - t0)) -v n="$reqs" -v hz="$TICK" 'BEGIN { printf "%.0f", d / hz * 1e6 / n }')
+  printf "%-44s %10s req/s   p50 %-8s p99 %-8s non-2xx %-3s nginx CPU %s us/req\n" "$name" "$rps" "$p50" "$p99" \
+    "${non2xx:-0}" "$us"
 }
 echo "emulator bench: ${SECS}s per case, $CONNS keep-alive connections, 2 wrk threads, 2 nginx workers"
 run "GET /_emulator/health" "https://127.0.0.1:$PORT/_emulator/health" -H "Host: management.azure.com"

@@ -74,9 +74,9 @@ function M.check_api_version(req, typ, loc)
     short, table.concat(t.api_versions, ", "), table.concat(M.LOCATIONS, ", "))))
 end
 
---- The seeded subscription, or raises 404 SubscriptionNotFound.
+--- The seeded subscription (read-only table), or raises 404 SubscriptionNotFound.
 function M.require_subscription(sub)
-  local s = state.get("sub:" .. tostring(sub):lower())
+  local s = state.get_ro("sub:" .. tostring(sub):lower())
   if not s then
     errors.throw(errors.arm(404, "SubscriptionNotFound", "The subscription '" .. tostring(sub) ..
       "' could not be found."))

@@ -146,12 +146,12 @@ function M.guid_of(role_definition_id)
   return type(role_definition_id) == "string" and role_definition_id:match("([%x%-]+)$"):lower() or nil
 end
 
---- Role assignment records of a principal (each the stored ARM resource).
+--- Role assignment records of a principal (each the stored ARM resource; read-only tables).
 function M.assignments_of(oid)
-  local ids = state.get("ra:p:" .. oid:lower()) or {}
+  local ids = state.get_ro("ra:p:" .. oid:lower()) or {}
   local out = {}
   for _, id in ipairs(ids) do
-    local ra = state.get("arm:" .. id)
+    local ra = state.get_ro("arm:" .. id)
     if ra then out[#out + 1] = ra end
   end
   return out

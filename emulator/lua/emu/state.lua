@@ -19,6 +19,23 @@ function M.get(key)
   return json.decode(s)
 end
 
+-- Per-worker cache of decoded values for get_ro, keyed by the stored text.
+local ro_cache, ro_n = {}, 0
+
+--- Like get, but the returned table is shared and MUST NOT be modified (cheap repeated reads:
+-- authorization checks, subscription lookups). Use get() for anything you change.
+function M.get_ro(key)
+  local s = dict:get(key)
+  if s == nil then return nil end
+  local hit = ro_cache[key]
+  if hit and hit[1] == s then return hit[2] end
+  local v = json.decode(s)
+  if ro_n > 2000 then ro_cache, ro_n = {}, 0 end
+  if not hit then ro_n = ro_n + 1 end
+  ro_cache[key] = { s, v }
+  return v
+end
+
 --- Stores value (any JSON-able value). Raises when the dict is full.
 function M.put(key, value)
   local ok, err = dict:set(key, json.encode_store(value))

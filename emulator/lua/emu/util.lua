@@ -1,20 +1,11 @@
 --- emu.util: small helpers shared by the services.
 local M = {}
 
-local hexd = "0123456789abcdef"
-
 --- Random RFC 4122 v4 UUID (math.random, seeded per worker: ids, not secrets).
+local random, format = math.random, string.format
 function M.uuid()
-  local t = {}
-  for i = 1, 32 do
-    local r = math.random(1, 16)
-    t[i] = hexd:sub(r, r)
-  end
-  t[13] = "4"
-  local v = math.random(9, 12)
-  t[17] = hexd:sub(v, v)
-  local s = table.concat(t)
-  return s:sub(1, 8) .. "-" .. s:sub(9, 12) .. "-" .. s:sub(13, 16) .. "-" .. s:sub(17, 20) .. "-" .. s:sub(21, 32)
+  return format("%08x-%04x-4%03x-%04x-%06x%06x", random(0, 0xffffffff), random(0, 0xffff), random(0, 0xfff),
+    random(0x8000, 0xbfff), random(0, 0xffffff), random(0, 0xffffff))
 end
 
 --- 32 lower-case hex characters (Key Vault key versions and similar).
