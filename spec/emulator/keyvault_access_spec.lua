@@ -11,8 +11,12 @@ local function plain(s) return (s:gsub("[%^%$%(%)%%%.%[%]%*%+%-%?]", "%%%0")) en
 describe("emulator Key Vault authorization", function()
   local rg, seed, owner, noaccess, caller_of
 
+  -- The specs move the simulated clock by weeks: start from and leave the seeded state.
+  teardown(function() E.reset() end)
+
   setup(function()
     E.ensure()
+    E.reset()
     seed = E.seed()
     owner, noaccess = seed.owner.object_id, seed.noaccess.object_id
     rg = KV.rg(KV.uniq("rg"))

@@ -22,8 +22,12 @@ end
 describe("emulator Key Vault management plane", function()
   local rg, seed
 
+  -- The specs move the simulated clock by weeks: start from and leave the seeded state.
+  teardown(function() E.reset() end)
+
   setup(function()
     E.ensure()
+    E.reset()
     seed = E.seed()
     rg = KV.rg(KV.uniq("rg"))
   end)

@@ -192,7 +192,7 @@ end
 --- "deleting" while a deleted key is still being deleted, "deleted" once recoverable, else nil.
 function M.deletion_state(k)
   if not k or not k.deleted then return nil end
-  if M.now() < k.deleted.deletedDate + (k.deleted.settle or 0) then return "deleting" end
+  if k.deleted.settle_until and clock.now() < k.deleted.settle_until then return "deleting" end
   return "deleted"
 end
 

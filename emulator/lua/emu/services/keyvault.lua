@@ -512,7 +512,8 @@ M.route("DELETE", "/keys/{name}", "delete", function(req, vault)
   local days = store.retention_days(vault)
   local rec, done = store.update_key(vault.name, name, function(k)
     if not k or k.deleted then return k, false end
-    k.deleted = { deletedDate = now, scheduledPurgeDate = now + days * store.DAY, settle = store.delete_seconds() }
+    k.deleted = { deletedDate = now, scheduledPurgeDate = now + days * store.DAY,
+      settle_until = require("emu.clock").now() + store.delete_seconds() }
     return k, true
   end)
   if not done then M.key_not_found(vault, name) end
