@@ -211,7 +211,7 @@ step("local-wrap-emulator-unwrap", { "key-new-version" }, function()
 end)
 
 step("delete-recover", { "key" }, function()
-  create_key(vault_url, "scratch")
+  create_key(vault_url, "scratch", { kty = "EC", crv = "P-256" })   -- as cmk-flow.mjs
   must(p:vault("DELETE", vault_url, "/keys/scratch"))
   -- poll like the SDK's delete/recover pollers (intervalInMs 100)
   repeat local r = p:vault("GET", vault_url, "/deletedkeys/scratch") until r or sleep(0.1)

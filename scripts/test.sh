@@ -68,6 +68,9 @@ for t in fuzz/fuzz_*.c; do
   stage "$n" check env FUZZ_SECONDS="${FUZZ_SECONDS:-8}" ./scripts/fuzz.sh "$n"
 done
 stage rockspec check ./scripts/rockspec-check.sh
+# The official Azure SDK for JavaScript runs the CMK job against its own emulator (conformance/README.md).
+stage conformance check env CONFORMANCE_PORT=$(( ${AZCMK_TEST_PORT:-18443} + 2 )) \
+  CONFORMANCE_DIR=build/test-conformance-emulator ./scripts/conformance.sh
 
 [ -n "$failed_stages" ] && echo "failed stages:$failed_stages"
 echo "$passed passed, $failed failed" | tee build/test-summary.txt
