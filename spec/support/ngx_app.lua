@@ -2,7 +2,8 @@
 -- nginx; answers JSON.
 --   /fast                   {in_flight, done, worker}: touches no Azure
 --   /slow                   an ARM GET (resource groups) through the worker's pipeline
---   /arm                    the same; {status, worker, fetches (this worker's token fetches)}
+--   /arm                    the same; {status, worker, fetches (this worker's token fetches so far),
+--                           fetched (during this request)}
 --   /transport?url=U&n=N&connect_to=R&env=0&method=M
 --                           N requests through azcmk.transport.ngx directly; the results
 local cjson = require("cjson.safe")
@@ -21,6 +22,7 @@ local function test_dict() return ngx.shared.azcmk_test end
 local function pipeline()
   return assert(require("azcmk.ngx").pipeline({ retry = { max_retries = 0 } }))
 end
+M.pipeline = pipeline
 
 function M.fast()
   local d = test_dict()
@@ -43,9 +45,10 @@ end
 
 function M.arm()
   local p = pipeline()
+  local before = p.tokens.fetches
   local res, err = rg_list(p)
   say({ status = res and res.status, error = err and tostring(err), worker = ngx.worker.id(),
-    fetches = p.tokens.fetches, lock = p.tokens.lock_stats })
+    fetches = p.tokens.fetches, fetched = p.tokens.fetches - before, lock = p.tokens.lock_stats })
 end
 
 local function err_table(err)

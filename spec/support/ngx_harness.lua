@@ -58,7 +58,7 @@ end
 function M.free_port()
   math.randomseed(os.time() + math.floor(os.clock() * 1e6))
   for _ = 1, 50 do
-    local port = math.random(30000, 39999)
+    local port = math.random(12000, 17999)  -- below the ephemeral range (32768-)
     if port_free(port) then return port end
   end
   error("no free port")
@@ -75,6 +75,7 @@ error_log ${DIR}/error.log ${LOG_LEVEL};
 load_module ${MODULES}ndk_http_module.so;
 load_module ${MODULES}ngx_http_lua_module.so;
 ${ENV}
+${MAIN}
 events { worker_connections 1024; }
 http {
   access_log off;
@@ -83,7 +84,7 @@ http {
   fastcgi_temp_path ${DIR}/tmp;
   uwsgi_temp_path ${DIR}/tmp;
   scgi_temp_path ${DIR}/tmp;
-  lua_package_path "${ROOT}/lua/?.lua;${ROOT}/lua/?/init.lua;${ROOT}/spec/?.lua;;";
+  lua_package_path "${ROOT}/lua/?.lua;${ROOT}/lua/?/init.lua;${ROOT}/spec/?.lua;${LUA_PATH};;";
   lua_package_cpath "${ROOT}/build/jit/?.so;;";
   lua_shared_dict azcmk_tokens 1m;
   lua_shared_dict azcmk_status 1m;
@@ -121,9 +122,19 @@ local S = {}
 S.__index = S
 
 --- opts: workers (1), env (emulator env table), http (extra http-block text), server (extra
--- server-block text), init_worker (Lua), trusted (CA bundle file; default system + AZCMK_CA_FILE),
+-- server-block text), main (main-context text, e.g. thread_pool), lua_path (extra
+-- lua_package_path entries), init_worker (Lua), trusted (CA bundle file; default system + AZCMK_CA_FILE),
 -- log_level ("warn").
 function M.start(opts)
+  for _ = 1, 3 do
+    local ok, srv = pcall(M.start_once, opts)
+    if ok then return srv end
+    if not tostring(srv):find("Address already in use", 1, true) then error(srv, 0) end
+  end
+  return M.start_once(opts)
+end
+
+function M.start_once(opts)
   opts = opts or {}
   local root = cwd()
   local port = M.free_port()
@@ -143,7 +154,8 @@ function M.start(opts)
   local vars = { WORKERS = tostring(opts.workers or 1), DIR = dir, MODULES = MODULES, ROOT = root,
     ENV = table.concat(env_lines, "\n"), TRUSTED = trusted, PORT = tostring(port), HTTP = opts.http or "",
     SERVER = opts.server or "", USER = M.is_root() and "user root;" or "",
-    INIT_WORKER = opts.init_worker or "", LOG_LEVEL = opts.log_level or "warn" }
+    INIT_WORKER = opts.init_worker or "", MAIN = opts.main or "", LUA_PATH = opts.lua_path or "",
+    LOG_LEVEL = opts.log_level or "warn" }
   local conf = TEMPLATE:gsub("%${([%w_]+)}", function(k) return vars[k] end)
   write(dir .. "/nginx.conf", conf)
   local cmd = "env -i PATH=/usr/sbin:/usr/bin:/bin " .. table.concat(env_prefix, " ") ..
