@@ -61,7 +61,9 @@ describe("nginx embedding: event loop #lua54", function()
     -- the emulator saw 20 delayed GETs
     local delayed = 0
     for _, e in ipairs(E.log(since)) do
-      if e.fault and e.method == "GET" and e.path:find("/resourcegroups", 1, true) then delayed = delayed + 1 end
+      if e.fault and e.method == "GET" and e.path:find("/resourcegroups", 1, true) then
+        delayed = delayed + 1
+      end
     end
     assert.are.equal(20, delayed)
   end)
