@@ -111,7 +111,7 @@ function M.keyaccess(kid, principal, trusted)
   local res = E.control("GET", "keyaccess?kid=" .. E.urlencode(kid) .. "&principal=" ..
     E.urlencode(principal or "") .. "&trusted=" .. tostring(trusted == true))
   assert(res.status == 200, res.body)
-  return res.json.result, res.json.newest
+  return res.json.result, res.json.newest, res.json.versions
 end
 
 return M

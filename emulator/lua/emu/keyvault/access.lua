@@ -30,7 +30,8 @@ local rbac = require("emu.rbac")
 
 local M = {}
 
--- Access-policy permission -> RBAC data action.
+-- Access-policy permission -> RBAC data action (the mapping of Microsoft's
+-- KeyVault-AccessPolicyToRBAC-CompareTool).
 M.DATA_ACTIONS = {
   get = "Microsoft.KeyVault/vaults/keys/read",
   list = "Microsoft.KeyVault/vaults/keys/read",
@@ -39,7 +40,7 @@ M.DATA_ACTIONS = {
   import = "Microsoft.KeyVault/vaults/keys/import/action",
   delete = "Microsoft.KeyVault/vaults/keys/delete",
   recover = "Microsoft.KeyVault/vaults/keys/recover/action",
-  purge = "Microsoft.KeyVault/vaults/deletedKeys/delete",
+  purge = "Microsoft.KeyVault/vaults/keys/purge/action",
   backup = "Microsoft.KeyVault/vaults/keys/backup/action",
   restore = "Microsoft.KeyVault/vaults/keys/restore/action",
   encrypt = "Microsoft.KeyVault/vaults/keys/encrypt/action",
@@ -52,7 +53,7 @@ M.DATA_ACTIONS = {
   rotate = "Microsoft.KeyVault/vaults/keys/rotate/action",
   getrotationpolicy = "Microsoft.KeyVault/vaults/keyrotationpolicies/read",
   setrotationpolicy = "Microsoft.KeyVault/vaults/keyrotationpolicies/write",
-  listdeleted = "Microsoft.KeyVault/vaults/deletedKeys/read",
+  listdeleted = "Microsoft.KeyVault/vaults/keys/read",
 }
 
 -- Canonical spelling of each permission (Key Vault's error texts use it).

@@ -719,7 +719,8 @@ local function control(method, path, handler)
   router.add({ kind = "control", method = method, path = "/_emulator" .. path, handler = handler, ci = false })
 end
 
---- GET /_emulator/keyaccess?kid=&principal=&trusted=true|false -> access.check_key's answer.
+--- GET /_emulator/keyaccess?kid=&principal=&trusted=true|false -> access.check_key's answer,
+-- plus access.newest_version and access.versions.
 control("GET", "/keyaccess", function(req)
   local kid = req:arg("kid")
   if not kid or kid == "" then return errors.arm(400, "BadRequest", "give the key URL as 'kid'") end
@@ -732,7 +733,8 @@ control("GET", "/keyaccess", function(req)
       created = res.key.created }
   end
   local newest = access.newest_version(kid)
-  return 200, { result = res, newest = newest or json.null }
+  local versions = access.versions(kid)
+  return 200, { result = res, newest = newest or json.null, versions = versions and json.array(versions) or json.null }
 end)
 
 control("GET", "/keyvault", function()
