@@ -67,7 +67,8 @@ function describe(e) {
 
 // CMK_FLOW_CORE=1 (bench/conformance.sh): only the CMK job itself, the same calls as
 // bench/conformance-flow.lua does through azcmk; the extra credential and denial checks are left out.
-const EXTRA = new Set(["token-certificate", "token-workload-identity", "token-bad-secret", "rotate-versionless", "denied"]);
+const EXTRA = new Set(["token-certificate", "token-workload-identity", "token-bad-secret", "rotate-versionless", "denied",
+  "throttled-retry"]);
 const CORE_ONLY = Boolean(process.env.CMK_FLOW_CORE);
 
 async function step(name, needs, fn) {
@@ -113,16 +114,28 @@ async function expectRestError(promise, status, codeCheck) {
   throw new Error(`want RestError ${status}, the call succeeded: ${JSON.stringify(res).slice(0, 200)}`);
 }
 
-function controlGet(path) {
+// The emulator's control API (/_emulator/..., no auth), through the same loopback mapping.
+function control(method, path, body) {
   return new Promise((resolve, reject) => {
-    https.get({ host: "management.azure.com", port: 443, path }, (res) => {
-      let body = "";
-      res.on("data", (d) => { body += d; });
+    const data = body === undefined ? undefined : JSON.stringify(body);
+    const req = https.request({ host: "management.azure.com", port: 443, path, method,
+      headers: data ? { "content-type": "application/json", "content-length": Buffer.byteLength(data) } : {} }, (res) => {
+      let text = "";
+      res.on("data", (d) => { text += d; });
       res.on("end", () => {
-        try { resolve(JSON.parse(body)); } catch (e) { reject(new Error(`${path}: ${res.statusCode} ${body.slice(0, 200)}`)); }
+        if (res.statusCode >= 300) return reject(new Error(`${method} ${path}: ${res.statusCode} ${text.slice(0, 200)}`));
+        try { resolve(text ? JSON.parse(text) : null); } catch (e) { resolve(text); }
       });
-    }).on("error", reject);
+    });
+    req.on("error", reject);
+    req.end(data);
   });
+}
+const controlGet = (path) => control("GET", path);
+async function logSince(seq) {
+  const text = await control("GET", `/_emulator/log?since=${seq}`);
+  const lines = typeof text === "string" ? text.split("\n") : [JSON.stringify(text)];
+  return lines.filter(Boolean).map((l) => { try { return JSON.parse(l); } catch { return null; } }).filter((e) => e && e.method);
 }
 
 function jwtClaims(token) {
@@ -405,6 +418,30 @@ await step("denied", ["key-new-version", "rbac-key", "token-certificate"], async
   got.push(await expectRestError(new KeyClient(ctx.vault2.properties.vaultUri, no).getKey(names.key), 403,
     (code) => eq(code, "Forbidden", "RBAC vault code")));
   return got.join(", ");
+});
+
+// Throttling and a transient 503: the SDK's retry policies against the emulator's fault injection
+// (429 + Retry-After on ARM, 503 on the vault); both calls must succeed after one retry.
+await step("throttled-retry", ["registry-cmk", "key-new-version"], async () => {
+  const seq = (await controlGet("/_emulator/health")).log_seq;
+  const regPath = `/subscriptions/${sub}/resourceGroups/${names.rg}/providers/Microsoft.ContainerRegistry/registries/${names.reg}`;
+  await control("POST", "/_emulator/faults", { rules: [
+    { host: "management.azure.com", path: regPath, method: "GET", status: 429, retry_after: 1, count: 1 },
+    { host: `${names.kv}.vault.azure.net`, path: `/keys/${names.key}`, method: "GET", status: 503, count: 1 },
+  ] });
+  try {
+    const t0 = Date.now();
+    await acr.registries.get(names.rg, names.reg);
+    check(Date.now() - t0 >= 900, `the SDK did not wait for Retry-After: 1 (${Date.now() - t0} ms)`);
+    await ctx.keys.getKey(names.key);
+  } finally {
+    await control("DELETE", "/_emulator/faults");
+  }
+  const log = await logSince(seq);
+  const st = (host) => log.filter((e) => e.host === host && e.method === "GET" && !e.path.startsWith("/_emulator"))
+    .map((e) => e.status).join(",");
+  check(/^429,200/.test(st("management.azure.com")), `ARM statuses ${st("management.azure.com")}`);
+  check(/^503,200/.test(st(`${names.kv}.vault.azure.net`)), `vault statuses ${st(`${names.kv}.vault.azure.net`)}`);
 });
 
 // Service rules: the SDK surfaces Azure's refusal as RestError(statusCode, code).
