@@ -1,0 +1,151 @@
+-- azcmk.transport.ngx inside a real nginx: keep-alive reuse, chunked and Content-Length
+-- bodies, 1xx answers and folded/repeated headers, connect-to mapping with Host/SNI and
+-- verification on the URL's host, TLS verification failures (wrong CA, name not in the
+-- certificate), timeouts, refused plain http, and the same structured errors as libcurl.
+local E = require("support.emulator")
+local N = require("support.ngx_harness")
+local TLS = require("support.tls_nginx")
+
+local function read(p)
+  local f = assert(io.open(p, "rb"))
+  local s = f:read("*a")
+  f:close()
+  return s
+end
+
+describe("azcmk.transport.ngx in nginx #lua54", function()
+  local env, tls, srv, bad, trusted
+  local CHUNKED = [[
+    location = /chunked {
+      content_by_lua_block {
+        for i = 1, 50 do ngx.print(string.rep("x", 999) .. (i % 10)) ngx.flush(true) end
+      }
+    }
+  ]]
+  setup(function()
+    env = E.ensure()
+    tls = TLS.start()
+    -- trusts the system bundle + the test server's CA, NOT the emulator's CA
+    trusted = os.tmpname()
+    local f = assert(io.open(trusted, "wb"))
+    f:write(read(N.SYSTEM_CA) .. "\n" .. read(tls.ca_file))
+    f:close()
+    srv = N.start({ workers = 1, env = env, trusted = trusted, server = CHUNKED })
+    -- trusts the emulator (system + emulator CA): the default of the harness
+    bad = N.start({ workers = 1, env = env })
+  end)
+  teardown(function()
+    if srv then srv:stop() end
+    if bad then bad:stop() end
+    if tls then tls:stop() end
+    if trusted then os.remove(trusted) end
+  end)
+
+  local function call(s, url, q)
+    local qs = "/transport?url=" .. E.urlencode(url)
+    for k, v in pairs(q or {}) do qs = qs .. "&" .. k .. "=" .. E.urlencode(v) end
+    local r = s:get(qs)
+    assert.are.equal(200, r.status, r.body)
+    return r.json
+  end
+
+  local function to_h1() return ":443:127.0.0.1:" .. tls.port_h1 end
+
+  it("maps the connection with connect_to, keeps Host/SNI/verification on the URL host, reuses it", function()
+    local j = call(srv, "https://myvault.vault.azure.net/hello?i=1",
+      { n = 3, connect_to = to_h1(), env = "0" })
+    local r = j.results
+    assert.are.equal(3, #r)
+    for i = 1, 3 do
+      assert.is_nil(r[i].err)
+      assert.are.equal(200, r[i].status)
+      assert.are.equal("hello 1", r[i].body)
+    end
+    assert.are.equal(r[1].headers["x-conn"], r[2].headers["x-conn"])
+    assert.are.equal(r[1].headers["x-conn"], r[3].headers["x-conn"])
+    assert.is_false(r[1].reused)
+    assert.is_true(r[2].reused)
+    assert.is_true(r[3].reused)
+    assert.are.equal(1, j.stats.connects)
+    assert.are.equal(2, j.stats.reused)
+  end)
+
+  it("sends Host of the URL and a body with Content-Length (echo)", function()
+    local j = call(srv, "https://myvault.vault.azure.net/echo", { method = "POST", body = "hello body",
+      connect_to = to_h1(), env = "0" })
+    local r = j.results[1]
+    assert.are.equal(200, r.status)
+    assert.are.equal("hello body", r.body)
+    assert.are.equal("POST", r.headers["x-method"])
+    assert.are.equal("myvault.vault.azure.net", r.headers["x-echo-host"])
+    assert.are.equal("10", r.headers["x-echo-content-length"])
+  end)
+
+  it("reads chunked bodies", function()
+    local j = call(srv, "http://127.0.0.1:" .. srv.port .. "/chunked")
+    local r = j.results[1]
+    assert.are.equal(200, r.status)
+    assert.are.equal("chunked", r.headers["transfer-encoding"])
+    assert.are.equal(50000, #r.body)
+    assert.are.equal(string.rep("x", 999) .. "1", r.body:sub(1, 1000))
+  end)
+
+  it("skips 1xx answers, unfolds folded headers, joins repeated ones, honours Connection: close", function()
+    local j = call(srv, "https://myvault.vault.azure.net/interim", { n = 2, connect_to = to_h1(), env = "0" })
+    local r = j.results
+    assert.are.equal(200, r[1].status)
+    assert.are.equal("ok", r[1].body)
+    assert.are.equal("yes", r[1].headers["x-final"])
+    assert.is_nil(r[1].headers["x-interim"])
+    assert.are.equal("a b", r[1].headers["x-folded"])
+    assert.are.equal("1, 2", r[1].headers["x-dup"])
+    assert.is_false(r[2].reused) -- the server closed it
+  end)
+
+  it("fails TLS verification with the wrong CA: TLSVerificationFailed, not retryable", function()
+    -- srv does not trust the emulator's CA
+    local j = call(srv, "https://management.azure.com/_emulator/health")
+    local e = j.results[1].err
+    assert.is_table(e)
+    assert.are.equal("network", e.kind)
+    assert.are.equal("TLSVerificationFailed", e.code)
+    assert.is_true(e.tls)
+    assert.is_false(e.retryable)
+    -- and nginx trusting the emulator's CA reaches it through AZCMK_CONNECT_TO
+    j = call(bad, "https://management.azure.com/_emulator/health")
+    assert.are.equal(200, j.results[1].status)
+    assert.are.equal("ok", require("cjson.safe").decode(j.results[1].body).status)
+  end)
+
+  it("verifies the URL's host, not the mapped address: a name outside the certificate fails", function()
+    local j = call(srv, "https://example.org/hello",
+      { connect_to = ":443:127.0.0.1:" .. tls.port_h1, env = "0" })
+    local e = j.results[1].err
+    assert.are.equal("TLSVerificationFailed", e.code)
+  end)
+
+  it("times out like the curl transport (kind timeout, retryable)", function()
+    local j = call(srv, "https://myvault.vault.azure.net/sleep?s=2",
+      { connect_to = to_h1(), env = "0", timeout_ms = 200 })
+    local e = j.results[1].err
+    assert.are.equal("timeout", e.kind)
+    assert.are.equal("Timeout", e.code)
+    assert.is_true(e.retryable)
+  end)
+
+  it("refuses plain http to other hosts than IMDS and loopback, before any I/O", function()
+    local j = call(srv, "http://example.org/x")
+    local e = j.results[1].err
+    assert.are.equal("input", e.kind)
+    assert.are.equal("AZCMK_HTTP_REFUSED", e.code)
+  end)
+
+  it("reports a refused connection as a retryable connect-phase network error", function()
+    local j = call(srv, "https://myvault.vault.azure.net/x", { connect_to = ":443:127.0.0.1:1", env = "0" })
+    local e = j.results[1].err
+    assert.are.equal("network", e.kind)
+    assert.are.equal("CURLE_COULDNT_CONNECT", e.code)
+    assert.are.equal("connect", e.phase)
+    assert.is_true(e.retryable)
+  end)
+end)
