@@ -162,7 +162,9 @@ describe("emulator Key Vault authorization", function()
       assert.equal(200, KV.req("GET", v, "/keys").status)
       E.arm("PATCH", KV.vault_path(rg, v), { properties = { publicNetworkAccess = "Disabled" } },
         { api_version = KV.API })
-      KV.assert_kv_error(KV.req("GET", v, "/keys"), 403, "Forbidden", "ForbiddenByFirewall")
+      KV.assert_kv_error(KV.req("GET", v, "/keys"), 403, "Forbidden", "ForbiddenByConnection", "^" .. plain(
+        "Public network access is disabled and request is not from a trusted service nor via an approved private " ..
+        "link.\r\nCaller: " .. caller_of(seed.owner) .. "\r\nVault: " .. v .. ";location=westus") .. "$")
     end)
   end)
 
@@ -255,6 +257,13 @@ describe("emulator Key Vault authorization", function()
         { api_version = KV.API })
       assert.equal("firewall", KV.keyaccess(kid, noaccess, true).reason)
       E.arm("PATCH", path, { properties = { networkAcls = { defaultAction = "Allow" } } }, { api_version = KV.API })
+      assert.is_true(KV.keyaccess(kid, noaccess, false).ok)
+      E.arm("PATCH", path, { properties = { publicNetworkAccess = "Disabled" } }, { api_version = KV.API })
+      r = KV.keyaccess(kid, noaccess, false)
+      assert.equal("firewall", r.reason)
+      assert.matches("^Public network access is disabled", r.message)
+      assert.is_true(KV.keyaccess(kid, noaccess, true).ok)
+      E.arm("PATCH", path, { properties = { publicNetworkAccess = "Enabled" } }, { api_version = KV.API })
       assert.is_true(KV.keyaccess(kid, noaccess, false).ok)
     end)
 

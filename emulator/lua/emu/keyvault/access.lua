@@ -24,7 +24,7 @@
 --
 -- The data plane (emu.services.keyvault) uses the same authorization helpers:
 --   access.allowed(vault, oid, perm, key_name) -> bool     perm: an access-policy permission
---   access.firewall_ok(vault, opts)            -> bool
+--   access.firewall_ok(vault, opts)            -> true | false, "acl" | "public"
 local store = require("emu.keyvault.store")
 local rbac = require("emu.rbac")
 
@@ -141,13 +141,22 @@ function M.firewall_ok(vault, opts)
   if opts.trusted_service and type(bypass) == "string" and bypass:lower():find("azureservices", 1, true) then
     return true
   end
-  if public_disabled then return false end
+  if public_disabled then return false, "public" end
   if opts.ip then
     for _, r in ipairs(type(acls.ipRules) == "table" and acls.ipRules or {}) do
       if type(r) == "table" and type(r.value) == "string" and M.ip_in_rule(opts.ip, r.value) then return true end
     end
   end
-  return false
+  return false, "acl"
+end
+
+--- Key Vault's text when public network access is disabled (innererror ForbiddenByConnection).
+function M.connection_message(vault, principal)
+  local tid = require("emu.seed").data.tenant_id
+  local caller = principal and string.format("appid=%s;oid=%s;iss=https://sts.windows.net/%s/",
+    tostring(principal.appid or principal.oid), tostring(principal.oid), principal.tid or tid) or "unknown"
+  return "Public network access is disabled and request is not from a trusted service nor via an approved " ..
+    "private link.\r\nCaller: " .. caller .. "\r\nVault: " .. vault.name .. ";location=" .. store.location(vault)
 end
 
 --- Key Vault's access-policy denial text.
@@ -223,7 +232,9 @@ function M.check_key(key_id, who)
     local p = require("emu.directory").get(oid)
     if p then principal.appid = p.appId end
   end
-  if not M.firewall_ok(vault, { trusted_service = who.trusted_service == true }) then
+  local net_ok, net_why = M.firewall_ok(vault, { trusted_service = who.trusted_service == true })
+  if not net_ok then
+    if net_why == "public" then return fail("firewall", M.connection_message(vault, principal)) end
     return fail("firewall", M.firewall_message(vault, principal, who.client_ip or "Azure service"))
   end
   local kname = id.name

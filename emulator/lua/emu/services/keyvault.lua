@@ -65,7 +65,11 @@ function M.open(req)
       "supported version (" .. M.LATEST .. ").", nil, vault)
   end
   local ip = client_ip()
-  if not access.firewall_ok(vault, { ip = ip, trusted_service = false }) then
+  local net_ok, why = access.firewall_ok(vault, { ip = ip, trusted_service = false })
+  if not net_ok then
+    if why == "public" then
+      fail(403, "Forbidden", access.connection_message(vault, req.principal), "ForbiddenByConnection", vault)
+    end
     fail(403, "Forbidden", access.firewall_message(vault, req.principal, ip), "ForbiddenByFirewall", vault)
   end
   req.vault = vault
