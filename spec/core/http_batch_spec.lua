@@ -72,6 +72,20 @@ describe("azcmk.core http batch", function()
     c:close()
   end)
 
+  it("resumes the client's TLS session on the new connections it opens", function()
+    local c = core.http_client{ ca_file = srv.ca_file, http_version = "1.1" }
+    local first = assert(c:request{ url = srv:url("/sleep?s=0") })
+    assert.equal(".", first.headers["x-session-reused"])
+    local reqs = {}
+    for i = 1, 4 do reqs[i] = { url = srv:url("/sleep?s=0.3&i=" .. i) } end
+    local resumed = 0
+    for _, r in ipairs(c:batch(reqs, { max_parallel = 4 })) do
+      if r.info.num_connects == 1 and r.headers["x-session-reused"] == "r" then resumed = resumed + 1 end
+    end
+    assert.is_true(resumed >= 1)
+    c:close()
+  end)
+
   it("runs one at a time with max_parallel = 1, on one connection", function()
     local c = core.http_client{ ca_file = srv.ca_file, http_version = "1.1" }
     local results = c:batch(hello_reqs(srv, 10), { max_parallel = 1 })

@@ -12,7 +12,8 @@
 -- Locations: /hello (X-Conn = $connection, X-Conn-Requests), /echo (method, body, request line
 -- as X-Request-Line, request headers as X-Echo-<name>), /headers (repeated and mixed-case),
 -- /redirect (302), /interim (HTTP/1.1 only: a raw 103, then a 200 with folded, duplicate
--- and malformed headers), /many?n=N (HTTP/1.1 only: N repeated headers), /sleep?s=N,
+-- and malformed headers), /many?n=N (HTTP/1.1 only: N repeated headers), /sleep?s=N
+-- (X-Session-Reused = $ssl_session_reused),
 -- /big?n=N, /status?code=N.
 local M = {}
 
@@ -49,7 +50,8 @@ local function mktemp_dir(prefix)
   return dir
 end
 
--- CA and server certificate, generated once per process per set of names.
+-- CA and server certificate, generated once per process per set of names while servers
+-- use them; the last `stop` of a server using one removes its directory.
 local pki_cache = {}
 
 function M.pki(names)
@@ -74,7 +76,7 @@ function M.pki(names)
   }, " && ") .. ") >/dev/null 2>&1"
   assert(sh(cmd), "openssl failed to make the test PKI in " .. dir)
   local pki = { dir = dir, ca_file = dir .. "/ca.pem", cert = dir .. "/server.pem",
-                key = dir .. "/server.key" }
+                key = dir .. "/server.key", key_name = key, users = 0 }
   pki_cache[key] = pki
   return pki
 end
@@ -133,6 +135,7 @@ local LOCATIONS = [[
     location = /sleep {
       content_by_lua_block {
         ngx.sleep(tonumber(ngx.var.arg_s) or 1)
+        ngx.header["X-Session-Reused"] = ngx.var.ssl_session_reused
         ngx.say("slept")
       }
     }
@@ -197,6 +200,12 @@ function Server:stop()
     end
   end
   sh("rm -rf " .. q(self.dir))
+  local pki = self.pki
+  pki.users = pki.users - 1
+  if pki.users <= 0 and pki_cache[pki.key_name] == pki then
+    pki_cache[pki.key_name] = nil
+    sh("rm -rf " .. q(pki.dir))
+  end
 end
 
 --- Starts nginx. opts.names: certificate names (default: localhost, management.azure.com,
@@ -217,6 +226,7 @@ function M.start(opts)
         if read(dir .. "/nginx.pid") then break end
         sh("sleep 0.02")
       end
+      pki.users = pki.users + 1
       return setmetatable({
         dir = dir, ca_file = pki.ca_file, pki = pki,
         port = p, port_h1 = p + 1, http_port = p + 2, stall_port = p + 3,
@@ -225,10 +235,18 @@ function M.start(opts)
     local log = read(dir .. "/start.log") or ""
     if not log:find("in use", 1, true) then
       sh("rm -rf " .. q(dir))
+      if pki.users == 0 then
+        pki_cache[pki.key_name] = nil
+        sh("rm -rf " .. q(pki.dir))
+      end
       error("nginx failed to start: " .. log)
     end
   end
   sh("rm -rf " .. q(dir))
+  if pki.users == 0 then
+    pki_cache[pki.key_name] = nil
+    sh("rm -rf " .. q(pki.dir))
+  end
   error("nginx: no free loopback port found")
 end
 
