@@ -296,6 +296,25 @@ describe("ARM resources", function()
       assert.equal(0, #r.json.value)
     end)
 
+    it("resource providers: registered, with their types and api-versions; unknown namespace 404", function()
+      local r = E.arm("GET", S .. "/providers/microsoft.managedidentity", nil, { api_version = "2021-04-01" })
+      assert.equal(200, r.status, r.body)
+      assert.equal("Registered", r.json.registrationState)
+      assert.equal("Microsoft.ManagedIdentity", r.json.namespace)
+      local found
+      for _, t in ipairs(r.json.resourceTypes) do
+        if t.resourceType == "userAssignedIdentities" then found = t end
+      end
+      assert.truthy(found)
+      assert.truthy(#found.apiVersions > 3)
+      r = E.arm("GET", S .. "/providers", nil, { api_version = "2021-04-01" })
+      assert.truthy(#r.json.value >= 2)
+      assert.equal(200, E.arm("POST", S .. "/providers/Microsoft.ManagedIdentity/register", nil,
+        { api_version = "2021-04-01" }).status)
+      E.assert_arm_error(E.arm("GET", S .. "/providers/Microsoft.Nope", nil, { api_version = "2021-04-01" }), 404,
+        "InvalidResourceNamespace")
+    end)
+
     it("subscriptions: GET, list, unknown subscription", function()
       local r = E.arm("GET", S, nil, { api_version = "2022-12-01" })
       assert.equal(200, r.status)
