@@ -198,7 +198,8 @@ static void ensure_global_init(lua_State *L) {
   /* libcurl 7.84+ makes curl_global_init itself thread-safe (CURL_VERSION_THREADSAFE,
    * reported by bookworm's build); the flag only avoids calling it per client. */
   if (!curl_inited) {
-    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK) luaL_error(L, "azcmk.http: curl_global_init failed");
+    if (curl_global_init(CURL_GLOBAL_DEFAULT) != CURLE_OK)
+      luaL_error(L, "azcmk.http: curl_global_init failed");
     curl_inited = 1;
   }
 }
@@ -218,7 +219,8 @@ static const char *opt_string_keep(lua_State *L, int t, const char *key, const c
 }
 
 /* Optional integral number field within [lo, hi]; def when absent. */
-static long opt_int_field(lua_State *L, int t, const char *key, long def, long lo, long hi, const char *where) {
+static long opt_int_field(lua_State *L, int t, const char *key, long def, long lo, long hi,
+                          const char *where) {
   lua_getfield(L, t, key);
   long v = def;
   if (lua_type(L, -1) == LUA_TNUMBER) {
@@ -283,7 +285,8 @@ static void read_request(lua_State *L, int t, struct reqspec *r, const char *whe
   }
   lua_pop(L, 1); /* method */
   r->timeout_ms = opt_int_field(L, t, "timeout_ms", c->timeout_ms, 1, MAX_TIMEOUT_MS, where);
-  r->connect_timeout_ms = opt_int_field(L, t, "connect_timeout_ms", c->connect_timeout_ms, 1, MAX_TIMEOUT_MS, where);
+  r->connect_timeout_ms =
+      opt_int_field(L, t, "connect_timeout_ms", c->connect_timeout_ms, 1, MAX_TIMEOUT_MS, where);
   lua_getfield(L, t, "headers");
   if (lua_istable(L, -1)) {
     lua_pushnil(L);
@@ -293,7 +296,8 @@ static void read_request(lua_State *L, int t, struct reqspec *r, const char *whe
         luaL_error(L, "%s: header names must be strings (got %s)", where, typename_at(L, -2));
       const char *name = lua_tolstring(L, -2, &nl);
       for (size_t i = 0; i < nl; i++)
-        if (!azcmk_header_is_tchar((unsigned char)name[i])) luaL_error(L, "%s: bad header name '%s'", where, name);
+        if (!azcmk_header_is_tchar((unsigned char)name[i]))
+          luaL_error(L, "%s: bad header name '%s'", where, name);
       if (nl == 0) luaL_error(L, "%s: empty header name", where);
       int vt = lua_type(L, -1);
       if (vt == LUA_TSTRING) {
@@ -545,8 +549,8 @@ static int xfer_set_url(struct client *c, struct xfer *x, const char *url, int *
     *is_http = 1;
     if (!host_allowed_http(c, host)) {
       fail = REFUSED;
-      snprintf(msg, sizeof msg, "plain http refused for host '%.100s' (only https, or http to allow_http hosts)",
-               host);
+      snprintf(msg, sizeof msg,
+               "plain http refused for host '%.100s' (only https, or http to allow_http hosts)", host);
     }
   }
   curl_free(scheme);
@@ -596,7 +600,8 @@ static int xfer_prepare(lua_State *L, struct client *c, struct xfer *x, int t, c
     bad |= curl_easy_setopt(e, CURLOPT_NOBODY, 1L) != CURLE_OK;
   } else if (posts) {
     /* POST without a body still sends Content-Length: 0 (Azure answers 411 otherwise) */
-    bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)(r->body ? r->body_len : 0)) != CURLE_OK;
+    curl_off_t size = (curl_off_t)(r->body ? r->body_len : 0);
+    bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDSIZE_LARGE, size) != CURLE_OK;
     bad |= curl_easy_setopt(e, CURLOPT_POSTFIELDS, r->body ? r->body : "") != CURLE_OK;
   }
   int standard = strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0 || strcmp(m, "POST") == 0;
@@ -866,7 +871,8 @@ static int l_http_client(lua_State *L) {
       lua_rawgeti(L, np_idx, (int)i);
       size_t l;
       const char *s = lua_tolstring(L, -1, &l);
-      if (has_ctl(s, l) || strchr(s, ',')) luaL_error(L, "%s: 'no_proxy'[%d] must be one host", where, (int)i);
+      if (has_ctl(s, l) || strchr(s, ','))
+        luaL_error(L, "%s: 'no_proxy'[%d] must be one host", where, (int)i);
       lua_pop(L, 1);
     }
   ensure_global_init(L);
