@@ -53,6 +53,13 @@ demo: deps all
 bench: deps all
 	@./bench/run.sh
 
+# The local Azure emulator: eval "$(make -s emulator-start)"; PORT=N DIR=D select another one.
+emulator-start:
+	@./scripts/deps.sh >&2 && $(MAKE) -s all >&2 && ./bin/azcmk emulator start $(if $(PORT),--port $(PORT)) $(if $(DIR),--dir $(DIR))
+
+emulator-stop:
+	@./bin/azcmk emulator stop $(if $(PORT),--port $(PORT)) $(if $(DIR),--dir $(DIR))
+
 conformance: deps all
 	@./scripts/conformance.sh
 
