@@ -44,6 +44,10 @@ describe("azcmk.http", function()
       assert.has_error(function() http.new({ timeout_ms = "x" }, {}) end)
     end)
 
+    it("is what azcmk.http gives, loaded on first use", function()
+      assert.equal(http, require("azcmk").http)
+    end)
+
     it("exposes the header parser", function()
       assert.same({ "x-ms-request-id", "1" }, { http.parse_header_line("X-Ms-Request-Id: 1\r\n") })
     end)
