@@ -48,10 +48,7 @@ describe("playbook setup", function()
     c = client.new(H.p, { subscription = seed.subscription_id })
   end)
 
-  teardown(function()
-    H.E.control("DELETE", "faults")
-    H.E.assert_no_internal_errors()
-  end)
+  teardown(function() H.done() end)
 
   it("creates everything with an access-policy vault and a versioned key id", function()
     local r, names = H.setup()
@@ -160,6 +157,92 @@ describe("playbook setup", function()
         assert.equal(0, #H.writes(seq))
       end)
     end
+  end)
+
+  describe("interrupted at the identity's access or while the registry is polled", function()
+    local function run_with_fault(names, rule, already_done)
+      H.E.control("POST", "faults", { rules = { rule } })
+      local r, err = setup_pb.setup(H.opts(names))
+      H.E.control("DELETE", "faults")
+      assert.is_nil(r)
+      assert.equal("InjectedFault", err.code)
+      local r2 = assert(setup_pb.setup(H.opts(names)))
+      -- a registry whose operation completed meanwhile needs nothing more
+      assert.equal(not already_done, r2.changed)
+      assert_end_state(c, names, r2)
+      local seq = H.seq()
+      assert.is_false(assert(setup_pb.setup(H.opts(names))).changed)
+      assert.equal(0, #H.writes(seq))
+      return r2
+    end
+
+    it("access policy of an existing vault (accessPolicies/add fails once)", function()
+      local names = { resource_group = H.unique("rg-"), registry = H.unique("reg"), vault = H.unique("kv-"),
+        location = "westus" }
+      assert(c.resource_groups:create_or_update({ name = names.resource_group, location = "westus" }))
+      local v = assert(c.vaults:create({ resource_group = names.resource_group, name = names.vault,
+        location = "westus", tenant_id = seed.tenant_id, access_policies = { { tenantId = seed.tenant_id,
+          objectId = seed.owner.object_id, permissions = { keys = { "all" } } } } }))
+      local r = run_with_fault(names, { host = "management.azure.com", method = "PUT",
+        path = v.id .. "/accessPolicies/add", status = 400, code = "InjectedFault", count = 1 })
+      local granted = false
+      for _, st in ipairs(r.steps) do if st.step == "access"
+        and st.action == "granted" then granted = true end end
+      assert.is_true(granted)
+    end)
+
+    it("role assignment of the identity on an existing RBAC vault (fails once)", function()
+      local names = { resource_group = H.unique("rg-"), registry = H.unique("reg"), vault = H.unique("kv-"),
+        location = "westus", identity = "pre-made-id" }
+      assert(c.resource_groups:create_or_update({ name = names.resource_group, location = "westus" }))
+      local ident = assert(c.identities:create({ resource_group = names.resource_group, name = "pre-made-id",
+        location = "westus" }))
+      local v = assert(c.vaults:create({ resource_group = names.resource_group, name = names.vault,
+        location = "westus", tenant_id = seed.tenant_id, enable_rbac = true }))
+      assert(c.role_assignments:create({ scope = v.id, principal_id = seed.owner.object_id,
+        role = "crypto_officer" }))
+      local RA = require("azcmk.client.role_assignments")
+      local name = RA.stable_guid(v.id:lower() .. "|" .. ident.properties.principalId:lower() .. "|"
+        .. RA.ROLES.crypto_service_encryption_user)
+      run_with_fault(names, { host = "management.azure.com", method = "PUT", status = 400,
+        code = "InjectedFault",
+        path = v.id .. "/providers/Microsoft.Authorization/roleAssignments/" .. name, count = 1 })
+    end)
+
+    it("while polling the registry's creation (operation status fails once)", function()
+      local names = { resource_group = H.unique("rg-"), registry = H.unique("reg"), vault = H.unique("kv-"),
+        location = "westus" }
+      run_with_fault(names, { host = "management.azure.com", method = "GET", status = 400,
+        code = "InjectedFault",
+        path = "/subscriptions/" .. seed.subscription_id .. "/resourceGroups/" .. names.resource_group
+          .. "/providers/Microsoft.ContainerRegistry/registries/" .. names.registry .. "/operationStatuses",
+        count = 1 }, true)
+    end)
+  end)
+
+  it("a re-run while the registry of an interrupted run is still being created waits for it", function()
+    local names = { resource_group = H.unique("rg-"), registry = H.unique("reg"), vault = H.unique("kv-"),
+      location = "westus" }
+    H.E.control("POST", "config", { lro = { polls = 1, seconds = 2, retry_after = 0 } })
+    H.E.control("POST", "faults", { rules = { { host = "management.azure.com", method = "GET", status = 400,
+      code = "InjectedFault", count = 1, path = "/subscriptions/" .. seed.subscription_id
+        .. "/resourceGroups/"
+        .. names.resource_group .. "/providers/Microsoft.ContainerRegistry/registries/" .. names.registry
+        .. "/operationStatuses" } } })
+    local r, err = setup_pb.setup(H.opts(names))
+    H.E.control("DELETE", "faults")
+    assert.is_nil(r)
+    assert.equal("InjectedFault", err.code)
+    local raw = assert(c.registries:get({ resource_group = names.resource_group, name = names.registry }))
+    assert.equal("Creating", raw.properties.provisioningState)
+    local said = {}
+    local o = H.opts(names)
+    o.interval = 0.3
+    o.progress = function(ev) said[#said + 1] = ev.message end
+    local r2 = assert(setup_pb.setup(o))
+    H.fast()
+    assert.truthy(table.concat(said, "\n"):find("is creating (an earlier run); waiting", 1, true))
+    assert_end_state(c, names, r2)
   end)
 
   describe("refuses before any write", function()

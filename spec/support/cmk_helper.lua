@@ -34,6 +34,14 @@ function H.reset()
   H.fast()
 end
 
+--- After a spec file: no internal errors, then the seeded state and default pacing again (the
+-- emulator may be shared with the other spec files of the run).
+function H.done()
+  E.assert_no_internal_errors()
+  E.control("DELETE", "faults")
+  E.control("POST", "reset")
+end
+
 --- A pipeline on the emulator as the seeded owner (client secret).
 function H.pipeline(extra)
   local env = E.ensure()

@@ -116,6 +116,33 @@ function M.check_key(ctx, v)
   return nil
 end
 
+--- A registry still being created or updated (a run interrupted while polling) is waited
+-- for; one whose creation failed without encryption counts as absent (it is created again).
+function M.settled(ctx, reg, rg, name)
+  local waited = 0
+  local limit = ctx.timeout or 600
+  while reg do
+    local state = tostring((reg.properties or {}).provisioningState or "Succeeded"):lower()
+    if state == "failed" and not Registries.cmk_enabled(reg) then
+      ctx:say("registry " .. name .. " failed to provision before; it is created again")
+      return nil
+    end
+    if state ~= "creating" and state ~= "updating" then return reg end
+    if waited >= limit then
+      return nil, errors.new("timeout", { code = "LroTimeout", message = "registry " .. name .. " is still "
+        .. state, hint = "wait until its operation ends, then run setup again" })
+    end
+    ctx:say("registry " .. name .. " is " .. state .. " (an earlier run); waiting")
+    local step = ctx.interval or 2
+    ctx.p.sleep(step)
+    waited = waited + step
+    local err
+    reg, err = ctx.registries:get({ resource_group = rg, name = name })
+    if err then return nil, err end
+  end
+  return nil
+end
+
 --- setup{resource_group, registry (or name), vault, key?, identity?, location?, access?,
 -- versionless?, enable_purge_protection?, key_type?, key_size?, sku?, subscription?, pipeline?,
 -- progress?} -> result { changed, steps, registry, key_id, identity, vault, encryption } or
@@ -147,6 +174,8 @@ function M.setup(o)
 
   local reg
   reg, err = ctx.registries:get({ resource_group = rgname, name = v.registry })
+  if err then return nil, err end
+  reg, err = M.settled(ctx, reg, rgname, v.registry)
   if err then return nil, err end
   if not reg then
     local elsewhere, ferr = ctx.resources:find({ type = Registries.TYPE, name = v.registry })
