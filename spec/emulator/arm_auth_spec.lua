@@ -79,6 +79,7 @@ describe("ARM authentication and authorization", function()
     local tok = E.token(nil, "noaccess")
     local r = get(tok)
     local err = E.assert_arm_error(r, 403, "AuthorizationFailed")
+    assert.equal("gateway", r.headers["x-ms-failure-cause"])
     local want = string.format("The client '%s' with object id '%s' does not have authorization to perform action " ..
       "'Microsoft.Resources/subscriptions/resourceGroups/read' over scope '/subscriptions/%s' or the scope is " ..
       "invalid. If access was recently granted, please refresh your credentials.", seed.noaccess.app_id,

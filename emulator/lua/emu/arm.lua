@@ -88,7 +88,8 @@ end
 function M.authorize(req, action, scope)
   local ok = rbac.allowed(req.principal.oid, action, scope)
   if not ok then
-    errors.throw(errors.arm(403, "AuthorizationFailed", rbac.denied_message(req.principal, action, scope)))
+    errors.throw(errors.arm(403, "AuthorizationFailed", rbac.denied_message(req.principal, action, scope),
+      { ["x-ms-failure-cause"] = "gateway" }))
   end
 end
 

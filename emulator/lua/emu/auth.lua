@@ -117,7 +117,8 @@ function M.arm(req)
   if claims then return M.set_principal(req, claims) end
   local tid = tenant_id()
   local function fail(code, msg, desc)
-    errors.throw(errors.arm(401, code, msg, { ["WWW-Authenticate"] = string.format(
+    errors.throw(errors.arm(401, code, msg, { ["x-ms-failure-cause"] = "gateway",
+      ["WWW-Authenticate"] = string.format(
       'Bearer authorization_uri="https://login.windows.net/%s", error="invalid_token", error_description="%s"',
       tid, desc or msg) }))
   end
