@@ -15,8 +15,9 @@
 --
 -- A registry is healthy when it can be read through ARM, has a customer-managed key, and its
 -- data plane (https://{login server}/v2/) does not refuse because of the key: 401 (login
--- required) is normal, 403 means the registry cannot use its key. When a module
--- azcmk.playbook.doctor exists, its findings are added (and its failures count).
+-- required) is normal, 403 means the registry cannot use its key. When the module
+-- azcmk.playbook.doctor exists (optional), its failed checks explain a failure (doctor = true:
+-- it runs on every check and its failures count too; false: never).
 -- /health answers 200 when every registry is healthy, 503 otherwise (also when the result is
 -- stale: older than stale_after, default 3 periods + timeout), with the reasons in the JSON.
 local cjson = require("cjson.safe")
@@ -50,7 +51,8 @@ end
 --- configure{registries = {"rg/name" | "name" | {name=, resource_group=}} (default:
 -- AZCMK_STATUS_REGISTRIES, comma-separated), period (s, default 30), dict ("azcmk_status"),
 -- subscription, pipeline (options for azcmk.ngx.new, or a pipeline), timeout_s (per check,
--- default 20), stale_after (s), doctor (false to skip azcmk.playbook.doctor)}. No I/O.
+-- default 20), stale_after (s), doctor (nil: run azcmk.playbook.doctor, when present, to
+-- explain a failure; true: on every check; false: never)}. No I/O.
 function M.configure(opts)
   opts = opts or {}
   local regs = opts.registries or split_registries(os.getenv("AZCMK_STATUS_REGISTRIES"))
@@ -107,13 +109,40 @@ local function doctor()
   return doctor_mod or nil
 end
 
+-- azcmk.playbook.doctor (optional): report { healthy, status, counts, checks = {{id, title,
+-- status, summary}} } -> a short table and the first failure's text
+local function run_doctor(reg, out, p)
+  local d = doctor()
+  local fn = d and (d.doctor or d.run)
+  if type(fn) ~= "function" then return nil end
+  local ok, rep = pcall(fn, { registry = reg.name, resource_group = out.resource_group or reg.resource_group,
+    pipeline = p, subscription = cfg.subscription or p.subscription })
+  if not ok or type(rep) ~= "table" then return nil end
+  local fails = {}
+  for _, c in ipairs(type(rep.checks) == "table" and rep.checks or {}) do
+    if type(c) == "table" and c.status == "fail" then
+      fails[#fails + 1] = { id = c.id, title = c.title, summary = c.summary and one_line(c.summary) }
+    end
+  end
+  out.doctor = { healthy = rep.healthy, status = rep.status, counts = rep.counts,
+    failures = #fails > 0 and fails or nil }
+  -- the cause rather than the symptom: a failure other than the data plane's answer, if any
+  local pick = fails[1]
+  for _, f in ipairs(fails) do
+    if not tostring(f.id):find("data_plane", 1, true) then pick = f; break end
+  end
+  if pick then return "doctor: " .. tostring(pick.summary or pick.title or pick.id) end
+  return nil
+end
+
 --- Checks one registry now (cosockets: call from a timer or request phase). Returns a table
--- { name, resource_group, healthy, reason, cmk, key_id, ..., data_plane, error }.
+-- { name, resource_group, healthy, reason, cmk, key_id, ..., data_plane, error, doctor? }.
 function M.check(reg, p)
   local show = require("azcmk.playbook.show")
   local out = { name = reg.name, resource_group = reg.resource_group, healthy = false }
   local r, err = show.show({ registry = reg.name, resource_group = reg.resource_group, pipeline = p,
     subscription = cfg.subscription or p.subscription, probe = true })
+  local reason
   if not r then
     out.reason = "registry not readable: " .. one_line(tostring(err))
     out.error = err_fields(err)
@@ -136,38 +165,25 @@ function M.check(reg, p)
       ok = dp.ok, error = dp.error and one_line(dp.error) }
   end
   if not r.cmk then
-    out.reason = "customer-managed key not enabled (encryption " .. tostring(out.encryption_status) .. ")"
-    return out
-  end
-  if not dp then
-    out.reason = "registry has no login server to probe"
-    return out
-  end
-  if not dp.ok then
+    reason = "customer-managed key not enabled (encryption " .. tostring(out.encryption_status) .. ")"
+  elseif not dp then
+    reason = "registry has no login server to probe"
+  elseif not dp.ok then
     if dp.status then
-      out.reason = "data plane refuses (" .. tostring(dp.status) .. " " .. tostring(dp.code or "") ..
+      reason = "data plane refuses (" .. tostring(dp.status) .. " " .. tostring(dp.code or "") ..
         "): " .. one_line(dp.message) .. (dp.status == 403 and " - the registry cannot use its key" or "")
     else
-      out.reason = "data plane unreachable: " .. one_line(dp.error)
+      reason = "data plane unreachable: " .. one_line(dp.error)
     end
-    return out
   end
-  local d = doctor()
-  if d then
-    local fn = d.doctor or d.run
-    if type(fn) == "function" then
-      local ok, res = pcall(fn, { registry = reg.name, resource_group = out.resource_group, pipeline = p,
-        subscription = cfg.subscription or p.subscription })
-      if ok and type(res) == "table" then
-        out.doctor = { ok = res.ok, findings = res.findings }
-        if res.ok == false then
-          local f1 = type(res.findings) == "table" and res.findings[1]
-          out.reason = "doctor: "
-            .. one_line(type(f1) == "table" and (f1.message or f1.title) or "problems found")
-          return out
-        end
-      end
-    end
+  -- the doctor: always when doctor = true; by default only to explain a failure
+  if cfg.doctor == true or (reason and cfg.doctor ~= false and r.cmk) then
+    local why = run_doctor(reg, out, p)
+    if why then reason = reason and (reason .. "; " .. why) or why end
+  end
+  if reason then
+    out.reason = reason
+    return out
   end
   out.healthy = true
   out.reason = "ok: CMK enabled, key version " .. tostring(out.key_version_in_use) .. ", data plane answers "
