@@ -146,6 +146,30 @@ describe("service clients against the emulator", function()
       assert.truthy(k)
     end)
 
+    it("keys and vaults: purge only where purge protection is off (never called by a playbook)", function()
+      local name = H.unique("kv-")
+      local v = assert(c.vaults:create({ resource_group = rg, name = name, location = "westus",
+        tenant_id = seed.tenant_id, enable_purge_protection = false, access_policies = { {
+          tenantId = seed.tenant_id, objectId = seed.owner.object_id,
+            permissions = { keys = { "all" } } } } }))
+      assert(c.keys:create({ vault = name, name = "p1" }))
+      assert(c.keys:delete({ vault = name, name = "p1" }))
+      os.execute("sleep 1.2")
+      assert.truthy(c.keys:purge({ vault = name, name = "p1" }))
+      assert.is_nil((c.keys:get_deleted({ vault = name, name = "p1" })))
+      -- the purge-protected vault of this group refuses
+      assert(c.keys:create({ vault_url = vault_url, name = "p2" }))
+      assert(c.keys:delete({ vault_url = vault_url, name = "p2" }))
+      os.execute("sleep 1.2")
+      local ok, err = c.keys:purge({ vault_url = vault_url, name = "p2" })
+      assert.is_nil(ok)
+      assert.truthy(err.status == 403 or err.status == 409 or err.status == 400, tostring(err))
+      assert(c.keys:recover({ vault_url = vault_url, name = "p2" }))
+      assert.is_true(c.vaults:delete({ id = v.id, resource_group = rg, name = name }))
+      assert.is_true(c.vaults:purge({ name = name, location = "westus" }))
+      assert.is_nil((c.vaults:find_deleted({ name = name })))
+    end)
+
     it("role assignments: create (idempotent), find, list, delete", function()
       local a = assert(c.role_assignments:create({ scope = vault.id,
         principal_id = ident.properties.principalId,

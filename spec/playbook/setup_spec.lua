@@ -94,6 +94,21 @@ describe("playbook setup", function()
     assert_end_state(c, names, r)
   end)
 
+  it("takes an existing identity by resource id or client id (another resource group)", function()
+    local other = H.unique("rg-")
+    assert(c.resource_groups:create_or_update({ name = other, location = "westus" }))
+    local ident = assert(c.identities:create({ resource_group = other, name = "central-id",
+      location = "westus" }))
+    local r, names = H.setup({ identity = ident.id })
+    assert.equal(ident.properties.clientId, r.identity.client_id)
+    assert.equal("identity=reused", actions(r):match("identity=%a+"))
+    names.identity = "central-id"
+    local reg = assert(c.registries:get({ resource_group = names.resource_group, name = names.registry }))
+    assert.equal(ident.properties.clientId, reg.properties.encryption.keyVaultProperties.identity)
+    local r2 = assert(H.setup({ identity = ident.properties.clientId }))
+    assert.equal(ident.id, r2.identity.id)
+  end)
+
   it("changes nothing the second time: every step reused, no write request", function()
     local _, names = H.setup()
     local seq = H.seq()
@@ -282,6 +297,15 @@ describe("playbook setup", function()
       refused(base({ key_type = "EC" }), "UnsupportedKeyType", "RSA", "RSA")
       refused(base({ identity = "[system]" }), "SystemIdentityAtCreation", "user%-assigned", "rotate")
       refused(base({ access = "acl" }), "InvalidAccessModel", "policy or rbac")
+    end)
+
+    it("an identity given by its principal id, or an unknown client id", function()
+      local other = H.unique("rg-")
+      assert(c.resource_groups:create_or_update({ name = other, location = "westus" }))
+      local ident = assert(c.identities:create({ resource_group = other, name = "pid-id",
+        location = "westus" }))
+      refused(base({ identity = ident.properties.principalId }), "PrincipalIdGiven", "principal", "client id")
+      refused(base({ identity = "00000000-0000-4000-8000-000000000000" }), "IdentityNotFound", "client id")
     end)
 
     it("a new resource group without a location", function()

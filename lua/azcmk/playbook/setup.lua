@@ -50,8 +50,11 @@ function M.validate(o)
         "run setup with a user-assigned identity (--identity NAME), then "
       .. "`azcmk rotate --identity [system]` to switch to the system-assigned one")
   end
-  ok, err = ids.check_identity_name(v.identity)
-  if not ok then return nil, err end
+  -- a name (created when absent), or an existing identity's resource id or client id
+  local iv
+  iv, err = ids.parse_identity(v.identity)
+  if not iv then return nil, err end
+  v.identity_kind = iv.kind
   if o.location then
     v.location, err = ids.check_location(o.location)
     if not v.location then return nil, err end
@@ -169,8 +172,16 @@ function M.setup(o)
       "pass -l/--location (e.g. westus) to create it")
   end
   local ident
-  ident, err = ctx.identities:get({ resource_group = rgname, name = v.identity })
-  if err then return nil, err end
+  if v.identity_kind == "name" then
+    ident, err = ctx.identities:get({ resource_group = rgname, name = v.identity })
+    if err then return nil, err end
+  else
+    local r
+    r, err = ctx:resolve_identity(v.identity, { rg = rgname })
+    if not r then return nil, err end
+    ident = r.resource or assert(ctx.identities:get({ id = r.id }))
+    v.identity = ident.name
+  end
 
   local reg
   reg, err = ctx.registries:get({ resource_group = rgname, name = v.registry })
