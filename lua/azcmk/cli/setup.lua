@@ -5,7 +5,8 @@ local FLAGS = {
   { "location", "l", "REGION", "location for new resources (default: the resource group's)" },
   { "vault", nil, "NAME", "Key Vault name (created with soft delete + purge protection when absent)" },
   { "key", nil, "NAME", "key name (default: <registry>-cmk; RSA, created when absent)" },
-  { "identity", nil, "NAME", "user-assigned identity name (default: <registry>-identity)" },
+  { "identity", nil, "IDENTITY", "user-assigned identity: a name (created when absent; default "
+    .. "<registry>-identity), or an existing one's resource id or client id" },
   { "access", nil, "MODEL", "policy or rbac: how a NEW vault grants access (default policy); "
     .. "an existing vault's model is followed" },
   { "versionless", nil, false, "use a versionless key id: the registry follows new key versions by itself" },
