@@ -58,6 +58,29 @@ describe("emulator Key Vault management plane", function()
     assert.is_table(g.json.systemData)
   end)
 
+  it("resolves racing PUTs: one vault per name, same-id PUTs all succeed, another RG gets 409", function()
+    local cjson = require("cjson.safe")
+    local client = require("azcmk.http").new({ http_version = "1.1" }, E.ensure())
+    local n = KV.uniq("kv")
+    local rg2 = KV.rg(KV.uniq("rg"))
+    local auth = { Authorization = "Bearer " .. E.arm_token(), ["Content-Type"] = "application/json" }
+    local body = cjson.encode({ location = "westus", properties = KV.props() })
+    local reqs = {}
+    for i = 1, 12 do
+      reqs[i] = { method = "PUT", url = "https://management.azure.com" .. KV.vault_path(i % 3 == 0 and rg2 or rg, n) ..
+        "?api-version=" .. API, headers = auth, body = body }
+    end
+    local codes = {}
+    for _, r in ipairs(client:batch(reqs, { max_parallel = 12 })) do
+      assert.is_nil(r.error, tostring(r.error))
+      codes[r.status] = (codes[r.status] or 0) + 1
+    end
+    client:close()
+    -- whichever resource group won, its PUTs succeed and the others get VaultAlreadyExists
+    assert.is_true(codes[200] == 8 or codes[200] == 4, cjson.encode(codes))
+    assert.equal(12, codes[200] + (codes[409] or 0))
+  end)
+
   it("accepts the older api-versions and refuses unknown ones", function()
     local name = KV.uniq("kv")
     KV.vault(rg, name)

@@ -415,7 +415,13 @@ local function put_vault(req)
     end)
   end
   if conflict == "deleted" then return errors.arm(409, "ConflictError", DELETED_CONFLICT) end
-  if conflict == "exists" then return errors.arm(409, "VaultAlreadyExists", in_use_message(p.name)) end
+  if conflict == "exists" then
+    -- a racing PUT of the same vault created it a moment ago: answer like an update
+    local e = store.name_entry(p.name)
+    local now_there = e and not e.deleted and e.id:lower() == id:lower() and arm.get(id)
+    if now_there then return 200, render(now_there) end
+    return errors.arm(409, "VaultAlreadyExists", in_use_message(p.name))
+  end
   arm.put(res)
   -- The create response shows the DNS registration still running; GET shows Succeeded.
   return 200, render(res, "RegisteringDns")

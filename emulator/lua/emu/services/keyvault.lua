@@ -30,6 +30,8 @@ local function kvh(vault)
   local h = {}
   for k, v in pairs(M.HEADERS) do h[k] = v end
   h["x-ms-keyvault-region"] = vault and store.location(vault) or "westus"
+  h["x-ms-keyvault-network-info"] = "conn_type=Ipv4;addr=" .. (ngx.var.remote_addr or "127.0.0.1") ..
+    ";act_addr_fam=InterNetwork;"
   return h
 end
 
