@@ -978,4 +978,38 @@ arm.route({ method = "POST", path = "/subscriptions/{sub}/providers/Microsoft.Co
     return 200, { nameAvailable = true }
   end })
 
+
+-- Control: what a forced removal of the CMK identity leaves behind. ARM refuses to remove the
+-- identity a registry's encryption uses ("does not have access to identity ..."); when it is
+-- removed anyway (forced), the registry loses its key (data plane 403 "The identity associated
+-- with the registry is inactive ..."). POST /_emulator/registries/remove-identity
+-- {"id": "<registry id>", "identity": "<user-assigned identity id>" | "system"}
+require("emu.router").add({ kind = "control", method = "POST", path = "/_emulator/registries/remove-identity",
+  ci = false, handler = function(req)
+    local b = json.decode(req:body() or "")
+    if type(b) ~= "table" or type(b.id) ~= "string" or type(b.identity) ~= "string" then
+      return errors.arm(400, "BadRequest", "body must be {\"id\": registry id, \"identity\": uai id | \"system\"}")
+    end
+    settle(b.id, true)
+    local rec = arm.update(b.id, function(cur)
+      if not cur or type(cur.identity) ~= "table" then return cur end
+      local idn = cur.identity
+      local sys, user = has_system(idn.type), has_user(idn.type)
+      if b.identity:lower() == "system" then
+        sys = false
+        idn.principalId, idn.tenantId, idn._client = nil, nil, nil
+      elseif idn.userAssignedIdentities then
+        for k in pairs(idn.userAssignedIdentities) do
+          if k:lower() == b.identity:lower() then idn.userAssignedIdentities[k] = nil end
+        end
+        if next(idn.userAssignedIdentities) == nil then idn.userAssignedIdentities = nil; user = false end
+      end
+      idn.type = (sys and user) and "SystemAssigned, UserAssigned" or sys and "SystemAssigned"
+        or user and "UserAssigned" or "None"
+      return cur
+    end)
+    if not rec then return errors.arm(404, "ResourceNotFound", "registry not found") end
+    return 200, M.render(rec)
+  end })
+
 return M
