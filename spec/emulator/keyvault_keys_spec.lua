@@ -115,7 +115,10 @@ describe("emulator Key Vault keys", function()
       assert.equal(384, #core.b64url_decode(r.json.key.n))
       r = KV.req("POST", vault, "/keys/bigger/create", { kty = "RSA", key_size = 4096, public_exponent = 65537 })
       assert.equal(512, #core.b64url_decode(r.json.key.n))
-      KV.assert_kv_error(KV.req("POST", vault, "/keys/hsm/create", { kty = "RSA-HSM" }), 400, "BadParameter")
+      KV.assert_kv_error(KV.req("POST", vault, "/keys/hsm/create", { kty = "RSA-HSM" }), 400, "BadParameter", nil,
+        "^Hardware key operation not allowed on standard vault$")
+      KV.assert_kv_error(KV.req("POST", vault, "/keys/sym/create", { kty = "oct" }), 400, "BadParameter",
+        "KeyTypeNotSupported", "^Invalid kty value: oct$")
       local prem = KV.uniq("kv")
       KV.vault(rg, prem, KV.props({ sku = { family = "A", name = "premium" } }))
       r = KV.req("POST", prem, "/keys/hsm/create", { kty = "RSA-HSM" })

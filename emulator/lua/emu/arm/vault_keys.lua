@@ -103,7 +103,7 @@ arm.route({ method = "PUT", path = BASE .. "/{key}", type = TYPE, action = "Micr
     if not kty then bad("Invalid value '" .. tostring(p.kty) .. "' for properties.kty.") end -- synthetic
     local premium = vault.properties.sku and vault.properties.sku.name == "premium"
     if kty:find("HSM", 1, true) and not premium then
-      bad("Key type '" .. kty .. "' needs a Premium vault.") -- synthetic
+      bad("Hardware key operation not allowed on standard vault") -- the data plane's text; ARM's is unknown
     end
     local o = { kty = kty }
     if kty:sub(1, 3) == "RSA" then

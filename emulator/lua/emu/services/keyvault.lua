@@ -285,15 +285,14 @@ local function parse_create(vault, b)
   if type(kty) ~= "string" then bad("Invalid value for property 'kty'.", vault) end -- synthetic
   local norm = ({ rsa = "RSA", ["rsa-hsm"] = "RSA-HSM", ec = "EC", ["ec-hsm"] = "EC-HSM", oct = "oct",
     ["oct-hsm"] = "oct-HSM" })[kty:lower()]
-  if not norm then bad("Invalid value '" .. kty .. "' for property 'kty'.", vault) end -- synthetic
-  if norm == "oct" or norm == "oct-HSM" then
-    -- synthetic
-    bad("Key type '" .. norm .. "' is not supported by this vault; symmetric keys need a Managed HSM.", vault)
+  -- Key Vault's answer for oct on a vault (seen in the wild); reused for unknown kty values.
+  if not norm or norm == "oct" or norm == "oct-HSM" then
+    fail(400, "BadParameter", "Invalid kty value: " .. kty, "KeyTypeNotSupported", vault)
   end
   local premium = vault.properties and vault.properties.sku and vault.properties.sku.name == "premium"
   if norm:find("HSM", 1, true) and not premium then
-    bad("Key type '" .. norm .. "' needs a Premium vault: HSM-protected keys are not available in the Standard " ..
-      "SKU.", vault) -- synthetic
+    -- Azure's text; its status and code are not documented (400 BadParameter here)
+    bad("Hardware key operation not allowed on standard vault", vault)
   end
   local o = { kty = norm }
   if norm == "RSA" or norm == "RSA-HSM" then
@@ -378,8 +377,7 @@ M.route("PUT", "/keys/{name}", "import", function(req, vault)
   local hsm = b.Hsm == true or b.hsm == true or kty == "RSA-HSM"
   local premium = vault.properties.sku and vault.properties.sku.name == "premium"
   if hsm and not premium then
-    bad("Key type 'RSA-HSM' needs a Premium vault: HSM-protected keys are not available in the Standard SKU.",
-      vault) -- synthetic
+    bad("Hardware key operation not allowed on standard vault", vault)
   end
   for _, f in ipairs({ "n", "e", "d", "p", "q", "dp", "dq", "qi" }) do
     -- synthetic
