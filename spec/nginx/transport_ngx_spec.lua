@@ -16,6 +16,10 @@ end
 describe("azcmk.transport.ngx in nginx #lua54", function()
   local env, tls, srv, bad, trusted
   local CHUNKED = [[
+    location = /short_keepalive {
+      keepalive_timeout 1s;
+      return 200 "short";
+    }
     location = /chunked {
       content_by_lua_block {
         for i = 1, 50 do ngx.print(string.rep("x", 999) .. (i % 10)) ngx.flush(true) end
@@ -30,7 +34,8 @@ describe("azcmk.transport.ngx in nginx #lua54", function()
     local f = assert(io.open(trusted, "wb"))
     f:write(read(N.SYSTEM_CA) .. "\n" .. read(tls.ca_file))
     f:close()
-    srv = N.start({ workers = 1, env = env, trusted = trusted, server = CHUNKED })
+    srv = N.start({ workers = 1, env = env, trusted = trusted, server = CHUNKED,
+      init_worker = 'require("support.ngx_app").record_init_worker()' })
     -- trusts the emulator (system + emulator CA): the default of the harness
     bad = N.start({ workers = 1, env = env })
   end)
@@ -79,6 +84,20 @@ describe("azcmk.transport.ngx in nginx #lua54", function()
     assert.are.equal("POST", r.headers["x-method"])
     assert.are.equal("myvault.vault.azure.net", r.headers["x-echo-host"])
     assert.are.equal("10", r.headers["x-echo-content-length"])
+  end)
+
+  it("does not reuse a pooled connection the server closed meanwhile", function()
+    local j = call(srv, "http://127.0.0.1:" .. srv.port .. "/short_keepalive", { n = 2, pause = "1.5" })
+    assert.are.equal(200, j.results[1].status)
+    assert.are.equal(200, j.results[2].status, require("cjson").encode(j.results[2]))
+    assert.are.equal("short", j.results[2].body)
+  end)
+
+  it("is picked in request phases; libcurl in init_worker, where cosockets refuse without I/O", function()
+    local r = srv:get("/phase")
+    assert.are.equal("ngx", r.json.request)
+    assert.are.equal("curl", r.json.init_worker)
+    assert.are.equal("TransportUnavailable", r.json.init_worker_error)
   end)
 
   it("reads chunked bodies", function()

@@ -4,8 +4,11 @@
 --   /slow                   an ARM GET (resource groups) through the worker's pipeline
 --   /arm                    the same; {status, worker, fetches (this worker's token fetches so far),
 --                           fetched (during this request)}
---   /transport?url=U&n=N&connect_to=R&env=0&method=M
---                           N requests through azcmk.transport.ngx directly; the results
+--   /transport?url=U&n=N&connect_to=R&env=0&method=M&body=B&timeout_ms=T&pause=S
+--                           N requests through azcmk.transport.ngx directly (S seconds
+--                           apart); the results and the transport's stats
+--   /phase                  which transport the phase-aware one picks here, and what it
+--                           picked in init_worker (stored there by the harness's init_worker)
 local cjson = require("cjson.safe")
 
 local ngx = rawget(_G, "ngx")
@@ -66,11 +69,27 @@ function M.transport()
   local t = T.new(opts)
   local out = {}
   for i = 1, tonumber(args.n) or 1 do
+    if i > 1 and args.pause then ngx.sleep(tonumber(args.pause)) end
     local res, err = t:request({ method = args.method or "GET", url = args.url, body = args.body })
     out[i] = { status = res and res.status, headers = res and res.headers, body = res and res.body,
       reused = res and res.info and res.info.reused, err = err_table(err) }
   end
   say({ results = out, stats = t.stats })
+end
+
+function M.phase()
+  local auto = require("azcmk.transport.ngx").auto()
+  say({ request = auto:pick().name, init_worker = test_dict():get("init_worker_pick"),
+    init_worker_error = test_dict():get("init_worker_error") })
+end
+
+--- For init_worker_by_lua: record what the phase-aware transport picks there, and what the
+-- cosocket transport answers there (no I/O happens: it refuses before connecting).
+function M.record_init_worker()
+  local T = require("azcmk.transport.ngx")
+  test_dict():set("init_worker_pick", T.auto():pick().name)
+  local _, err = T.new():request({ method = "GET", url = "https://management.azure.com/" })
+  test_dict():set("init_worker_error", err and err.code)
 end
 
 return M
