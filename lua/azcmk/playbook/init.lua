@@ -11,6 +11,8 @@ local lazy = {
   identity_assign = function() return require("azcmk.playbook.identity").assign end,
   recover = function() return require("azcmk.playbook.recover").recover end,
   deploy = function() return require("azcmk.playbook.deploy").deploy end,
+  doctor = function() return require("azcmk.playbook.doctor").doctor end,
+  audit = function() return require("azcmk.playbook.audit").audit end,
 }
 
 return setmetatable(M, {

@@ -1,0 +1,130 @@
+--- doctor: find what breaks a CMK registry, in the order of reliability.md §5, and with
+-- fix = true apply the safe repairs (lua/azcmk/doctor/fix.lua), then check again. Every check
+-- reports ok / warn / fail (or skip when it does not apply), the REST facts it saw and the
+-- fix; failures come first. The doctor reads as the caller, never as the registry's identity.
+local common = require("azcmk.playbook.common")
+local facts = require("azcmk.doctor.facts")
+local fix = require("azcmk.doctor.fix")
+local check = require("azcmk.client.base").check
+
+local M = {}
+
+M.RANK = { fail = 1, warn = 2, ok = 3, skip = 4 }
+M.MAX_ROUNDS = 3
+
+--- The checks, in the order of reliability.md §5.
+function M.checks()
+  local out = {}
+  local function add(list) for _, c in ipairs(list) do out[#out + 1] = c end end
+  add(require("azcmk.doctor.registry_checks").list)
+  local vault = require("azcmk.doctor.vault_checks")
+  add(vault.list)
+  local key = require("azcmk.doctor.key_checks")
+  add(key.list)
+  out[#out + 1] = vault.recoverability
+  add(key.tail)
+  return out
+end
+
+--- Run every check on facts f: the results, failures first (stable otherwise).
+function M.evaluate(f)
+  local results = {}
+  for i, c in ipairs(M.checks()) do
+    local ok, r = pcall(c.run, f)
+    if not ok then
+      r = { status = "warn", summary = "the check itself failed: " .. tostring(r), evidence = {} }
+    end
+    r.id, r.title, r.order = c.id, c.title, i
+    r.evidence = r.evidence or {}
+    results[#results + 1] = r
+  end
+  table.sort(results, function(a, b)
+    local ra, rb = M.RANK[a.status] or 9, M.RANK[b.status] or 9
+    if ra ~= rb then return ra < rb end
+    return a.order < b.order
+  end)
+  return results
+end
+
+local function summarize(f, results)
+  local counts = { ok = 0, warn = 0, fail = 0, skip = 0 }
+  for _, r in ipairs(results) do counts[r.status] = (counts[r.status] or 0) + 1 end
+  return {
+    registry = { name = f.reg and f.reg.name or f.input.registry, id = f.reg and f.reg.id,
+      resource_group = f.rg or f.input.resource_group, login_server = f.login_server },
+    caller = f.caller and { object_id = f.caller.oid, tenant_id = f.caller.tid, app_id = f.caller.appid }
+        or nil,
+    healthy = counts.fail == 0, status = counts.fail == 0 and "healthy" or "broken",
+    counts = counts, checks = results,
+  }
+end
+
+--- Diagnose once: facts, checks. Returns report, f.
+function M.diagnose(ctx, o)
+  local f = facts.gather(ctx, { registry = o.registry or o.name, resource_group = o.resource_group })
+  local results = M.evaluate(f)
+  return summarize(f, results), f
+end
+
+--- doctor{registry (or name), resource_group?, fix?, yes?, confirm? = function(plan) -> bool,
+-- pipeline?, subscription?, progress?} -> report { registry, caller, healthy, status, counts,
+-- checks = [{id, title, status, summary, evidence, fix}], fix? = { plan, applied, steps,
+-- rounds, before = (the first report's checks) } } or nil, err (only for bad options or no
+-- subscription; everything else is a check result).
+function M.doctor(o)
+  check(o, { registry = "string?", name = "string?", resource_group = "string?", fix = "boolean?",
+      yes = "boolean?",
+    confirm = "function?" }, "azcmk.playbook.doctor")
+  local ctx, err = common.context(o)
+  if not ctx then return nil, err end
+  local report, f = M.diagnose(ctx, o)
+  if not o.fix then return report end
+  local plan = fix.plan(f, report.checks)
+  local descr = {}
+  for _, item in ipairs(plan) do descr[#descr + 1] = { repair = item.id, check = item.check,
+    description = item.description } end
+  report.fix = { plan = descr, applied = false, steps = ctx.steps, rounds = 0 }
+  if #plan == 0 then
+    report.fix.reason = report.healthy and "nothing to repair"
+        or "no safe repair for the failures (see each fix)"
+    return report
+  end
+  if not o.yes and not (o.confirm and o.confirm(descr)) then
+    report.fix.reason = "not confirmed: run with --yes (yes = true) to apply the plan"
+    report.fix.needs_confirmation = true
+    return report
+  end
+  local first = report
+  local done = {}
+  for round = 1, M.MAX_ROUNDS do
+    for _, item in ipairs(plan) do
+      ctx:say("repair: " .. item.description)
+      local ok, aerr = fix.apply(ctx, f, item)
+      done[item.id] = (done[item.id] or 0) + 1
+      if not ok then
+        report = M.diagnose(ctx, o)
+        report.fix = { plan = descr, applied = true, steps = ctx.steps, rounds = round, before = first.checks,
+          error = { code = type(aerr) == "table" and aerr.code or nil, message = type(aerr) == "table"
+            and aerr.message or tostring(aerr), repair = item.id } }
+        return report
+      end
+    end
+    report, f = M.diagnose(ctx, o)
+    plan = fix.plan(f, report.checks)
+    local again = {}
+    for _, item in ipairs(plan) do
+      if (done[item.id] or 0) < 1 then
+        again[#again + 1] = item
+        descr[#descr + 1] = { repair = item.id, check = item.check, description = item.description,
+            round = round + 1 }
+      end
+    end
+    report.fix = { plan = descr, applied = true, steps = ctx.steps, rounds = round, before = first.checks }
+    plan = again
+    if #plan == 0 then break end
+  end
+  return report
+end
+
+setmetatable(M, { __call = function(_, o) return M.doctor(o) end })
+return M
