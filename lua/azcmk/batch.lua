@@ -12,7 +12,7 @@ local clock = require("azcmk.clock")
 
 local M = {}
 
-local unpack = table.unpack or rawget(_G, "unpack")
+local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
 
 M.DEFAULT_CONCURRENCY = 16
 

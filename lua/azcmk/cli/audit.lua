@@ -1,0 +1,135 @@
+--- `azcmk audit [--subscription ID ...] [--concurrency N] [-o json|table]`: every registry of
+-- the subscriptions (default: all the caller sees) with its encryption and key health.
+-- Exit status: 0 every registry healthy, 1 a registry failed a check or a subscription could
+-- not be listed, 2 bad flags.
+local common = require("azcmk.cli.common")
+
+local M = {}
+
+local FLAGS = {
+  { "concurrency", nil, "N", "requests in flight at once (default 16)" },
+}
+
+local USAGE = "azcmk audit [--subscription ID ...] [--concurrency N] [-o json|table]"
+
+--- --subscription may repeat and may hold comma-separated ids: collect them all.
+local function subscriptions(argv)
+  local subs, rest = {}, {}
+  local i = 1
+  while i <= #argv do
+    local a = argv[i]
+    local v = a:match("^%-%-subscription=(.*)$")
+    if a == "--subscription" then v = argv[i + 1]; i = i + 1 end
+    if v then
+      for s in v:gmatch("[^,%s]+") do subs[#subs + 1] = s end
+    else
+      rest[#rest + 1] = a
+    end
+    i = i + 1
+  end
+  return subs, rest
+end
+
+local function cell(v)
+  if v == nil then return "-" end
+  if v == true then return "yes" elseif v == false then return "no" end
+  return tostring(v)
+end
+
+local function key_cell(r)
+  if not r.cmk then return "-" end
+  return tostring(r.vault or "?") .. "/" .. tostring(r.key_name or "?")
+end
+
+local function version_cell(v) return v and tostring(v):sub(1, 8) or "-" end
+
+--- The table: one line per registry, worst first.
+function M.table_text(result)
+  local head = { "SUBSCRIPTION", "RESOURCE GROUP", "REGISTRY", "SKU", "CMK", "KEY", "VERSIONED", "IN USE",
+    "NEWEST", "AGE", "IDENTITY", "DATA", "HEALTH" }
+  local rows = { head }
+  for _, r in ipairs(result.registries) do
+    rows[#rows + 1] = { tostring(r.subscription):sub(1, 8), cell(r.resource_group), cell(r.name), cell(r.sku),
+      r.cmk and "on" or "off", key_cell(r), r.cmk and cell(r.versioned) or "-",
+          version_cell(r.key_version_in_use),
+      r.cmk and ((r.up_to_date and "=" or "") .. version_cell(r.newest_key_version)) or "-",
+      r.key_age_days and (r.key_age_days .. "d") or "-",
+      r.cmk and (tostring(r.identity) .. ":" .. tostring(r.identity_health)) or "-", cell(r.data_plane),
+      r.health }
+  end
+  local w = {}
+  for _, row in ipairs(rows) do
+    for i, c in ipairs(row) do if not w[i] or #c > w[i] then w[i] = #c end end
+  end
+  local lines = {}
+  for _, row in ipairs(rows) do
+    local parts = {}
+    for i, c in ipairs(row) do parts[i] = i < #row and (c .. string.rep(" ", w[i] - #c)) or c end
+    lines[#lines + 1] = table.concat(parts, "  ")
+  end
+  for _, r in ipairs(result.registries) do
+    for _, pb in ipairs(r.problems) do lines[#lines + 1] = "  " .. r.name .. ": " .. pb end
+    if r.health == "fail" and r.cmk then
+      lines[#lines + 1] = "  " .. r.name .. ": next: azcmk doctor -n " .. r.name .. " -g "
+          .. tostring(r.resource_group)
+        .. " --subscription " .. tostring(r.subscription)
+    end
+  end
+  for _, s in ipairs(result.subscriptions) do
+    if s.error then
+      lines[#lines + 1] = "subscription " .. s.id .. ": cannot list registries: "
+          .. tostring(s.error.status) .. " "
+        .. tostring(s.error.code) .. " " .. common.one_line(s.error.message)
+    end
+  end
+  local sm = result.summary
+  lines[#lines + 1] = string.format("%d registries in %d subscription(s): %d with CMK; %d ok, %d warn, " ..
+      "%d fail",
+    sm.registries, #result.subscriptions, sm.cmk, sm.ok, sm.warn, sm.fail)
+  return table.concat(lines, "\n") .. "\n"
+end
+
+local function json_value(result)
+  local rows = {}
+  for i, r in ipairs(result.registries) do
+    local c = {}
+    for k, v in pairs(r) do c[k] = v end
+    c.problems = setmetatable(r.problems, common.array_mt)
+    rows[i] = c
+  end
+  return { subscriptions = setmetatable(result.subscriptions, common.array_mt),
+    registries = setmetatable(rows, common.array_mt), summary = result.summary }
+end
+
+function M.run(argv, io_)
+  io_ = io_ or { stdout = io.stdout, stderr = io.stderr }
+  local subs, rest = subscriptions(argv)
+  local opts, code = common.parse(rest, io_, "audit", USAGE, FLAGS)
+  if not opts then return code end
+  local conc
+  if opts.concurrency then
+    conc = tonumber(opts.concurrency)
+    if not conc or conc < 1 or conc > 256 or conc ~= math.floor(conc) then
+      io_.stderr:write("azcmk audit: --concurrency must be a whole number from 1 to 256\n")
+      return common.EXIT_REFUSED
+    end
+  end
+  local p, err = require("azcmk").new()
+  if not p then return common.fail(io_, "audit", err) end
+  local result
+  result, err = require("azcmk.playbook.audit").audit({ pipeline = p, subscriptions = #subs > 0 and subs
+      or nil,
+    concurrency = conc, progress = function(ev) io_.stderr:write("  ", common.one_line(ev.message),
+        "\n") end })
+  if not result then return common.fail(io_, "audit", err) end
+  if opts.output == "json" then
+    io_.stdout:write(common.json(json_value(result)), "\n")
+  else
+    io_.stdout:write(M.table_text(result))
+  end
+  local bad = result.summary.fail > 0
+  for _, s in ipairs(result.subscriptions) do if s.error then bad = true end end
+  return bad and common.EXIT_FAILED or common.EXIT_OK
+end
+
+return M
