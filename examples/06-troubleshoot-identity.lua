@@ -26,3 +26,20 @@ r = assert(pb.identity_assign({ registry = "ex06registry", identity = "[system]"
 print("system identity: principal " .. tostring(r.identity.principal_id))
 r = assert(pb.rotate({ registry = "ex06registry", identity = "[system]", new_version = false }))
 print("encryption now uses: " .. r.identity .. " - the user-assigned identity may be removed afterwards")
+
+-- On the emulator only: what a FORCED removal leaves behind (Azure refuses it, as above; the
+-- emulator can simulate it). The registry then answers 403 "The identity associated with the
+-- registry is inactive"; `az acr identity assign` (identity_assign) is the fix.
+if os.getenv("AZCMK_EMULATOR_DIR") then
+  assert(pb.rotate({ registry = "ex06registry", identity = s.identity.id, new_version = false }))
+  assert(p:send({ method = "POST", url = "https://management.azure.com/_emulator/registries/remove-identity",
+    auth = false, body = { id = s.registry.id, identity = s.identity.id } }))
+  local shown = assert(pb.show({ registry = "ex06registry", probe = true }))
+  print("\nforced removal (emulator): data plane " .. shown.data_plane.status .. " - "
+    .. tostring(shown.data_plane.message):sub(1, 60) .. "...")
+  print("  show warns: " .. tostring(shown.warnings[1]))
+  r = assert(pb.identity_assign({ registry = "ex06registry", identity = s.identity.id }))
+  shown = assert(pb.show({ registry = "ex06registry", probe = true }))
+  print("identity assign: " .. (r.changed and "re-attached" or "unchanged") .. "; data plane "
+    .. shown.data_plane.status)
+end
