@@ -29,3 +29,15 @@ for _, name in ipairs({ "ex02pinned", "ex02floating" }) do
 end
 print("\nex02pinned stays on its version until `azcmk rotate`;"
   .. " ex02floating adopts the new one within an hour.")
+
+-- On the emulator only: move its simulated clock one hour on and look again.
+if os.getenv("AZCMK_EMULATOR_DIR") then
+  assert(p:send({ method = "POST", url = "https://management.azure.com/_emulator/clock", auth = false,
+    body = { advance = 3600 } }))
+  print("\n(emulator) one hour later:")
+  for _, name in ipairs({ "ex02pinned", "ex02floating" }) do
+    local s = assert(pb.show({ registry = name, pipeline = p }))
+    print(string.format("%-13s in use %s  %s", name, s.key_version_in_use,
+      s.up_to_date and "(the newest)" or "(an older version)"))
+  end
+end
