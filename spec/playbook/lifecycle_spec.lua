@@ -57,6 +57,16 @@ describe("CMK playbooks", function()
       assert.is_false(r.auto_rotation)
       assert.equal("user", r.identity.kind)
       assert.equal(s.identity.client_id, r.identity.client_id)
+      assert.is_false(r.key_rotation_policy.enabled)
+      -- Key Vault's own rotation policy, and the warning for a versioned key id
+      local key = s.key_id:match("/keys/([^/]+)")
+      assert(c.keys:set_rotation_policy({ vault = s.vault.name, name = key, rotate_after = "P90D",
+        expiry = "P2Y" }))
+      r = assert(pb.show(H.opts({ registry = s.registry.name })))
+      assert.is_true(r.key_rotation_policy.enabled)
+      assert.equal("P90D", r.key_rotation_policy.rotate_after)
+      assert.equal("P2Y", r.key_rotation_policy.expiry)
+      assert.matches("versionless", r.warnings[1])
       -- with -g too, and the data plane
       r = assert(pb.show(H.opts({ registry = s.registry.name, resource_group = s.registry.resource_group,
         probe = true })))

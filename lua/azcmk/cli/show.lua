@@ -14,6 +14,7 @@ function M.json_value(r)
   out.azcmk = { registry = r.registry.name, resourceGroup = r.registry.resource_group,
     keyVersionInUse = r.key_version_in_use, newestKeyVersion = r.newest_key_version,
     newestKeyId = r.newest_key_id, autoRotation = r.auto_rotation, upToDate = r.up_to_date,
+    keyRotationPolicy = r.key_rotation_policy,
     identity = r.identity, dataPlane = r.data_plane, warnings = r.warnings }
   return out
 end
@@ -41,6 +42,12 @@ M.run = common.verb({
         .. (r.up_to_date == true and "  (in use)" or (r.up_to_date == false and "  (NOT in use yet)" or ""))
       lines[#lines + 1] = "  auto rotation:     " .. (r.auto_rotation and "on (versionless key id)"
         or "off (versioned key id: rotate with `azcmk rotate`)")
+      local pol = r.key_rotation_policy
+      if pol then
+        lines[#lines + 1] = "  key vault policy:  " .. (pol.enabled and ("new version every "
+          .. tostring(pol.rotate_after or ("expiry - " .. tostring(pol.rotate_before_expiry))))
+          or "no automatic rotation") .. (pol.expiry and (", versions expire after " .. pol.expiry) or "")
+      end
       local id = r.identity or {}
       lines[#lines + 1] = "  identity:          " .. (id.kind == "system" and "[system] "
         .. tostring(id.principal_id)

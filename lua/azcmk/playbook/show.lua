@@ -14,6 +14,8 @@ local M = {}
 -- { registry = {name, id, resource_group, login_server, sku}, encryption (verbatim),
 --   cmk (bool), key_id, key_version_in_use, versioned_key_id, auto_rotation, newest_key_version,
 --   newest_key_id, up_to_date, identity = {kind, client_id, principal_id, id}, data_plane?,
+--   key_rotation_policy = {enabled, rotate_after, rotate_before_expiry, notify_before_expiry,
+--   expiry}? (Key Vault's automatic rotation of the key),
 --   warnings } or nil, err.
 function M.show(o)
   check(o, { registry = "string?", name = "string?", resource_group = "string?", probe = "boolean?" },
@@ -58,6 +60,26 @@ function M.show(o)
           ctx:warn("a newer key version exists; a registry with a versionless key id adopts it within an "
             .. "hour "
             .. "(rotate now with `azcmk rotate --key-encryption-key " .. parsed.versionless .. "`)")
+        end
+        -- Key Vault's own automatic rotation (a rotation policy making new versions)
+        local pol = ctx.keys:get_rotation_policy({ vault_url = parsed.vault_url, name = parsed.name })
+        if type(pol) == "table" then
+          local rot = { expiry = pol.attributes and pol.attributes.expiryTime }
+          for _, a in ipairs(pol.lifetimeActions or {}) do
+            local t = tostring(a.action and a.action.type or ""):lower()
+            if t == "rotate" then
+              rot.rotate_after = a.trigger and a.trigger.timeAfterCreate
+              rot.rotate_before_expiry = a.trigger and a.trigger.timeBeforeExpiry
+            elseif t == "notify" then
+              rot.notify_before_expiry = a.trigger and a.trigger.timeBeforeExpiry
+            end
+          end
+          rot.enabled = (rot.rotate_after or rot.rotate_before_expiry) ~= nil
+          out.key_rotation_policy = rot
+          if rot.enabled and not out.auto_rotation then
+            ctx:warn("Key Vault rotates this key automatically, but the registry's key id is versioned, "
+              .. "so the registry stays on its version; use a versionless key id (azcmk rotate --versionless)")
+          end
         end
       elseif kerr then
         ctx:warn("cannot read the key in the vault (" .. tostring(kerr.code or kerr.status) .. "): "
