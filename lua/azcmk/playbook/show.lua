@@ -78,7 +78,8 @@ function M.show(o)
           out.key_rotation_policy = rot
           if rot.enabled and not out.auto_rotation then
             ctx:warn("Key Vault rotates this key automatically, but the registry's key id is versioned, "
-              .. "so the registry stays on its version; use a versionless key id (azcmk rotate --versionless)")
+              .. "so the registry stays on its version; use a versionless key id "
+              .. "(azcmk rotate --versionless)")
           end
         end
       elseif kerr then
