@@ -88,6 +88,17 @@ describe("azcmk command line", function()
     assert.matches("data plane:%s+serving %(401%)", r.stdout)
   end)
 
+  it("--subscription instead of AZURE_SUBSCRIPTION_ID; a subscription that is not a GUID is refused",
+    function()
+    local s = H.setup()
+    local r = H.cli({ "show", "-n", s.registry.name, "--subscription", seed.subscription_id, "-o", "json" },
+      { AZURE_SUBSCRIPTION_ID = false })
+    assert.equal(0, r.code, r.stderr)
+    assert.equal("enabled", H.json(r.stdout).status)
+    one_line_error(H.cli({ "show", "-n", s.registry.name, "--subscription", "my-sub" }),
+      "not a subscription id")
+  end)
+
   it("refusals before any write: exit 2, one line with the next step, no write", function()
     local seq = H.seq()
     local line = one_line_error(H.cli({ "setup", "-g", "rg", "-n", "my-registry", "--vault", "kv-1", "-l",

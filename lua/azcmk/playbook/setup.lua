@@ -301,7 +301,8 @@ function M.setup(o)
           permissions = { keys = Vaults.CMK_KEY_PERMISSIONS } },
       }
     end
-    ctx:say("creating Key Vault " .. v.vault .. " with soft delete and purge protection (" ..
+    ctx:say("creating Key Vault " .. v.vault
+      .. " with soft delete (90 days retention) and purge protection (" ..
       M.IRREVERSIBLE_PURGE_PROTECTION .. ")")
     local lo = ctx:lro("vault " .. v.vault)
     vault, err = ctx.vaults:create({ resource_group = rgname, name = v.vault, location = location,
