@@ -15,8 +15,8 @@ M.run = common.verb({
   flags = FLAGS,
   build = function(opts, pos, o)
     if pos[1] ~= "assign" then
-      return nil, errors.input("unknown identity command '" .. tostring(pos[1]) .. "'",
-        { code = "UnknownCommand",
+      return nil, errors.input(pos[1] and ("unknown identity command '" .. pos[1] .. "'")
+        or "which identity command? (assign)", { code = "UnknownCommand",
         hint = "use: azcmk identity assign -n REGISTRY --identity ..." })
     end
     o.registry = opts.name
