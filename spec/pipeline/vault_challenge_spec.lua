@@ -1,7 +1,6 @@
--- Key Vault challenge flow against the emulator's Key Vault data plane. Pending until the
--- emulator serves Key Vault (its vault hosts answer 401 + WWW-Authenticate). The refusal of a
--- challenge naming a foreign resource cannot be produced by a well-behaved emulator; it is
--- covered by spec/unit/pipeline/pipeline_spec.lua and challenge_spec.lua.
+-- Key Vault challenge flow against the emulator's Key Vault data plane (its vault hosts answer
+-- 401 + WWW-Authenticate). A challenge naming a foreign resource is produced with a fault rule
+-- carrying its own WWW-Authenticate header (spec/pipeline/edges_spec.lua).
 local H = require("support.pipeline_helper")
 local credential = require("azcmk.credential")
 
@@ -18,10 +17,6 @@ describe("Key Vault challenge flow against the emulator", function()
 
   it("elicits the challenge without body, verifies it, then sends the request with a vault token", function()
     vault_url = H.vault(p, seed)
-    if not vault_url then
-      pending("needs the emulator's Key Vault (management plane + data plane with the 401 challenge)")
-      return
-    end
     local seq = H.log_seq()
     local token_path = "/" .. seed.tenant_id .. "/oauth2/v2.0/token"
     local res, err = p:vault("POST", vault_url, "/keys/pipe-key/create", { body = { kty = "RSA",
@@ -45,10 +40,6 @@ describe("Key Vault challenge flow against the emulator", function()
 
   it("renews an expired vault token once on the vault's 401", function()
     vault_url = H.vault(p, seed)
-    if not vault_url then
-      pending("needs the emulator's Key Vault")
-      return
-    end
     assert(p:vault("GET", vault_url, "/keys"))
     H.control("POST", "clock", { advance = 7200 })
     local seq = H.log_seq()

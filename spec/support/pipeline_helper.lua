@@ -123,19 +123,17 @@ end
 function H.vault(p, seed, name)
   name = name or ("pipekv" .. tostring(os.time() % 100000) .. tostring(math.random(100, 999)))
   local rg = "/subscriptions/" .. seed.subscription_id .. "/resourcegroups/pipe-kv"
-  if not p:arm("PUT", rg, { api_version = "2021-04-01",
-    body = { location = "westeurope" } }) then return nil end
-  local res = p:arm_lro("PUT", rg .. "/providers/Microsoft.KeyVault/vaults/" .. name,
+  assert(p:arm("PUT", rg, { api_version = "2021-04-01", body = { location = "westeurope" } }))
+  assert(p:arm_lro("PUT", rg .. "/providers/Microsoft.KeyVault/vaults/" .. name,
     { api_version = "2024-11-01",
     body = { location = "westeurope", properties = {
       tenantId = seed.tenant_id, sku = { family = "A", name = "standard" },
       enableRbacAuthorization = false, enableSoftDelete = true, enablePurgeProtection = true,
       accessPolicies = { { tenantId = seed.tenant_id, objectId = seed.owner.object_id,
-        permissions = { keys = { "all" } } } } } } })
-  if not res then return nil end
+        permissions = { keys = { "all" } } } } } } }))
   local u = "https://" .. name .. ".vault.azure.net"
   local probe, e = p:send({ method = "GET", url = u .. "/keys", api_version = "2025-07-01", auth = false })
-  if probe or not (e and e.status == 401) then return nil end
+  assert(not probe and e and e.status == 401, "the vault should answer 401 with a challenge")
   return u
 end
 

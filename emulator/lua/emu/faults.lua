@@ -3,7 +3,9 @@
 -- prefix (case-insensitive), method; then it either delays (delay_ms), drops the connection
 -- (drop = true -> nginx 444, no response at all) or answers with `status` (+ Retry-After) in
 -- the envelope of the service the host plays. `count` limits how often it fires, `ratio`
--- (0..1) makes it fire at random. Control API paths (/_emulator/) are never faulted.
+-- (0..1) makes it fire at random. `headers` adds response headers to a status answer (e.g.
+-- an HTTP-date Retry-After, retry-after-ms, or a WWW-Authenticate naming a foreign resource).
+-- Control API paths (/_emulator/) are never faulted.
 local json = require("emu.json")
 local errors = require("emu.errors")
 
@@ -28,7 +30,7 @@ end
 
 local FIELDS = { host = "string", path = "string", method = "string", status = "number",
   retry_after = "number", delay_ms = "number", drop = "boolean", count = "number", ratio = "number",
-  code = "string", message = "string" }
+  code = "string", message = "string", headers = "table" }
 
 --- Validates and appends rules; returns the full list or nil, message.
 function M.add(rules)
@@ -52,6 +54,14 @@ function M.add(rules)
       end
     end
     if r.ratio and not (r.ratio >= 0 and r.ratio <= 1) then return nil, "rule " .. i .. ": ratio must be 0..1" end
+    if r.headers then
+      if not r.status then return nil, "rule " .. i .. ": 'headers' needs 'status'" end
+      for k, v in pairs(r.headers) do
+        if type(k) ~= "string" or not k:match("^[%w%-]+$") or type(v) ~= "string" or v:find("[\r\n]") then
+          return nil, "rule " .. i .. ": 'headers' must map header names to one-line strings"
+        end
+      end
+    end
     local rule = {}
     for k, v in pairs(r) do rule[k] = v end
     if rule.status then rule.status = math.floor(rule.status) end
@@ -100,6 +110,7 @@ function M.apply(req)
   if not r.status then return nil end
   local headers = {}
   if r.retry_after then headers["Retry-After"] = tostring(math.floor(r.retry_after)) end
+  for k, v in pairs(r.headers or {}) do headers[k] = v end
   return errors.for_kind(req.kind, r.status, r.code, r.message, headers)
 end
 

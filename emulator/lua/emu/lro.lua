@@ -18,6 +18,10 @@ local meta = ngx.shared.emu_meta
 local completers = {}
 
 M.DEFAULTS = { polls = 1, seconds = 0, retry_after = 1 }
+-- Forced outcomes for rehearsing failures: the next `fail_next` operations end with
+-- `fail_status` ("Failed" or "Canceled") and the error below, without running their completer
+-- (the resource stays as the operation left it, as when Azure gives up half way).
+M.FORCED = { fail_next = "number", fail_status = "string", fail_code = "string", fail_message = "string" }
 
 function M.config()
   local c = json.decode(meta:get("lro:config") or "") or {}
@@ -28,8 +32,15 @@ end
 function M.configure(c)
   local cur = M.config()
   for k, v in pairs(c) do
-    if M.DEFAULTS[k] == nil then return nil, "unknown lro setting '" .. tostring(k) .. "'" end
-    if type(v) ~= "number" or not (v >= 0 and v <= 86400 * 366) then
+    if M.FORCED[k] then
+      if type(v) ~= M.FORCED[k] then return nil, "lro." .. k .. " must be a " .. M.FORCED[k] end
+      if k == "fail_status" and v ~= "Failed" and v ~= "Canceled" then
+        return nil, "lro.fail_status must be Failed or Canceled"
+      end
+      if k == "fail_next" and not (v >= 0 and v <= 1000) then return nil, "lro.fail_next must be 0..1000" end
+    elseif M.DEFAULTS[k] == nil then
+      return nil, "unknown lro setting '" .. tostring(k) .. "'"
+    elseif type(v) ~= "number" or not (v >= 0 and v <= 86400 * 366) then
       return nil, "lro." .. k .. " must be a number from 0 to a year"
     end
     cur[k] = v
@@ -78,6 +89,18 @@ function M.begin(opts)
     location_url = base .. "/" .. (opts.results_segment or "operationResults") .. "/" .. id .. "?api-version=" .. api,
     retry_after = opts.retry_after or cfg.retry_after,
   }
+  if (cfg.fail_next or 0) > 0 then
+    -- Take one forced failure; the config is shared by all workers, so decrement atomically.
+    state.with_lock("lro:config", function()
+      local c = M.config()
+      if (c.fail_next or 0) > 0 then
+        c.fail_next = c.fail_next - 1
+        meta:set("lro:config", json.encode(c))
+        op.forced = { status = c.fail_status or "Failed", code = c.fail_code or "OperationFailed",
+          message = c.fail_message or "The operation failed (forced by the emulator's lro.fail_next)." }
+      end
+    end)
+  end
   state.put("op:" .. id, op)
   local h = { ["Retry-After"] = tostring(math.floor(op.retry_after)) }
   local style = opts.style or "both"
@@ -91,7 +114,12 @@ function M.poll(id)
   local op = state.update("op:" .. id, function(op)
     if not op then return nil end
     op.polls = op.polls + 1
-    if op.status == "InProgress" and op.polls >= op.polls_needed and clock.now() >= op.done_at then
+    if op.status == "InProgress" and op.polls >= op.polls_needed and clock.now() >= op.done_at
+      and op.forced then
+      op.end_time = clock.now()
+      op.status = op.forced.status
+      op.error, op.error_status = { code = op.forced.code, message = op.forced.message }, 400
+    elseif op.status == "InProgress" and op.polls >= op.polls_needed and clock.now() >= op.done_at then
       local fn = op.action and completers[op.action]
       local ok, a, b = true, nil, nil
       if op.action and not fn then
@@ -152,7 +180,7 @@ function M.handle_result(req)
   end
   if op.status == "InProgress" then
     return 202, nil, { Location = op.location_url, ["Retry-After"] = tostring(math.floor(op.retry_after)) }
-  elseif op.status == "Failed" then
+  elseif op.status == "Failed" or op.status == "Canceled" then
     return op.error_status or 400, { error = op.error }
   end
   if op.result_body == nil then return op.result_status or 200, nil end
