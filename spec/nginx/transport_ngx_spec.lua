@@ -143,6 +143,78 @@ describe("azcmk.transport.ngx in nginx #lua54", function()
     assert.are.equal("TLSVerificationFailed", e.code)
   end)
 
+  describe("through an HTTPS proxy (CONNECT)", function()
+    local proxies = {}
+    local function start_proxy(required)
+      local port = N.free_port()
+      local dir = srv.dir
+      local log = dir .. "/proxy-" .. port .. ".log"
+      os.execute("python3 spec/support/connect_proxy.py " .. port .. " " .. tls.port_h1 .. " " .. log ..
+        (required and (" '" .. required .. "'") or "") .. " >/dev/null 2>&1 & echo $! > " .. log .. ".pid")
+      for _ = 1, 200 do
+        local p = io.popen("ss -Hltn 'sport = :" .. port .. "'")
+        local up = p:read("*a"):match("%S")
+        p:close()
+        if up then break end
+        os.execute("sleep 0.02")
+      end
+      local px = { port = port, log = log }
+      proxies[#proxies + 1] = px
+      return px
+    end
+    local function lines(px)
+      local f = io.open(px.log)
+      if not f then return {} end
+      local out = {}
+      for l in f:lines() do out[#out + 1] = l end
+      f:close()
+      return out
+    end
+    teardown(function()
+      for _, px in ipairs(proxies) do
+        local f = io.open(px.log .. ".pid")
+        local pid = f and f:read("*l")
+        if f then f:close() end
+        if pid and pid:match("^%d+$") then os.execute("kill " .. pid .. " 2>/dev/null") end
+      end
+    end)
+
+    it("tunnels to the URL's host, verifies TLS end to end, reuses the tunnel", function()
+      local px = start_proxy()
+      local j = call(srv, "https://myvault.vault.azure.net/hello?i=2",
+        { n = 2, proxy = "http://127.0.0.1:" .. px.port, env = "0" })
+      assert.are.equal(200, j.results[1].status, require("cjson").encode(j.results[1]))
+      assert.are.equal("hello 2", j.results[1].body)
+      assert.are.equal(200, j.results[2].status)
+      assert.is_true(j.results[2].reused)
+      local l = lines(px)
+      assert.are.equal(1, #l)
+      assert.matches("^CONNECT myvault%.vault%.azure%.net:443 HTTP/1%.1", l[1])
+    end)
+
+    it("sends Proxy-Authorization from user:password@; a refused CONNECT is not retried", function()
+      local px = start_proxy("Basic " .. "dXNlcjpwQHNz") -- user:p@ss
+      local j = call(srv, "https://myvault.vault.azure.net/hello?i=3",
+        { proxy = "http://user:p%40ss@127.0.0.1:" .. px.port, env = "0" })
+      assert.are.equal(200, j.results[1].status, require("cjson").encode(j.results[1]))
+      j = call(srv, "https://myvault.vault.azure.net/hello?i=4",
+        { proxy = "http://user:wrong@127.0.0.1:" .. px.port, env = "0" })
+      local e = j.results[1].err
+      assert.are.equal("network", e.kind)
+      assert.are.equal("CURLE_PROXY", e.code)
+      assert.is_false(e.retryable)
+      assert.matches("407", e.message)
+    end)
+
+    it("connects directly to hosts mapped by connect_to", function()
+      local px = start_proxy()
+      local j = call(srv, "https://myvault.vault.azure.net/hello?i=5",
+        { proxy = "http://127.0.0.1:" .. px.port, connect_to = to_h1(), env = "0" })
+      assert.are.equal(200, j.results[1].status)
+      assert.are.equal(0, #lines(px))
+    end)
+  end)
+
   it("times out like the curl transport (kind timeout, retryable)", function()
     local j = call(srv, "https://myvault.vault.azure.net/sleep?s=2",
       { connect_to = to_h1(), env = "0", timeout_ms = 200 })

@@ -4,7 +4,7 @@
 --   /slow                   an ARM GET (resource groups) through the worker's pipeline
 --   /arm                    the same; {status, worker, fetches (this worker's token fetches so far),
 --                           fetched (during this request)}
---   /transport?url=U&n=N&connect_to=R&env=0&method=M&body=B&timeout_ms=T&pause=S
+--   /transport?url=U&n=N&connect_to=R&env=0&method=M&body=B&timeout_ms=T&pause=S&proxy=P&no_proxy=L
 --                           N requests through azcmk.transport.ngx directly (S seconds
 --                           apart); the results and the transport's stats
 --   /phase                  which transport the phase-aware one picks here, and what it
@@ -66,6 +66,7 @@ function M.transport()
   local opts = { timeout_ms = tonumber(args.timeout_ms) or 10000 }
   if args.connect_to then opts.connect_to = args.connect_to end
   if args.env == "0" then opts.env = {} end
+  opts.https_proxy, opts.no_proxy = args.proxy, args.no_proxy
   local t = T.new(opts)
   local out = {}
   for i = 1, tonumber(args.n) or 1 do

@@ -93,6 +93,7 @@ http {
   lua_ssl_verify_depth 5;
   lua_socket_log_errors off;
   resolver 127.0.0.1 ipv6=off;
+  resolver_timeout 2s;
   ${HTTP}
   init_worker_by_lua_block {
     ${INIT_WORKER}
@@ -205,6 +206,8 @@ function S:stop()
     end
   end
   if self.client then self.client:close() end
+  -- the directory (config, error.log) stays when AZCMK_KEEP_NGINX is set, for debugging
+  if not os.getenv("AZCMK_KEEP_NGINX") then sh("rm -rf " .. q(self.dir)) end
 end
 
 return M

@@ -14,14 +14,38 @@ describe("azcmk.transport.ngx connect_to rules", function()
   end)
 
   it("maps the first matching rule; the environment's come after the options'", function()
+    local function two(a, b) return { a, b } end
     local t = T.new({ connect_to = "vault.azure.net:443:10.0.0.1:443",
       env = { AZCMK_CONNECT_TO = ":443:127.0.0.1:8443, :80:127.0.0.1:8444" } })
-    assert.are.same({ "10.0.0.1", 443 }, { t:target("vault.azure.net", 443) })
-    assert.are.same({ "127.0.0.1", 8443 }, { t:target("management.azure.com", 443) })
-    assert.are.same({ "127.0.0.1", 8444 }, { t:target("169.254.169.254", 80) })
-    assert.are.same({ "example.org", 8080 }, { t:target("example.org", 8080) })
+    assert.are.same({ "10.0.0.1", 443 }, two(t:target("vault.azure.net", 443)))
+    assert.are.same({ "127.0.0.1", 8443 }, two(t:target("management.azure.com", 443)))
+    assert.are.same({ "127.0.0.1", 8444 }, two(t:target("169.254.169.254", 80)))
+    assert.are.same({ "example.org", 8080 }, two(t:target("example.org", 8080)))
     local keep = T.new({ connect_to = { "login.microsoftonline.com:443::9443" }, env = {} })
-    assert.are.same({ "login.microsoftonline.com", 9443 }, { keep:target("login.microsoftonline.com", 443) })
+    assert.are.same({ "login.microsoftonline.com", 9443 }, two(keep:target("login.microsoftonline.com", 443)))
+  end)
+
+  it("parses http:// proxies (user:password@, default port 80) and ignores others", function()
+    assert.are.same({ host = "proxy.corp", port = 3128 }, T.parse_proxy("http://proxy.corp:3128"))
+    assert.are.same({ host = "proxy.corp", port = 80, auth = "u:p@ss" },
+      T.parse_proxy("http://u:p%40ss@Proxy.Corp/"))
+    assert.are.same({ host = "10.0.0.1", port = 8080 }, T.parse_proxy("10.0.0.1:8080"))
+    assert.is_nil(T.parse_proxy("https://proxy.corp:443"))
+    assert.is_nil(T.parse_proxy(""))
+  end)
+
+  it("bypasses the proxy for NO_PROXY names and suffixes, IMDS and loopback", function()
+    local t = T.new({ env = { HTTPS_PROXY = "http://127.0.0.1:3128",
+      NO_PROXY = "vault.azure.net, .azurecr.io" } })
+    assert.are.equal(3128, t:proxy_for("management.azure.com").port)
+    assert.is_nil(t:proxy_for("myvault.vault.azure.net"))
+    assert.is_nil(t:proxy_for("vault.azure.net"))
+    assert.is_nil(t:proxy_for("reg.azurecr.io"))
+    assert.is_nil(t:proxy_for("169.254.169.254"))
+    assert.is_nil(t:proxy_for("127.0.0.1"))
+    assert.are.equal(3128, t:proxy_for("notvault.azure.net.evil").port)
+    assert.is_nil(T.new({ env = { https_proxy = "http://p:1", no_proxy = "*" } }):proxy_for("a.b"))
+    assert.is_nil(T.new({ env = {} }):proxy_for("management.azure.com"))
   end)
 
   it("refuses a bad rule when built", function()

@@ -18,7 +18,11 @@
 -- * Keep-alive pools per (URL host, port, connect address, TLS settings); bodies with
 --   Content-Length, chunked, or until close; 1xx answers skipped; a reused connection that
 --   the server had closed is retried once on a fresh one (before any byte of an answer).
--- * Proxies are not used (cosockets have none): HTTPS_PROXY is ignored here.
+-- * HTTPS through an http:// proxy with CONNECT (HTTPS_PROXY / https_proxy, or opts.https_proxy;
+--   user:password@ -> Proxy-Authorization: Basic), except for hosts in NO_PROXY / no_proxy
+--   (names and domain suffixes, "*" = all), hosts mapped by a connect_to rule, IMDS and
+--   loopback. TLS (SNI, verification) is end to end with the URL's host; plain http never
+--   goes through the proxy.
 -- Errors are the curl transport's (errors.from_transport with libcurl's code names), so the
 -- pipeline's retry rules apply unchanged.
 local errors = require("azcmk.errors")
@@ -89,8 +93,8 @@ T.__index = T
 --- New transport. opts: connect_to (list or comma string; AZCMK_CONNECT_TO is added after
 -- them), timeout_ms (default 30000), connect_timeout_ms (5000), allow_http (hosts allowed
 -- plain http; default IMDS + loopback), user_agent, keepalive_ms (idle time in the pool,
--- 60000), pool_size (30), max_parallel (batch, 16), max_body_bytes (64 MiB), env (table
--- replacing os.getenv). No I/O here.
+-- 60000), pool_size (30), max_parallel (batch, 16), max_body_bytes (64 MiB), https_proxy,
+-- no_proxy (default: the environment's), env (table replacing os.getenv). No I/O here.
 function M.new(opts)
   opts = opts or {}
   local getenv = opts.env and function(k) return opts.env[k] end or os.getenv
@@ -103,12 +107,14 @@ function M.new(opts)
     if not p then error("azcmk.transport.ngx: bad connect_to rule '" .. r .. "'", 2) end
     parsed[#parsed + 1] = p
   end
+  local proxy = M.parse_proxy(opts.https_proxy or getenv("HTTPS_PROXY") or getenv("https_proxy"))
+  local no_proxy = split_list(opts.no_proxy or getenv("NO_PROXY") or getenv("no_proxy"))
   local allow = {}
   for _, h in ipairs(opts.allow_http or M.ALLOW_HTTP) do
     allow[(h:gsub("^%[(.*)%]$", "%1")):lower()] = true
   end
   return setmetatable({
-    name = "ngx", rules = parsed, allow_http = allow,
+    name = "ngx", rules = parsed, allow_http = allow, proxy = proxy, no_proxy = no_proxy,
     timeout_ms = opts.timeout_ms or 30000, connect_timeout_ms = opts.connect_timeout_ms or 5000,
     user_agent = opts.user_agent, keepalive_ms = opts.keepalive_ms or 60000, pool_size = opts.pool_size or 30,
     max_parallel = opts.max_parallel or 16, max_body = opts.max_body_bytes or M.MAX_BODY,
@@ -116,14 +122,44 @@ function M.new(opts)
   }, T)
 end
 
--- the address to connect to for host:port (first matching rule)
+--- "http://[user:password@]host[:port][/]" -> { host, port, auth } or nil (empty, or not http://)
+function M.parse_proxy(s)
+  if type(s) ~= "string" or s == "" then return nil end
+  if not s:find("://", 1, true) then s = "http://" .. s end
+  local scheme, authority = s:match("^(%a[%w+.-]*)://([^/]*)")
+  if not scheme or scheme:lower() ~= "http" then return nil end
+  local userinfo, hostport = authority:match("^(.*)@([^@]*)$")
+  if not userinfo then userinfo, hostport = "", authority end
+  local host, port = hostport:match("^%[([^%]]+)%]:?(%d*)$")
+  if not host then host, port = hostport:match("^([^:]+):?(%d*)$") end
+  if not host then return nil end
+  local auth
+  if userinfo ~= "" then
+    auth = userinfo:gsub("%%(%x%x)", function(h) return string.char(tonumber(h, 16)) end)
+  end
+  return { host = host:lower(), port = tonumber(port) or 80, auth = auth }
+end
+
+local ALWAYS_DIRECT = { ["169.254.169.254"] = true, localhost = true, ["127.0.0.1"] = true, ["::1"] = true }
+
+--- The proxy to use for host (nil: connect directly).
+function T:proxy_for(host)
+  if not self.proxy or ALWAYS_DIRECT[host] then return nil end
+  for _, e in ipairs(self.no_proxy) do
+    e = e:lower():gsub("^%*?%.", "")
+    if e == "*" or host == e or host:sub(-(#e + 1)) == "." .. e then return nil end
+  end
+  return self.proxy
+end
+
+-- the address to connect to for host:port (first matching rule); true when a rule matched
 function T:target(host, port)
   for _, r in ipairs(self.rules) do
     if (r.host == "" or r.host == host) and (not r.port or r.port == port) then
-      return (r.to_host ~= "" and r.to_host or host), (r.to_port or port)
+      return (r.to_host ~= "" and r.to_host or host), (r.to_port or port), true
     end
   end
-  return host, port
+  return host, port, false
 end
 
 local function fail(code, msg, host)
@@ -320,10 +356,35 @@ function T:_exchange(sock, head, body, method)
   return { status = status, headers = headers, body = rbody, http_version = "1.1" }, keep
 end
 
+-- CONNECT host:port through the proxy on a connected socket
+local function tunnel(sock, proxy, host, port)
+  local authority = (host:find(":", 1, true) and ("[" .. host .. "]") or host) .. ":" .. port
+  local head = "CONNECT " .. authority .. " HTTP/1.1\r\nHost: " .. authority .. "\r\n"
+  if proxy.auth then
+    head = head .. "Proxy-Authorization: Basic " .. ngx.encode_base64(proxy.auth) .. "\r\n"
+  end
+  local ok, err = sock:send(head .. "\r\n")
+  if not ok then return nil, "proxy CONNECT: " .. tostring(err), io_code(err, "CURLE_COULDNT_CONNECT") end
+  local status, herr = read_head(sock)
+  if not status then
+    return nil, "proxy CONNECT: " .. tostring(herr), io_code(herr, "CURLE_COULDNT_CONNECT")
+  end
+  if status < 200 or status >= 300 then
+    return nil, "proxy CONNECT to " .. authority .. " answered " .. status, "CURLE_PROXY"
+  end
+  return true
+end
+
 function T:_connect(p, port, timeout_ms)
-  local to_host, to_port = self:target(p.host, port)
+  local to_host, to_port, mapped = self:target(p.host, port)
   local tls = p.scheme == "https"
+  local proxy = tls and not mapped and self:proxy_for(p.host) or nil
   local pool = table.concat({ p.host, port, to_host, to_port, tls and "tls-verify" or "plain" }, ":")
+  if proxy then
+    to_host, to_port = proxy.host, proxy.port
+    pool = pool .. ":via:" .. proxy.host .. ":" .. proxy.port
+      .. (proxy.auth and (":" .. ngx.md5(proxy.auth)) or "")
+  end
   local sock = ngx.socket.tcp()
   sock:settimeouts(self.connect_timeout_ms < timeout_ms and self.connect_timeout_ms or timeout_ms,
     timeout_ms, timeout_ms)
@@ -331,13 +392,28 @@ function T:_connect(p, port, timeout_ms)
   local ok, err = sock:connect(chost, to_port, { pool = pool, pool_size = self.pool_size })
   if not ok then return nil, err, connect_code(err) end
   local reused = sock:getreusedtimes() or 0
+  if proxy and reused == 0 then
+    local tok, terr, tcode = tunnel(sock, proxy, p.host:match("^%[(.*)%]$") or p.host, port)
+    if not tok then
+      sock:close()
+      return nil, terr, tcode
+    end
+  end
   if tls and reused == 0 then
     local sni = p.host:match("^%[(.*)%]$") or p.host
-    local sess
-    sess, err = sock:sslhandshake(nil, sni, true)
+    -- Never pass `false` as the session argument: with lua-resty-core 0.1.25 + ngx_lua 0.10.23,
+    -- when the handshake completes at once but the verification fails, that form returns
+    -- true (the failure is only reported by the session query). With nil the same case
+    -- raises resty.core's assert() on that query: it is a verification failure.
+    local ok2, sess, herr = pcall(sock.sslhandshake, sock, nil, sni, true)
+    if not ok2 then
+      sock:close()
+      return nil, "TLS handshake with " .. p.host .. ": certificate verification failed",
+        "CURLE_PEER_FAILED_VERIFICATION"
+    end
     if not sess then
       sock:close()
-      return nil, "TLS handshake with " .. p.host .. ": " .. tostring(err), tls_code(err)
+      return nil, "TLS handshake with " .. p.host .. ": " .. tostring(herr), tls_code(herr)
     end
   end
   return sock, reused
