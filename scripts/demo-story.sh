@@ -29,16 +29,16 @@ az revoke -n demoreg01 --yes
 echo "\$ curl https://demoreg01.azurecr.io/v2/"
 emu -o /dev/null -w "HTTP %{http_code}\n" https://demoreg01.azurecr.io/v2/
 emu https://demoreg01.azurecr.io/v2/ | head -c 300; echo
-if [ -f lua/azcmk/cli/doctor.lua ]; then
-  az doctor -n demoreg01 || true
-else
-  echo "(the doctor arrives later)"
-fi
+say "6b. the doctor names the problem (exit status 1: broken)"
+az doctor -n demoreg01 || echo "(exit status $?)"
 
 say "7. restore the access: the registry serves again"
 az restore -n demoreg01
 emu -o /dev/null -w "\$ curl https://demoreg01.azurecr.io/v2/ -> HTTP %{http_code} (401 = serving, asks for login)\n" \
   https://demoreg01.azurecr.io/v2/
+
+say "7b. the doctor again: healthy (exit status 0)"
+az doctor -n demoreg01
 
 say "8. show again"
 az show -n demoreg01 --probe
