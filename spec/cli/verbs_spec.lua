@@ -179,6 +179,19 @@ describe("azcmk command line", function()
       "key_id=" .. s.versioned_key_id })
     assert.equal(2, r.code)
     one_line_error(r, "did you mean kek_id")
+    -- the parameters file with the article's placeholders is refused up front; K=V words override it
+    local seq = H.seq()
+    r = H.cli({ "deploy", "-g", s.registry.resource_group, "-f", "examples/cmk-template.json",
+      "-p", "@examples/cmk-template.parameters.json" })
+    assert.equal(2, r.code)
+    one_line_error(r, "InvalidKeyId")
+    assert.equal(0, #H.writes(seq))
+    r = H.cli({ "deploy", "-g", s.registry.resource_group, "-f", "examples/cmk-template.json", "-n",
+      "from-file",
+      "-p", "@examples/cmk-template.parameters.json", "registry_name=" .. H.unique("tplf"),
+      "identity_name=cli-file-id", "vault_name=" .. s.vault.name, "kek_id=" .. s.versioned_key_id })
+    assert.equal(0, r.code, r.stderr)
+    assert.matches("Deployment from%-file: Succeeded", r.stdout)
   end)
 
   it("run SCRIPT.lua: azcmk on the path, arguments, exit code", function()
