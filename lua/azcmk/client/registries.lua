@@ -72,9 +72,17 @@ function C:assign_identity(o)
   end
   local cur = reg.identity or {}
   local ident = { type = C.identity_type(cur.type, o.system, o.identity_id ~= nil or nil) }
+  -- the identities already attached are named again (as the Azure CLI does), so that no
+  -- service has to merge a partial map
+  local map, any = {}, false
+  for id in pairs(cur.userAssignedIdentities or {}) do map[id] = {}; any = true end
   if o.identity_id then
-    ident.userAssignedIdentities = { [o.identity_id] = {} }
+    local seen = false
+    for id in pairs(map) do if id:lower() == o.identity_id:lower() then seen = true end end
+    if not seen then map[o.identity_id] = {} end
+    any = true
   end
+  if any then ident.userAssignedIdentities = map end
   return self:update({ resource_group = o.resource_group, name = o.name, id = o.id or reg.id,
     subscription = o.subscription, progress = o.progress, interval = o.interval, timeout = o.timeout,
     body = { identity = ident } })
