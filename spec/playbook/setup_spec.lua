@@ -235,6 +235,20 @@ describe("playbook setup", function()
     end)
   end)
 
+  it("a dropped connection while creating the key (a POST, not retried) fails with a network error; "
+    .. "the re-run completes", function()
+    local names = { resource_group = H.unique("rg-"), registry = H.unique("reg"), vault = H.unique("kv-"),
+      location = "westus" }
+    H.E.control("POST", "faults", { rules = { { host = names.vault .. ".vault.azure.net", method = "POST",
+      path = "/keys/", drop = true, count = 2 } } })
+    local r, err = setup_pb.setup(H.opts(names))
+    H.E.control("DELETE", "faults")
+    assert.is_nil(r)
+    assert.equal("network", err.kind)
+    local r2 = assert(setup_pb.setup(H.opts(names)))
+    assert_end_state(c, names, r2)
+  end)
+
   it("a re-run while the registry of an interrupted run is still being created waits for it", function()
     local names = { resource_group = H.unique("rg-"), registry = H.unique("reg"), vault = H.unique("kv-"),
       location = "westus" }
