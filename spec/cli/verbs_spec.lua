@@ -194,6 +194,17 @@ describe("azcmk command line", function()
     assert.matches("Deployment from%-file: Succeeded", r.stdout)
   end)
 
+  it("never prints a secret, even with AZCMK_LOG=debug", function()
+    local s = H.setup()
+    local r = H.cli({ "rotate", "-n", s.registry.name, "-o", "json" }, { AZCMK_LOG = "debug" })
+    assert.equal(0, r.code, r.stderr)
+    assert.truthy(H.json(r.stdout), "stdout stays pure JSON with debug logging on stderr")
+    assert.truthy(r.stderr:find("azcmk http", 1, true), "debug lines expected on stderr")
+    local all = r.stdout .. r.stderr
+    assert.is_nil(all:find(seed.owner.client_secret, 1, true))
+    assert.is_nil(all:find("eyJ[%w%-_]+%.eyJ"))
+  end)
+
   it("run SCRIPT.lua: azcmk on the path, arguments, exit code", function()
     local f = os.tmpname()
     local h = assert(io.open(f, "w"))
