@@ -516,33 +516,38 @@ arm.route({ method = "GET", path = BASE, type = M.TYPE,
     return 200, { value = out }
   end })
 
-arm.route({ method = "GET", path = BASE .. "/{name}/operations", type = M.TYPE, scope = scope_of,
-  action = "Microsoft.Resources/deployments/operations/read",
-  handler = function(req)
-    local p = req.params
-    arm.require_rg(p.sub, p.rg)
-    local dep = arm.get(dep_id(p.sub, p.rg, p.name))
-    if not dep then
-      return errors.arm(404, "DeploymentNotFound", "Deployment '" .. p.name .. "' could not be found.")
-    end
-    return 200, { value = json.array(dep._ops or {}) }
-  end })
+-- Azure's specification names the resource-group deployment operations without the provider
+-- segment (DeploymentOperations_List / _Get: /subscriptions/{sub}/resourcegroups/{rg}/deployments/
+-- {name}/operations[/{operationId}]), which is what the SDKs call; both spellings are served.
+for _, base in ipairs({ BASE, "/subscriptions/{sub}/resourcegroups/{rg}/deployments" }) do
+  arm.route({ method = "GET", path = base .. "/{name}/operations", type = M.TYPE, scope = scope_of,
+    action = "Microsoft.Resources/deployments/operations/read",
+    handler = function(req)
+      local p = req.params
+      arm.require_rg(p.sub, p.rg)
+      local dep = arm.get(dep_id(p.sub, p.rg, p.name))
+      if not dep then
+        return errors.arm(404, "DeploymentNotFound", "Deployment '" .. p.name .. "' could not be found.")
+      end
+      return 200, { value = json.array(dep._ops or {}) }
+    end })
 
-arm.route({ method = "GET", path = BASE .. "/{name}/operations/{operationId}", type = M.TYPE, scope = scope_of,
-  action = "Microsoft.Resources/deployments/operations/read",
-  handler = function(req)
-    local p = req.params
-    arm.require_rg(p.sub, p.rg)
-    local dep = arm.get(dep_id(p.sub, p.rg, p.name))
-    if not dep then
-      return errors.arm(404, "DeploymentNotFound", "Deployment '" .. p.name .. "' could not be found.")
-    end
-    for _, op in ipairs(dep._ops or {}) do
-      if op.operationId:lower() == p.operationId:lower() then return 200, op end
-    end
-    return errors.arm(404, "DeploymentOperationNotFound", "Deployment operation '" .. p.operationId .. -- synthetic
-      "' could not be found.")
-  end })
+  arm.route({ method = "GET", path = base .. "/{name}/operations/{operationId}", type = M.TYPE, scope = scope_of,
+    action = "Microsoft.Resources/deployments/operations/read",
+    handler = function(req)
+      local p = req.params
+      arm.require_rg(p.sub, p.rg)
+      local dep = arm.get(dep_id(p.sub, p.rg, p.name))
+      if not dep then
+        return errors.arm(404, "DeploymentNotFound", "Deployment '" .. p.name .. "' could not be found.")
+      end
+      for _, op in ipairs(dep._ops or {}) do
+        if op.operationId:lower() == p.operationId:lower() then return 200, op end
+      end
+      return errors.arm(404, "DeploymentOperationNotFound", "Deployment operation '" .. p.operationId .. -- synthetic
+        "' could not be found.")
+    end })
+end
 
 arm.route({ method = "GET", path = BASE .. "/{name}/operationStatuses/{opid}", type = M.TYPE, scope = scope_of,
   action = "Microsoft.Resources/deployments/read",
