@@ -20,6 +20,12 @@ describe("azcmk.transport.ngx in nginx #lua54", function()
       keepalive_timeout 1s;
       return 200 "short";
     }
+    location = /http10 {
+      content_by_lua_block {
+        local sock = assert(ngx.req.socket(true))
+        sock:send("HTTP/1.0 200 OK\r\nContent-Length: 4\r\nX-Old: yes\r\n\r\nold!")
+      }
+    }
     location = /chunked {
       content_by_lua_block {
         for i = 1, 50 do ngx.print(string.rep("x", 999) .. (i % 10)) ngx.flush(true) end
@@ -98,6 +104,18 @@ describe("azcmk.transport.ngx in nginx #lua54", function()
     assert.are.equal("ngx", r.json.request)
     assert.are.equal("curl", r.json.init_worker)
     assert.are.equal("TransportUnavailable", r.json.init_worker_error)
+  end)
+
+  it("does not keep an HTTP/1.0 answer's connection without keep-alive", function()
+    -- a pool of its own (URL port 1, mapped): no connection of earlier tests can be in it
+    local j = call(srv, "http://127.0.0.1:1/http10",
+      { n = 2, connect_to = "127.0.0.1:1:127.0.0.1:" .. srv.port })
+    for i = 1, 2 do
+      assert.are.equal(200, j.results[i].status)
+      assert.are.equal("old!", j.results[i].body)
+      assert.is_false(j.results[i].reused)
+    end
+    assert.are.equal(2, j.stats.connects)
   end)
 
   it("reads chunked bodies", function()

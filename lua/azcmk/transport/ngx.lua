@@ -166,7 +166,10 @@ local function fail(code, msg, host)
   return nil, errors.from_transport("ngx: " .. msg, code, host)
 end
 
-local function ms_now() return ngx.now() * 1000 end
+local function ms_now()
+  ngx.update_time()
+  return ngx.now() * 1000
+end
 
 -- socket error text -> libcurl code name (so errors look like the curl transport's)
 local function io_code(err, default)
@@ -240,7 +243,8 @@ local function read_head(sock)
   while true do
     local line, err = sock:receive("*l")
     if not line then return nil, err, "status" end
-    local status = line:match("^HTTP/%d%.?%d? (%d%d%d)")
+    local minor, status = line:match("^HTTP/1%.(%d) (%d%d%d)")
+    if not status then status = line:match("^HTTP/%d%.?%d? (%d%d%d)") end
     if not status then return nil, "malformed status line", "proto" end
     status = tonumber(status)
     local h, last = {}, nil
@@ -267,7 +271,7 @@ local function read_head(sock)
     if status >= 200 or status == 101 then
       local out = {}
       for k, vs in pairs(h) do out[k] = table.concat(vs, ", ") end
-      return status, out
+      return status, out, minor == "0"
     end
     -- 1xx interim answer: read the next head
   end
@@ -303,6 +307,7 @@ function T:_exchange(sock, head, body, method)
   local bytes, err = sock:send(body and { head, body } or head)
   if not bytes then return nil, err, io_code(err, "CURLE_SEND_ERROR"), false end
   local status, headers, where = read_head(sock)
+  local http10 = status and where
   if not status then
     local e = headers
     if where == "status" then
@@ -311,9 +316,10 @@ function T:_exchange(sock, head, body, method)
     end
     return nil, e, io_code(e, "CURLE_RECV_ERROR"), true
   end
-  local keep = true
   local conn = (headers.connection or ""):lower()
-  if conn:find("close", 1, true) then keep = false end
+  -- HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 only when told so
+  local keep = not conn:find("close", 1, true)
+  if http10 and not conn:find("keep-alive", 1, true) then keep = false end
   local rbody = ""
   local no_body = method == "HEAD" or status == 204 or status == 304 or (status >= 100 and status < 200)
   if not no_body then
