@@ -25,14 +25,14 @@ describe("nginx embedding: event loop #lua54", function()
     assert.are.equal(200, warm.json.status, warm.body)
     local since = E.log_seq()
     E.control("POST", "faults", { rules = { { host = "management.azure.com",
-      path = "/subscriptions/" .. sub .. "/resourcegroups", method = "GET", delay_ms = 4000, count = 20 } } })
+      path = "/subscriptions/" .. sub .. "/resourcegroups", method = "GET", delay_ms = 8000, count = 20 } } })
     -- 20 concurrent client requests to /slow (curl processes in the background)
     local cmd = "for i in $(seq 1 20); do curl -s --max-time 60 " ..
       sh_q(srv.base .. "/slow") .. " & done; wait"
     local p = io.popen(cmd)
     -- /fast answers while every slow call is in flight and none has finished
     local seen
-    for _ = 1, 400 do
+    for _ = 1, 700 do
       local f = srv:get("/fast")
       assert.are.equal(200, f.status)
       if f.json.in_flight == 20 then
