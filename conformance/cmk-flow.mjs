@@ -8,8 +8,10 @@
 // exits 1 when a step failed.
 import { randomBytes, randomUUID, createPublicKey, publicEncrypt, constants as C } from "node:crypto";
 import https from "node:https";
+import { readFileSync } from "node:fs";
 import { ClientSecretCredential, ClientCertificateCredential, WorkloadIdentityCredential } from "@azure/identity";
 import { ResourceManagementClient } from "@azure/arm-resources";
+import { DeploymentsClient } from "@azure/arm-resourcesdeployments";
 import { ManagedServiceIdentityClient } from "@azure/arm-msi";
 import { KeyVaultManagementClient } from "@azure/arm-keyvault";
 import { AuthorizationManagementClient } from "@azure/arm-authorization";
@@ -40,11 +42,12 @@ const names = {
   rg: `conf-${tag}`, uai: `conf-uai-${tag}`, kv: `confkv${tag}`, kv2: `confrbac${tag}`,
   key: "cmk", ecKey: "ec", scratch: "scratch",
   reg: `confreg${tag}`, reg2: `confrbac${tag}`, regStd: `confstd${tag}`, regEc: `confec${tag}`,
-  regPlain: `confplain${tag}`,
+  regPlain: `confplain${tag}`, regTpl: `conftpl${tag}`, regTplEc: `conftplec${tag}`,
 };
 
 const credential = new ClientSecretCredential(tenantId, clientId, clientSecret, { authorityHost });
 const resources = new ResourceManagementClient(credential, sub);
+const deployments = new DeploymentsClient(credential, sub);
 const msi = new ManagedServiceIdentityClient(credential, sub);
 const kvm = new KeyVaultManagementClient(credential, sub);
 const authz = new AuthorizationManagementClient(credential, sub);
@@ -68,7 +71,7 @@ function describe(e) {
 // CMK_FLOW_CORE=1 (bench/conformance.sh): only the CMK job itself, the same calls as
 // bench/conformance-flow.lua does through azcmk; the extra credential and denial checks are left out.
 const EXTRA = new Set(["token-certificate", "token-workload-identity", "token-bad-secret", "rotate-versionless", "denied",
-  "throttled-retry"]);
+  "throttled-retry", "template-deployment"]);
 const CORE_ONLY = Boolean(process.env.CMK_FLOW_CORE);
 
 async function step(name, needs, fn) {
@@ -447,6 +450,7 @@ await step("throttled-retry", ["registry-cmk", "key-new-version"], async () => {
 // Service rules: the SDK surfaces Azure's refusal as RestError(statusCode, code).
 await step("rule-ec-key", ["access-policy"], async () => {
   const ec = await ctx.keys.createEcKey(names.ecKey, { curve: "P-256" });
+  ctx.ecKeyId = ec.id;
   return expectRestError(acr.registries.beginCreateAndWait(names.rg, names.regEc, registryBody("Premium", ec.id), POLL), 400);
 });
 
@@ -459,6 +463,41 @@ await step("rule-cmk-existing", ["key", "identity"], async () => {
   return expectRestError(acr.registries.beginUpdateAndWait(names.rg, names.regPlain, {
     encryption: { status: "enabled", keyVaultProperties: { keyIdentifier: ctx.key.id, identity: ctx.uai.clientId } },
   }, POLL), 400);
+});
+
+// The documented CMK template (examples/cmk-template.json: identity, access policy, registry) through
+// @azure/arm-resourcesdeployments: the deployment LRO, its operations, the registry it made; and a
+// failing one (EC key): DeploymentFailed with the registry's error nested as a JSON string.
+await step("template-deployment", ["key-new-version", "rule-ec-key"], async () => {
+  const template = JSON.parse(readFileSync(new URL("../examples/cmk-template.json", import.meta.url), "utf8"));
+  const params = (reg, uai, kid) => ({ vault_name: { value: names.kv }, registry_name: { value: reg },
+    identity_name: { value: uai }, kek_id: { value: kid } });
+  const dep = await deployments.deployments.beginCreateOrUpdateAndWait(names.rg, "cmk",
+    { properties: { mode: "Incremental", template, parameters: params(names.regTpl, `${names.uai}-tpl`, ctx.key2.id) } }, POLL);
+  eq(dep.properties?.provisioningState, "Succeeded", "deployment provisioningState");
+  const ops = [];
+  for await (const o of deployments.deploymentOperations.list(names.rg, "cmk")) ops.push(o);
+  const types = ops.map((o) => o.properties?.targetResource?.resourceType).sort().join(",");
+  eq(types, "Microsoft.ContainerRegistry/registries,Microsoft.KeyVault/vaults/accessPolicies,Microsoft.ManagedIdentity/userAssignedIdentities", "operations");
+  check(ops.every((o) => o.properties.provisioningState === "Succeeded"), "every operation Succeeded");
+  eq((await deployments.deploymentOperations.get(names.rg, "cmk", ops[0].operationId)).operationId, ops[0].operationId, "operation get");
+  const reg = await acr.registries.get(names.rg, names.regTpl);
+  eq(reg.encryption?.status, "enabled", "registry from the template: encryption");
+  eq(reg.encryption.keyVaultProperties.keyIdentifier, ctx.key2.id, "registry from the template: keyIdentifier");
+  try {
+    await deployments.deployments.beginCreateOrUpdateAndWait(names.rg, "cmk-ec",
+      { properties: { mode: "Incremental", template, parameters: params(names.regTplEc, `${names.uai}-tpl2`, ctx.ecKeyId) } }, POLL);
+    throw new Error("the EC deployment succeeded");
+  } catch (e) {
+    check(/DeploymentFailed/.test(e.message), `failed deployment error: ${describe(e)}`);
+  }
+  const failed = await deployments.deployments.get(names.rg, "cmk-ec");
+  eq(failed.properties?.provisioningState, "Failed", "failed deployment provisioningState");
+  eq(failed.properties.error?.code, "DeploymentFailed", "error.code");
+  const inner = failed.properties.error.details?.[0];
+  check(inner && /KeyTypeNotSupported/.test(JSON.parse(inner.message).error?.code || ""),
+    `details[0].message (a JSON string): ${JSON.stringify(inner)}`);
+  return `${ops.length} operations; failed one: DeploymentFailed / ${inner.code}`;
 });
 
 await step("emulator-health", [], async () => {
