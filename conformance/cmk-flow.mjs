@@ -9,7 +9,8 @@
 import { randomBytes, randomUUID, createPublicKey, publicEncrypt, constants as C } from "node:crypto";
 import https from "node:https";
 import { readFileSync } from "node:fs";
-import { ClientSecretCredential, ClientCertificateCredential, WorkloadIdentityCredential } from "@azure/identity";
+import { ClientSecretCredential, ClientCertificateCredential, WorkloadIdentityCredential, ManagedIdentityCredential }
+  from "@azure/identity";
 import { ResourceManagementClient } from "@azure/arm-resources";
 import { DeploymentsClient } from "@azure/arm-resourcesdeployments";
 import { ManagedServiceIdentityClient } from "@azure/arm-msi";
@@ -71,7 +72,7 @@ function describe(e) {
 // CMK_FLOW_CORE=1 (bench/conformance.sh): only the CMK job itself, the same calls as
 // bench/conformance-flow.lua does through azcmk; the extra credential and denial checks are left out.
 const EXTRA = new Set(["token-certificate", "token-workload-identity", "token-bad-secret", "rotate-versionless", "denied",
-  "throttled-retry", "template-deployment"]);
+  "throttled-retry", "template-deployment", "token-managed-identity"]);
 const CORE_ONLY = Boolean(process.env.CMK_FLOW_CORE);
 
 async function step(name, needs, fn) {
@@ -229,6 +230,20 @@ await step("identity", ["resource-group"], async () => {
   const got = await msi.userAssignedIdentities.get(names.rg, names.uai);
   eq(got.principalId, id.principalId, "principalId on get");
   ctx.uai = id;
+});
+
+// A VM running the job: IMDS (reached through AZURE_POD_IDENTITY_AUTHORITY_HOST=http://127.0.0.1,
+// port 80 mapped to the emulator's http port), system-assigned, then the job's user-assigned
+// identity attached to the "VM" and chosen by client id and by resource id. (MSAL caches the
+// managed-identity source per process, so App Service is left to the emulator's own specs.)
+await step("token-managed-identity", ["identity", "token-certificate"], async () => {
+  process.env.AZURE_POD_IDENTITY_AUTHORITY_HOST = "http://127.0.0.1";
+  const oid = async (opts) => jwtClaims((await new ManagedIdentityCredential(opts).getToken(
+    "https://management.azure.com/.default")).token).oid;
+  eq(await oid(), ctx.seed.vm.principal_id, "system-assigned oid");
+  await control("POST", "/_emulator/vm/identities", { id: ctx.uai.id });
+  eq(await oid({ clientId: ctx.uai.clientId }), ctx.uai.principalId, "user-assigned (client id) oid");
+  eq(await oid({ resourceId: ctx.uai.id }), ctx.uai.principalId, "user-assigned (resource id) oid");
 });
 
 await step("vault", ["identity"], async () => {
