@@ -25,8 +25,10 @@ static int trim_value(const char **p, size_t *n) {
   const char *s = *p, *e = *p + *n;
   while (s < e && is_ows(*s)) s++;
   while (e > s && is_ows(e[-1])) e--;
-  for (const char *q = s; q < e; q++)
-    if (*q == '\0' || *q == '\r' || *q == '\n') return 0;
+  for (const char *q = s; q < e; q++) {
+    unsigned char c = (unsigned char)*q;
+    if (c <= '\r' && (c == '\0' || c == '\r' || c == '\n')) return 0; /* one test for most bytes */
+  }
   *p = s;
   *n = (size_t)(e - s);
   return 1;
@@ -42,7 +44,7 @@ enum azcmk_header_kind azcmk_header_parse(const char *line, size_t len, struct a
   if (len > 0 && line[len - 1] == '\n') len--;
   if (len > 0 && line[len - 1] == '\r') len--;
   if (len == 0) return AZCMK_HDR_BLANK;
-  if (len >= 5 && memcmp(line, "HTTP/", 5) == 0) return AZCMK_HDR_STATUS;
+  if (line[0] == 'H' && len >= 5 && memcmp(line, "HTTP/", 5) == 0) return AZCMK_HDR_STATUS;
   if (is_ows(line[0])) {
     const char *v = line;
     size_t n = len;
@@ -52,7 +54,7 @@ enum azcmk_header_kind azcmk_header_parse(const char *line, size_t len, struct a
     return AZCMK_HDR_CONT;
   }
   size_t i = 0;
-  while (i < len && azcmk_header_is_tchar((unsigned char)line[i])) i++;
+  while (i < len && tchar[(unsigned char)line[i]]) i++;
   if (i == 0 || i >= len || line[i] != ':') return AZCMK_HDR_INVALID;
   const char *v = line + i + 1;
   size_t n = len - i - 1;

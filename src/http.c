@@ -152,6 +152,7 @@ struct xfer {
   unsigned np_gen;  /* the client's no_proxy generation last set on this handle */
   size_t max_body;
   int oom;
+  int hdr_lines;       /* lines in hdr (sizes the Lua table) */
   const char *too_big; /* why a transfer was cut short by a size limit */
   int state;
   CURLcode rc;
@@ -345,6 +346,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
    * keep only the final response's headers. (The same test as azcmk_header_parse's.) */
   if (n >= 5 && memcmp(ptr, "HTTP/", 5) == 0) {
     buf_clear(&x->hdr);
+    x->hdr_lines = 0;
     return n;
   }
   if (n > MAX_HEADER_BYTES - x->hdr.len) {
@@ -355,6 +357,7 @@ static size_t on_header(char *ptr, size_t size, size_t nmemb, void *ud) {
     x->oom = 1;
     return 0;
   }
+  x->hdr_lines++;
   return n;
 }
 
@@ -394,6 +397,7 @@ static void xfer_reset(struct xfer *x) {
   if (x->req_headers) slist_wipe_free(x->req_headers);
   x->req_headers = NULL;
   x->oom = 0;
+  x->hdr_lines = 0;
   x->too_big = NULL;
   x->rc = CURLE_OK;
   x->fail_code = NULL;
@@ -616,10 +620,8 @@ static int xfer_prepare(lua_State *L, struct client *c, struct xfer *x, int t, c
 
 /* ---------------------------------------------------------------- results */
 
-void azcmk_http_push_headers(lua_State *L, const char *p, size_t len) {
+static void push_headers_sized(lua_State *L, const char *p, size_t len, int lines) {
   const char *s = p, *end = p + len;
-  int lines = 0;
-  for (const char *q = s; q < end && (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++) lines++;
   lua_createtable(L, 0, lines < 32 ? lines : 32); /* usually sized once: no rehash while filling */
   int t = lua_gettop(L);
   int multi = 0;   /* index of the repeated-headers table, once there is one */
@@ -713,6 +715,13 @@ void azcmk_http_push_headers(lua_State *L, const char *p, size_t len) {
   lua_settop(L, t);
 }
 
+void azcmk_http_push_headers(lua_State *L, const char *p, size_t len) {
+  int lines = 0;
+  for (const char *q = p, *end = p + len; q < end && (q = memchr(q, '\n', (size_t)(end - q))) != NULL; q++)
+    lines++;
+  push_headers_sized(L, p, len, lines);
+}
+
 static void set_int(lua_State *L, const char *k, long v) {
   lua_pushinteger(L, (lua_Integer)v);
   lua_setfield(L, -2, k);
@@ -755,7 +764,7 @@ static int push_outcome(lua_State *L, struct xfer *x) {
   curl_easy_getinfo(e, CURLINFO_TOTAL_TIME_T, &total_us);
   lua_createtable(L, 0, 5);
   set_int(L, "status", status);
-  azcmk_http_push_headers(L, x->hdr.p, x->hdr.len);
+  push_headers_sized(L, x->hdr.p, x->hdr.len, x->hdr_lines);
   lua_setfield(L, -2, "headers");
   lua_pushlstring(L, x->body.p ? x->body.p : "", x->body.len);
   lua_setfield(L, -2, "body");
