@@ -7,6 +7,7 @@
 --   /transport?url=U&n=N&connect_to=R&env=0&method=M&body=B&timeout_ms=T&pause=S&proxy=P&no_proxy=L
 --                           N requests through azcmk.transport.ngx directly (S seconds
 --                           apart); the results and the transport's stats
+--   /tokens?case=stale|wait the shared-dict lock (see M.tokens)
 --   /phase                  which transport the phase-aware one picks here, and what it
 --                           picked in init_worker (stored there by the harness's init_worker)
 local cjson = require("cjson.safe")
@@ -76,6 +77,53 @@ function M.transport()
       reused = res and res.info and res.info.reused, err = err_table(err) }
   end
   say({ results = out, stats = t.stats })
+end
+
+--- /tokens?case=stale|wait: the cross-worker lock, with "another worker" simulated by a lock
+-- entry in the dict. stale: an entry inside its refresh window while the lock is held ->
+-- served without a fetch; then, lock released -> refreshed. wait: no entry, lock held; a
+-- timer stores the token 0.1 s later -> the waiter returns it without fetching.
+function M.tokens()
+  local case = ngx.var.arg_case
+  local p = pipeline()
+  local token_cache = require("azcmk.token_cache")
+  local scope = p.cloud.arm_scope
+  local key = token_cache.key(p.credential, scope, nil)
+  local st = p.tokens.store
+  local dict = ngx.shared.azcmk_tokens
+  local lk = "lock:tok:" .. key
+  local out = {}
+  local first = assert(p:token(scope))
+  local stats = p.tokens.lock_stats
+  local f0 = p.tokens.fetches
+  if case == "stale" then
+    local e = st:get(key)
+    e.refresh_at = ngx.time() - 1
+    st:set(key, e)
+    dict:set(lk, "another worker", 5)
+    local s0 = stats.served_stale
+    local tok = assert(p:token(scope))
+    out.same_token = tok.token == first.token
+    out.fetched_while_locked = p.tokens.fetches - f0
+    out.served_stale = stats.served_stale - s0
+    dict:delete(lk)
+    local tok2 = assert(p:token(scope))
+    out.fetched_after_unlock = p.tokens.fetches - f0
+    out.fresh_entry = st:get(key).refresh_at > ngx.time()
+    out.token_ok = type(tok2.token) == "string"
+  elseif case == "wait" then
+    local saved = st:get(key)
+    st:delete(key)
+    dict:set(lk, "another worker", 5)
+    ngx.timer.at(0.1, function() st:set(key, saved) end)
+    local w0 = stats.waited
+    local tok = assert(p:token(scope))
+    out.same_token = tok.token == first.token
+    out.fetched = p.tokens.fetches - f0
+    out.waited = stats.waited - w0
+    dict:delete(lk)
+  end
+  say(out)
 end
 
 function M.phase()
