@@ -19,6 +19,18 @@ local M = {}
 M.VERSION = "0.1.0"
 M.VAULT_API_VERSION = "2025-07-01"
 
+-- Debian's lua-cjson (2.1.0) encodes every empty table as {}; a body that needs [] uses this
+-- value, which the encoder below turns into [].
+M.EMPTY_ARRAY = "\1azcmk-empty-array\1"
+local EMPTY_ARRAY_JSON = '"\\u0001azcmk%-empty%-array\\u0001"'
+
+--- JSON text of a body table, with EMPTY_ARRAY values as [].
+function M.encode_json(t)
+  local s, err = cjson.encode(t)
+  if not s then return nil, err end
+  return (s:gsub(EMPTY_ARRAY_JSON, "[]"))
+end
+
 local P = {}
 P.__index = P
 
@@ -201,7 +213,7 @@ function P:send(req)
   local headers = copy(req.headers)
   local body = req.body
   if type(body) == "table" then
-    local enc, eerr = cjson.encode(body)
+    local enc, eerr = M.encode_json(body)
     if not enc then return nil, errors.input("cannot encode body as JSON: " .. tostring(eerr)) end
     body = enc
     if not has_header(headers, "content-type") then headers["Content-Type"] = "application/json" end

@@ -74,18 +74,9 @@ function M.get_or_nil(p, path, opts)
   return nil, err
 end
 
--- lua-cjson 2.1.0 (Debian) cannot encode an empty array: bodies that need one are encoded
--- here, with EMPTY_ARRAY standing for `[]`.
-M.EMPTY_ARRAY = "\1azcmk-empty-array\1"
-
---- JSON text of a request body; EMPTY_ARRAY values become [] (a table body is returned as is
--- when it holds none).
-function M.body(t)
-  local cjson = require("cjson")
-  local s = cjson.encode(t)
-  if not s:find("azcmk-empty-array", 1, true) then return t end
-  return (s:gsub('"\\u0001azcmk%-empty%-array\\u0001"', "[]"))
-end
+-- lua-cjson 2.1.0 (Debian) cannot encode an empty array: the pipeline's encoder turns this
+-- value into [].
+M.EMPTY_ARRAY = require("azcmk.pipeline").EMPTY_ARRAY
 
 --- Copy of a table, one level.
 function M.copy(t)
@@ -102,17 +93,13 @@ end
 
 --- The LRO options of a call: progress, interval, timeout.
 function M.lro_opts(o, api_version, body, interval)
-  body = body ~= nil and M.body(body) or nil
   return { api_version = api_version, body = body, progress = o.progress, interval = o.interval or interval,
-           timeout = o.timeout, headers = type(body) == "string"
-             and { ["Content-Type"] = "application/json" } or nil }
+           timeout = o.timeout }
 end
 
---- Options of a plain call with a body (EMPTY_ARRAY aware).
+--- Options of a plain call with a body.
 function M.with_body(api_version, body)
-  body = M.body(body)
-  return { api_version = api_version, body = body,
-           headers = type(body) == "string" and { ["Content-Type"] = "application/json" } or nil }
+  return { api_version = api_version, body = body }
 end
 
 return M
