@@ -34,6 +34,7 @@ describe("audit", function()
 
   teardown(function()
     E.assert_no_internal_errors()
+    H.reset() -- leave the seeded state (and clock) to the next spec file
   end)
 
   local function by_name(result)

@@ -15,6 +15,7 @@ describe("pipeline batch", function()
   teardown(function()
     H.E.control("DELETE", "faults")
     H.E.assert_no_internal_errors()
+    H.reset() -- leave the seeded state (and clock) to the next spec file
   end)
 
   local function rg_req(name)

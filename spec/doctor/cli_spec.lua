@@ -13,6 +13,7 @@ describe("azcmk doctor (CLI)", function()
 
   teardown(function()
     E.assert_no_internal_errors()
+    H.reset() -- leave the seeded state (and clock) to the next spec file
   end)
 
   it("exits 0 for a healthy registry and 1 for a broken one, failures first", function()

@@ -68,6 +68,7 @@ describe("doctor", function()
   teardown(function()
     E.control("DELETE", "faults")
     E.assert_no_internal_errors()
+    H.reset() -- leave the seeded state (and clock) to the next spec file
   end)
 
   it("finds a healthy registry healthy: every check ok or not applicable", function()

@@ -137,8 +137,8 @@ function M.run(argv, io_)
     end
   end
   if fx and fx.needs_confirmation then
-    io_.stderr:write("azcmk doctor: --fix needs --yes to change anything in a non-interactive run; "
-      .. "nothing was changed\n")
+    io_.stderr:write(o.confirm and "azcmk doctor: not confirmed; nothing was changed\n"
+      or "azcmk doctor: --fix needs --yes to change anything in a non-interactive run; nothing was changed\n")
     return common.EXIT_REFUSED
   end
   return report.healthy and common.EXIT_OK or common.EXIT_FAILED

@@ -6,6 +6,7 @@
 -- rotation. Nothing here deletes or purges anything.
 local common = require("azcmk.playbook.common")
 local vault_checks = require("azcmk.doctor.vault_checks")
+local Registries = require("azcmk.client.registries")
 
 local M = {}
 
@@ -140,8 +141,10 @@ local APPLY = {
     if not (tostring(ri.type):lower():find("systemassigned", 1, true) and ri.principalId) then
       local lo = lro(ctx, "registry " .. reg.name .. " identity")
       local err
-      reg, err = ctx.registries:assign_identity({ id = reg.id, system = true, registry = reg,
-        progress = lo.progress, interval = lo.interval, timeout = lo.timeout })
+      -- PATCH only the identity type: the map is left out, so a deleted user-assigned identity in it is
+      -- not named again (ARM would refuse to resolve it)
+      reg, err = ctx.registries:update({ id = reg.id, progress = lo.progress, interval = lo.interval,
+        timeout = lo.timeout, body = { identity = { type = Registries.identity_type(ri.type, true) } } })
       if not reg then return nil, err end
       ctx:step("identity", "enabled", { name = "[system]", principal_id = reg.identity
           and reg.identity.principalId })
