@@ -67,4 +67,32 @@ describe("nginx embedding: event loop #lua54", function()
     end
     assert.are.equal(20, delayed)
   end)
+
+  it("runs p:arm_batch over cosockets: 10 held calls are in flight together; /fast answers", function()
+    -- warm the token of the batch's pipeline, then hold the next 10 ARM GETs
+    local warm = io.popen("curl -s --max-time 60 " .. sh_q(srv.base .. "/batch?n=1"))
+    warm:read("*a")
+    warm:close()
+    local base = srv:get("/fast").json
+    E.control("POST", "faults", { rules = { { host = "management.azure.com",
+      path = "/subscriptions/" .. sub .. "/resourcegroups", method = "GET", delay_ms = 8000, count = 10 } } })
+    local p = io.popen("curl -s --max-time 60 " .. sh_q(srv.base .. "/batch?n=10"))
+    local seen
+    for _ = 1, 700 do
+      local f = srv:get("/fast")
+      assert.are.equal(200, f.status)
+      if f.json.b_in - base.b_in == 10 then
+        seen = f.json
+        break
+      end
+      os.execute("sleep 0.01")
+    end
+    assert.is_table(seen, "the 10 batch calls were never in flight together")
+    assert.are.equal(base.b_done, seen.b_done, "a batch call finished before all 10 were sent")
+    local out = require("cjson.safe").decode(p:read("*a"))
+    p:close()
+    assert.is_table(out)
+    assert.are.equal(10, #out.statuses)
+    for k = 1, 10 do assert.are.equal(200, out.statuses[k]) end
+  end)
 end)

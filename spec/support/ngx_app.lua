@@ -1,6 +1,6 @@
 --- Content handlers for the nginx the specs start (spec/support/ngx_harness.lua). Runs inside
 -- nginx; answers JSON.
---   /fast                   {in_flight, done, worker}: touches no Azure
+--   /fast                   {in_flight, done, worker, b_in, b_done}: touches no Azure
 --   /slow                   an ARM GET (resource groups) through the worker's pipeline
 --   /arm                    the same; {status, worker, fetches (this worker's token fetches so far),
 --                           fetched (during this request)}
@@ -8,6 +8,7 @@
 --                           N requests through azcmk.transport.ngx directly (S seconds
 --                           apart); the results and the transport's stats
 --   /tokens?case=stale|wait the shared-dict lock (see M.tokens)
+--   /batch?n=N              p:arm_batch of N ARM GETs (azcmk.batch over cosockets)
 --   /phase                  which transport the phase-aware one picks here, and what it
 --                           picked in init_worker (stored there by the harness's init_worker)
 local cjson = require("cjson.safe")
@@ -30,7 +31,8 @@ M.pipeline = pipeline
 
 function M.fast()
   local d = test_dict()
-  say({ in_flight = d:get("in_flight") or 0, done = d:get("done") or 0, worker = ngx.worker.id() })
+  say({ in_flight = d:get("in_flight") or 0, done = d:get("done") or 0, worker = ngx.worker.id(),
+    b_in = d:get("b_in") or 0, b_done = d:get("b_done") or 0 })
 end
 
 local function rg_list(p)
@@ -124,6 +126,38 @@ function M.tokens()
     dict:delete(lk)
   end
   say(out)
+end
+
+--- /batch?n=N: p:arm_batch of N resource-group GETs (the pipeline's batch scheduler over the
+-- cosocket transport's batch); {statuses, in_flight_max (test dict "batch_peak")}.
+-- a pipeline whose cosocket transport counts exchanges started / finished in the test dict
+local function counting_pipeline()
+  local T = require("azcmk.transport.ngx")
+  local inner = T.new({})
+  local d = test_dict()
+  local w = { max_parallel = 16, name = "counting" }
+  function w.request(_, r)
+    d:incr("b_in", 1, 0)
+    local res, err = inner:request(r)
+    d:incr("b_done", 1, 0)
+    return res, err
+  end
+  w.batch = getmetatable(inner).__index.batch
+  return assert(require("azcmk.ngx").pipeline({ transport = w, retry = { max_retries = 0 } }, "counting"))
+end
+
+function M.batch()
+  local p = counting_pipeline()
+  local n = tonumber(ngx.var.arg_n) or 10
+  local reqs = {}
+  for i = 1, n do
+    reqs[i] = { method = "GET", path = "/subscriptions/" .. p.subscription .. "/resourcegroups",
+      api_version = "2021-04-01" }
+  end
+  local results, errs = p:arm_batch(reqs, { concurrency = n })
+  local statuses = {}
+  for i = 1, n do statuses[i] = results[i] and results[i].status or tostring(errs[i]) end
+  say({ statuses = statuses })
 end
 
 function M.phase()

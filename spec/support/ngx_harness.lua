@@ -107,6 +107,7 @@ http {
     location = /transport { content_by_lua_block { require("support.ngx_app").transport() } }
     location = /phase { content_by_lua_block { require("support.ngx_app").phase() } }
     location = /tokens { content_by_lua_block { require("support.ngx_app").tokens() } }
+    location = /batch { content_by_lua_block { require("support.ngx_app").batch() } }
     location = /cmk/status { content_by_lua_block { require("azcmk.ngx.status").serve() } }
     location = /cmk/health { content_by_lua_block { require("azcmk.ngx.status").health() } }
     ${SERVER}
