@@ -72,7 +72,7 @@ function describe(e) {
 // CMK_FLOW_CORE=1 (bench/conformance.sh): only the CMK job itself, the same calls as
 // bench/conformance-flow.lua does through azcmk; the extra credential and denial checks are left out.
 const EXTRA = new Set(["token-certificate", "token-workload-identity", "token-bad-secret", "rotate-versionless", "denied",
-  "throttled-retry", "template-deployment", "token-managed-identity"]);
+  "throttled-retry", "template-deployment", "token-managed-identity", "identity-wraps"]);
 const CORE_ONLY = Boolean(process.env.CMK_FLOW_CORE);
 
 async function step(name, needs, fn) {
@@ -422,6 +422,29 @@ await step("delete-recover", ["key"], async () => {
   eq(back.name, names.scratch, "recovered key name");
   const again = await ctx.keys.getKey(names.scratch);
   eq(again.id, back.id, "recovered key readable");
+});
+
+// What the registry itself does with the key: the job's user-assigned identity (token from IMDS on
+// the "VM") gets, wraps and unwraps on both vaults — access policy (get, wrapKey, unwrapKey) and
+// RBAC (Crypto Service Encryption User) — and is refused what it was not granted (sign).
+await step("identity-wraps", ["token-managed-identity", "access-policy", "key-new-version", "rbac-key"], async () => {
+  const mi = new ManagedIdentityCredential({ clientId: ctx.uai.clientId });
+  const got = [];
+  const refusal = {   // azure-wire.md §3.3: access-policy and RBAC denials read differently
+    [ctx.key2.id]: /does not have keys sign permission on key vault/,
+    [ctx.rbacKey.id]: /Caller is not authorized to perform action on resource/,
+  };
+  for (const kid of [ctx.key2.id, ctx.rbacKey.id]) {
+    const cc = new CryptographyClient(kid, mi);
+    const cek = randomBytes(32);
+    const w = await cc.wrapKey("RSA-OAEP-256", cek);
+    eq(b64u((await cc.unwrapKey("RSA-OAEP-256", w.result)).result), b64u(cek), `identity round trip on ${kid}`);
+    got.push(await expectRestError(cc.sign("RS256", randomBytes(32)), 403, (code, e) => {
+      eq(code, "Forbidden", "sign refused");
+      check(refusal[kid].test(e.message), `refusal text: ${e.message.split("\n")[0]}`);
+    }));
+  }
+  return `sign: ${got.join(", ")}`;
 });
 
 // A principal without any role or policy: ARM's and Key Vault's 403s as the SDK surfaces them.
