@@ -1,6 +1,6 @@
 --- Entra ID v2 token endpoint (client credentials), azure-wire.md §8.1.
--- Shared by client_secret, client_certificate and workload_identity.
-local cjson = require("cjson.safe")
+-- Shared by the application credentials: client_secret, client_certificate and
+-- workload_identity (a client secret, or a client assertion: signed JWT or federated token).
 local url = require("azcmk.url")
 local errors = require("azcmk.errors")
 local sender = require("azcmk.sender")
@@ -10,6 +10,20 @@ local cloudm = require("azcmk.cloud")
 local M = {}
 
 M.ASSERTION_TYPE = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+
+--- A credential class for an Entra ID application (tenant_id + client_id): tokens are
+-- cached per tenant and client, and __tostring shows the client id only (never a secret
+-- or an assertion).
+function M.app_class(name)
+  local C = base.class(name)
+  function C:cache_key()
+    return self.name .. "|" .. tostring(self.tenant_id) .. "|" .. tostring(self.client_id)
+  end
+  C.__tostring = function(self)
+    return "azcmk.credential(" .. self.name .. " client_id=" .. tostring(self.client_id) .. ")"
+  end
+  return C
+end
 
 --- Authority host for a credential: opts.authority_host, else the cloud's, else
 -- AZURE_AUTHORITY_HOST, else public cloud. Returns normalised https URL or nil, err.
@@ -44,6 +58,14 @@ function M.pick_tenant(cred, opts)
     hint = "add the tenant to additionally_allowed_tenants if this is intended" })
 end
 
+--- The tenant of a token request, or nil, err when the credential is unavailable (a chain
+-- moves on) or the tenant is not allowed.
+function M.request_tenant(cred, opts)
+  local ok, why = cred:available()
+  if not ok then return nil, base.unavailable(cred.name, why) end
+  return M.pick_tenant(cred, opts)
+end
+
 --- POST {authority}/{tenant}/oauth2/v2.0/token with form fields; returns token or nil, err.
 -- fields: list of {name, value} (grant_type and scope are added).
 function M.request(cred, tenant, scope, fields)
@@ -71,23 +93,19 @@ function M.request(cred, tenant, scope, fields)
     err.credential = cred.name
     return nil, err
   end
-  local j = cjson.decode(res.body or "")
-  if res.status ~= 200 then
-    local e = errors.from_response(res, { kind = "auth" })
-    e.credential = cred.name
-    e.message = cred.name .. ": " .. tostring(e.message)
-    return nil, e
-  end
-  if type(j) ~= "table" or type(j.access_token) ~= "string" then
-    return nil, errors.new("auth", { code = "InvalidTokenResponse", status = res.status,
-      credential = cred.name,
-      message = cred.name .. ": token endpoint answered without access_token",
-      request_id = errors.request_id_of(res) })
-  end
+  local j, jerr = base.token_json(cred, res, "token endpoint")
+  if not j then return nil, jerr end
   local expires_in = tonumber(j.expires_in) or 3600
   local refresh_in = tonumber(j.refresh_in)
   return base.token({ token = j.access_token, expires_on = now + expires_in,
                       refresh_on = refresh_in and (now + refresh_in) or nil, token_type = j.token_type })
+end
+
+--- Token request with a client assertion (a signed JWT or a federated token).
+function M.request_with_assertion(cred, tenant, scope, assertion)
+  return M.request(cred, tenant, scope, {
+    { "client_assertion_type", M.ASSERTION_TYPE }, { "client_assertion", assertion },
+  })
 end
 
 return M

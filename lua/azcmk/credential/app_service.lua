@@ -2,10 +2,8 @@
 -- older MSI_ENDPOINT forms (Azure ML with MSI_SECRET, Cloud Shell without).
 -- new{ endpoint (IDENTITY_ENDPOINT), header (IDENTITY_HEADER), client_id | object_id |
 --      resource_id (sent as mi_res_id), mode = "app_service" | "azure_ml" | "cloud_shell" }
-local cjson = require("cjson.safe")
 local base = require("azcmk.credential.base")
 local url = require("azcmk.url")
-local errors = require("azcmk.errors")
 local sender = require("azcmk.sender")
 local clock = require("azcmk.clock")
 
@@ -99,18 +97,8 @@ function C:get_token(scope)
   end
   local res, err = sender.send(ctx, req)
   if not res then err.credential = self.name; return nil, err end
-  local j = cjson.decode(res.body or "")
-  if res.status ~= 200 then
-    local e = errors.from_response(res, { kind = "auth" })
-    e.credential = self.name
-    e.message = self.name .. ": " .. tostring(e.message)
-    return nil, e
-  end
-  if type(j) ~= "table" or type(j.access_token) ~= "string" then
-    return nil, errors.new("auth", { code = "InvalidTokenResponse", credential = self.name,
-                                     message = self.name ..
-                                       ": identity endpoint answered without access_token" })
-  end
+  local j, jerr = base.token_json(self, res, "identity endpoint")
+  if not j then return nil, jerr end
   local exp = parse_expires_on(j.expires_on)
   if not exp and tonumber(j.expires_in) then exp = ctx.now() + tonumber(j.expires_in) end
   return base.token({ token = j.access_token, expires_on = exp or (ctx.now() + 3600) })

@@ -9,6 +9,7 @@
 --   cred:cache_key() -> string                    (tenant, client, kind)
 --   cred:attach(ctx)                              (pipeline hands over transport/log/clock)
 -- Building a credential never does I/O; the first get_token does.
+local cjson = require("cjson.safe")
 local errors = require("azcmk.errors")
 local clock = require("azcmk.clock")
 
@@ -45,6 +46,24 @@ end
 function M.unavailable(name, reason)
   return errors.new("auth", { code = "CredentialUnavailable", unavailable = true, credential = name,
                               message = name .. ": " .. reason, reason = reason })
+end
+
+--- The decoded JSON answer of a token endpoint (Entra ID, IMDS, App Service), or nil, err
+-- for a non-200 answer or one without access_token. `endpoint` names it in the message.
+function M.token_json(cred, res, endpoint)
+  if res.status ~= 200 then
+    local e = errors.from_response(res, { kind = "auth" })
+    e.credential = cred.name
+    e.message = cred.name .. ": " .. tostring(e.message)
+    return nil, e
+  end
+  local j = cjson.decode(res.body or "")
+  if type(j) ~= "table" or type(j.access_token) ~= "string" then
+    return nil, errors.new("auth", { code = "InvalidTokenResponse", status = res.status,
+      credential = cred.name, message = cred.name .. ": " .. endpoint .. " answered without access_token",
+      request_id = errors.request_id_of(res) })
+  end
+  return j
 end
 
 --- Resource (v1) from a scope: "https://vault.azure.net/.default" -> "https://vault.azure.net".

@@ -7,7 +7,7 @@ local base = require("azcmk.credential.base")
 local aad = require("azcmk.credential.aad")
 local errors = require("azcmk.errors")
 
-local C = base.class("ClientCertificateCredential")
+local C = aad.app_class("ClientCertificateCredential")
 
 local M = {}
 
@@ -32,10 +32,6 @@ function C:available()
   if not self.client_id or self.client_id == "" then return false, "client_id missing" end
   if not self.certificate_path and not self.certificate_data then return false, "no certificate given" end
   return true
-end
-
-function C:cache_key()
-  return self.name .. "|" .. tostring(self.tenant_id) .. "|" .. tostring(self.client_id)
 end
 
 --- Load the certificate and key once (file I/O on first use only).
@@ -90,9 +86,7 @@ function C:assertion(aud)
 end
 
 function C:get_token(scope, opts)
-  local ok, why = self:available()
-  if not ok then return nil, base.unavailable(self.name, why) end
-  local tenant, terr = aad.pick_tenant(self, opts)
+  local tenant, terr = aad.request_tenant(self, opts)
   if not tenant then return nil, terr end
   if not base.valid_tenant(tenant) then
     return nil, errors.input("invalid tenant id", { code = "InvalidTenant" })
@@ -101,13 +95,7 @@ function C:get_token(scope, opts)
   if not authority then return nil, aerr end
   local jwt, err = self:assertion(authority .. "/" .. tenant .. "/oauth2/v2.0/token")
   if not jwt then return nil, err end
-  return aad.request(self, tenant, scope, {
-    { "client_assertion_type", aad.ASSERTION_TYPE }, { "client_assertion", jwt },
-  })
-end
-
-C.__tostring = function(self)
-  return "azcmk.credential(" .. self.name .. " client_id=" .. tostring(self.client_id) .. ")"
+  return aad.request_with_assertion(self, tenant, scope, jwt)
 end
 
 M.class = C

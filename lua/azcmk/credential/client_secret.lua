@@ -3,7 +3,7 @@
 local base = require("azcmk.credential.base")
 local aad = require("azcmk.credential.aad")
 
-local C = base.class("ClientSecretCredential")
+local C = aad.app_class("ClientSecretCredential")
 
 local M = {}
 
@@ -23,21 +23,10 @@ function C:available()
   return true
 end
 
-function C:cache_key()
-  return self.name .. "|" .. tostring(self.tenant_id) .. "|" .. tostring(self.client_id)
-end
-
 function C:get_token(scope, opts)
-  local ok, why = self:available()
-  if not ok then return nil, base.unavailable(self.name, why) end
-  local tenant, terr = aad.pick_tenant(self, opts)
+  local tenant, terr = aad.request_tenant(self, opts)
   if not tenant then return nil, terr end
   return aad.request(self, tenant, scope, { { "client_secret", self.client_secret } })
-end
-
--- never show the secret
-C.__tostring = function(self)
-  return "azcmk.credential(" .. self.name .. " client_id=" .. tostring(self.client_id) .. ")"
 end
 
 M.class = C

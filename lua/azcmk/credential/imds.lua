@@ -9,7 +9,6 @@
 local cjson = require("cjson.safe")
 local base = require("azcmk.credential.base")
 local url = require("azcmk.url")
-local errors = require("azcmk.errors")
 local sender = require("azcmk.sender")
 local retry = require("azcmk.retry")
 
@@ -106,23 +105,15 @@ function C:get_token(scope)
     decide = function(req, r, e, attempt, now) return self:_decide(req, r, e, attempt, start, now) end,
   })
   if not res then err.credential = self.name; return nil, err end
-  local j = cjson.decode(res.body or "")
   if res.status == 400 then
+    local j = cjson.decode(res.body or "")
     local desc = type(j) == "table" and (j.error_description or j.error) or "bad request"
     return nil, base.unavailable(self.name,
       "no managed identity available here, or the requested identity is "
       .. "not assigned (IMDS 400: " .. tostring(desc) .. ")")
   end
-  if res.status ~= 200 then
-    local e = errors.from_response(res, { kind = "auth" })
-    e.credential = self.name
-    e.message = self.name .. ": " .. tostring(e.message)
-    return nil, e
-  end
-  if type(j) ~= "table" or type(j.access_token) ~= "string" then
-    return nil, errors.new("auth", { code = "InvalidTokenResponse", credential = self.name,
-                                     message = self.name .. ": IMDS answered without access_token" })
-  end
+  local j, jerr = base.token_json(self, res, "IMDS")
+  if not j then return nil, jerr end
   local exp = tonumber(j.expires_on)
   if not exp and tonumber(j.expires_in) then exp = ctx.now() + tonumber(j.expires_in) end
   return base.token({ token = j.access_token, expires_on = exp or (ctx.now() + 3600),

@@ -7,7 +7,7 @@ local base = require("azcmk.credential.base")
 local aad = require("azcmk.credential.aad")
 local errors = require("azcmk.errors")
 
-local C = base.class("WorkloadIdentityCredential")
+local C = aad.app_class("WorkloadIdentityCredential")
 
 local M = {}
 
@@ -32,10 +32,6 @@ function C:available()
   if not base.valid_tenant(self.tenant_id) then return false, "AZURE_TENANT_ID not set or invalid" end
   if not self.client_id then return false, "AZURE_CLIENT_ID not set" end
   return true
-end
-
-function C:cache_key()
-  return self.name .. "|" .. tostring(self.tenant_id) .. "|" .. tostring(self.client_id)
 end
 
 local function file_stamp(path)
@@ -69,19 +65,11 @@ function C:assertion()
 end
 
 function C:get_token(scope, opts)
-  local ok, why = self:available()
-  if not ok then return nil, base.unavailable(self.name, why) end
-  local tenant, terr = aad.pick_tenant(self, opts)
+  local tenant, terr = aad.request_tenant(self, opts)
   if not tenant then return nil, terr end
   local a, err = self:assertion()
   if not a then return nil, err end
-  return aad.request(self, tenant, scope, {
-    { "client_assertion_type", aad.ASSERTION_TYPE }, { "client_assertion", a },
-  })
-end
-
-C.__tostring = function(self)
-  return "azcmk.credential(" .. self.name .. " client_id=" .. tostring(self.client_id) .. ")"
+  return aad.request_with_assertion(self, tenant, scope, a)
 end
 
 M.class = C
