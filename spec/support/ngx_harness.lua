@@ -201,10 +201,15 @@ function S:stop()
   local pid = read(self.dir .. "/nginx.pid")
   pid = pid and pid:match("%d+")
   if pid then
-    sh("kill -QUIT " .. pid .. " 2>/dev/null")
-    for _ = 1, 100 do
-      if not sh("kill -0 " .. pid .. " 2>/dev/null") then break end
-      sh("sleep 0.05")
+    -- graceful first; fast shutdown when a worker lingers (e.g. open keep-alive clients)
+    for _, sig in ipairs({ "QUIT", "TERM", "KILL" }) do
+      sh("kill -" .. sig .. " " .. pid .. " 2>/dev/null")
+      local gone = false
+      for _ = 1, 60 do
+        if not sh("kill -0 " .. pid .. " 2>/dev/null") then gone = true break end
+        sh("sleep 0.05")
+      end
+      if gone then break end
     end
   end
   if self.client then self.client:close() end
