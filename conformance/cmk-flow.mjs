@@ -9,8 +9,8 @@
 import { randomBytes, randomUUID, createPublicKey, publicEncrypt, constants as C } from "node:crypto";
 import https from "node:https";
 import { readFileSync } from "node:fs";
-import { ClientSecretCredential, ClientCertificateCredential, WorkloadIdentityCredential, ManagedIdentityCredential }
-  from "@azure/identity";
+import { ClientSecretCredential, ClientCertificateCredential, WorkloadIdentityCredential, ManagedIdentityCredential,
+  AzureAuthorityHosts } from "@azure/identity";
 import { ResourceManagementClient } from "@azure/arm-resources";
 import { DeploymentsClient } from "@azure/arm-resourcesdeployments";
 import { ManagedServiceIdentityClient } from "@azure/arm-msi";
@@ -72,7 +72,7 @@ function describe(e) {
 // CMK_FLOW_CORE=1 (bench/conformance.sh): only the CMK job itself, the same calls as
 // bench/conformance-flow.lua does through azcmk; the extra credential and denial checks are left out.
 const EXTRA = new Set(["token-certificate", "token-workload-identity", "token-bad-secret", "rotate-versionless", "denied",
-  "throttled-retry", "template-deployment", "token-managed-identity", "identity-wraps"]);
+  "throttled-retry", "template-deployment", "token-managed-identity", "identity-wraps", "sovereign-clouds"]);
 const CORE_ONLY = Boolean(process.env.CMK_FLOW_CORE);
 
 async function step(name, needs, fn) {
@@ -536,6 +536,45 @@ await step("template-deployment", ["key-new-version", "rule-ec-key"], async () =
   check(inner && /KeyTypeNotSupported/.test(JSON.parse(inner.message).error?.code || ""),
     `details[0].message (a JSON string): ${JSON.stringify(inner)}`);
   return `${ops.length} operations; failed one: DeploymentFailed / ${inner.code}`;
+});
+
+// The job's core in the two sovereign clouds: their authorities, ARM endpoints and audiences,
+// vault and registry suffixes, and the Key Vault challenge (resource https://vault.azure.cn /
+// https://vault.usgovcloudapi.net) that the SDK verifies against the vault host.
+await step("sovereign-clouds", ["token"], async () => {
+  const clouds = [
+    { name: "china", auth: AzureAuthorityHosts.AzureChina, arm: "https://management.chinacloudapi.cn",
+      loc: "chinanorth3", vault: "vault.azure.cn", acr: "azurecr.cn" },
+    { name: "usgov", auth: AzureAuthorityHosts.AzureGovernment, arm: "https://management.usgovcloudapi.net",
+      loc: "usgovvirginia", vault: "vault.usgovcloudapi.net", acr: "azurecr.us" },
+  ];
+  for (const c of clouds) {
+    const cred = new ClientSecretCredential(tenantId, clientId, clientSecret, { authorityHost: c.auth });
+    eq(jwtClaims((await cred.getToken(`${c.arm}/.default`)).token).aud, c.arm, `${c.name} ARM audience`);
+    const o = { endpoint: c.arm, credentialScopes: [`${c.arm}/.default`] };
+    const rg = `${names.rg}-${c.name}`;
+    const kv = `conf${c.name}${tag}`;
+    await new ResourceManagementClient(cred, sub, o).resourceGroups.createOrUpdate(rg, { location: c.loc });
+    const uai = await new ManagedServiceIdentityClient(cred, sub, o).userAssignedIdentities.createOrUpdate(rg, "uai", { location: c.loc });
+    const vault = await new KeyVaultManagementClient(cred, sub, o).vaults.beginCreateOrUpdateAndWait(rg, kv, {
+      location: c.loc,
+      properties: { tenantId, sku: { family: "A", name: "standard" }, enablePurgeProtection: true, accessPolicies: [
+        { tenantId, objectId: ctx.ownerOid, permissions: { keys: ["get", "create", "wrapKey", "unwrapKey"] } },
+        { tenantId, objectId: uai.principalId, permissions: { keys: ["get", "wrapKey", "unwrapKey"] } }] },
+    }, POLL);
+    eq(vault.properties.vaultUri, `https://${kv}.${c.vault}/`, `${c.name} vaultUri`);
+    const key = await new KeyClient(vault.properties.vaultUri, cred).createRsaKey("cmk");
+    const cc = new CryptographyClient(key.id, cred);
+    const cek = randomBytes(32);
+    eq(b64u((await cc.unwrapKey("RSA-OAEP-256", (await cc.wrapKey("RSA-OAEP-256", cek)).result)).result), b64u(cek),
+      `${c.name} wrap/unwrap`);
+    const reg = await new ContainerRegistryManagementClient(cred, sub, o).registries.beginCreateAndWait(rg, `${kv}reg`, {
+      location: c.loc, sku: { name: "Premium" }, identity: { type: "UserAssigned", userAssignedIdentities: { [uai.id]: {} } },
+      encryption: { status: "enabled", keyVaultProperties: { keyIdentifier: key.id, identity: uai.clientId } },
+    }, POLL);
+    eq(reg.loginServer, `${kv}reg.${c.acr}`, `${c.name} loginServer`);
+    eq(reg.encryption?.keyVaultProperties?.versionedKeyIdentifier, key.id, `${c.name} versionedKeyIdentifier`);
+  }
 });
 
 await step("emulator-health", [], async () => {
