@@ -414,8 +414,8 @@ function T:_connect(p, port, timeout_ms)
     local ok2, sess, herr = pcall(sock.sslhandshake, sock, nil, sni, true)
     if not ok2 then
       sock:close()
-      return nil, "TLS handshake with " .. p.host .. ": certificate verification failed",
-        "CURLE_PEER_FAILED_VERIFICATION"
+      return nil, "TLS handshake with " .. p.host .. ": certificate verification failed ("
+        .. tostring(sess):match("[^\n]*") .. ")", "CURLE_PEER_FAILED_VERIFICATION"
     end
     if not sess then
       sock:close()
