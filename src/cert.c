@@ -306,18 +306,6 @@ void azcmk_cert_register(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"load_pem", l_load_pem}, {"load_pkcs12", l_load_pkcs12},
     {"cert_from_pem", l_cert_from_pem}, {"cert_from_der", l_cert_from_der}, {NULL, NULL}};
-  luaL_newmetatable(L, CERT_MT);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_getfield(L, -1, "close");  /* one function object for close, __gc and __close */
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -4, "__gc");
-  lua_setfield(L, -3, "__close");
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushliteral(L, CERT_MT);
-  lua_setfield(L, -2, "__name");
-  lua_pop(L, 1);
+  azcmk_crypto_class(L, CERT_MT, methods, l_tostring);
   luaL_setfuncs(L, fns, 0);
 }

@@ -21,6 +21,22 @@ int azcmk_crypto_fail(lua_State *L, const char *what, const char *fallback) {
   return 2;
 }
 
+void azcmk_crypto_class(lua_State *L, const char *mt, const luaL_Reg *methods, lua_CFunction tostring) {
+  luaL_newmetatable(L, mt);
+  lua_newtable(L);
+  luaL_setfuncs(L, methods, 0);
+  lua_getfield(L, -1, "close");  /* one function object for close, __gc and __close */
+  lua_pushvalue(L, -1);
+  lua_setfield(L, -4, "__gc");
+  lua_setfield(L, -3, "__close");
+  lua_setfield(L, -2, "__index");
+  lua_pushcfunction(L, tostring);
+  lua_setfield(L, -2, "__tostring");
+  lua_pushstring(L, mt);
+  lua_setfield(L, -2, "__name");
+  lua_pop(L, 1);
+}
+
 void azcmk_crypto_register(lua_State *L) {
   azcmk_encoding_register(L);
   azcmk_hash_register(L);

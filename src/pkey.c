@@ -500,18 +500,6 @@ void azcmk_pkey_register(lua_State *L) {
   static const luaL_Reg fns[] = {
     {"rsa_generate", l_rsa_generate}, {"pkey_from_jwk", l_pkey_from_jwk},
     {"pkey_from_pem", l_pkey_from_pem}, {NULL, NULL}};
-  luaL_newmetatable(L, AZCMK_PKEY_MT);
-  lua_newtable(L);
-  luaL_setfuncs(L, methods, 0);
-  lua_getfield(L, -1, "close");  /* one function object for close, __gc and __close */
-  lua_pushvalue(L, -1);
-  lua_setfield(L, -4, "__gc");
-  lua_setfield(L, -3, "__close");
-  lua_setfield(L, -2, "__index");
-  lua_pushcfunction(L, l_tostring);
-  lua_setfield(L, -2, "__tostring");
-  lua_pushliteral(L, AZCMK_PKEY_MT);
-  lua_setfield(L, -2, "__name");
-  lua_pop(L, 1);
+  azcmk_crypto_class(L, AZCMK_PKEY_MT, methods, l_tostring);
   luaL_setfuncs(L, fns, 0);
 }
