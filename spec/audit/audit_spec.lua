@@ -7,7 +7,7 @@ local E = H.E
 local audit = require("azcmk.playbook.audit")
 
 describe("audit", function()
-  local sub, worlds, plain
+  local sub, worlds, plain, sub2, other
   local missing = "00000000-0000-4000-8000-00000000dead"
 
   setup(function()
@@ -30,6 +30,15 @@ describe("audit", function()
     plain = W.uniq("plainreg")
     W.wait(E.arm("PUT", W.reg_path(sub, rg, plain), { location = "westus", sku = { name = "Standard" } },
       { api_version = W.ACR_API }))
+    -- a second subscription, when the emulator seeds one
+    sub2 = H.seed().subscription2_id
+    if sub2 then
+      local rg2 = W.uniq("sub2rg")
+      W.create_rg(sub2, rg2)
+      other = W.uniq("sub2reg")
+      W.wait(E.arm("PUT", W.reg_path(sub2, rg2, other), { location = "westus", sku = { name = "Premium" } },
+        { api_version = W.ACR_API }))
+    end
   end)
 
   teardown(function()
@@ -99,9 +108,33 @@ describe("audit", function()
   end)
 
   it("lists the subscriptions the caller sees when none is given", function()
+    local seen = {}
+    for _, x in ipairs(E.arm("GET", "/subscriptions", nil, { api_version = "2022-12-01" }).json.value) do
+      seen[#seen + 1] = x.subscriptionId
+    end
     local result = assert(audit.audit({ pipeline = H.p }))
-    assert.equal(1, #result.subscriptions)
-    assert.equal(sub, result.subscriptions[1].id)
+    assert.equal(#seen, #result.subscriptions)
+    local ids = {}
+    for _, s in ipairs(result.subscriptions) do ids[s.id] = s end
+    for _, id in ipairs(seen) do assert.truthy(ids[id], id) end
+    assert.equal(6, ids[sub].registries)
+  end)
+
+  it("audits several subscriptions at once", function()
+    if not sub2 then
+      pending("the emulator seeds one subscription only")
+      return
+    end
+    local result = assert(audit.audit({ pipeline = H.p, subscriptions = { sub, sub2 } }))
+    assert.equal(7, result.summary.registries)
+    local t = by_name(result)
+    assert.equal(sub2, t[other].subscription)
+    assert.equal("disabled", t[other].encryption)
+    assert.equal(sub, t[plain].subscription)
+    local r = H.cli({ "audit", "--subscription", sub .. "," .. sub2, "-o", "json" })
+    local j = assert(H.json(r.stdout), r.stderr)
+    assert.equal(2, #j.subscriptions)
+    assert.equal(7, #j.registries)
   end)
 
   it("prints a readable table and JSON for scripts (azcmk audit)", function()
