@@ -2,37 +2,41 @@
 -- (azure-wire.md §8.6). Chosen by option or AZURE_CLOUD / AZURE_AUTHORITY_HOST.
 local M = {}
 
+-- Token scopes follow from the endpoints, for built-in and custom profiles alike.
+local function arm_scope_of(arm_endpoint) return arm_endpoint .. "/.default" end
+local function vault_scope_of(vault_suffix) return "https://" .. vault_suffix:sub(2) .. "/.default" end
+
+local function builtin(p)
+  p.arm_scope = arm_scope_of(p.arm_endpoint)
+  p.vault_scope = vault_scope_of(p.vault_suffix)
+  return p
+end
+
 M.profiles = {
-  AzureCloud = {
+  AzureCloud = builtin{
     name = "AzureCloud",
     arm_endpoint = "https://management.azure.com",
-    arm_scope = "https://management.azure.com/.default",
     arm_audiences = { "https://management.azure.com", "https://management.core.windows.net" },
     authority_host = "https://login.microsoftonline.com",
     vault_suffix = ".vault.azure.net",
-    vault_scope = "https://vault.azure.net/.default",
     hsm_suffix = ".managedhsm.azure.net",
     acr_suffix = ".azurecr.io",
   },
-  AzureChinaCloud = {
+  AzureChinaCloud = builtin{
     name = "AzureChinaCloud",
     arm_endpoint = "https://management.chinacloudapi.cn",
-    arm_scope = "https://management.chinacloudapi.cn/.default",
     arm_audiences = { "https://management.chinacloudapi.cn", "https://management.core.chinacloudapi.cn" },
     authority_host = "https://login.chinacloudapi.cn",
     vault_suffix = ".vault.azure.cn",
-    vault_scope = "https://vault.azure.cn/.default",
     hsm_suffix = ".managedhsm.azure.cn",
     acr_suffix = ".azurecr.cn",
   },
-  AzureUSGovernment = {
+  AzureUSGovernment = builtin{
     name = "AzureUSGovernment",
     arm_endpoint = "https://management.usgovcloudapi.net",
-    arm_scope = "https://management.usgovcloudapi.net/.default",
     arm_audiences = { "https://management.usgovcloudapi.net", "https://management.core.usgovcloudapi.net" },
     authority_host = "https://login.microsoftonline.us",
     vault_suffix = ".vault.usgovcloudapi.net",
-    vault_scope = "https://vault.usgovcloudapi.net/.default",
     hsm_suffix = ".managedhsm.usgovcloudapi.net",
     acr_suffix = ".azurecr.us",
   },
@@ -93,14 +97,14 @@ function M.custom(t, base)
     if not n then return nil, err end
     p[k] = n
   end
-  if t.arm_endpoint and not t.arm_scope then p.arm_scope = p.arm_endpoint .. "/.default" end
+  if t.arm_endpoint and not t.arm_scope then p.arm_scope = arm_scope_of(p.arm_endpoint) end
   if t.arm_endpoint and not t.arm_audiences then p.arm_audiences = { p.arm_endpoint } end
   for _, k in ipairs({ "vault_suffix", "hsm_suffix", "acr_suffix" }) do
     if p[k] and p[k]:sub(1, 1) ~= "." then p[k] = "." .. p[k] end
     if p[k] then p[k] = p[k]:lower() end
   end
   if t.vault_suffix and not t.vault_scope then
-    p.vault_scope = "https://" .. p.vault_suffix:sub(2) .. "/.default"
+    p.vault_scope = vault_scope_of(p.vault_suffix)
   end
   return p
 end
