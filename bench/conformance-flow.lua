@@ -13,6 +13,7 @@ local crypto = require("azcmk.crypto")
 local cjson = require("cjson")
 local clock = require("azcmk.clock")
 local function sleep(s) clock.sleep(s) end   -- returns nothing: keeps a repeat loop going
+local TIMING = os.getenv("CONFORMANCE_TIMING")   -- per-step milliseconds on stderr, as cmk-flow.mjs
 
 local V = { rg = "2025-04-01", msi = "2024-11-30", kv = "2026-02-01", authz = "2022-04-01",
             acr = "2025-11-01" }
@@ -44,7 +45,9 @@ local function step(name, needs, fn)
       return
     end
   end
+  local t0 = clock.ms()
   local ok, err = pcall(fn)
+  if TIMING then io.stderr:write(string.format("  %s: %d ms\n", name, clock.ms() - t0)) end
   if ok then
     passed = passed + 1; done[name] = true; print("ok " .. name)
   else
