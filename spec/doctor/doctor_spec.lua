@@ -302,4 +302,37 @@ describe("doctor", function()
       other:gsub("%-", "%%-"), "no cross%-tenant CMK")
     expect(r, "vault.tenant", "fail", "vault is in tenant")
   end)
+  it("finds the vault in another subscription the caller sees, and recovers it there", function()
+    local s = H.seed()
+    local sub2 = s.subscription2_id
+    if not sub2 then
+      pending("the emulator seeds one subscription only")
+      return
+    end
+    local sub = s.subscription_id
+    local w = { sub = sub, rg = W.uniq("xrg") }
+    W.create_rg(sub, w.rg)
+    w.uai = W.create_uai(sub, w.rg, "x-uai")
+    local rg2 = W.uniq("xrg2")
+    W.create_rg(sub2, rg2)
+    w.vault = W.uniq("kvx")
+    W.create_vault(sub2, rg2, w.vault)
+    W.policy(sub2, rg2, w.vault, "add", w.uai.properties.principalId)
+    w.kid = W.create_key(w.vault, "cmkkey")
+    w.reg = W.uniq("xreg")
+    local res = E.arm("PUT", W.reg_path(sub, w.rg, w.reg), W.cmk_body(w.uai, w.kid),
+        { api_version = W.ACR_API })
+    assert.equal(201, res.status, res.body)
+    W.wait(res)
+    local r = run(w)
+    assert.is_true(r.healthy, describe_report(r))
+    expect(r, "vault", "ok", nil, "found in subscription " .. esc(sub2) .. ", not the registry's")
+    assert.equal(200, E.arm("DELETE", W.vault_path(sub2, rg2, w.vault), nil,
+        { api_version = W.KV_API }).status)
+    r = run(w)
+    expect(r, "vault", "fail", "is deleted", "deletedVaults")
+    r = assert(doctor.doctor(H.opts({ registry = w.reg, fix = true, yes = true })))
+    assert.is_true(r.healthy, describe_report(r))
+    assert.equal(200, E.arm("GET", W.vault_path(sub2, rg2, w.vault), nil, { api_version = W.KV_API }).status)
+  end)
 end)

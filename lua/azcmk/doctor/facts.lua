@@ -82,7 +82,8 @@ end
 --- gather(ctx, o) -> facts. o: registry (name), resource_group.
 function M.gather(ctx, o)
   local p = ctx.p
-  local f = { calls = {}, cloud = p.cloud.name, input = { registry = o.registry,
+  local f = { calls = {}, cloud = p.cloud.name, subscription = ctx.subscription,
+      input = { registry = o.registry,
       resource_group = o.resource_group } }
 
   -- 0. inputs
@@ -168,20 +169,47 @@ function M.gather(ctx, o)
   end
   if not f.key then return f end
 
-  -- 5. vault: resolvable (the generic resource list), management-plane GET, or deleted
-  local vfound, vferr = ctx.resources:find({ type = "Microsoft.KeyVault/vaults", name = f.key.vault })
-  f.calls[#f.calls + 1] = { call = "GET /subscriptions/" .. ctx.subscription
-    .. "/resources?$filter=resourceType eq 'Microsoft.KeyVault/vaults' and name eq '" .. f.key.vault .. "'",
-    status = vferr and vferr.status or 200, code = vferr and vferr.code }
-  if vferr then f.vault_err = vferr
-  elseif vfound then
-    f.vault, f.vault_err = arm_get(ctx, f, vfound.id, V.vaults)
+  -- 5. vault: resolvable (the generic resource list) in the registry's subscription, else in the
+  -- other subscriptions the caller sees (reliability.md §4 item 14); management-plane GET; or deleted
+  local subs = { ctx.subscription }
+  local function other_subs()
+    for item in p:arm_pages("/subscriptions", { api_version = V.subscriptions }) do
+      if not item then break end
+      if type(item) == "table" and tostring(item.subscriptionId):lower() ~= ctx.subscription:lower() then
+        subs[#subs + 1] = item.subscriptionId
+      end
+    end
+    f.calls[#f.calls + 1] = { call = "GET /subscriptions", status = 200 }
+  end
+  local i = 1
+  while i <= #subs do
+    local s = subs[i]
+    local vfound, vferr = ctx.resources:find({ type = "Microsoft.KeyVault/vaults", name = f.key.vault,
+      subscription = s })
+    f.calls[#f.calls + 1] = { call = "GET /subscriptions/" .. s
+      .. "/resources?$filter=resourceType eq 'Microsoft.KeyVault/vaults' and name eq '" .. f.key.vault .. "'",
+      status = vferr and vferr.status or 200, code = vferr and vferr.code }
+    if vferr then
+      if i == 1 then f.vault_err = vferr; break end
+    elseif vfound then
+      f.vault_subscription = s
+      f.vault, f.vault_err = arm_get(ctx, f, vfound.id, V.vaults)
+      break
+    end
+    if i == 1 then other_subs() end
+    i = i + 1
   end
   if not f.vault and not f.vault_err then
-    local del, derr = ctx.vaults:find_deleted({ name = f.key.vault })
-    f.calls[#f.calls + 1] = { call = "GET /subscriptions/" .. ctx.subscription
-      .. "/providers/Microsoft.KeyVault/deletedVaults", status = derr and derr.status or 200 }
-    f.deleted_vault, f.deleted_vault_err = del, derr
+    for _, s in ipairs(subs) do
+      local del, derr = ctx.vaults:find_deleted({ name = f.key.vault, subscription = s })
+      f.calls[#f.calls + 1] = { call = "GET /subscriptions/" .. s
+          .. "/providers/Microsoft.KeyVault/deletedVaults",
+        status = derr and derr.status or 200 }
+      if del or (derr and s == ctx.subscription) then
+        f.deleted_vault, f.deleted_vault_err, f.vault_subscription = del, derr, s
+        break
+      end
+    end
     return f
   end
   if not f.vault then return f end

@@ -107,7 +107,7 @@ end
 local APPLY = {
   recover_vault = function(ctx, f)
     local r, err = require("azcmk.playbook.recover").recover({ pipeline = ctx.p,
-        subscription = ctx.subscription,
+        subscription = f.vault_subscription or ctx.subscription,
       vault = f.key.vault, progress = ctx.progress, interval = ctx.interval, timeout = ctx.timeout })
     if not r then return nil, err end
     for _, s in ipairs(r.steps) do ctx.steps[#ctx.steps + 1] = s end
@@ -115,7 +115,7 @@ local APPLY = {
   end,
   recover_key = function(ctx, f)
     local r, err = require("azcmk.playbook.recover").recover({ pipeline = ctx.p,
-        subscription = ctx.subscription,
+        subscription = f.vault_subscription or ctx.subscription,
       vault = f.key.vault, key = f.key.name, progress = ctx.progress, interval = ctx.interval,
       timeout = ctx.timeout })
     if not r then return nil, err end

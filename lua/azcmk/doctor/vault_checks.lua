@@ -55,6 +55,10 @@ M.list = {
         return { status = "fail", summary = "cannot read the vault", evidence = { short(f.vault_err) },
           fix = f.vault_err.hint or "give the caller Reader on the vault" }
       end
+      if f.vault_subscription and f.vault_subscription:lower() ~= tostring(f.subscription):lower() then
+        ev[#ev + 1] = "found in subscription " .. f.vault_subscription .. ", not the registry's ("
+          .. tostring(f.subscription) .. ")"
+      end
       if f.vault then
         ev[#ev + 1] = "GET " .. f.vault.id .. ": location " .. tostring(f.vault.location) .. ", sku "
           .. tostring(((f.vault.properties or {}).sku or {}).name) .. ", access model " .. model(f.vault)
