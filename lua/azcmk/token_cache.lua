@@ -77,8 +77,10 @@ function C:_fetch(key, cred, scope, opts)
       self.log:info(string.format("token for %s from %s, valid %ds", scope, who,
         math.floor(tok.expires_on - now)))
     end
-    self.store:set(key, { token = tok, fetched_at = now, refresh_at = M.refresh_at(tok, now,
-      self.refresh_offset) })
+    -- a chain's key names the provider it selected only after its first token: file the
+    -- token under the key the next get() computes, else that get() fetches again
+    self.store:set(M.key(cred, scope, opts.tenant_id), { token = tok, fetched_at = now,
+      refresh_at = M.refresh_at(tok, now, self.refresh_offset) })
     return tok
   end
   if self.lock then return self.lock(key, run) end

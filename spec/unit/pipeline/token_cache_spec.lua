@@ -88,6 +88,17 @@ describe("azcmk.token_cache", function()
     assert.equal(1, #locked)
   end)
 
+  it("a chain fetches its first token once (its key names the provider it selected)", function()
+    local cache = token_cache.new({ now = now })
+    local inner = fake_cred(c)
+    function inner.available() return true end
+    local chain = require("azcmk.credential.chain").new({ inner })
+    local a = cache:get(chain, "s")
+    assert.equal(a, cache:get(chain, "s"))
+    assert.equal(1, inner.n)
+    assert.is_true(cache:invalidate(chain, "s", nil, a.token))
+  end)
+
   it("token objects never print the token", function()
     local t = base.token({ token = "SECRET", expires_on = 5 })
     assert.falsy(tostring(t):find("SECRET", 1, true))
