@@ -1,7 +1,6 @@
 -- The azcmk verbs as a user runs them: exit codes, one-line errors with the next step,
 -- `-o json` (stdout only JSON), --help per verb, progress on stderr.
 local H = require("support.cmk_helper")
-local client = require("azcmk.client")
 
 local VERBS = { setup = { "--vault", "--access", "--versionless", "--enable-purge-protection", "--location" },
   show = { "--probe" }, rotate = { "--key-encryption-key", "--identity", "--key", "--vault",
@@ -22,13 +21,7 @@ end
 describe("azcmk command line", function()
   local c, seed
 
-  setup(function()
-    H.env()
-    H.reset()
-    seed = H.seed()
-    H.p = H.pipeline()
-    c = client.new(H.p, { subscription = seed.subscription_id })
-  end)
+  setup(function() c, seed = H.start() end)
 
   teardown(function() H.done() end)
 

@@ -4,15 +4,11 @@ local client = require("azcmk.client")
 local cjson = require("cjson.safe")
 
 describe("service clients against the emulator", function()
-  local p, c, seed, sub
+  local p, c, seed
 
   setup(function()
-    H.env()
-    H.reset()
-    seed = H.seed()
-    sub = seed.subscription_id
-    p = H.pipeline()
-    c = client.new(p, { subscription = sub })
+    c, seed = H.start()
+    p = H.p
   end)
 
   teardown(function() H.done() end)

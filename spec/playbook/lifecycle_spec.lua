@@ -1,7 +1,6 @@
 -- show, rotate, revoke / restore, identity assign, recover and deploy against the emulator.
 local H = require("support.cmk_helper")
 local pb = require("azcmk.playbook")
-local client = require("azcmk.client")
 local R = require("azcmk.client.registries")
 local Keys = require("azcmk.client.keys")
 local cjson = require("cjson.safe")
@@ -33,13 +32,7 @@ end
 describe("CMK playbooks", function()
   local c, seed
 
-  setup(function()
-    H.env()
-    H.reset()
-    seed = H.seed()
-    H.p = H.pipeline()
-    c = client.new(H.p, { subscription = seed.subscription_id })
-  end)
+  setup(function() c, seed = H.start() end)
 
   teardown(function() H.done() end)
 

@@ -3,7 +3,6 @@
 -- every step, and every refusal before any write.
 local H = require("support.cmk_helper")
 local setup_pb = require("azcmk.playbook.setup")
-local client = require("azcmk.client")
 local R = require("azcmk.client.registries")
 
 local function actions(r)
@@ -40,13 +39,7 @@ end
 describe("playbook setup", function()
   local c, seed
 
-  setup(function()
-    H.env()
-    H.reset()
-    seed = H.seed()
-    H.p = H.pipeline()
-    c = client.new(H.p, { subscription = seed.subscription_id })
-  end)
+  setup(function() c, seed = H.start() end)
 
   teardown(function() H.done() end)
 

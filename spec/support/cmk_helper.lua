@@ -42,6 +42,16 @@ function H.done()
   E.control("POST", "reset")
 end
 
+--- The setup of a spec file: the seeded state, H.p (a pipeline as the seeded owner) and the
+-- service clients on the seeded subscription. Returns clients, seed.
+function H.start()
+  H.env()
+  H.reset()
+  local seed = H.seed()
+  H.p = H.pipeline()
+  return require("azcmk.client").new(H.p, { subscription = seed.subscription_id }), seed
+end
+
 --- A pipeline on the emulator as the seeded owner (client secret).
 function H.pipeline(extra)
   local env = E.ensure()
