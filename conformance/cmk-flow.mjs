@@ -72,7 +72,8 @@ function describe(e) {
 // CMK_FLOW_CORE=1 (bench/conformance.sh): only the CMK job itself, the same calls as
 // bench/conformance-flow.lua does through azcmk; the extra credential and denial checks are left out.
 const EXTRA = new Set(["token-certificate", "token-workload-identity", "token-bad-secret", "rotate-versionless", "denied",
-  "throttled-retry", "template-deployment", "token-managed-identity", "identity-wraps", "sovereign-clouds"]);
+  "throttled-retry", "template-deployment", "token-managed-identity", "identity-wraps", "sovereign-clouds",
+  "rotate-system-identity", "rule-cmk-locked"]);
 const CORE_ONLY = Boolean(process.env.CMK_FLOW_CORE);
 
 async function step(name, needs, fn) {
@@ -339,6 +340,22 @@ await step("rotate-versionless", ["rotate"], async () => {
   eq(kvp.keyRotationEnabled, true, "keyRotationEnabled");
 });
 
+// Rotation to the registry's system-assigned identity (azure-wire.md §1.8, §2.3): assign it with a
+// PATCH, give its principal an access policy, rotate with identity "system".
+await step("rotate-system-identity", ["rotate-versionless"], async () => {
+  const upd = await acr.registries.beginUpdateAndWait(names.rg, names.reg, {
+    identity: { type: "SystemAssigned, UserAssigned", userAssignedIdentities: { [ctx.uai.id]: {} } } }, POLL);
+  eq(upd.identity?.type?.toLowerCase(), "systemassigned, userassigned", "identity.type");
+  const sys = upd.identity.principalId;
+  check(typeof sys === "string" && sys.length === 36, `system principalId ${sys}`);
+  await kvm.vaults.updateAccessPolicy(names.rg, names.kv, "add", {
+    properties: { accessPolicies: [{ tenantId, objectId: sys, permissions: { keys: ["get", "wrapKey", "unwrapKey"] } }] } });
+  const reg = await acr.registries.beginUpdateAndWait(names.rg, names.reg, {
+    encryption: { status: "enabled", keyVaultProperties: { keyIdentifier: ctx.key2.id, identity: "system" } } }, POLL);
+  eq(reg.encryption?.keyVaultProperties?.identity, "system", "keyVaultProperties.identity");
+  eq(reg.encryption.keyVaultProperties.versionedKeyIdentifier, ctx.key2.id, "versionedKeyIdentifier");
+});
+
 await step("rbac-vault", ["identity"], async () => {
   const v = await kvm.vaults.beginCreateOrUpdateAndWait(names.rg, names.kv2, {
     location,
@@ -501,6 +518,23 @@ await step("rule-cmk-existing", ["key", "identity"], async () => {
   return expectRestError(acr.registries.beginUpdateAndWait(names.rg, names.regPlain, {
     encryption: { status: "enabled", keyVaultProperties: { keyIdentifier: ctx.key.id, identity: ctx.uai.clientId } },
   }, POLL), 400);
+});
+
+// A CMK registry stays CMK: encryption cannot be disabled, the SKU cannot leave Premium, content
+// trust is refused (the last with the service's own code and typo'd text, azure-wire.md §7.2).
+await step("rule-cmk-locked", ["registry-cmk"], async () => {
+  const got = [];
+  got.push(await expectRestError(acr.registries.beginUpdateAndWait(names.rg, names.reg,
+    { encryption: { status: "disabled" } }, POLL), 400));
+  got.push(await expectRestError(acr.registries.beginUpdateAndWait(names.rg, names.reg,
+    { sku: { name: "Standard" } }, POLL), 400));
+  got.push(await expectRestError(acr.registries.beginUpdateAndWait(names.rg, names.reg,
+    { policies: { trustPolicy: { type: "Notary", status: "enabled" } } }, POLL), 400, (code, e) => {
+    eq(code, "BlockedForEncryptionEnabledRegistry", "content trust code");
+    check(/this feature 'ContenTrust' is currently not supported when encryption is enable/.test(e.message), e.message);
+  }));
+  eq((await acr.registries.get(names.rg, names.reg)).encryption?.status, "enabled", "still encrypted");
+  return got.join(", ");
 });
 
 // The documented CMK template (examples/cmk-template.json: identity, access policy, registry) through
