@@ -28,7 +28,7 @@ describe("azcmk doctor (CLI)", function()
     local lines = {}
     for l in r.stdout:gmatch("[^\n]+") do lines[#lines + 1] = l end
     assert.matches(": BROKEN %(", lines[1])
-    assert.matches("^FAIL", lines[3])
+    assert.matches("^FAIL access", lines[3])
     assert.matches("FAIL access%s+the registry identity has no access policy", r.stdout)
     assert.matches("fix: add an access policy", r.stdout)
     assert.matches("azcmk doctor %-n " .. w.reg .. " %-%-fix", r.stdout)

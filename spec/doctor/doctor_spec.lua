@@ -129,6 +129,9 @@ describe("doctor", function()
     expect(r, "access", "fail", "no access policy on the vault", "no access policy entry for "
       .. w.uai.properties.principalId:gsub("%-", "%%-"), "get, wrapKey, unwrapKey")
     expect(r, "registry.data_plane", "fail", nil, "403")
+    -- the cause first, then the symptom
+    assert.equal("access", r.checks[1].id)
+    assert.equal("registry.data_plane", r.checks[2].id)
   end)
 
   it("names a missing RBAC role", function()

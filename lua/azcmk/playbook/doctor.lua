@@ -41,6 +41,10 @@ function M.evaluate(f)
   table.sort(results, function(a, b)
     local ra, rb = M.RANK[a.status] or 9, M.RANK[b.status] or 9
     if ra ~= rb then return ra < rb end
+    -- among failures, the data plane's refusal (the symptom) comes after its causes
+    local sa, sb = a.id == "registry.data_plane" and a.status ~= "ok", b.id == "registry.data_plane"
+      and b.status ~= "ok"
+    if sa ~= sb then return sb end
     return a.order < b.order
   end)
   return results
