@@ -52,8 +52,18 @@ function M.sub(self, o)
   return s
 end
 
+function M.sub_path(self, o)
+  return "/subscriptions/" .. M.seg(M.sub(self, o))
+end
+
 function M.rg_path(self, o)
-  return "/subscriptions/" .. M.seg(M.sub(self, o)) .. "/resourceGroups/" .. M.seg(o.resource_group)
+  return M.sub_path(self, o) .. "/resourceGroups/" .. M.seg(o.resource_group)
+end
+
+--- Path of a list of provider resources: of o.resource_group when given, else of the subscription.
+function M.list_path(self, o, provider_type)
+  local scope = o.resource_group and M.rg_path(self, o) or M.sub_path(self, o)
+  return scope .. "/providers/" .. provider_type
 end
 
 --- Resource id of a provider resource in a resource group.
@@ -72,6 +82,17 @@ function M.get_or_nil(p, path, opts)
   if res then return res.json end
   if M.not_found(err) then return nil, nil end
   return nil, err
+end
+
+--- Every item of a list (an iterator from p:arm_pages / p:vault_pages) as an array, or
+-- nil, err at the first failure.
+function M.all(items)
+  local out = {}
+  for item, err in items do
+    if not item then return nil, err end
+    out[#out + 1] = item
+  end
+  return out
 end
 
 -- lua-cjson 2.1.0 (Debian) cannot encode an empty array: the pipeline's encoder turns this

@@ -35,12 +35,7 @@ end
 --- operations{resource_group, name} -> the deployment's operations.
 function C:operations(o)
   base.check(o, { resource_group = "string", name = "string" }, "deployments:operations")
-  local out = {}
-  for item, err in self.p:arm_pages(path(self, o) .. "/operations", { api_version = V.deployments }) do
-    if not item then return nil, err end
-    out[#out + 1] = item
-  end
-  return out
+  return base.all(self.p:arm_pages(path(self, o) .. "/operations", { api_version = V.deployments }))
 end
 
 return C

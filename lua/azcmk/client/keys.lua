@@ -47,12 +47,9 @@ end
 --- versions{vault_url | vault, name} -> array of KeyItems {kid, attributes}, newest first.
 function C:versions(o)
   base.check(o, { name = "string" }, "keys:versions")
-  local out = {}
-  for item, err in self.p:vault_pages(vurl(self, o), "/keys/" .. seg(o.name) .. "/versions",
-    { api_version = V.keys }) do
-    if not item then return nil, err end
-    out[#out + 1] = item
-  end
+  local out, err = base.all(self.p:vault_pages(vurl(self, o), "/keys/" .. seg(o.name) .. "/versions",
+    { api_version = V.keys }))
+  if not out then return nil, err end
   table.sort(out, function(a, b)
     local ca = a.attributes and a.attributes.created or 0
     local cb = b.attributes and b.attributes.created or 0
@@ -65,12 +62,7 @@ end
 --- list{vault_url | vault} -> array of KeyItems (versionless kids).
 function C:list(o)
   base.check(o, {}, "keys:list")
-  local out = {}
-  for item, err in self.p:vault_pages(vurl(self, o), "/keys", { api_version = V.keys }) do
-    if not item then return nil, err end
-    out[#out + 1] = item
-  end
-  return out
+  return base.all(self.p:vault_pages(vurl(self, o), "/keys", { api_version = V.keys }))
 end
 
 --- update{vault_url | vault, name, version, enabled?, exp?, nbf?, key_ops?, tags?} -> KeyBundle.

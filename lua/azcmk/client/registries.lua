@@ -101,15 +101,7 @@ end
 --- list{resource_group?} -> registries of a group or of the subscription.
 function C:list(o)
   o = o or {}
-  local p
-  if o.resource_group then p = base.rg_path(self, o) .. "/providers/" .. TYPE
-  else p = "/subscriptions/" .. base.seg(base.sub(self, o)) .. "/providers/" .. TYPE end
-  local out = {}
-  for item, err in self.p:arm_pages(p, { api_version = V.registries }) do
-    if not item then return nil, err end
-    out[#out + 1] = item
-  end
-  return out
+  return base.all(self.p:arm_pages(base.list_path(self, o, TYPE), { api_version = V.registries }))
 end
 
 --- The registry's encryption (properties.encryption, as `az acr encryption show` prints it).

@@ -5,7 +5,7 @@ local V = require("azcmk.client.api_versions")
 local C = base.class("resource_groups")
 
 local function path(self, o)
-  return "/subscriptions/" .. base.seg(base.sub(self, o)) .. "/resourcegroups/" .. base.seg(o.name)
+  return base.sub_path(self, o) .. "/resourcegroups/" .. base.seg(o.name)
 end
 
 --- get{name} -> the resource group, or nil (absent), or nil, err.
@@ -26,13 +26,8 @@ end
 --- list{} -> array of resource groups, or nil, err.
 function C:list(o)
   o = o or {}
-  local out = {}
-  for item, err in self.p:arm_pages("/subscriptions/" .. base.seg(base.sub(self, o)) .. "/resourcegroups",
-    { api_version = V.resource_groups }) do
-    if not item then return nil, err end
-    out[#out + 1] = item
-  end
-  return out
+  return base.all(self.p:arm_pages(base.sub_path(self, o) .. "/resourcegroups",
+    { api_version = V.resource_groups }))
 end
 
 return C

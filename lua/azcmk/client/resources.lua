@@ -7,13 +7,17 @@ local V = require("azcmk.client.api_versions")
 
 local C = base.class("resources")
 
+local function api_version(resource_type)
+  return resource_type:lower() == "microsoft.keyvault/vaults" and V.resources_vaults or V.resources
+end
+
 --- find{type, name} -> { id, name, type, location, resource_group } or nil (absent), or nil, err.
 function C:find(o)
   base.check(o, { type = "string", name = "string" }, "resources:find")
   if o.name:find("'", 1, true) then return nil end
-  local api = o.type:lower() == "microsoft.keyvault/vaults" and V.resources_vaults or V.resources
+  local api = api_version(o.type)
   local filter = "resourceType eq '" .. o.type .. "' and name eq '" .. o.name .. "'"
-  for item, err in self.p:arm_pages("/subscriptions/" .. base.seg(base.sub(self, o)) .. "/resources",
+  for item, err in self.p:arm_pages(base.sub_path(self, o) .. "/resources",
     { api_version = api, query = { ["$filter"] = filter } }) do
     if not item then return nil, err end
     if type(item) == "table" and tostring(item.name):lower() == o.name:lower() then
@@ -28,14 +32,9 @@ end
 --- list{type} -> every resource of that type in the subscription.
 function C:list(o)
   base.check(o, { type = "string" }, "resources:list")
-  local api = o.type:lower() == "microsoft.keyvault/vaults" and V.resources_vaults or V.resources
-  local out = {}
-  for item, err in self.p:arm_pages("/subscriptions/" .. base.seg(base.sub(self, o)) .. "/resources",
-    { api_version = api, query = { ["$filter"] = "resourceType eq '" .. o.type .. "'" } }) do
-    if not item then return nil, err end
-    out[#out + 1] = item
-  end
-  return out
+  local api = api_version(o.type)
+  return base.all(self.p:arm_pages(base.sub_path(self, o) .. "/resources",
+    { api_version = api, query = { ["$filter"] = "resourceType eq '" .. o.type .. "'" } }))
 end
 
 return C

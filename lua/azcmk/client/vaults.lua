@@ -136,7 +136,7 @@ end
 --- get_deleted{name, location} -> the deleted vault, nil (none), or nil, err.
 function C:get_deleted(o)
   base.check(o, { name = "string", location = "string" }, "vaults:get_deleted")
-  return base.get_or_nil(self.p, "/subscriptions/" .. base.seg(base.sub(self, o))
+  return base.get_or_nil(self.p, base.sub_path(self, o)
     .. "/providers/Microsoft.KeyVault/locations/" .. base.seg(o.location) .. "/deletedVaults/"
     .. base.seg(o.name), { api_version = V.vaults })
 end
@@ -144,13 +144,8 @@ end
 --- list_deleted{} -> the subscription's soft-deleted vaults.
 function C:list_deleted(o)
   o = o or {}
-  local out = {}
-  for item, err in self.p:arm_pages("/subscriptions/" .. base.seg(base.sub(self, o))
-    .. "/providers/Microsoft.KeyVault/deletedVaults", { api_version = V.vaults }) do
-    if not item then return nil, err end
-    out[#out + 1] = item
-  end
-  return out
+  return base.all(self.p:arm_pages(base.sub_path(self, o) .. "/providers/Microsoft.KeyVault/deletedVaults",
+    { api_version = V.vaults }))
 end
 
 --- find_deleted{name} -> the deleted vault of that name (any location), or nil.
@@ -188,7 +183,7 @@ end
 -- while purge protection is on). Only ever called when a user asks for exactly this.
 function C:purge(o)
   base.check(o, { name = "string", location = "string" }, "vaults:purge")
-  local res, err = self.p:arm_lro("POST", "/subscriptions/" .. base.seg(base.sub(self, o))
+  local res, err = self.p:arm_lro("POST", base.sub_path(self, o)
     .. "/providers/Microsoft.KeyVault/locations/" .. base.seg(o.location) .. "/deletedVaults/"
     .. base.seg(o.name) .. "/purge", base.lro_opts(o, V.vaults))
   if not res then return nil, err end
