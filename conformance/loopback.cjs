@@ -73,6 +73,11 @@ dns.promises.lookup = (hostname, options) => new Promise((resolve, reject) => {
   });
 });
 
+if (typeof net._normalizeArgs !== "function") {
+  // Node's own argument normaliser (net.js exports it for http's agent); fail loudly if a
+  // future Node drops it rather than let a connection slip past the hook.
+  throw new Error("loopback.cjs: this Node has no net._normalizeArgs; the connect hook cannot run");
+}
 const origConnect = net.Socket.prototype.connect;
 net.Socket.prototype.connect = function (...args) {
   let normalized = args[0];
