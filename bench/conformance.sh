@@ -9,8 +9,9 @@
 # run meets the same state, and set to Retry-After: 0 on LROs and no "being deleted" phase for
 # deleted keys (delete_seconds 0), so the figures measure the clients, not waits the service
 # asks for; then it gets BENCH_CONF_SETTLE seconds (1.5) to refill its pool of pre-generated
-# RSA keys (the job creates three; one costs the emulator ~0.15-0.3 s of CPU, which would
-# otherwise land inside the next run, on either client).
+# RSA keys (the job creates three; one costs the emulator 0.15-0.5 s of CPU). Refills triggered
+# during a run still block an emulator worker inside that run, for either client: that service
+# time is why the wall-clock ratio stays far below the CPU ratio (bench/README.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
