@@ -25,6 +25,16 @@ local function decode_object(json, what)
   return t
 end
 
+-- The header and payload JSON of a token as tables; passes on a core failure (nil, err).
+local function decode_parts(hj, pj)
+  if not hj then return nil, pj end
+  local h, herr = decode_object(hj, "jwt header")
+  if not h then return nil, herr end
+  local p, perr = decode_object(pj, "jwt payload")
+  if not p then return nil, perr end
+  return h, p
+end
+
 --- Signs a JWT from Lua tables. header.alg is set to alg; header.typ defaults to "JWT".
 -- @return compact token, or nil, err
 function M.jwt_encode(header, payload, pkey, alg)
@@ -44,25 +54,13 @@ end
 --- Verifies a token with pkey and alg and returns its header and payload as tables.
 -- @return header, payload, or nil, err
 function M.jwt_decode_verified(token, pkey, alg)
-  local hj, pj = core.jwt_verify(token, pkey, alg)
-  if not hj then return nil, pj end
-  local h, herr = decode_object(hj, "jwt header")
-  if not h then return nil, herr end
-  local p, perr = decode_object(pj, "jwt payload")
-  if not p then return nil, perr end
-  return h, p
+  return decode_parts(core.jwt_verify(token, pkey, alg))
 end
 
 --- Decodes a token WITHOUT verifying it (for display and troubleshooting only).
 -- @return header, payload, or nil, err
 function M.jwt_decode_unverified(token)
-  local hj, pj = core.jwt_decode(token)
-  if not hj then return nil, pj end
-  local h, herr = decode_object(hj, "jwt header")
-  if not h then return nil, herr end
-  local p, perr = decode_object(pj, "jwt payload")
-  if not p then return nil, perr end
-  return h, p
+  return decode_parts(core.jwt_decode(token))
 end
 
 return M
