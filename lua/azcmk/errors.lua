@@ -60,6 +60,24 @@ M.hints = {
   Timeout = "the call did not finish in time; check network reachability (proxy, firewall, private DNS) "
     .. "or raise the timeout",
   LroTimeout = "the long-running operation is still running; check its status later, or raise the timeout",
+  OperationFailed = "the operation failed in Azure; see the message and the request id, fix the cause and "
+    .. "run the command again",
+  OperationCanceled = "the operation was canceled in Azure (often by a newer operation on the same "
+    .. "resource); run the command again",
+  InvalidVaultUrl = "give the vault as https://NAME.vault.azure.net (or the suffix of your cloud), or "
+    .. "set AZURE_CLOUD to the cloud the vault belongs to",
+  InsecureTokenTarget = "use an https:// URL; tokens are never sent over plain http",
+  InvalidScope = "a scope looks like https://management.azure.com/.default",
+  InvalidTenant = "set AZURE_TENANT_ID (or tenant_id) to the tenant's GUID or domain name",
+  InvalidCloud = "set AZURE_CLOUD to AzureCloud, AzureChinaCloud or AzureUSGovernment, or pass a custom "
+    .. "profile (cloud = {...}); endpoints must be https",
+  InvalidAuthority = "set AZURE_AUTHORITY_HOST to an https URL such as https://login.microsoftonline.com",
+  UntrustedNextLink = "the service returned a next page on another host; azcmk does not send the token there "
+    .. "- check the endpoint (proxy, AZCMK_CONNECT_TO)",
+  ChallengeMalformed = "the vault's 401 challenge is not one azcmk can use; check that the URL is really a "
+    .. "Key Vault (AZCMK_CONNECT_TO, proxy)",
+  ChallengeMissing = "the vault did not ask for a token; check that the URL is really a Key Vault "
+    .. "(AZCMK_CONNECT_TO, proxy)",
   [429] = "throttled by Azure; azcmk already backed off - slow down or retry later",
   [503] = "the service is unavailable; azcmk already retried - retry later",
 }

@@ -90,10 +90,11 @@ local function copy(t)
   return r
 end
 
-local function has_header(h, name)
+--- The value of header `name` in h, whatever the case of its key.
+local function header(h, name)
   name = name:lower()
-  for k in pairs(h) do if tostring(k):lower() == name then return true end end
-  return false
+  for k, v in pairs(h) do if tostring(k):lower() == name then return v end end
+  return nil
 end
 
 --- Build the final URL: req.url + req.query (table) + api-version (unless already there).
@@ -216,20 +217,17 @@ function P:send(req)
     local enc, eerr = M.encode_json(body)
     if not enc then return nil, errors.input("cannot encode body as JSON: " .. tostring(eerr)) end
     body = enc
-    if not has_header(headers, "content-type") then headers["Content-Type"] = "application/json" end
+    if header(headers, "content-type") == nil then headers["Content-Type"] = "application/json" end
   elseif body ~= nil and type(body) ~= "string" then
     error("azcmk.pipeline.send: req.body must be a table or a string", 2)
   end
-  if not has_header(headers, "accept") then headers["Accept"] = "application/json" end
-  if not has_header(headers, "user-agent") then headers["User-Agent"] = self.user_agent end
-  local crid
-  for k, v in pairs(headers) do if tostring(k):lower() == "x-ms-client-request-id" then crid = v end end
+  if header(headers, "accept") == nil then headers["Accept"] = "application/json" end
+  if header(headers, "user-agent") == nil then headers["User-Agent"] = self.user_agent end
+  local crid = header(headers, "x-ms-client-request-id")
   if not crid then crid = base.uuid(); headers["x-ms-client-request-id"] = crid end
-  for k in pairs(headers) do
-    if tostring(k):lower() == "authorization" then
-      return nil, errors.input("do not pass Authorization: the pipeline adds tokens itself",
-        { code = "InvalidHeader" })
-    end
+  if header(headers, "authorization") ~= nil then
+    return nil, errors.input("do not pass Authorization: the pipeline adds tokens itself",
+      { code = "InvalidHeader", hint = "drop the header; pass scope= when a call needs another token" })
   end
 
   -- which authentication, and is the target trusted with a token?
@@ -325,7 +323,9 @@ function P:_vault_url(vault_url, path)
   if type(vault_url) ~= "string" then error("azcmk.pipeline: vault_url must be a string", 3) end
   if not vault_url:match("^%a[%w+.-]*://") then vault_url = "https://" .. vault_url end
   local p = url.parse(vault_url)
-  if not p or p.scheme ~= "https" then return nil, errors.input("vault URL must be https: " .. vault_url) end
+  if not p or p.scheme ~= "https" then
+    return nil, errors.input("vault URL must be https: " .. vault_url, { code = "InvalidVaultUrl" })
+  end
   local kind = cloudm.host_kind(self.cloud, p.host)
   if kind ~= "vault" and kind ~= "hsm" then
     return nil, errors.input(p.host .. " is not a Key Vault host of the " .. self.cloud.name .. " cloud ("
