@@ -4,6 +4,7 @@
 -- minted for a resource the vault merely asked for); a small cache per vault origin.
 local url = require("azcmk.url")
 local errors = require("azcmk.errors")
+local base = require("azcmk.credential.base")   -- the tenant and scope rules of every token request
 
 local M = {}
 
@@ -42,8 +43,6 @@ function M.parse(header)
   end
   return { scheme = scheme, params = params }
 end
-
-local TENANT_PATTERN = "^[%w%.%-]+$"
 
 --- Host of a resource or scope value ("https://vault.azure.net", ".../.default").
 local function resource_host(v)
@@ -91,7 +90,7 @@ function M.discover(header, request_host)
       message = "challenge authority is not an https URL" })
   end
   local tenant = ap.path:match("^/([^/]+)")
-  if not tenant or not tenant:match(TENANT_PATTERN) then
+  if not base.valid_tenant(tenant) then
     return nil, errors.new("auth", { code = "ChallengeMalformed",
       message = "challenge authority names no valid tenant" })
   end
@@ -106,7 +105,7 @@ function M.discover(header, request_host)
     return nil, errors.new("auth", { code = "ChallengeMalformed",
       message = "challenge names no resource or scope" })
   end
-  if not scope:match("^[%w_%.:/%-]+$") then
+  if not base.valid_scope(scope) then
     return nil, errors.new("auth", { code = "ChallengeMalformed",
       message = "challenge scope has invalid characters" })
   end

@@ -32,6 +32,7 @@ function M.send(ctx, req, opts)
   local deadline = start + budget
   local host = url.parse(req.url or "")
   host = host and host.host
+  local decide = opts.decide or function(...) return policy:decide(...) end
   local attempt = 0
   while true do
     attempt = attempt + 1
@@ -54,7 +55,6 @@ function M.send(ctx, req, opts)
     local ms = (res and res.info and res.info.total_ms) or (clock.ms() - t0)
     if ctx.log then ctx.log:request({ req = req, res = res, err = err, ms = ms, attempt = attempt }) end
     if res then res.attempts = attempt elseif err then err.attempts = attempt end
-    local decide = opts.decide or function(...) return policy:decide(...) end
     local delay, why = decide(req, res, err, attempt, now())
     if not delay then return res, err end
     if now() + delay > deadline then
