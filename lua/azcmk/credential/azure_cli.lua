@@ -101,10 +101,14 @@ function C:get_token(scope, opts)
     return nil, errors.input("tenant id must be only [A-Za-z0-9.-]", { code = "InvalidTenant" })
   end
   if self.subscription ~= nil and not tostring(self.subscription):match("^[%w_%. %-]+$") then
-    return nil, errors.input("subscription must be only [A-Za-z0-9_. -]", { code = "InvalidSubscription" })
+    return nil, errors.input("subscription must be only [A-Za-z0-9_. -]", { code = "InvalidSubscription",
+      hint = "pass the subscription's id (a GUID) or its name" })
   end
   local az = self:_az() or "az"
-  if az:find("'", 1, true) then return nil, errors.input("az path must not contain quotes") end
+  if az:find("'", 1, true) then
+    return nil, errors.input("az path must not contain quotes", { code = "InvalidAzPath",
+      hint = "install the Azure CLI in a directory without quotes in its path" })
+  end
   local out = (self.run or run_default)(self:command(base.scope_to_resource(scope), tenant))
   local j = cjson.decode(out:match("(%b{})") or "")
   if type(j) == "table" and type(j.accessToken) == "string" then
