@@ -1,7 +1,6 @@
 -- Sovereign cloud profiles end to end: the credential talks to the cloud's authority, the
 -- token is for the cloud's ARM scope, and tokens never go to another cloud's hosts.
 local H = require("support.pipeline_helper")
-local credential = require("azcmk.credential")
 
 describe("cloud profiles against the emulator", function()
   local seed, lines
@@ -15,8 +14,7 @@ describe("cloud profiles against the emulator", function()
     { cloud = "AzureUSGovernment", login = "login.microsoftonline.us", arm = "management.usgovcloudapi.net" },
   }) do
     it(case.cloud, function()
-      local cred = credential.client_secret({ tenant_id = seed.tenant_id, client_id = seed.owner.app_id,
-                                              client_secret = seed.owner.client_secret })
+      local cred = H.client_secret(seed)
       local p = H.pipeline({ credential = cred, cloud = case.cloud, lines = lines })
       local seq = H.log_seq()
       local res, err = p:arm("GET", "/subscriptions", { api_version = "2022-12-01" })

@@ -43,8 +43,7 @@ describe("credentials against the emulator", function()
   end)
 
   it("client secret", function()
-    local cred = credential.client_secret({ tenant_id = seed.tenant_id, client_id = seed.owner.app_id,
-                                            client_secret = seed.owner.client_secret })
+    local cred = H.client_secret(seed)
     local res, err = list_subscriptions(cred)
     assert.is_nil(err)
     assert.equal(200, res.status)
@@ -123,8 +122,7 @@ describe("credentials against the emulator", function()
 
   it("IMDS: user-assigned selection by client_id, object_id and resource id", function()
     -- create a user-assigned identity and attach it to the emulated VM
-    local owner = H.pipeline({ credential = credential.client_secret({ tenant_id = seed.tenant_id,
-      client_id = seed.owner.app_id, client_secret = seed.owner.client_secret }), lines = lines })
+    local owner = H.pipeline({ credential = H.client_secret(seed), lines = lines })
     local sub = seed.subscription_id
     assert(owner:arm("PUT", "/subscriptions/" .. sub .. "/resourcegroups/mi-rg",
       { api_version = "2021-04-01", body = { location = "westeurope" } }))
@@ -193,8 +191,7 @@ describe("credentials against the emulator", function()
 
   it("static token", function()
     -- any valid token: get one with the owner's secret first
-    local getter = credential.client_secret({ tenant_id = seed.tenant_id, client_id = seed.owner.app_id,
-                                              client_secret = seed.owner.client_secret })
+    local getter = H.client_secret(seed)
     getter:attach({ transport = H.transport(), log = H.logger(lines) })
     local tok = assert(getter:get_token(ARM))
     local res, err = list_subscriptions(credential.static({ token = tok.token, expires_on = tok.expires_on }))

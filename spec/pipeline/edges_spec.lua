@@ -3,7 +3,6 @@
 -- Retry-After as an HTTP date, retry-after-ms, x-ms-retry-after-ms; a Key Vault challenge that
 -- names a foreign resource; operations that end Failed or Canceled.
 local H = require("support.pipeline_helper")
-local credential = require("azcmk.credential")
 
 local function http_date(t)
   return os.date("!%a, %d %b %Y %H:%M:%S GMT", t)
@@ -15,8 +14,7 @@ describe("pipeline edge cases against the emulator", function()
   teardown(function() H.reset() end)
   before_each(function()
     H.reset(); lines = {}; H.sleeps = {}
-    p = H.pipeline({ lines = lines, credential = credential.client_secret({ tenant_id = seed.tenant_id,
-      client_id = seed.owner.app_id, client_secret = seed.owner.client_secret }) })
+    p = H.pipeline({ lines = lines, credential = H.client_secret(seed) })
     assert(p:token("https://management.azure.com/.default"))
   end)
   after_each(function() H.control("DELETE", "faults"); H.assert_no_secrets(lines) end)

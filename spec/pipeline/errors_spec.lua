@@ -9,10 +9,8 @@ describe("structured errors against the emulator", function()
   teardown(function() H.reset() end)   -- leave the shared emulator as seeded
   before_each(function()
     H.reset(); lines = {}
-    owner = H.pipeline({ lines = lines, credential = credential.client_secret({ tenant_id = seed.tenant_id,
-      client_id = seed.owner.app_id, client_secret = seed.owner.client_secret }) })
-    noaccess = H.pipeline({ lines = lines, credential = credential.client_secret({ tenant_id = seed.tenant_id,
-      client_id = seed.noaccess.app_id, client_secret = seed.noaccess.client_secret }) })
+    owner = H.pipeline({ lines = lines, credential = H.client_secret(seed) })
+    noaccess = H.pipeline({ lines = lines, credential = H.client_secret(seed, "noaccess") })
   end)
   after_each(function() H.assert_no_secrets(lines) end)
 

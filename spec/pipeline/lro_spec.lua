@@ -1,6 +1,5 @@
 -- Long-running operations against the emulator's ARM (resource group delete: 202 + Location).
 local H = require("support.pipeline_helper")
-local credential = require("azcmk.credential")
 
 describe("long-running operations against the emulator", function()
   local seed, lines, p, sub
@@ -8,8 +7,7 @@ describe("long-running operations against the emulator", function()
   teardown(function() H.reset() end)   -- leave the shared emulator as seeded
   before_each(function()
     H.reset(); lines = {}; H.sleeps = {}
-    p = H.pipeline({ lines = lines, credential = credential.client_secret({ tenant_id = seed.tenant_id,
-      client_id = seed.owner.app_id, client_secret = seed.owner.client_secret }) })
+    p = H.pipeline({ lines = lines, credential = H.client_secret(seed) })
   end)
   after_each(function() H.control("DELETE", "faults"); H.assert_no_secrets(lines) end)
 
@@ -67,8 +65,7 @@ describe("long-running operations against the emulator", function()
     local t = os.time()
     local slow = H.pipeline({ lines = lines, now = function() return t end,
       sleep = function(s) t = t + s end,
-      credential = credential.client_secret({ tenant_id = seed.tenant_id,
-        client_id = seed.owner.app_id, client_secret = seed.owner.client_secret }) })
+      credential = H.client_secret(seed) })
     local res, err = slow:arm_lro("DELETE", "/subscriptions/" .. sub .. "/resourcegroups/lro-slow",
       { api_version = "2021-04-01", timeout = 45 })
     assert.is_nil(res)

@@ -1,6 +1,5 @@
 -- nextLink paging against the emulator.
 local H = require("support.pipeline_helper")
-local credential = require("azcmk.credential")
 
 describe("paging against the emulator", function()
   local seed, lines, p, sub
@@ -8,8 +7,7 @@ describe("paging against the emulator", function()
   teardown(function() H.reset() end)   -- leave the shared emulator as seeded
   before_each(function()
     H.reset(); lines = {}
-    p = H.pipeline({ lines = lines, credential = credential.client_secret({ tenant_id = seed.tenant_id,
-      client_id = seed.owner.app_id, client_secret = seed.owner.client_secret }) })
+    p = H.pipeline({ lines = lines, credential = H.client_secret(seed) })
   end)
   after_each(function() H.assert_no_secrets(lines) end)
 

@@ -1,7 +1,6 @@
 -- Retries against the emulator's faults: Retry-After, 503 bursts, dropped connections,
 -- timeouts, TLS verification failures.
 local H = require("support.pipeline_helper")
-local credential = require("azcmk.credential")
 local transport = require("azcmk.transport.curl")
 local pipeline = require("azcmk.pipeline")
 
@@ -13,8 +12,7 @@ describe("retries against the emulator", function()
   after_each(function() H.control("DELETE", "faults"); H.assert_no_secrets(lines) end)
 
   local function owner()
-    return credential.client_secret({ tenant_id = seed.tenant_id, client_id = seed.owner.app_id,
-                                      client_secret = seed.owner.client_secret })
+    return H.client_secret(seed)
   end
   local function faults(rules) assert.equal(200, H.control("POST", "faults", { rules = rules }).status) end
   local function subs(p, opts)

@@ -1,6 +1,5 @@
 -- Token reuse, proactive refresh and the 401-once rule, observed in the emulator's request log.
 local H = require("support.pipeline_helper")
-local credential = require("azcmk.credential")
 
 describe("token cache against the emulator", function()
   local seed, lines
@@ -10,8 +9,7 @@ describe("token cache against the emulator", function()
   after_each(function() H.assert_no_secrets(lines) end)
 
   local function secret_cred()
-    return credential.client_secret({ tenant_id = seed.tenant_id, client_id = seed.owner.app_id,
-                                      client_secret = seed.owner.client_secret })
+    return H.client_secret(seed)
   end
   local TOKEN_PATH = function() return "/" .. seed.tenant_id .. "/oauth2/v2.0/token" end
 

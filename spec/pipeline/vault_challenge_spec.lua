@@ -2,7 +2,6 @@
 -- 401 + WWW-Authenticate). A challenge naming a foreign resource is produced with a fault rule
 -- carrying its own WWW-Authenticate header (spec/pipeline/edges_spec.lua).
 local H = require("support.pipeline_helper")
-local credential = require("azcmk.credential")
 
 describe("Key Vault challenge flow against the emulator", function()
   local seed, lines, p, vault_url
@@ -10,8 +9,7 @@ describe("Key Vault challenge flow against the emulator", function()
   teardown(function() H.reset() end)   -- leave the shared emulator as seeded
   before_each(function()
     H.reset(); lines = {}
-    p = H.pipeline({ lines = lines, credential = credential.client_secret({ tenant_id = seed.tenant_id,
-      client_id = seed.owner.app_id, client_secret = seed.owner.client_secret }) })
+    p = H.pipeline({ lines = lines, credential = H.client_secret(seed) })
   end)
   after_each(function() H.assert_no_secrets(lines) end)
 

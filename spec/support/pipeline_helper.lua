@@ -117,6 +117,13 @@ function H.pipeline(opts)
   return assert(pipeline.new(o))
 end
 
+--- A client-secret credential of a seeded principal (default the owner of the subscription).
+function H.client_secret(seed, who)
+  local sp = seed[who or "owner"]
+  return require("azcmk.credential").client_secret({ tenant_id = seed.tenant_id, client_id = sp.app_id,
+    client_secret = sp.client_secret })
+end
+
 --- Create a Key Vault (access-policy model, the owner may do everything with keys) and
 -- return its URL, or nil when the emulator does not serve Key Vault (yet): its data plane
 -- must answer a token-less request with 401 + WWW-Authenticate.
