@@ -101,8 +101,17 @@ describe("CMK playbooks", function()
   describe("rotate", function()
     it("to a new version of the current key (versioned): verified, old and new differ", function()
       local s = H.setup()
+      local seq = H.seq()
       local r = assert(pb.rotate(H.opts({ registry = s.registry.name })))
       assert.is_true(r.verified)
+      -- the registry is read to find it and once more when the operation ends (that read is verified)
+      local reads = {}
+      for _, e in ipairs(H.log(seq)) do
+        if e.method == "GET" and tostring(e.path):match("/registries/" .. s.registry.name .. "$") then
+          reads[#reads + 1] = e
+        end
+      end
+      assert.equal(2, #reads, H.describe(reads))
       assert.are_not.equal(s.versioned_key_id, r.versioned_key_id)
       assert.equal(r.key_id, r.versioned_key_id)
       local latest = assert(c.keys:get({ vault = s.vault.name, name = s.key_id:match("/keys/([^/]+)") }))

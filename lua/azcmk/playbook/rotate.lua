@@ -185,12 +185,9 @@ function M.rotate(o)
   if not after then return nil, err end
   ctx:step("registry", "rotated", { name = reg.name, key_id = key_id, identity = identity_value })
 
-  -- verify: the registry must report the version we expect
-  local fresh
-  fresh, err = ctx.registries:get({ id = reg.id })
-  if not fresh then return nil, err or errors.new("azure", { code = "RegistryNotFound",
-    message = "registry gone" }) end
-  local aenc = Registries.encryption(fresh) or {}
+  -- verify: the registry must report the version we expect (`after` is the registry as read
+  -- back once the operation ended, so no second GET)
+  local aenc = Registries.encryption(after) or {}
   local akvp = aenc.keyVaultProperties or {}
   local expected = parsed.versioned
   local verified = type(akvp.versionedKeyIdentifier) == "string"
@@ -205,7 +202,7 @@ function M.rotate(o)
   ctx:step("verify", "checked", { name = reg.name, versioned_key_id = akvp.versionedKeyIdentifier })
   return {
     changed = true, steps = ctx.steps, warnings = ctx.warnings,
-    registry = { name = fresh.name, id = fresh.id, resource_group = rg },
+    registry = { name = after.name, id = after.id, resource_group = rg },
     before = before, after = aenc, encryption = aenc,
     key_id = akvp.keyIdentifier, versioned_key_id = akvp.versionedKeyIdentifier,
     key_version_in_use = Keys.version_of(akvp.versionedKeyIdentifier),
