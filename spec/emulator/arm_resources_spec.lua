@@ -322,7 +322,8 @@ describe("ARM resources", function()
       assert.equal(seed.tenant_id, r.json.tenantId)
       assert.equal("Enabled", r.json.state)
       r = E.arm("GET", "/subscriptions", nil, { api_version = "2022-12-01" })
-      assert.equal(1, #r.json.value)
+      assert.equal(2, #r.json.value) -- the seeded one and the second subscription of the tenant
+      assert.equal(sub, r.json.value[1].subscriptionId)
       r = E.arm("GET", "/subscriptions", nil, { api_version = "2022-12-01", token = E.token(nil, "noaccess") })
       assert.equal(0, #r.json.value)
       E.assert_arm_error(E.arm("GET", "/subscriptions/" .. core.uuid4() .. "/resourcegroups", nil,

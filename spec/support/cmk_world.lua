@@ -163,16 +163,20 @@ function W.world(opts)
   opts = opts or {}
   local s = E.seed()
   local sub = s.subscription_id
+  -- opts.vault_sub: the vault lives in another subscription of the tenant (same rg name).
   local w = { sub = sub, rg = opts.rg or W.uniq("cmkrg") }
+  w.vault_sub = opts.vault_sub or sub
   W.create_rg(sub, w.rg)
+  if w.vault_sub ~= sub then W.create_rg(w.vault_sub, w.rg) end
   w.uai = W.create_uai(sub, w.rg, opts.uai or "cmk-uai")
   w.vault = opts.vault or W.uniq("kv")
-  W.create_vault(sub, w.rg, w.vault, { rbac = opts.rbac, network = opts.network })
+  local vsub = w.vault_sub
+  W.create_vault(vsub, w.rg, w.vault, { rbac = opts.rbac, network = opts.network })
   if opts.rbac then
-    w.assignment = W.assign_role(sub, W.vault_path(sub, w.rg, w.vault), W.KV_CRYPTO_SERVICE_ENCRYPTION_USER,
+    w.assignment = W.assign_role(vsub, W.vault_path(vsub, w.rg, w.vault), W.KV_CRYPTO_SERVICE_ENCRYPTION_USER,
       w.uai.properties.principalId)
   elseif opts.grant ~= false then
-    W.policy(sub, w.rg, w.vault, "add", w.uai.properties.principalId)
+    W.policy(vsub, w.rg, w.vault, "add", w.uai.properties.principalId)
   end
   w.kid = W.create_key(w.vault, opts.key or "cmkkey", opts.kty)
   if opts.registry ~= false then

@@ -37,6 +37,11 @@ end
 M.OIDC_AUDIENCE = "api://AzureADTokenExchange"
 M.OIDC_SUBJECT = "system:serviceaccount:azcmk:workload"
 
+-- The second subscription of the tenant (Owner: the owner principal only), so that a vault in
+-- another subscription than the registry can be rehearsed. Fixed id (sorted after the first).
+M.SUBSCRIPTION2_ID = "7e4a1b2c-9d8e-4f70-8a1b-2c3d4e5f6a7b"
+M.SUBSCRIPTION2_NAME = "azcmk-emulator-second"
+
 function M.load(dir)
   core = require("azcmk.core")
   M.dir = dir
@@ -49,6 +54,8 @@ function M.load(dir)
   local tid, sub = s.tenant_id, s.subscription_id
   local d = {
     tenant_id = tid, subscription_id = sub, subscription_name = s.subscription_name,
+    subscription2_id = s.subscription2_id or M.SUBSCRIPTION2_ID,
+    subscription2_name = s.subscription2_name or M.SUBSCRIPTION2_NAME,
     port = s.port, http_port = s.http_port, dir = dir,
     owner = {
       app_id = s.owner_app_id, object_id = s.owner_object_id, display_name = "azcmk-emulator-owner",
@@ -121,15 +128,20 @@ local function role_assignment(guid, scope, role, principal, ptype)
 end
 
 --- Writes the seeded state (after a flush).
-function M.apply()
-  local d = M.data
-  state.put("sub:" .. d.subscription_id:lower(), {
-    id = "/subscriptions/" .. d.subscription_id, subscriptionId = d.subscription_id, tenantId = d.tenant_id,
-    displayName = d.subscription_name, state = "Enabled", authorizationSource = "RoleBased",
+local function subscription(id, name, tid)
+  state.put("sub:" .. id:lower(), {
+    id = "/subscriptions/" .. id, subscriptionId = id, tenantId = tid,
+    displayName = name, state = "Enabled", authorizationSource = "RoleBased",
     managedByTenants = json.array({}),
     subscriptionPolicies = { locationPlacementId = "Public_2014-09-01", quotaId = "PayAsYouGo_2014-09-01",
       spendingLimit = "Off" },
   })
+end
+
+function M.apply()
+  local d = M.data
+  subscription(d.subscription_id, d.subscription_name, d.tenant_id)
+  subscription(d.subscription2_id, d.subscription2_name, d.tenant_id)
   state.put("tenant:" .. d.tenant_id:lower(), { tenantId = d.tenant_id, domain = "azcmkemulator.onmicrosoft.com" })
   directory.add({ objectId = d.owner.object_id, appId = d.owner.app_id, displayName = d.owner.display_name,
     kind = "app" })
@@ -155,6 +167,8 @@ function M.apply()
   role_assignment("1a6b2c3d-0000-4000-8000-00000000a001", subscope, rbac.OWNER, d.owner.object_id)
   role_assignment("1a6b2c3d-0000-4000-8000-00000000a002", subscope, rbac.OWNER, d.vm.principal_id)
   role_assignment("1a6b2c3d-0000-4000-8000-00000000a003", subscope, rbac.OWNER, d.appservice.principal_id)
+  role_assignment("1a6b2c3d-0000-4000-8000-00000000a004", "/subscriptions/" .. d.subscription2_id, rbac.OWNER,
+    d.owner.object_id)
 end
 
 return M
