@@ -27,6 +27,54 @@ function M.under(id, scope)
   return id == scope or id:sub(1, #scope + 1) == scope .. "/"
 end
 
+-- A quoted OData string at f[i] (after the opening quote): the value ('' = one quote) and the
+-- position after the closing quote, or nil.
+local function quoted(f, i)
+  local parts = {}
+  while true do
+    local q = f:find("'", i, true)
+    if not q then return nil end
+    parts[#parts + 1] = f:sub(i, q - 1)
+    if f:sub(q + 1, q + 1) ~= "'" then return table.concat(parts), q + 1 end
+    parts[#parts + 1] = "'"
+    i = q + 2
+  end
+end
+
+--- Parses the OData $filter subset ARM accepts: clauses joined by `and`, each `field eq 'value'`
+-- or `fn()` / `fn('value')`; keywords and names case-insensitive, '' for a quote in a value.
+-- Returns a list of {field = lower name, value = s} | {call = lower name, arg = s|nil}
+-- ({} for an empty filter), or nil when malformed.
+function M.odata(f)
+  local out = {}
+  if not f or f:match("^%s*$") then return out end
+  local pos = 1
+  while true do
+    local clause, i
+    local field, after = f:match("^%s*([%a_][%w_]*)%s+[eE][qQ]%s*'()", pos)
+    if field then
+      local v, nxt = quoted(f, after)
+      if not v then return nil end
+      clause, i = { field = field:lower(), value = v }, nxt
+    else
+      local fn, rest = f:match("^%s*([%a_][%w_]*)%(()", pos)
+      if not fn then return nil end
+      clause = { call = fn:lower() }
+      local q = f:match("^%s*'()", rest)
+      if q then
+        clause.arg, rest = quoted(f, q)
+        if not clause.arg then return nil end
+      end
+      i = f:match("^%s*%)()", rest)
+      if not i then return nil end
+    end
+    out[#out + 1] = clause
+    if f:match("^%s*$", i) then return out end
+    pos = f:match("^%s+[aA][nN][dD]%s+()", i)
+    if not pos then return nil end
+  end
+end
+
 --- Shallow merge of tables into a new one.
 function M.merge(...)
   local out = {}

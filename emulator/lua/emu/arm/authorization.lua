@@ -37,7 +37,7 @@ local function check_scope(scope)
   local sub, rest = scope:match("^/subscriptions/([^/]+)(.*)$")
   if not sub then
     if scope == "/" then return end
-    errors.throw(errors.arm(400, "InvalidScope", "The scope '" .. scope .. "' is not valid."))
+    errors.throw(errors.arm(400, "InvalidScope", "The scope '" .. scope .. "' is not valid.")) -- synthetic
   end
   arm.require_subscription(sub)
   local rg = rest:match("^/[rR][eE][sS][oO][uU][rR][cC][eE][gG][rR][oO][uU][pP][sS]/([^/]+)")
@@ -53,7 +53,7 @@ arm.route({ method = "GET", path = "/{*scope}" .. PROVIDER .. "/roleDefinitions/
     local scope = norm_scope(req.params.scope)
     local body = rbac.definition_body(req.params.guid, scope ~= "/" and scope or "")
     if not body then
-      return errors.arm(404, "RoleDefinitionDoesNotExist", "The specified role definition with ID '" ..
+      return errors.arm(404, "RoleDefinitionDoesNotExist", "The specified role definition with ID '" .. -- synthetic
         req.params.guid .. "' does not exist.")
     end
     return 200, body
@@ -67,8 +67,10 @@ arm.route({ method = "GET", path = "/{*scope}" .. PROVIDER .. "/roleDefinitions"
     local filter = arm.qparam(req, "$filter")
     local want
     if filter and filter ~= "" then
-      want = filter:match("^%s*roleName%s+eq%s+'(.*)'%s*$")
+      local c = util.odata(filter)
+      want = c and #c == 1 and c[1].field == "rolename" and c[1].value or nil
       if not want then
+        -- synthetic (the text below)
         return errors.arm(400, "UnsupportedQuery", "The filter '" .. filter .. "' is not supported. Supported: " ..
           "roleName eq '{value}'.")
       end
@@ -104,6 +106,7 @@ arm.route({ method = "PUT", path = "/{*scope}" .. PROVIDER .. "/roleAssignments/
     local scope = norm_scope(req.params.scope)
     local name = req.params.name
     if not util.is_guid(name) then
+      -- synthetic (the text below)
       return errors.arm(400, "InvalidRoleAssignmentId", "The role assignment ID '" .. name .. "' is not valid. " ..
         "The role assignment ID must be a GUID.")
     end
@@ -111,27 +114,31 @@ arm.route({ method = "PUT", path = "/{*scope}" .. PROVIDER .. "/roleAssignments/
     local body = arm.body(req)
     local p = body.properties
     if type(p) ~= "table" then
+      -- synthetic (the text below)
       return errors.arm(400, "InvalidRequestContent", "The request content was invalid and could not be " ..
         "deserialized: 'Required property 'properties' not found in JSON.'.")
     end
     local rd = p.roleDefinitionId
     local guid = type(rd) == "string" and rd:match("/[Rr]ole[Dd]efinitions/([%x%-]+)$")
     if not guid or not util.is_guid(guid) then
-      return errors.arm(400, "InvalidRoleDefinitionId", "The role definition ID '" .. tostring(rd) ..
+      return errors.arm(400, "InvalidRoleDefinitionId", "The role definition ID '" .. tostring(rd) .. -- synthetic
         "' is not valid.")
     end
     guid = guid:lower()
     if not rbac.BUILTIN[guid] and not state.get("roledef:" .. guid) then
+      -- synthetic (the text below)
       return errors.arm(400, "RoleDefinitionDoesNotExist", "The specified role definition with ID '" .. guid ..
         "' does not exist.")
     end
     local pid = p.principalId
     if type(pid) ~= "string" or not util.is_guid(pid) then
+      -- synthetic (the text below)
       return errors.arm(400, "InvalidPrincipalId", "A valid principal ID must be provided for role assignment.")
     end
     pid = pid:lower()
     local ptype = p.principalType
     if ptype ~= nil and not PTYPES[ptype] then
+      -- synthetic (the text below)
       return errors.arm(400, "InvalidPrincipalType", "The principal type '" .. tostring(ptype) .. "' is not " ..
         "valid. Valid principal types are 'User', 'Group', 'ServicePrincipal', 'ForeignGroup' and 'Device'.")
     end
@@ -145,6 +152,7 @@ arm.route({ method = "PUT", path = "/{*scope}" .. PROVIDER .. "/roleAssignments/
         "https://aka.ms/docs-principaltype", pid:gsub("%-", ""), tid))
     end
     if principal and ptype and ptype ~= principal.type then
+      -- synthetic (the text below)
       return errors.arm(400, "UnmatchedPrincipalType", string.format("The PrincipalId '%s' has type '%s' , which is " ..
         "different from specified PrincipalType '%s'.", pid:gsub("%-", ""), principal.type, ptype))
     end
@@ -182,6 +190,7 @@ arm.route({ method = "PUT", path = "/{*scope}" .. PROVIDER .. "/roleAssignments/
       rbac.index_add(pid, id)
     end)
     if conflict == "update" then
+      -- synthetic (the text below)
       return errors.arm(400, "RoleAssignmentUpdateNotPermitted", "Tenant ID, application ID, principal ID, and " ..
         "scope are not allowed to be updated.")
     elseif conflict == "same" then
@@ -200,7 +209,7 @@ arm.route({ method = "GET", path = "/{*scope}" .. PROVIDER .. "/roleAssignments/
   handler = function(req)
     local res = arm.get(ra_id(norm_scope(req.params.scope), req.params.name))
     if not res then
-      return errors.arm(404, "RoleAssignmentNotFound", "The role assignment '" .. req.params.name ..
+      return errors.arm(404, "RoleAssignmentNotFound", "The role assignment '" .. req.params.name .. -- synthetic
         "' is not found.")
     end
     return 200, arm.render(res)
@@ -217,14 +226,14 @@ arm.route({ method = "DELETE", path = "/{*scope}" .. PROVIDER .. "/roleAssignmen
 
 --- Parses a roleAssignments $filter: {at_scope=bool, principal=oid|nil} or nil, err.
 local function parse_filter(f)
+  local clauses = util.odata(f)
+  if not clauses then return nil end
   local out = {}
-  if not f or f:match("^%s*$") then return out end
-  for clause in (f .. " and "):gmatch("(.-)%s+and%s+") do
-    clause = clause:match("^%s*(.-)%s*$")
-    if clause:lower() == "atscope()" then out.at_scope = true
+  for _, c in ipairs(clauses) do
+    if c.call == "atscope" and not c.arg then out.at_scope = true
     else
-      local pid = clause:match("^assignedTo%('([%x%-]+)'%)$") or clause:match("^principalId%s+eq%s+'([%x%-]+)'$")
-      if not pid then return nil end
+      local pid = (c.call == "assignedto" and c.arg) or (c.field == "principalid" and c.value)
+      if not pid or not pid:match("^[%x%-]+$") then return nil end
       out.principal = pid:lower()
     end
   end
@@ -239,6 +248,7 @@ arm.route({ method = "GET", path = "/{*scope}" .. PROVIDER .. "/roleAssignments"
     local raw = arm.qparam(req, "$filter")
     local f = parse_filter(raw)
     if not f then
+      -- synthetic (the text below)
       return errors.arm(400, "UnsupportedQuery", "The filter '" .. tostring(raw) .. "' is not supported. " ..
         "Supported filters are: atScope(), assignedTo('{principalId}'), principalId eq '{principalId}'.")
     end

@@ -7,6 +7,7 @@ local arm = require("emu.arm")
 local errors = require("emu.errors")
 local json = require("emu.json")
 local rbac = require("emu.rbac")
+local util = require("emu.util")
 
 local M = {}
 
@@ -19,13 +20,14 @@ arm.register_type({ type = M.TYPE, core = true,
 
 local FIELDS = { resourcetype = "type", name = "name", location = "location" }
 
+-- resourceType / name / location eq '...', joined by "and" (emu.util.odata); nil when malformed.
 local function parse_filter(f)
+  local clauses = util.odata(f)
+  if not clauses then return nil end
   local out = {}
-  if not f or f:match("^%s*$") then return out end
-  for clause in (f .. " and "):gmatch("(.-)%s+[aA][nN][dD]%s+") do
-    local field, value = clause:match("^%s*(%w+)%s+eq%s+'(.-)'%s*$")
-    if not field or not FIELDS[field:lower()] then return nil end
-    out[#out + 1] = { FIELDS[field:lower()], value:lower() }
+  for _, c in ipairs(clauses) do
+    if not c.field or not FIELDS[c.field] then return nil end
+    out[#out + 1] = { FIELDS[c.field], c.value:lower() }
   end
   return out
 end
@@ -40,6 +42,7 @@ local function list(req, under)
   local raw = arm.qparam(req, "$filter")
   local f = parse_filter(raw)
   if not f then
+    -- synthetic (the text below)
     return errors.arm(400, "InvalidFilterInQueryString", "The filter '" .. tostring(raw) .. "' is invalid. " ..
       "Supported: resourceType eq '{type}', name eq '{name}', location eq '{location}', joined by 'and'.")
   end

@@ -12,7 +12,7 @@
 --                                   user-assigned identities attached to the managed identity hosts
 --                                   ({"id": rid}); POST {"system": false|true} drops/restores the
 --                                   system-assigned identity
---   GET  /_emulator/routes          every registered route (kind, methods, path)
+--   GET  /_emulator/routes          every registered route (kind, methods, path, ARM type)
 local router = require("emu.router")
 local json = require("emu.json")
 local clock = require("emu.clock")
@@ -101,7 +101,8 @@ route("GET", "/routes", function()
     for m in pairs(r.methods) do methods[#methods + 1] = m end
     table.sort(kinds)
     table.sort(methods)
-    out[#out + 1] = { kind = table.concat(kinds, ","), methods = json.array(methods), path = r.path }
+    out[#out + 1] = { kind = table.concat(kinds, ","), methods = json.array(methods), path = r.path,
+      type = r.type }
   end
   return 200, { routes = out }
 end)
