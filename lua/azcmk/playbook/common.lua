@@ -119,7 +119,8 @@ function Ctx:find_registry(name, rg)
   local reg, err = self.registries:get({ id = found.id })
   if not reg then
     return nil, err or errors.new("azure", { status = 404, code = "RegistryNotFound",
-      message = "registry '" .. name .. "' not found" })
+      message = "registry '" .. name .. "' not found (listed in subscription " .. self.subscription
+        .. " a moment ago: deleted meanwhile?)", hint = "check -n/--name and --subscription, then retry" })
   end
   return reg, found.resource_group
 end

@@ -22,11 +22,14 @@ local function recover_vault(ctx, name)
   local parsed = ids.parse_resource_id(dp.vaultId or "")
   if not parsed then
     return nil, errors.new("azure", { code = "InvalidDeletedVault",
-      message = "the deleted vault record has no vaultId to recover into" })
+      message = "the deleted vault record has no vaultId to recover into",
+      hint = "recover the vault with `az keyvault recover --name " .. name .. "`, then run azcmk recover "
+        .. "again" })
   end
   local caller, cerr = ctx:caller()
   if not caller then return nil, cerr end
-  local rg = ctx.resource_groups:get({ name = parsed.resource_group })
+  local rg, rerr = ctx.resource_groups:get({ name = parsed.resource_group })
+  if rerr then return nil, rerr end   -- a failed read is no reason to PUT the group (tags would go)
   if not rg then
     local ok, gerr = ctx.resource_groups:create_or_update({ name = parsed.resource_group,
       location = dp.location })

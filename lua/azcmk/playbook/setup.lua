@@ -179,7 +179,7 @@ function M.setup(o)
     local r
     r, err = ctx:resolve_identity(v.identity, { rg = rgname })
     if not r then return nil, err end
-    ident = r.resource or assert(ctx.identities:get({ id = r.id }))
+    ident = r.resource   -- resolve_identity read it (a resource id or client id names a user identity)
     v.identity = ident.name
   end
 
