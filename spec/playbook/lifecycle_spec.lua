@@ -311,6 +311,23 @@ describe("CMK playbooks", function()
       assert.equal(401, (H.data_plane(s.registry.login_server)))
     end)
 
+    it("a deleted vault whose resource group cannot be read: the error, and no write to the group", function()
+      local s = H.setup()
+      local rg = s.registry.resource_group
+      assert(c.vaults:delete({ resource_group = rg, name = s.vault.name }))
+      local seq = H.seq()
+      H.E.control("POST", "faults", { rules = { { host = "management.azure.com", method = "GET",
+        path = "/subscriptions/" .. seed.subscription_id .. "/resourcegroups/" .. rg, status = 403,
+        count = 1 } } })
+      local r, err = pb.recover(H.opts({ vault = s.vault.name }))
+      H.E.control("DELETE", "faults")
+      assert.is_nil(r)
+      assert.equal(403, err.status)
+      local writes = H.writes(seq)
+      assert.equal(0, #writes, H.describe(writes))
+      assert(pb.recover(H.opts({ vault = s.vault.name })))
+    end)
+
     it("refuses what is not there", function()
       local s = H.setup()
       refused(pb.recover, { vault = s.vault.name, key = "never-was" }, "KeyNotFound", "neither")
