@@ -131,7 +131,7 @@ function M.poll(p, initial, req, opts)
     sleep(delay)
     polls = polls + 1
     local target = (kind == "body") and req.url or poll_url
-    local res, err = p:send({ method = "GET", url = target, lro_poll = true })
+    local res, err = p:send({ method = "GET", url = target })
     if not res then return nil, err end
     last = res
     if kind == "async" then

@@ -140,7 +140,7 @@ function P:_bearer(r, scope, tenant)
   if not tok then return nil, terr end
   r.headers.Authorization = "Bearer " .. tok.token
   local res, err = sender.send(self.ctx, r)
-  if res and res.status == 401 and not r.no_reauth then
+  if res and res.status == 401 then
     if self.tokens:invalidate(self.credential, scope, tenant, tok.token) then
       self.log:info("401 from " .. (url.parse(r.url) or {}).host ..
         ": dropping the cached token and retrying once")
