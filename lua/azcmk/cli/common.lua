@@ -172,8 +172,9 @@ function M.emit(io_, opts, result, json_value, rows, text)
   end
 end
 
---- Define a verb: spec = { verb, usage, flags, build = function(opts, pos, o) -> call options
--- or nil, err; call = function(o) -> result | nil, err; render = function(result, opts, io) }.
+--- Define a verb: spec = { verb, usage, flags, build = function(opts, pos, o) (adds the verb's
+-- flags to the playbook options o; returns true, or nil, err to refuse), call = function(o) ->
+-- result | nil, err; on_error = function(err, opts, io)?; render = function(result, opts, io) }.
 function M.verb(spec)
   return function(argv, io_)
     io_ = io_ or { stdout = io.stdout, stderr = io.stderr }
