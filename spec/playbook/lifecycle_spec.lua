@@ -14,20 +14,7 @@ local function raw_registry(seed, r)
   return res.json
 end
 
-local function refused(fn, opts, code, message_pat, hint_pat)
-  local seq = H.seq()
-  local r, err = fn(H.opts(opts))
-  assert.is_nil(r)
-  assert.truthy(err)
-  assert.equal("input", err.kind)
-  assert.equal(code, err.code)
-  assert.matches(message_pat, err.message)
-  assert.truthy(err.hint)
-  if hint_pat then assert.matches(hint_pat, err.hint) end
-  local writes = H.writes(seq)
-  assert.equal(0, #writes, H.describe(writes))
-  return err
-end
+local refused = H.refused
 
 describe("CMK playbooks", function()
   local c, seed

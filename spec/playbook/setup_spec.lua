@@ -269,18 +269,7 @@ describe("playbook setup", function()
 
   describe("refuses before any write", function()
     local function refused(opts, code, message_pat, hint_pat)
-      local seq = H.seq()
-      local r, err = setup_pb.setup(H.opts(opts))
-      assert.is_nil(r)
-      assert.truthy(err)
-      assert.equal("input", err.kind)
-      assert.equal(code, err.code)
-      assert.matches(message_pat, err.message)
-      assert.truthy(err.hint)
-      if hint_pat then assert.matches(hint_pat, err.hint) end
-      local writes = H.writes(seq)
-      assert.equal(0, #writes, H.describe(writes))
-      return err
+      return H.refused(setup_pb.setup, opts, code, message_pat, hint_pat)
     end
     local function base(extra)
       local o = { resource_group = H.unique("rg-"), registry = H.unique("reg"), vault = H.unique("kv-"),

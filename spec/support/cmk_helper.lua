@@ -110,6 +110,24 @@ function H.log(since)
   return E.log(since)
 end
 
+--- Asserts that playbook `fn` refuses `opts` before any write: an input error with `code`, a
+-- message matching message_pat and a hint (matching hint_pat when given). Returns the error.
+function H.refused(fn, opts, code, message_pat, hint_pat)
+  local assert = require("luassert")   -- a required module does not see the spec's assert
+  local seq = H.seq()
+  local r, err = fn(H.opts(opts))
+  assert.is_nil(r)
+  assert.truthy(err)
+  assert.equal("input", err.kind)
+  assert.equal(code, err.code)
+  assert.matches(message_pat, err.message)
+  assert.truthy(err.hint)
+  if hint_pat then assert.matches(hint_pat, err.hint) end
+  local writes = H.writes(seq)
+  assert.equal(0, #writes, H.describe(writes))
+  return err
+end
+
 --- Describe log entries for assertion messages.
 function H.describe(entries)
   local l = {}
