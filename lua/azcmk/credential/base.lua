@@ -66,6 +66,15 @@ function M.token_json(cred, res, endpoint)
   return j
 end
 
+--- Reads environment variables through getenv, an empty value counting as unset.
+function M.env_reader(getenv)
+  return function(k)
+    local v = getenv(k)
+    if v == "" then return nil end
+    return v
+  end
+end
+
 --- Resource (v1) from a scope: "https://vault.azure.net/.default" -> "https://vault.azure.net".
 function M.scope_to_resource(scope)
   return (scope:gsub("/%.default$", ""))

@@ -11,7 +11,7 @@ local M = {}
 function M.new(opts)
   opts = opts or {}
   local getenv = opts.getenv or os.getenv
-  local function env(k) local v = getenv(k); if v == "" then return nil end; return v end
+  local env = base.env_reader(getenv)
   local o = { ctx = opts.ctx or { getenv = getenv } }
   local tenant, client = env("AZURE_TENANT_ID"), env("AZURE_CLIENT_ID")
   if env("AZURE_CLIENT_SECRET") and tenant and client then

@@ -16,7 +16,7 @@ M.REREAD_AFTER = 600
 function M.new(opts)
   opts = opts or {}
   local getenv = opts.getenv or os.getenv
-  local function env(k) local v = getenv(k); if v == "" then return nil end; return v end
+  local env = base.env_reader(getenv)
   return base.new(C, {
     tenant_id = opts.tenant_id or env("AZURE_TENANT_ID"),
     client_id = opts.client_id or env("AZURE_CLIENT_ID"),
