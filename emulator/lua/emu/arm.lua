@@ -58,17 +58,17 @@ M.qparam = qparam
 function M.check_api_version(req, typ, loc)
   local v = qparam(req, "api-version")
   if not v or v == "" then
-    errors.throw(errors.arm(400, "MissingApiVersionParameter",
+    errors.throw(errors.arm(400, "MissingApiVersionParameter", -- synthetic
       "The api-version query parameter (?api-version=) is required for all requests."))
   end
   local t = M.types[typ:lower()]
   if not t or t.set[v:lower()] then return v end
   if t.core then
-    errors.throw(errors.arm(400, "InvalidApiVersionParameter", string.format(
+    errors.throw(errors.arm(400, "InvalidApiVersionParameter", string.format( -- synthetic
       "The api-version '%s' is invalid. The supported versions are '%s'.", v, table.concat(t.api_versions, ","))))
   end
   local short = t.type:match("^[^/]+/(.*)$") or t.type
-  errors.throw(errors.arm(400, "NoRegisteredProviderFound", string.format(
+  errors.throw(errors.arm(400, "NoRegisteredProviderFound", string.format( -- synthetic
     "No registered resource provider found for location '%s' and API version '%s' for type '%s'. The supported " ..
     "api-versions are '%s'. The supported locations are '%s'.", loc or (t.tracked and "westus" or "global"), v,
     short, table.concat(t.api_versions, ", "), table.concat(M.LOCATIONS, ", "))))
@@ -78,7 +78,7 @@ end
 function M.require_subscription(sub)
   local s = state.get_ro("sub:" .. tostring(sub):lower())
   if not s then
-    errors.throw(errors.arm(404, "SubscriptionNotFound", "The subscription '" .. tostring(sub) ..
+    errors.throw(errors.arm(404, "SubscriptionNotFound", "The subscription '" .. tostring(sub) .. -- synthetic
       "' could not be found."))
   end
   return s
@@ -88,7 +88,7 @@ end
 function M.authorize(req, action, scope)
   local ok = rbac.allowed(req.principal.oid, action, scope)
   if not ok then
-    errors.throw(errors.arm(403, "AuthorizationFailed", rbac.denied_message(req.principal, action, scope),
+    errors.throw(errors.arm(403, "AuthorizationFailed", rbac.denied_message(req.principal, action, scope), -- synthetic
       { ["x-ms-failure-cause"] = "gateway" }))
   end
 end
@@ -193,6 +193,7 @@ end
 function M.require_rg(sub, rg)
   local r = M.get(M.rg_id(sub, rg))
   if not r then
+    -- synthetic (the text below)
     errors.throw(errors.arm(404, "ResourceGroupNotFound", "Resource group '" .. rg .. "' could not be found."))
   end
   return r
@@ -200,7 +201,7 @@ end
 
 --- 404 ResourceNotFound for a resource of `typ` named `name` in resource group `rg`.
 function M.not_found(typ, name, rg)
-  return errors.arm(404, "ResourceNotFound", string.format(
+  return errors.arm(404, "ResourceNotFound", string.format( -- synthetic
     "The Resource '%s/%s' under resource group '%s' was not found. For more details please go to " ..
     "https://aka.ms/ARMResourceNotFoundFix", typ, name, rg))
 end
@@ -211,11 +212,12 @@ function M.body(req, opts)
   local raw = req:body()
   if raw == nil or raw:match("^%s*$") then
     if opts and opts.optional then return {} end
-    errors.throw(errors.arm(400, "InvalidRequestContent",
+    errors.throw(errors.arm(400, "InvalidRequestContent", -- synthetic
       "The request content was invalid and could not be deserialized: 'Request body is missing.'."))
   end
   local v = json.decode(raw)
   if type(v) ~= "table" or json.is_array(v) then
+    -- synthetic (the text below)
     errors.throw(errors.arm(400, "InvalidRequestContent", "The request content was invalid and could not be " ..
       "deserialized: 'Unexpected character encountered while parsing value. Path '', line 1, position 1.'."))
   end
@@ -225,22 +227,35 @@ end
 --- The body's location, normalised; raises 400 LocationRequired / LocationNotAvailableForResourceType.
 function M.require_location(body, typ)
   if body.location == nil or body.location == json.null or body.location == "" then
+    -- synthetic (the text below)
     errors.throw(errors.arm(400, "LocationRequired", "The location property is required for this definition."))
   end
   local loc = M.location(body.location)
   if not loc then
-    errors.throw(errors.arm(400, "LocationNotAvailableForResourceType", string.format(
+    errors.throw(errors.arm(400, "LocationNotAvailableForResourceType", string.format( -- synthetic
       "The provided location '%s' is not available for resource type '%s'. List of available regions for the " ..
       "resource type is '%s'.", tostring(body.location), typ, table.concat(M.LOCATIONS, ","))))
   end
   return loc
 end
 
+--- PATCH of a resource's tags (ARM's PATCH of a resource group / identity): checks body.tags,
+-- then runs check() if given, then updates atomically. Returns the resource, or nil if absent.
+function M.patch_tags(id, body, check)
+  local tags = body.tags ~= nil and M.check_tags(body.tags) or nil
+  if check then check() end
+  return M.update(id, function(old)
+    if not old then return nil end
+    if tags then old.tags = tags end
+    return old
+  end)
+end
+
 --- tags must be an object of strings (at most 50).
 function M.check_tags(tags)
   if tags == nil or tags == json.null then return {} end
   if type(tags) ~= "table" or json.is_array(tags) then
-    errors.throw(errors.arm(400, "InvalidRequestContent",
+    errors.throw(errors.arm(400, "InvalidRequestContent", -- synthetic
       "The request content was invalid and could not be deserialized: 'Error converting value to type " ..
       "'System.Collections.Generic.Dictionary`2[System.String,System.String]'. Path 'tags'.'."))
   end
@@ -248,12 +263,12 @@ function M.check_tags(tags)
   for k, v in pairs(tags) do
     n = n + 1
     if type(v) ~= "string" then
-      errors.throw(errors.arm(400, "InvalidTagNameCharacters", "The tag '" .. tostring(k) ..
+      errors.throw(errors.arm(400, "InvalidTagNameCharacters", "The tag '" .. tostring(k) .. -- synthetic
         "' has an invalid value; tag values must be strings."))
     end
   end
   if n > 50 then
-    errors.throw(errors.arm(400, "InvalidTagCount", "The number of tags exceeds the limit of 50."))
+    errors.throw(errors.arm(400, "InvalidTagCount", "The number of tags exceeds the limit of 50.")) -- synthetic
   end
   return tags
 end

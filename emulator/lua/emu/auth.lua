@@ -123,23 +123,24 @@ function M.arm(req)
       tid, desc or msg) }))
   end
   if reason == "missing" then
-    fail("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.",
+    fail("AuthenticationFailed", "Authentication failed. The 'Authorization' header is missing.", -- synthetic
       "The authentication failed because of missing 'Authorization' header.")
   elseif reason == "format" then
+    -- synthetic (the text below)
     fail("AuthenticationFailed", "Authentication failed. The 'Authorization' header is provided in an invalid format.",
       "The authentication failed because of invalid 'Authorization' header.")
   elseif reason == "audience" then
-    fail("InvalidAuthenticationTokenAudience", string.format(
+    fail("InvalidAuthenticationTokenAudience", string.format( -- synthetic
       "The access token has been obtained for wrong audience or resource '%s'. It should exactly match with one of " ..
       "the allowed audiences '%s'.", tostring(bad.aud), table.concat(audiences, "','")),
       "The access token has been obtained from wrong audience or resource.")
   elseif reason == "expired" then
-    fail("ExpiredAuthenticationToken", string.format(
+    fail("ExpiredAuthenticationToken", string.format( -- synthetic
       "The access token expiry UTC time '%s' is earlier than current UTC time '%s'.",
       clock.us(bad.exp), clock.us(clock.now())), "The access token expiry UTC time '" .. clock.us(bad.exp) ..
       "' is earlier than current UTC time '" .. clock.us(clock.now()) .. "'.")
   elseif reason == "tenant" then
-    fail("InvalidAuthenticationTokenTenant", string.format(
+    fail("InvalidAuthenticationTokenTenant", string.format( -- synthetic
       "The access token is from the wrong issuer 'https://sts.windows.net/%s/'. It must match the tenant " ..
       "'https://sts.windows.net/%s/' associated with this subscription. Please use the authority (URL) " ..
       "'https://login.windows.net/%s' to get the token. Note, if the subscription is transferred to another " ..
@@ -147,7 +148,7 @@ function M.arm(req)
       "propagate (up to an hour). If you just transferred your subscription and see this error message, " ..
       "please try back later.", tostring(bad.tid), tid, tid))
   end
-  fail("InvalidAuthenticationToken", "The access token is invalid.", "The access token is invalid.")
+  fail("InvalidAuthenticationToken", "The access token is invalid.", "The access token is invalid.") -- synthetic
 end
 
 --- Key Vault data-plane authentication (for the Key Vault service): returns the principal,
@@ -169,16 +170,18 @@ function M.vault(req, resource)
   if reason == "missing" then
     errors.throw(errors.kv(401, "Unauthorized", "AKV10000: Request is missing a Bearer or PoP token.", nil, h))
   elseif reason == "expired" then
+    -- synthetic (the text below)
     errors.throw(errors.kv(401, "Unauthorized", "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/"
       .. tid .. "/, found expired token; the token expired at " .. clock.iso_short(bad.exp) .. ".", nil, h))
   elseif reason == "audience" then
-    errors.throw(errors.kv(401, "Unauthorized", "AKV10022: Invalid audience. Expected " .. resource ..
+    errors.throw(errors.kv(401, "Unauthorized", "AKV10022: Invalid audience. Expected " .. resource .. -- synthetic
       ", found: " .. tostring(bad.aud) .. ".", nil, h))
   elseif reason == "tenant" then
+    -- synthetic (the text below)
     errors.throw(errors.kv(401, "Unauthorized", "AKV10032: Invalid issuer. Expected one of https://sts.windows.net/"
       .. tid .. "/, found https://sts.windows.net/" .. tostring(bad.tid) .. "/.", nil, h))
   end
-  errors.throw(errors.kv(401, "Unauthorized", "Unauthorized: The access token is invalid.", nil, h))
+  errors.throw(errors.kv(401, "Unauthorized", "Unauthorized: The access token is invalid.", nil, h)) -- synthetic
 end
 
 M._uuid = util.uuid

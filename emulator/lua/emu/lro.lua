@@ -161,12 +161,20 @@ function M.status_body(op)
   return b
 end
 
--- GET .../operationStatuses/{opid}
-function M.handle_status(req)
+-- The polled operation of the route, or raises 404 OperationNotFound.
+local function polled(req)
   local op = M.poll(req.params.opid)
   if not op then
-    return errors.arm(404, "OperationNotFound", "The operation '" .. req.params.opid .. "' could not be found.")
+    -- synthetic (the text below)
+    errors.throw(errors.arm(404, "OperationNotFound", "The operation '" .. req.params.opid ..
+      "' could not be found."))
   end
+  return op
+end
+
+-- GET .../operationStatuses/{opid}
+function M.handle_status(req)
+  local op = polled(req)
   local h = {}
   if op.status == "InProgress" then h["Retry-After"] = tostring(math.floor(op.retry_after)) end
   return 200, M.status_body(op), h
@@ -174,10 +182,7 @@ end
 
 -- GET .../operationResults/{opid}
 function M.handle_result(req)
-  local op = M.poll(req.params.opid)
-  if not op then
-    return errors.arm(404, "OperationNotFound", "The operation '" .. req.params.opid .. "' could not be found.")
-  end
+  local op = polled(req)
   if op.status == "InProgress" then
     return 202, nil, { Location = op.location_url, ["Retry-After"] = tostring(math.floor(op.retry_after)) }
   elseif op.status == "Failed" or op.status == "Canceled" then

@@ -96,9 +96,9 @@ function Req:json()
   local v, err = json.decode(raw)
   if v == nil then
     if self.kind == "vault" or self.kind == "hsm" then
-      errors.throw(errors.kv(400, "BadParameter", "The request body is not valid JSON: " .. tostring(err)))
+      errors.throw(errors.kv(400, "BadParameter", "The request body is not valid JSON: " .. tostring(err))) -- synthetic
     end
-    errors.throw(errors.arm(400, "InvalidRequestContent",
+    errors.throw(errors.arm(400, "InvalidRequestContent", -- synthetic
       "The request content was invalid and could not be deserialized: '" .. tostring(err) .. "'."))
   end
   return v
@@ -208,16 +208,17 @@ local function not_routed(req, why)
     require("emu.auth").arm(req)
     local ns, typ = req.path:match("/providers/([^/]+)/([^/]+)")
     if why == "method" then
-      return errors.arm(405, "MethodNotAllowed", "The requested resource does not support http method '" ..
+      return errors.arm(405, "MethodNotAllowed", "The requested resource does not support http method '" .. -- synthetic
         req.method .. "'.")
     end
     if ns then
-      return errors.arm(404, "InvalidResourceType", string.format(
+      return errors.arm(404, "InvalidResourceType", string.format( -- synthetic
         "The resource type '%s' could not be found in the namespace '%s' for api version '%s'.", typ, ns,
         tostring(req:arg("api-version"))))
     end
-    return errors.arm(404, "NotFound", "The requested path '" .. req.path .. "' was not found.")
+    return errors.arm(404, "NotFound", "The requested path '" .. req.path .. "' was not found.") -- synthetic
   elseif req.kind == "login" then
+    -- synthetic (the text below)
     return errors.aad(404, "invalid_request", 90000, "The requested endpoint '" .. req.path .. "' was not found.")
   end
   if why == "method" then return errors.for_kind(req.kind, 405) end
@@ -228,11 +229,11 @@ local function too_large_response(req)
   local msg = string.format("The request content size exceeds the maximum allowed size of %d bytes.", M.BODY_LIMIT)
   local status, body, headers
   if req.kind == "vault" or req.kind == "hsm" then
-    status, body, headers = errors.kv(413, "RequestTooLarge", msg)
+    status, body, headers = errors.kv(413, "RequestTooLarge", msg) -- synthetic
   elseif req.kind == "login" then
-    status, body, headers = errors.aad(413, "invalid_request", 90000, msg)
+    status, body, headers = errors.aad(413, "invalid_request", 90000, msg) -- synthetic
   else
-    status, body, headers = errors.arm(413, "RequestContentTooLarge", msg)
+    status, body, headers = errors.arm(413, "RequestContentTooLarge", msg) -- synthetic
   end
   return status, body, headers
 end

@@ -47,7 +47,7 @@ local function tokenize(s, expr)
     elseif c == "'" then
       local buf, j = {}, i + 1
       while true do
-        if j > n then terr("The template language expression '" .. expr .. "' is not valid: the string " ..
+        if j > n then terr("The template language expression '" .. expr .. "' is not valid: the string " .. -- synthetic
           "literal is not terminated. Please see https://aka.ms/arm-functions for usage details.") end
         local d = s:sub(j, j)
         if d == "'" then
@@ -63,6 +63,7 @@ local function tokenize(s, expr)
       i = i + #w
     elseif c:match("[%d%-]") then
       local num = s:match("^%-?%d+%.?%d*", i)
+      -- synthetic (the text below)
       if not num or num == "-" then terr("The template language expression '" .. expr .. "' is not valid. " ..
         "Please see https://aka.ms/arm-functions for usage details.") end
       toks[#toks + 1] = { t = "num", v = tonumber(num) }
@@ -71,7 +72,7 @@ local function tokenize(s, expr)
       toks[#toks + 1] = { t = c }
       i = i + 1
     else
-      terr("The template language expression '" .. expr .. "' is not valid: the character '" .. c ..
+      terr("The template language expression '" .. expr .. "' is not valid: the character '" .. c .. -- synthetic
         "' is not expected. Please see https://aka.ms/arm-functions for usage details.")
     end
   end
@@ -85,6 +86,7 @@ local function parse(s)
   local function take(tt)
     local k = toks[pos]
     if not k or (tt and k.t ~= tt) then
+      -- synthetic (the text below)
       terr("The template language expression '" .. s .. "' is not valid: expected '" .. (tt or "a value") ..
         "'. Please see https://aka.ms/arm-functions for usage details.")
     end
@@ -115,7 +117,7 @@ local function parse(s)
         node = { k = "call", name = k.v, args = args }
       end
     else
-      terr("The template language expression '" .. s .. "' is not valid. Please see " ..
+      terr("The template language expression '" .. s .. "' is not valid. Please see " .. -- synthetic
         "https://aka.ms/arm-functions for usage details.")
     end
     -- property access and indexing
@@ -133,7 +135,7 @@ local function parse(s)
   expr = primary
   local root = expr()
   if pos <= #toks then
-    terr("The template language expression '" .. s .. "' is not valid: unexpected text after the " ..
+    terr("The template language expression '" .. s .. "' is not valid: unexpected text after the " .. -- synthetic
       "expression. Please see https://aka.ms/arm-functions for usage details.")
   end
   return root
@@ -150,7 +152,7 @@ local function str(v, fname)
   if type(v) == "number" then return (v == math.floor(v)) and string.format("%d", v) or tostring(v) end
   if type(v) == "boolean" then return v and "True" or "False" end
   if type(v) == "table" then return json.encode(v) end
-  terr("The template function '" .. fname .. "' expects string arguments. Please see " ..
+  terr("The template function '" .. fname .. "' expects string arguments. Please see " .. -- synthetic
     "https://aka.ms/arm-functions for usage details.")
 end
 
@@ -178,7 +180,7 @@ function Template:resource_id(args)
     if a[i]:find("/", 1, true) then ti = i break end
   end
   if not ti then
-    terr("Unable to evaluate template language function 'resourceId': the type is missing or invalid. " ..
+    terr("Unable to evaluate template language function 'resourceId': the type is missing or invalid. " .. -- synthetic
       "Please see https://aka.ms/arm-resource-functions/#resourceid for usage details.")
   end
   if ti == 2 then rg = a[1] elseif ti == 3 then sub, rg = a[1], a[2] end
@@ -191,7 +193,7 @@ function Template:resource_id(args)
     for s in a[i]:gmatch("[^/]+") do names[#names + 1] = s end
   end
   if #names ~= #segs then
-    terr("Unable to evaluate template language function 'resourceId': function requires exactly one " ..
+    terr("Unable to evaluate template language function 'resourceId': function requires exactly one " .. -- synthetic
       "multi-segmented argument which must be resource type including resource provider namespace. Current " ..
       "function arguments '" .. table.concat(a, ",") .. "'. Please see " ..
       "https://aka.ms/arm-resource-functions/#resourceid for usage details.")
@@ -207,7 +209,7 @@ FUNCS.parameters = function(self, args)
   local name = str(args[1], "parameters")
   local p = self.params[name:lower()]
   if p == nil then
-    terr("Unable to evaluate template language function 'parameters': the template parameter '" .. name ..
+    terr("Unable to evaluate template language function 'parameters': the template parameter '" .. name .. -- synthetic
       "' is not found. Please see https://aka.ms/arm-create-parameter-file for usage details.")
   end
   return json.copy(p)
@@ -220,10 +222,10 @@ FUNCS.variables = function(self, args)
     local raw
     for k, v in pairs(self.variables) do if k:lower() == key then raw = v end end
     if raw == nil then
-      terr("Unable to evaluate template language function 'variables': the template variable '" .. name ..
+      terr("Unable to evaluate template language function 'variables': the template variable '" .. name .. -- synthetic
         "' is not found. Please see https://aka.ms/arm-functions-deployment#variables for usage details.")
     end
-    if self.var_busy[key] then terr("The template variable '" .. name .. "' refers to itself.") end
+    if self.var_busy[key] then terr("The template variable '" .. name .. "' refers to itself.") end -- synthetic
     self.var_busy[key] = true
     self.var_values[key] = self:eval(raw)
     self.var_busy[key] = nil
@@ -253,6 +255,7 @@ FUNCS.reference = function(self, args)
     -- a resource of this template by name
     local hit = self.by_name and self.by_name[target:lower()]
     if hit then id = hit else
+      -- synthetic (the text below)
       terr("The template reference '" .. target .. "' is not valid: could not find template resource or " ..
         "resource copy with this name. Please see https://aka.ms/arm-function-reference for usage details.")
     end
@@ -263,7 +266,7 @@ FUNCS.reference = function(self, args)
   end
   local res = self.ctx.lookup(id)
   if not res then
-    terr("The Resource '" .. id .. "' was not found. Please see https://aka.ms/arm-function-reference " ..
+    terr("The Resource '" .. id .. "' was not found. Please see https://aka.ms/arm-function-reference " .. -- synthetic
       "for usage details.", "ResourceNotFound")
   end
   if full then return json.copy(res) end
@@ -306,6 +309,7 @@ end
 function Template:call(node)
   local fn = FUNCS[node.name:lower()]
   if not fn then
+    -- synthetic (the text below)
     terr("The template function '" .. node.name .. "' is not valid. Please see https://aka.ms/arm-functions " ..
       "for usage details.")
   end
@@ -322,6 +326,7 @@ function Template:run(node)
     if o == PENDING then return PENDING end
     local v = ci_get(o, node.name)
     if v == nil then
+      -- synthetic (the text below)
       terr("The language expression property '" .. node.name .. "' doesn't exist, available properties are '" ..
         (type(o) == "table" and (function()
           local ks = {}
@@ -334,12 +339,12 @@ function Template:run(node)
   elseif node.k == "index" then
     local o, ix = self:run(node.obj), self:run(node.ix)
     if o == PENDING then return PENDING end
-    if type(o) ~= "table" then terr("The language expression cannot be indexed.") end
+    if type(o) ~= "table" then terr("The language expression cannot be indexed.") end -- synthetic
     local v = type(ix) == "number" and o[ix + 1] or ci_get(o, tostring(ix))
-    if v == nil then terr("The language expression index '" .. tostring(ix) .. "' is out of range.") end
+    if v == nil then terr("The language expression index '" .. tostring(ix) .. "' is out of range.") end -- synthetic
     return v
   end
-  terr("The template language expression is not valid.")
+  terr("The template language expression is not valid.") -- synthetic
 end
 
 --- Evaluates one string: an expression when it is "[...]" (not "[["), else itself.
@@ -394,15 +399,17 @@ end
 --- A template context. tmpl: the template object; params: the deployment's {name = {value = v}}.
 function M.new(tmpl, params, ctx)
   if type(tmpl) ~= "table" or json.is_array(tmpl) then
-    terr("The template is not valid: it must be a JSON object.")
+    terr("The template is not valid: it must be a JSON object.") -- synthetic
   end
   local self = setmetatable({ ctx = ctx, params = {}, variables = {}, var_values = {}, var_busy = {} }, Template)
   local decl = ci_get(tmpl, "parameters") or {}
   local vars = ci_get(tmpl, "variables") or {}
+  -- synthetic (the text below)
   if type(decl) ~= "table" or type(vars) ~= "table" then terr("The template parameters or variables are not valid.") end
   self.variables = vars
   params = params or {}
   if type(params) ~= "table" or json.is_array(params) then
+    -- synthetic (the text below)
     terr("The deployment parameters are not valid: they must be a JSON object.", "InvalidDeploymentParameters")
   end
   local names = {}
@@ -417,6 +424,7 @@ function M.new(tmpl, params, ctx)
   end
   if #extra > 0 then
     table.sort(extra)
+    -- synthetic (the text below)
     terr("Deployment template validation failed: 'The template parameters '" .. table.concat(extra, ", ") ..
       "' in the parameters file are not valid; they are not present in the original template and can therefore " ..
       "not be provided at deployment time. The only supported parameters for this template are '" ..
@@ -429,8 +437,10 @@ function M.new(tmpl, params, ctx)
     if given ~= nil then
       if type(given) ~= "table" or json.is_array(given) or ci_get(given, "value") == nil then
         if type(given) == "table" and ci_get(given, "reference") ~= nil then
+          -- synthetic (the text below)
           terr("Key Vault parameter references are not supported by the emulator (parameter '" .. name .. "').")
         end
+        -- synthetic (the text below)
         terr("Deployment template validation failed: 'The value for the template parameter '" .. name .. "' is " ..
           "not provided. Please see https://aka.ms/arm-create-parameter-file for usage details.'.")
       end
@@ -438,6 +448,7 @@ function M.new(tmpl, params, ctx)
     else
       local dv = type(d) == "table" and ci_get(d, "defaultValue")
       if dv == nil then
+        -- synthetic (the text below)
         terr("Deployment template validation failed: 'The value for the template parameter '" .. name .. "' at " ..
           "line '1' and column '1' is not provided. Please see https://aka.ms/arm-create-parameter-file for usage " ..
           "details.'.")
@@ -459,6 +470,7 @@ function M.new(tmpl, params, ctx)
     local want = tostring(self.param_types[key]):lower()
     local lua_t = TYPES[want]
     if lua_t and type(v) ~= lua_t then
+      -- synthetic (the text below)
       terr("Deployment template validation failed: 'Template parameter JToken type is not valid. Expected '" ..
         tostring(self.param_types[key]) .. "'. Actual '" .. jtype(v) .. "'. Please see " ..
         "https://aka.ms/arm-create-parameter-file for usage details.'.")
@@ -468,6 +480,7 @@ function M.new(tmpl, params, ctx)
       local ok = false
       for _, a in ipairs(allowed) do if a == v then ok = true end end
       if not ok then
+        -- synthetic (the text below)
         terr("Deployment template validation failed: 'The provided value '" .. str(v, "allowedValues") .. "' for " ..
           "the template parameter '" .. name .. "' is not valid. Please see https://aka.ms/arm-deploy for usage " ..
           "details.'.")

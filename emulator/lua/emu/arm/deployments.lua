@@ -67,12 +67,14 @@ end
 
 local function check_name(name)
   if #name > 64 then
+    -- synthetic (the text below)
     invalid(string.format("The provided deployment name '%s' has a length of '%d' which exceeds the maximum " ..
       "length of '64'. Please see https://aka.ms/arm-deploy for usage details.", name, #name),
       "DeploymentNameLengthLimitExceeded")
   end
   if not name:match("^[%w%-_%.%(%)]+$") then
     -- synthetic text (ARM's exact wording for bad characters is not in the reference)
+    -- synthetic (the text below)
     invalid(string.format("The deployment name '%s' is invalid. It can contain only letters, digits, '-', '_', " ..
       "'.', '(' and ')'. Please see https://aka.ms/arm-deploy for usage details.", name), "InvalidDeploymentName")
   end
@@ -92,7 +94,7 @@ local function call(req, method, path, api, body)
   local route, params = router.match("arm", method, path)
   if not route then
     local ns, typ = path:match("/providers/([^/]+)/([^/]+)")
-    return errors.arm(404, "InvalidResourceType", string.format(
+    return errors.arm(404, "InvalidResourceType", string.format( -- synthetic
       "The resource type '%s' could not be found in the namespace '%s' for api version '%s'.", tostring(typ),
       tostring(ns), tostring(api)))
   end
@@ -107,6 +109,7 @@ local function call(req, method, path, api, body)
   ngx.log(ngx.ERR, "emulator: internal error in deployment of ", path, ": ", tostring(res[2]))
   ngx.shared.emu_meta:incr("internal_errors", 1, 0)
   ngx.ctx.internal_error = tostring(res[2]):sub(1, 500)
+  -- synthetic (the text below)
   return errors.arm(500, "InternalServerError", "Encountered internal server error. Diagnostic information: " ..
     "timestamp '" .. clock.iso() .. "', request id '" .. r.request_id .. "'.")
 end
@@ -136,6 +139,7 @@ local function plan(t, tmpl)
   local list = ci(tmpl, "resources")
   if list == nil then list = json.array({}) end
   if type(list) ~= "table" or (not json.is_array(list) and next(list) ~= nil) then
+    -- synthetic (the text below)
     invalid("Deployment template validation failed: 'The template resources property must be an array. Please " ..
       "see https://aka.ms/arm-syntax-resources for usage details.'.")
   end
@@ -143,12 +147,14 @@ local function plan(t, tmpl)
   t.by_name = {}
   for i, raw in ipairs(list) do
     if not is_object(raw) then
+      -- synthetic (the text below)
       invalid("Deployment template validation failed: 'The template resource at index '" .. (i - 1) .. "' is " ..
         "not valid. Please see https://aka.ms/arm-syntax-resources for usage details.'.")
     end
     local typ, api, name = t:eval(ci(raw, "type")), t:eval(ci(raw, "apiVersion")), t:eval(ci(raw, "name"))
     if type(typ) ~= "string" or type(api) ~= "string" or type(name) ~= "string" or name == "" or
       not typ:find("/", 1, true) then
+      -- synthetic (the text below)
       invalid("Deployment template validation failed: 'The template resource '" .. tostring(name) .. "' at line '" ..
         i .. "' and column '1' is not valid: the resource 'type', 'apiVersion' and 'name' properties are " ..
         "required. Please see https://aka.ms/arm-syntax-resources for usage details.'.")
@@ -156,6 +162,7 @@ local function plan(t, tmpl)
     local nseg = select(2, name:gsub("/", "")) + 1
     local tseg = select(2, typ:gsub("/", ""))
     if nseg ~= tseg then
+      -- synthetic (the text below)
       invalid("Deployment template validation failed: 'The template resource '" .. name .. "' for type '" .. typ ..
         "' at line '" .. i .. "' and column '1' has incorrect segment lengths. A nested resource type must have " ..
         "identical number of segments as its resource name. A root resource type must have segment length one " ..
@@ -179,6 +186,7 @@ local function plan(t, tmpl)
     local seen = {}
     local dlist = ci(it.raw, "dependsOn")
     if dlist ~= nil and type(dlist) ~= "table" then
+      -- synthetic (the text below)
       invalid("Deployment template validation failed: 'The template resource '" .. it.name .. "' dependsOn " ..
         "property must be an array.'.")
     end
@@ -186,6 +194,7 @@ local function plan(t, tmpl)
       local ref = t:eval(d)
       local hit = type(ref) == "string" and find(ref)
       if not hit then
+        -- synthetic (the text below)
         invalid("Deployment template validation failed: 'The resource '" .. tostring(ref) .. "' is not defined in " ..
           "the template. Please see https://aka.ms/arm-syntax for usage details.'.")
       end
@@ -211,6 +220,7 @@ local function plan(t, tmpl)
     if #ready == 0 then
       local stuck
       for _, it in ipairs(items) do if not done[it.index] then stuck = it break end end
+      -- synthetic (the text below)
       invalid("Deployment template validation failed: 'Circular dependency detected on resource: '" .. stuck.id ..
         "'. Please see https://aka.ms/arm-syntax-resources for usage details.'.")
     end
@@ -363,16 +373,18 @@ local function validate(req)
   local b = arm.body(req)
   local props = ci(b, "properties")
   if not is_object(props) then
+    -- synthetic (the text below)
     invalid("The request content was invalid and could not be deserialized: 'Required property 'properties' not " ..
       "found in JSON. Path '', line 1, position 1.'.", "InvalidRequestContent")
   end
   local mode = ci(props, "mode")
   if mode == nil then
+    -- synthetic (the text below)
     invalid("The request content was invalid and could not be deserialized: 'Required property 'mode' not found " ..
       "in JSON. Path 'properties', line 1, position 1.'.", "InvalidRequestContent")
   end
   if type(mode) ~= "string" or (mode:lower() ~= "incremental" and mode:lower() ~= "complete") then
-    invalid("The request content was invalid and could not be deserialized: 'Error converting value \"" ..
+    invalid("The request content was invalid and could not be deserialized: 'Error converting value \"" .. -- synthetic
       tostring(mode) .. "\" to type 'Microsoft.WindowsAzure.ResourceStack.Frontdoor.Data.Definitions." ..
       "DeploymentMode'. Path 'properties.mode', line 1, position 1.'.", "InvalidRequestContent")
   end
@@ -381,12 +393,13 @@ local function validate(req)
   if tmpl == nil then
     if ci(props, "templateLink") ~= nil then
       -- synthetic: the emulator has no internet access to fetch linked templates
-      invalid("The emulator cannot download linked templates; send the template inline in " ..
+      invalid("The emulator cannot download linked templates; send the template inline in " .. -- synthetic
         "'properties.template'.", "InvalidTemplateLink")
     end
-    invalid("The request content was invalid and could not be deserialized: 'Either 'template' or " ..
+    invalid("The request content was invalid and could not be deserialized: 'Either 'template' or " .. -- synthetic
       "'templateLink' must be provided in the deployment properties.'.", "InvalidRequestContent") -- synthetic
   end
+  -- synthetic (the text below)
   if not is_object(tmpl) then invalid("Deployment template parse failed: 'The template must be a JSON object.'.") end
   local params = ci(props, "parameters")
   if params == json.null then params = nil end
@@ -441,6 +454,11 @@ local function base_properties(req, v, now)
   }
 end
 
+--- The Retry-After header of a running deployment (the LRO pacing config).
+local function retry_after()
+  return { ["Retry-After"] = tostring(math.floor(lro.config().retry_after or 1)) }
+end
+
 arm.route({ method = "PUT", path = BASE .. "/{name}", type = M.TYPE, scope = scope_of,
   action = "Microsoft.Resources/deployments/write",
   handler = function(req)
@@ -467,9 +485,21 @@ arm.route({ method = "PUT", path = BASE .. "/{name}", type = M.TYPE, scope = sco
     arm.put(dep)
     local url = "https://" .. req.host .. id .. "/operationStatuses/" .. dep._opid .. "?api-version=" ..
       tostring(req:arg("api-version"))
-    return existed and 200 or 201, accepted, { ["Azure-AsyncOperation"] = url,
-      ["Retry-After"] = tostring(math.floor(lro.config().retry_after or 1)) }
+    local h = retry_after()
+    h["Azure-AsyncOperation"] = url
+    return existed and 200 or 201, accepted, h
   end })
+
+--- The deployment of route params p (after the resource group), or raises 404 DeploymentNotFound.
+local function require_deployment(p)
+  arm.require_rg(p.sub, p.rg)
+  local dep = arm.get(dep_id(p.sub, p.rg, p.name))
+  if not dep then
+    -- synthetic (the text below)
+    errors.throw(errors.arm(404, "DeploymentNotFound", "Deployment '" .. p.name .. "' could not be found."))
+  end
+  return dep
+end
 
 -- POST .../deployments/{name}/validate: the same checks as PUT, nothing deployed.
 arm.route({ method = "POST", path = BASE .. "/{name}/validate", type = M.TYPE, scope = scope_of,
@@ -487,13 +517,7 @@ arm.route({ method = "POST", path = BASE .. "/{name}/validate", type = M.TYPE, s
 arm.route({ method = "GET", path = BASE .. "/{name}", type = M.TYPE, scope = scope_of,
   action = "Microsoft.Resources/deployments/read",
   handler = function(req)
-    local p = req.params
-    arm.require_rg(p.sub, p.rg)
-    local dep = arm.get(dep_id(p.sub, p.rg, p.name))
-    if not dep then
-      return errors.arm(404, "DeploymentNotFound", "Deployment '" .. p.name .. "' could not be found.")
-    end
-    return 200, render(dep)
+    return 200, render(require_deployment(req.params))
   end })
 
 arm.route({ method = "DELETE", path = BASE .. "/{name}", type = M.TYPE, scope = scope_of,
@@ -523,25 +547,14 @@ for _, base in ipairs({ BASE, "/subscriptions/{sub}/resourcegroups/{rg}/deployme
   arm.route({ method = "GET", path = base .. "/{name}/operations", type = M.TYPE, scope = scope_of,
     action = "Microsoft.Resources/deployments/operations/read",
     handler = function(req)
-      local p = req.params
-      arm.require_rg(p.sub, p.rg)
-      local dep = arm.get(dep_id(p.sub, p.rg, p.name))
-      if not dep then
-        return errors.arm(404, "DeploymentNotFound", "Deployment '" .. p.name .. "' could not be found.")
-      end
-      return 200, { value = json.array(dep._ops or {}) }
+      return 200, { value = json.array(require_deployment(req.params)._ops or {}) }
     end })
 
   arm.route({ method = "GET", path = base .. "/{name}/operations/{operationId}", type = M.TYPE, scope = scope_of,
     action = "Microsoft.Resources/deployments/operations/read",
     handler = function(req)
       local p = req.params
-      arm.require_rg(p.sub, p.rg)
-      local dep = arm.get(dep_id(p.sub, p.rg, p.name))
-      if not dep then
-        return errors.arm(404, "DeploymentNotFound", "Deployment '" .. p.name .. "' could not be found.")
-      end
-      for _, op in ipairs(dep._ops or {}) do
+      for _, op in ipairs(require_deployment(p)._ops or {}) do
         if op.operationId:lower() == p.operationId:lower() then return 200, op end
       end
       return errors.arm(404, "DeploymentOperationNotFound", "Deployment operation '" .. p.operationId .. -- synthetic
@@ -556,11 +569,11 @@ arm.route({ method = "GET", path = BASE .. "/{name}/operationStatuses/{opid}", t
     local id = dep_id(p.sub, p.rg, p.name)
     local dep = arm.get(id)
     if not dep or dep._opid ~= p.opid then
-      return errors.arm(404, "DeploymentNotFound", "Deployment '" .. p.name .. "' could not be found.")
+      return errors.arm(404, "DeploymentNotFound", "Deployment '" .. p.name .. "' could not be found.") -- synthetic
     end
     dep = count_poll(id) or dep
     if not dep._final or not is_done(dep) then
-      return 200, { status = "Running" }, { ["Retry-After"] = tostring(math.floor(lro.config().retry_after or 1)) }
+      return 200, { status = "Running" }, retry_after()
     end
     local body = { status = dep.properties.provisioningState }
     if dep.properties.error then body.error = dep.properties.error end

@@ -30,6 +30,7 @@ local function scope(req) return id_of(req.params) end
 
 function M.check_name(name)
   if not name:match("^[%w][%w_%-]*$") or #name < 3 or #name > 128 then
+    -- synthetic (the text below)
     return errors.arm(400, "InvalidResourceName", "Resource name " .. name .. " is invalid. The name can be " ..
       "3-128 characters long and can contain only letters, numbers, hyphens and underscores. It must start with " ..
       "a letter or number.")
@@ -79,6 +80,7 @@ arm.route({ method = "PUT", path = PATH, type = M.TYPE, scope = scope,
           clientId = util.uuid() } }
     end)
     if err == "location" then
+      -- synthetic (the text below)
       return errors.arm(400, "InvalidResourceLocation", string.format("The resource '%s' already exists in " ..
         "location '%s' in resource group '%s'. A resource with the same name cannot be created in location '%s'. " ..
         "Please select a new resource name.", p.name, res.location, p.rg, loc))
@@ -108,12 +110,8 @@ arm.route({ method = "PATCH", path = PATH, type = M.TYPE, scope = scope,
   handler = function(req)
     arm.require_rg(req.params.sub, req.params.rg)
     local body = arm.body(req)
-    local tags = body.tags ~= nil and arm.check_tags(body.tags) or nil
-    if body.location ~= nil and body.location ~= json.null then arm.require_location(body, M.TYPE) end
-    local res = arm.update(id_of(req.params), function(old)
-      if not old then return nil end
-      if tags then old.tags = tags end
-      return old
+    local res = arm.patch_tags(id_of(req.params), body, function()
+      if body.location ~= nil and body.location ~= json.null then arm.require_location(body, M.TYPE) end
     end)
     if not res then return arm.not_found(M.TYPE, req.params.name, req.params.rg) end
     return 200, render(res, arm.qparam(req, "api-version"))

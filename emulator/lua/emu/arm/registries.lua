@@ -600,6 +600,7 @@ local function prepare(ctx, sub, rg, name, b, rec, patch)
   elseif not patch and present(ci(b, "location")) then
     local loc = arm.location(ci(b, "location"))
     if loc and loc ~= rec.location then
+      -- synthetic (the text below)
       errors.throw(errors.arm(400, "InvalidResourceLocation", string.format("The resource '%s' already exists in " ..
         "location '%s' in resource group '%s'. A resource with the same name cannot be created in location '%s'. " ..
         "Please select a new resource name.", name, rec.location, rg, loc)))
@@ -827,6 +828,7 @@ function M.put_resource(ctx, sub, rg, name, b, opts)
   check_name(name)
   arm.require_rg(sub, rg)
   if not is_object(b) then
+    -- synthetic (the text below)
     bad("InvalidRequestContent", "The request content was invalid and could not be deserialized: " ..
       "'Unexpected character encountered while parsing value. Path '', line 1, position 1.'.")
   end
@@ -847,6 +849,7 @@ end
 function M.patch_resource(ctx, sub, rg, name, b, opts)
   arm.require_rg(sub, rg)
   if not is_object(b) then
+    -- synthetic (the text below)
     bad("InvalidRequestContent", "The request content was invalid and could not be deserialized: " ..
       "'Unexpected character encountered while parsing value. Path '', line 1, position 1.'.")
   end
@@ -876,24 +879,19 @@ local function ctx_of(req)
   return { cloud = req.cloud, principal = req.principal, host = req.host, api_version = req:arg("api-version") }
 end
 
-arm.route({ method = "PUT", path = BASE .. "/{name}", type = TYPE,
-  action = "Microsoft.ContainerRegistry/registries/write",
-  handler = function(req)
-    local p = req.params
-    check_name(p.name)
-    arm.require_rg(p.sub, p.rg)
-    local b = arm.body(req)
-    return M.put_resource(ctx_of(req), p.sub, p.rg, p.name, b)
-  end })
-
-arm.route({ method = "PATCH", path = BASE .. "/{name}", type = TYPE,
-  action = "Microsoft.ContainerRegistry/registries/write",
-  handler = function(req)
-    local p = req.params
-    arm.require_rg(p.sub, p.rg)
-    local b = arm.body(req)
-    return M.patch_resource(ctx_of(req), p.sub, p.rg, p.name, b)
-  end })
+-- PUT (name rules checked: a create) and PATCH: the long-running writes.
+for _, wr in ipairs({ { "PUT", "put_resource", true }, { "PATCH", "patch_resource", false } }) do
+  local method, entry, new_name = wr[1], wr[2], wr[3]
+  arm.route({ method = method, path = BASE .. "/{name}", type = TYPE,
+    action = "Microsoft.ContainerRegistry/registries/write",
+    handler = function(req)
+      local p = req.params
+      if new_name then check_name(p.name) end
+      arm.require_rg(p.sub, p.rg)
+      local b = arm.body(req)
+      return M[entry](ctx_of(req), p.sub, p.rg, p.name, b)
+    end })
+end
 
 arm.route({ method = "GET", path = BASE .. "/{name}", type = TYPE,
   action = "Microsoft.ContainerRegistry/registries/read",

@@ -26,19 +26,19 @@ local function rg_scope(req) return arm.rg_id(req.params.sub, req.params.rg) end
 --- Name rules: 1-90 characters of letters, digits, '-', '_', '.', '(', ')'; not ending in '.'.
 function M.check_name(name)
   if #name > 90 then
-    return errors.arm(400, "InvalidResourceGroup", "The provided resource group name '" .. name ..
+    return errors.arm(400, "InvalidResourceGroup", "The provided resource group name '" .. name .. -- synthetic
       "' is too long. The name must be 1 to 90 characters long.")
   end
   local bad = name:gsub("[%w%-_%.%(%)]", "")
   if bad ~= "" or name:sub(-1) == "." then
-    return errors.arm(400, "InvalidResourceGroup", "The provided resource group name '" .. name ..
+    return errors.arm(400, "InvalidResourceGroup", "The provided resource group name '" .. name .. -- synthetic
       "' has these invalid characters: '" .. (bad ~= "" and bad or ".") .. "'. The name can only be a letter, " ..
       "digit, '-', '.', '(', ')' or '_'. It cannot end with a period.")
   end
 end
 
 local function deleting(name)
-  return errors.arm(409, "ResourceGroupBeingDeleted", "The resource group '" .. name ..
+  return errors.arm(409, "ResourceGroupBeingDeleted", "The resource group '" .. name .. -- synthetic
     "' is in deprovisioning state and cannot perform this operation.")
 end
 
@@ -68,7 +68,7 @@ arm.route({ method = "PUT", path = PATH, type = M.TYPE, scope = rg_scope,
     end)
     if err == "deleting" then return deleting(res.name) end
     if err == "location" then
-      return errors.arm(409, "InvalidResourceGroupLocation", "Invalid resource group location '" .. loc ..
+      return errors.arm(409, "InvalidResourceGroupLocation", "Invalid resource group location '" .. loc .. -- synthetic
         "'. The Resource group already exists in location '" .. res.location .. "'.")
     end
     return created and 201 or 200, arm.render(res)
@@ -87,13 +87,7 @@ arm.route({ method = "PATCH", path = PATH, type = M.TYPE, scope = rg_scope,
   action = "Microsoft.Resources/subscriptions/resourceGroups/write",
   handler = function(req)
     arm.require_rg(req.params.sub, req.params.rg)
-    local body = arm.body(req)
-    local tags = body.tags ~= nil and arm.check_tags(body.tags) or nil
-    local res = arm.update(arm.rg_id(req.params.sub, req.params.rg), function(old)
-      if not old then return nil end
-      if tags then old.tags = tags end
-      return old
-    end)
+    local res = arm.patch_tags(arm.rg_id(req.params.sub, req.params.rg), arm.body(req))
     if not res then arm.require_rg(req.params.sub, req.params.rg) end
     return 200, arm.render(res)
   end })

@@ -97,7 +97,7 @@ arm.route({ method = "GET", path = "/subscriptions/{sub}/providers", type = "Mic
 local function get_provider(req)
   local p = provider(req.params.sub, req.params.ns)
   if not p then
-    return errors.arm(404, "InvalidResourceNamespace", "The resource namespace '" .. req.params.ns ..
+    return errors.arm(404, "InvalidResourceNamespace", "The resource namespace '" .. req.params.ns .. -- synthetic
       "' is invalid.")
   end
   return 200, p

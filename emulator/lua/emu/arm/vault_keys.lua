@@ -103,6 +103,7 @@ arm.route({ method = "PUT", path = BASE .. "/{key}", type = TYPE, action = "Micr
     if not kty then bad("Invalid value '" .. tostring(p.kty) .. "' for properties.kty.") end -- synthetic
     local premium = vault.properties.sku and vault.properties.sku.name == "premium"
     if kty:find("HSM", 1, true) and not premium then
+      -- synthetic (the text below)
       bad("Hardware key operation not allowed on standard vault") -- the data plane's text; ARM's is unknown
     end
     local o = { kty = kty }

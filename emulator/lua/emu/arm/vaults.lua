@@ -159,20 +159,17 @@ local function check_network(acls)
   if acls == nil or acls == json.null then return nil end
   if not is_obj(acls) then bad("Invalid value for property 'networkAcls'.") end -- synthetic
   local out = {}
-  local bypass = acls.bypass
-  if bypass == nil or bypass == json.null then bypass = "AzureServices" end
-  if type(bypass) ~= "string" or (bypass:lower() ~= "azureservices" and bypass:lower() ~= "none") then
-    bad("Invalid value '" .. tostring(bypass) .. "' for networkAcls.bypass. Allowed values are 'AzureServices' " ..
-      "and 'None'.") -- synthetic
+  -- a two-value enum, case-insensitive, `a` when absent: its canonical spelling, else 400
+  local function enum(field, a, b)
+    local v = acls[field]
+    if v == nil or v == json.null then return a end
+    if type(v) == "string" and v:lower() == a:lower() then return a end
+    if type(v) == "string" and v:lower() == b:lower() then return b end
+    bad("Invalid value '" .. tostring(v) .. "' for networkAcls." .. field .. ". Allowed values are '" .. -- synthetic
+      a .. "' and '" .. b .. "'.")
   end
-  out.bypass = bypass:lower() == "none" and "None" or "AzureServices"
-  local da = acls.defaultAction
-  if da == nil or da == json.null then da = "Allow" end
-  if type(da) ~= "string" or (da:lower() ~= "allow" and da:lower() ~= "deny") then
-    bad("Invalid value '" .. tostring(da) .. "' for networkAcls.defaultAction. Allowed values are 'Allow' and " ..
-      "'Deny'.") -- synthetic
-  end
-  out.defaultAction = da:lower() == "deny" and "Deny" or "Allow"
+  out.bypass = enum("bypass", "AzureServices", "None")
+  out.defaultAction = enum("defaultAction", "Allow", "Deny")
   out.ipRules = json.array({})
   if acls.ipRules ~= nil and acls.ipRules ~= json.null then
     if not is_arr(acls.ipRules) then bad("Invalid value for property 'networkAcls.ipRules'.") end -- synthetic
@@ -318,6 +315,7 @@ local function recover(req, id, body)
   local p = req.params
   local dv = store.deleted_vault(p.name)
   if not dv then
+    -- synthetic (the text below)
     return errors.arm(400, "SoftDeletedVaultDoesNotExist", "A soft deleted vault with the given name does not " ..
       "exist. Ensure that the name for the vault that is being attempted to recover is in a recoverable state. " ..
       "For more information on soft delete please follow this link https://go.microsoft.com/fwlink/?linkid=2149745")
@@ -342,11 +340,13 @@ end
 local function put_vault(req)
   local p = req.params
   arm.require_rg(p.sub, p.rg)
+  -- synthetic (the text below)
   if not M.valid_name(p.name) then return errors.arm(400, "VaultNameNotValid", name_message(p.name)) end
   local body = arm.body(req)
   local id = vault_id(p.sub, p.rg, p.name)
   local props_in = body.properties
   if props_in ~= nil and not is_obj(props_in) then
+    -- synthetic (the text below)
     return errors.arm(400, "InvalidRequestContent", "The request content was invalid and could not be " ..
       "deserialized: 'Error converting value to type 'VaultProperties'. Path 'properties'.'.")
   end
@@ -414,6 +414,7 @@ local function put_vault(req)
       return { id = id, deleted = false }
     end)
   end
+  -- synthetic (the text below)
   if conflict == "deleted" then return errors.arm(409, "ConflictError", DELETED_CONFLICT) end
   if conflict == "exists" then
     -- a racing PUT of the same vault created it a moment ago: answer like an update
@@ -440,6 +441,7 @@ arm.route({ method = "PATCH",
     local res = require_vault(req)
     local body = arm.body(req)
     if body.properties ~= nil and not is_obj(body.properties) then
+      -- synthetic (the text below)
       return errors.arm(400, "InvalidRequestContent", "The request content was invalid and could not be " ..
         "deserialized: 'Error converting value to type 'VaultPatchProperties'. Path 'properties'.'.")
     end
@@ -642,7 +644,7 @@ arm.route({ method = "POST",
     local dv = find_deleted(req)
     if store.purge_protected(dv.vault) then
       -- Azure's answer (seen in the wild) names the operation only.
-      return errors.arm(405, "MethodNotAllowed", "Operation 'DeletedVaultPurge' is not allowed.")
+      return errors.arm(405, "MethodNotAllowed", "Operation 'DeletedVaultPurge' is not allowed.") -- synthetic
     end
     local lname = req.params.name:lower()
     local cfg = lro.config()

@@ -212,6 +212,20 @@ end
 
 -- ---------------------------------------------------------------- ISO-8601 durations
 
+-- Sum of "<n><unit>..." parts whose units appear in `order` (each once, in that order), or nil.
+local function sum_units(rest, order, units)
+  local total, last = 0, 0
+  while rest ~= "" do
+    local n, unit, r = rest:match("^(%d+)(%a)(.*)$")
+    local pos = n and order:find(unit, 1, true)
+    if not pos or pos <= last then return nil end
+    last = pos
+    total = total + tonumber(n) * units[unit]
+    rest = r
+  end
+  return total
+end
+
 --- Seconds of an ISO-8601 duration (PnYnMnWnDTnHnMnS; Y = 365 d, M = 30 d), or nil.
 function M.duration(s)
   if type(s) ~= "string" then return nil end
@@ -220,32 +234,9 @@ function M.duration(s)
   if not date then return nil end
   if date == "" and time == "" then return nil end
   if u:sub(-1) == "T" then return nil end
-  local total = 0
-  local units = { Y = 365 * M.DAY, M = 30 * M.DAY, W = 7 * M.DAY, D = M.DAY }
-  local rest = date
-  local order = "YMWD"
-  local last = 0
-  while rest ~= "" do
-    local n, unit, r = rest:match("^(%d+)([YMWD])(.*)$")
-    if not n then return nil end
-    local pos = order:find(unit, 1, true)
-    if pos <= last then return nil end
-    last = pos
-    total = total + tonumber(n) * units[unit]
-    rest = r
-  end
-  rest, order, last = time, "HMS", 0
-  local tunits = { H = 3600, M = 60, S = 1 }
-  while rest ~= "" do
-    local n, unit, r = rest:match("^(%d+)([HMS])(.*)$")
-    if not n then return nil end
-    local pos = order:find(unit, 1, true)
-    if pos <= last then return nil end
-    last = pos
-    total = total + tonumber(n) * tunits[unit]
-    rest = r
-  end
-  return total
+  local a = sum_units(date, "YMWD", { Y = 365 * M.DAY, M = 30 * M.DAY, W = 7 * M.DAY, D = M.DAY })
+  local b = sum_units(time, "HMS", { H = 3600, M = 60, S = 1 })
+  return a and b and a + b
 end
 
 -- ---------------------------------------------------------------- key material

@@ -57,13 +57,15 @@ local function check_tenant(t)
   local lt = t:lower()
   if lt == d.tenant_id or lt == "azcmkemulator.onmicrosoft.com" then return d.tenant_id end
   if lt == "common" or lt == "organizations" or lt == "consumers" then
+    -- synthetic (the text below)
     aad(400, "invalid_request", 700016, string.format("Application with identifier '%s' was not found in the " ..
       "directory 'Microsoft Accounts'. Use a tenant-specific endpoint for the client credentials flow.", "unknown"))
   end
   if not util.is_guid(t) and not t:find(".", 1, true) then
-    aad(400, "invalid_request", 900023, "Specified tenant identifier '" .. t ..
+    aad(400, "invalid_request", 900023, "Specified tenant identifier '" .. t .. -- synthetic
       "' is neither a valid DNS name, nor a valid external domain.")
   end
+  -- synthetic (the text below)
   aad(400, "invalid_request", 90002, "Tenant '" .. t .. "' not found. Check to make sure you have the correct " ..
     "tenant ID and are signing into the correct cloud. Check with your subscription administrator, this may " ..
     "happen if there are no active subscriptions for the tenant.")
@@ -95,9 +97,10 @@ end
 
 local function check_times(p, now, what)
   local nbf, exp = tonumber(p.nbf), tonumber(p.exp)
-  if not exp then aad(400, "invalid_client", 50027, "JWT token is invalid or malformed: the " .. what ..
+  if not exp then aad(400, "invalid_client", 50027, "JWT token is invalid or malformed: the " .. what .. -- synthetic
     " has no 'exp' claim.") end
   if exp + M.SKEW < now or (nbf and nbf - M.SKEW > now) or exp - now > M.MAX_ASSERTION_LIFE + M.SKEW then
+    -- synthetic (the text below)
     aad(400, "invalid_client", 700024, string.format("Client assertion is not within its valid time range. " ..
       "Current time: %s, assertion valid from %s, expiry time of assertion %s.%s", clock.iso_short(now),
       nbf and clock.iso_short(nbf) or "(none)", clock.iso_short(exp), CERT_DOC))
@@ -111,7 +114,7 @@ local function remember_jti(appid, jti, exp, now)
   local ttl = math.max(1, exp + M.SKEW - now + 60)
   local ok, err = ngx.shared.emu_meta:add(key, true, ttl)
   if not ok and err == "exists" then
-    aad(401, "invalid_client", 50013, "Assertion has been replayed: the client assertion with jti '" ..
+    aad(401, "invalid_client", 50013, "Assertion has been replayed: the client assertion with jti '" .. -- synthetic
       tostring(jti) .. "' was already used. Create a new assertion with a unique jti for every request.")
   end
 end
@@ -131,6 +134,7 @@ local function certificate_assertion(app, creds, tok, header, p, tid)
   end
   if not cert then
     local thumb = header["x5t#S256"] or header.x5t
+    -- synthetic (the text below)
     aad(401, "invalid_client", 700027, string.format("The certificate with identifier used to sign the client " ..
       "assertion is not registered on application. [Reason - The key was not found., Thumbprint of key used by " ..
       "client: '%s', Please visit the Azure Portal, Graph Explorer or directly use MS Graph to see configured " ..
@@ -142,13 +146,15 @@ local function certificate_assertion(app, creds, tok, header, p, tid)
   pk:close()
   c:close()
   if not ok then
-    aad(401, "invalid_client", 700027, "Client assertion failed signature validation." .. CERT_DOC)
+    aad(401, "invalid_client", 700027, "Client assertion failed signature validation." .. CERT_DOC) -- synthetic
   end
   if p.iss ~= app.appId or p.sub ~= app.appId then
+    -- synthetic (the text below)
     aad(400, "invalid_client", 700021, "Client assertion application identifier doesn't match 'client_id' " ..
       "parameter." .. CERT_DOC)
   end
   if not assertion_aud_ok(p.aud, tid) then
+    -- synthetic (the text below)
     aad(400, "invalid_client", 700023, "Client assertion audience claim does not match Realm issuer." .. CERT_DOC)
   end
   local now = clock.now()
@@ -171,18 +177,21 @@ local function federated_assertion(creds, tok, header, p)
     end
   end
   if not match then
+    -- synthetic (the text below)
     aad(400, "invalid_request", 70021, string.format("No matching federated identity record found for presented " ..
       "assertion. Assertion Issuer: '%s'. Assertion Subject: '%s'. Assertion Audience: '%s'. " ..
       "https://docs.microsoft.com/azure/active-directory/develop/workload-identity-federation",
       tostring(p.iss), tostring(p.sub), table.concat(aud, ",")))
   end
   if header.alg ~= "RS256" or not core.jwt_verify(tok, auth.oidc.pkey, "RS256") then
+    -- synthetic (the text below)
     aad(401, "invalid_client", 700027, "Client assertion failed signature validation. [Reason - The key was " ..
       "not found in the issuer's signing keys (" .. tostring(p.iss) .. ").]")
   end
   local now = clock.now()
   local exp = tonumber(p.exp)
   if not exp or exp + M.SKEW < now or (tonumber(p.nbf) and p.nbf - M.SKEW > now) then
+    -- synthetic (the text below)
     aad(400, "invalid_client", 700024, string.format("Client assertion is not within its valid time range. " ..
       "Current time: %s, expiry time of assertion %s.", clock.iso_short(now), exp and clock.iso_short(exp) or "?"))
   end
@@ -193,16 +202,20 @@ local function common(req)
   local tid = check_tenant(req.params.tenant)
   local ctype = (req:header("content-type") or ""):lower()
   if not ctype:find("application/x-www-form-urlencoded", 1, true) then
+    -- synthetic (the text below)
     aad(400, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.")
   end
   local f = req:form()
   if not f.grant_type or f.grant_type == "" then
+    -- synthetic (the text below)
     aad(400, "invalid_request", 900144, "The request body must contain the following parameter: 'grant_type'.")
   end
   if f.grant_type ~= "client_credentials" then
+    -- synthetic (the text below)
     aad(400, "unsupported_grant_type", 70003, "The app requested an unsupported grant type '" .. f.grant_type .. "'.")
   end
   if not f.client_id or f.client_id == "" then
+    -- synthetic (the text below)
     aad(400, "invalid_request", 900144, "The request body must contain the following parameter: 'client_id'.")
   end
   return tid, f
@@ -212,6 +225,7 @@ local function authenticate(f, tid)
   local app = directory.by_app(f.client_id)
   local creds = app and app.kind == "app" and directory.credentials(app.appId)
   if not creds then
+    -- synthetic (the text below)
     aad(400, "unauthorized_client", 700016, string.format("Application with identifier '%s' was not found in the " ..
       "directory 'azcmk emulator'. This can happen if the application has not been installed by the administrator " ..
       "of the tenant or consented to by any user in the tenant. You may have sent your authentication request to " ..
@@ -219,12 +233,14 @@ local function authenticate(f, tid)
   end
   local acr
   if f.client_secret and f.client_assertion then
+    -- synthetic (the text below)
     aad(401, "invalid_client", 7000218, "The request body must contain only one of the following parameters: " ..
       "'client_assertion' or 'client_secret'.")
   elseif f.client_secret then
     local ok = false
     for _, s in ipairs(creds.secrets or {}) do if s == f.client_secret then ok = true end end
     if not ok then
+      -- synthetic (the text below)
       aad(401, "invalid_client", 7000215, "Invalid client secret provided. Ensure the secret being sent in the " ..
         "request is the client secret value, not the client secret ID, for a secret added to app '" ..
         app.appId .. "'.")
@@ -232,6 +248,7 @@ local function authenticate(f, tid)
     acr = "1"
   elseif f.client_assertion then
     if f.client_assertion_type ~= M.ASSERTION_TYPE then
+      -- synthetic (the text below)
       aad(400, "invalid_request", 90014, "The required field 'client_assertion_type' is missing from the " ..
         "credential or is not '" .. M.ASSERTION_TYPE .. "'. Ensure that you have all the necessary parameters " ..
         "for the login request.")
@@ -240,9 +257,10 @@ local function authenticate(f, tid)
     local hj, pj = core.jwt_decode(f.client_assertion)
     local header, p = json.decode(hj or ""), json.decode(pj or "")
     if type(header) ~= "table" or type(p) ~= "table" then
-      aad(400, "invalid_client", 50027, "JWT token is invalid or malformed.")
+      aad(400, "invalid_client", 50027, "JWT token is invalid or malformed.") -- synthetic
     end
     if header.alg ~= "RS256" and header.alg ~= "PS256" then
+      -- synthetic (the text below)
       aad(400, "invalid_client", 5002738, string.format("Invalid JWT token. '%s' is not a supported signature " ..
         "algorithm. Supported signing algorithms are: 'RS256, PS256'", tostring(header.alg)))
     end
@@ -252,36 +270,45 @@ local function authenticate(f, tid)
       acr = federated_assertion(creds, f.client_assertion, header, p)
     end
   else
-    aad(401, "invalid_client", 7000218, "The request body must contain the following parameter: " ..
+    aad(401, "invalid_client", 7000218, "The request body must contain the following parameter: " .. -- synthetic
       "'client_assertion' or 'client_secret'.")
   end
   return app, acr
 end
 
-local function token(req)
-  local tid, f = common(req)
-  if not f.scope or f.scope == "" then
-    aad(400, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'.")
-  end
-  local scopes = {}
-  for s in f.scope:gmatch("%S+") do scopes[#scopes + 1] = s end
-  if #scopes ~= 1 then
-    aad(400, "invalid_scope", 70011, "The provided request must include a 'scope' input parameter. The provided " ..
-      "value for the input parameter 'scope' is not valid. The scope " .. f.scope .. " is not valid.")
-  end
-  local resource = scopes[1]:match("^(.-)/%.default$")
-  if not resource then
-    aad(400, "invalid_scope", 1002012, "The provided value for scope " .. scopes[1] .. " is not valid. Client " ..
-      "credential flows must have a scope value with /.default suffixed to the resource identifier " ..
-      "(application ID URI).")
-  end
+-- The resource must be one this cloud's Entra knows (400 invalid_resource), then the client
+-- authenticates: returns app, acr.
+local function known_and_authenticated(req, f, tid, resource)
   if not known_resource(req.cloud, resource) then
+    -- synthetic (the text below)
     aad(400, "invalid_resource", 500011, "The resource principal named " .. resource .. " was not found in the " ..
       "tenant named azcmk emulator. This can happen if the application has not been installed by the " ..
       "administrator of the tenant or consented to by any user in the tenant. You might have sent your " ..
       "authentication request to the wrong tenant.")
   end
-  local app, acr = authenticate(f, tid)
+  return authenticate(f, tid)
+end
+
+local function token(req)
+  local tid, f = common(req)
+  if not f.scope or f.scope == "" then
+    aad(400, "invalid_request", 900144, "The request body must contain the following parameter: 'scope'.") -- synthetic
+  end
+  local scopes = {}
+  for s in f.scope:gmatch("%S+") do scopes[#scopes + 1] = s end
+  if #scopes ~= 1 then
+    -- synthetic (the text below)
+    aad(400, "invalid_scope", 70011, "The provided request must include a 'scope' input parameter. The provided " ..
+      "value for the input parameter 'scope' is not valid. The scope " .. f.scope .. " is not valid.")
+  end
+  local resource = scopes[1]:match("^(.-)/%.default$")
+  if not resource then
+    -- synthetic (the text below)
+    aad(400, "invalid_scope", 1002012, "The provided value for scope " .. scopes[1] .. " is not valid. Client " ..
+      "credential flows must have a scope value with /.default suffixed to the resource identifier " ..
+      "(application ID URI).")
+  end
+  local app, acr = known_and_authenticated(req, f, tid, resource)
   local tok = auth.issue({ tid = tid, oid = app.objectId, appid = app.appId, aud = resource, appidacr = acr })
   ngx.ctx.principal = app.objectId
   return 200, { token_type = "Bearer", expires_in = auth.LIFETIME - 1, ext_expires_in = auth.LIFETIME - 1,
@@ -293,15 +320,10 @@ local function token_v1(req)
   local tid, f = common(req)
   local resource = f.resource
   if not resource or resource == "" then
+    -- synthetic (the text below)
     aad(400, "invalid_request", 900144, "The request body must contain the following parameter: 'resource'.")
   end
-  if not known_resource(req.cloud, resource) then
-    aad(400, "invalid_resource", 500011, "The resource principal named " .. resource .. " was not found in the " ..
-      "tenant named azcmk emulator. This can happen if the application has not been installed by the " ..
-      "administrator of the tenant or consented to by any user in the tenant. You might have sent your " ..
-      "authentication request to the wrong tenant.")
-  end
-  local app, acr = authenticate(f, tid)
+  local app, acr = known_and_authenticated(req, f, tid, resource)
   local tok, c = auth.issue({ tid = tid, oid = app.objectId, appid = app.appId, aud = resource, appidacr = acr })
   ngx.ctx.principal = app.objectId
   local life = tostring(auth.LIFETIME - 1)
@@ -312,7 +334,7 @@ end
 router.add({ kind = "login", method = "POST", path = "/{tenant}/oauth2/v2.0/token", handler = token })
 router.add({ kind = "login", method = "POST", path = "/{tenant}/oauth2/token", handler = token_v1 })
 router.add({ kind = "login", method = "GET", path = "/{tenant}/oauth2/v2.0/token", handler = function()
-  return errors.aad(400, "invalid_request", 900561, "The endpoint only accepts POST, OPTIONS requests. " ..
+  return errors.aad(400, "invalid_request", 900561, "The endpoint only accepts POST, OPTIONS requests. " .. -- synthetic
     "Received a GET request.")
 end })
 

@@ -63,6 +63,7 @@ function M.open(req)
     fail(400, "BadParameter", "The 'api-version' query parameter is missing.", nil, vault) -- synthetic
   end
   if not API_SET[v] then
+    -- synthetic (the text below)
     fail(400, "BadParameter", "The specified version (" .. v .. ") is not recognized. Consider using the latest " ..
       "supported version (" .. M.LATEST .. ").", nil, vault)
   end
@@ -70,6 +71,7 @@ function M.open(req)
   local net_ok, why = access.firewall_ok(vault, { ip = ip, trusted_service = false })
   if not net_ok then
     if why == "public" then
+      -- synthetic (the text below)
       fail(403, "Forbidden", access.connection_message(vault, req.principal), "ForbiddenByConnection", vault)
     end
     fail(403, "Forbidden", access.firewall_message(vault, req.principal, ip), "ForbiddenByFirewall", vault)
@@ -178,7 +180,7 @@ end
 --- Key names: ^[0-9a-zA-Z-]+$, 1-127 characters.
 function M.check_name(vault, name)
   if type(name) ~= "string" or #name < 1 or #name > 127 or not name:match("^[%w%-]+$") then
-    fail(400, "BadParameter", "The request URI contains an invalid name: " .. tostring(name), nil, vault)
+    fail(400, "BadParameter", "The request URI contains an invalid name: " .. tostring(name), nil, vault) -- synthetic
   end
 end
 
@@ -287,7 +289,7 @@ local function parse_create(vault, b)
     ["oct-hsm"] = "oct-HSM" })[kty:lower()]
   -- Key Vault's answer for oct on a vault (seen in the wild); reused for unknown kty values.
   if not norm or norm == "oct" or norm == "oct-HSM" then
-    fail(400, "BadParameter", "Invalid kty value: " .. kty, "KeyTypeNotSupported", vault)
+    fail(400, "BadParameter", "Invalid kty value: " .. kty, "KeyTypeNotSupported", vault) -- synthetic
   end
   local premium = vault.properties and vault.properties.sku and vault.properties.sku.name == "premium"
   if norm:find("HSM", 1, true) and not premium then
@@ -567,6 +569,7 @@ end)
 M.route("DELETE", "/deletedkeys/{name}", "purge", function(req, vault)
   local k = deleted_key(vault, req.params.name, true)
   if store.purge_protected(vault) then
+    -- synthetic (the text below)
     fail(403, "Forbidden", "Operation \"purge\" is not allowed because purge protection is enabled for this vault. " ..
       "Key Vault service will automatically purge it after the retention period has passed. Vault: " .. vault.name ..
       ";location=" .. store.location(vault), nil, vault)
@@ -601,6 +604,7 @@ local function crypto(req, vault, op, version)
   local opname = OP_PERM[op]
   if not ver.enabled then
     -- Text as in Key Vault; innererror code unverified.
+    -- synthetic (the text below)
     fail(403, "Forbidden", "Operation " .. opname .. " is not allowed on a disabled key.", "KeyDisabled", vault)
   end
   local allowed = false
@@ -644,7 +648,7 @@ local function crypto(req, vault, op, version)
     out = pk:decrypt(b.alg, data)
     if not out then
       -- Key Vault answers a failed decryption with the Windows text (unverified).
-      bad("The parameter is incorrect.\r\n", vault)
+      bad("The parameter is incorrect.\r\n", vault) -- synthetic
     end
   end
   return 200, { kid = M.kid(req, vault, k, ver), value = store.core().b64url_encode(out) }

@@ -69,35 +69,37 @@ end
 
 local function imds(req)
   if req:header("metadata") ~= "true" then
-    return errors.msi(400, "invalid_request", "Required metadata header not specified")
+    return errors.msi(400, "invalid_request", "Required metadata header not specified") -- synthetic
   end
   if req:header("x-forwarded-for") then
-    return errors.msi(400, "invalid_request", "Request contains X-Forwarded-For header")
+    return errors.msi(400, "invalid_request", "Request contains X-Forwarded-For header") -- synthetic
   end
   local v = req:arg("api-version")
   if not v or v == "" then
-    return errors.msi(400, "invalid_request", "Required query variable 'api-version' is missing")
+    return errors.msi(400, "invalid_request", "Required query variable 'api-version' is missing") -- synthetic
   end
   if v ~= "2018-02-01" and v ~= "2019-08-01" and v ~= "2025-04-07" then
+    -- synthetic (the text below)
     return errors.msi(400, "invalid_request", "Invalid api-version '" .. v .. "'. Supported versions: 2018-02-01")
   end
   local resource = req:arg("resource")
   if not resource or resource == "" then
-    return errors.msi(400, "invalid_request", "Required audience parameter not specified")
+    return errors.msi(400, "invalid_request", "Required audience parameter not specified") -- synthetic
   end
   local ok, aud = resource_ok(resource)
   if not ok then
-    return errors.msi(400, "invalid_resource", "AADSTS500011: The resource principal named " .. resource ..
+    return errors.msi(400, "invalid_resource", "AADSTS500011: The resource principal named " .. resource .. -- synthetic
       " was not found in the tenant. This can happen if the application has not been installed by the " ..
       "administrator of the tenant or consented to by any user in the tenant.")
   end
   local kind, sel, bad = selector(req, { client_id = "client_id", object_id = "object_id", msi_res_id = "res_id" })
   if bad then
+    -- synthetic (the text below)
     return errors.msi(400, "invalid_request", "Multiple identities specified; give at most one of client_id, " ..
       "object_id or msi_res_id")
   end
   local p = pick("vm", kind, sel)
-  if not p then return errors.msi(400, "invalid_request", "Identity not found") end
+  if not p then return errors.msi(400, "invalid_request", "Identity not found") end -- synthetic
   local tok, c = issue(p, aud)
   ngx.ctx.principal = p.objectId
   return 200, {
@@ -111,7 +113,7 @@ end
 router.add({ kind = "msi", method = "GET", path = "/metadata/identity/oauth2/token", handler = imds })
 router.add({ kind = "msi", method = "GET", path = "/metadata/instance", handler = function(req)
   if req:header("metadata") ~= "true" then
-    return errors.msi(400, "invalid_request", "Required metadata header not specified")
+    return errors.msi(400, "invalid_request", "Required metadata header not specified") -- synthetic
   end
   local s = seed()
   return 200, { compute = { azEnvironment = "AzurePublicCloud", location = "westus", name = "rehearsal-vm",
@@ -128,29 +130,31 @@ end
 local function appservice(req)
   local h = req:header("x-identity-header")
   if not h or h == "" then
-    return appsvc_error(400, "Request is missing the X-IDENTITY-HEADER header.")
+    return appsvc_error(400, "Request is missing the X-IDENTITY-HEADER header.") -- synthetic
   end
   if h ~= seed().appservice.identity_header then
-    return appsvc_error(401, "The X-IDENTITY-HEADER value is not valid.")
+    return appsvc_error(401, "The X-IDENTITY-HEADER value is not valid.") -- synthetic
   end
   local v = req:arg("api-version")
   if v ~= "2019-08-01" then
-    return appsvc_error(400, "Invalid api-version '" .. tostring(v) .. "'. Supported versions: 2019-08-01")
+    return appsvc_error(400, "Invalid api-version '" .. tostring(v) .. "'. Supported versions: 2019-08-01") -- synthetic
   end
   local resource = req:arg("resource")
   if not resource or resource == "" then
-    return appsvc_error(400, "The 'resource' query parameter is required.")
+    return appsvc_error(400, "The 'resource' query parameter is required.") -- synthetic
   end
   local ok, aud = resource_ok(resource)
   if not ok then
+    -- synthetic (the text below)
     return appsvc_error(400, "AADSTS500011: The resource principal named " .. resource .. " was not found in " ..
       "the tenant.")
   end
   local kind, sel, bad = selector(req, { client_id = "client_id", object_id = "object_id",
     principal_id = "object_id", mi_res_id = "res_id" })
+  -- synthetic (the text below)
   if bad then return appsvc_error(400, "Only one of client_id, object_id, principal_id, mi_res_id may be given.") end
   local p = pick("appservice", kind, sel)
-  if not p then return appsvc_error(400, "Unable to load the proper Managed Identity.") end
+  if not p then return appsvc_error(400, "Unable to load the proper Managed Identity.") end -- synthetic
   local tok, c = issue(p, aud)
   ngx.ctx.principal = p.objectId
   return 200, { access_token = tok, expires_on = tostring(c.exp), resource = resource, token_type = "Bearer",
