@@ -25,6 +25,9 @@
 #define CLIENT_MT "azcmk.http"
 #define DEFAULT_UA "azcmk/" AZCMK_VERSION
 #define IMDS_HOST "169.254.169.254"
+/* Never proxied: loopback and every plain-http host. Their requests carry secrets in the
+ * clear (the App Service X-IDENTITY-HEADER, tokens in replies), so a proxy must not see them. */
+#define ALWAYS_DIRECT IMDS_HOST ",127.0.0.1,localhost,::1"
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000L
 #define DEFAULT_TIMEOUT_MS 30000L
 #define MAX_TIMEOUT_MS (24L * 3600L * 1000L)
@@ -170,7 +173,7 @@ struct client {
   /* configuration */
   char *ca_file;
   char *user_agent;
-  char *no_proxy; /* comma-separated, always with IMDS */
+  char *no_proxy; /* comma-separated, always with ALWAYS_DIRECT and the allow_http hosts */
   struct curl_slist *connect_to;
   char **allow_http;
   size_t n_allow;
@@ -925,11 +928,13 @@ static int l_http_client(lua_State *L) {
   }
   if (!oom) {
     struct buf np = {0};
-    oom |= buf_appends(&np, IMDS_HOST);
+    oom |= buf_appends(&np, ALWAYS_DIRECT);
+    for (size_t i = 0; !oom && i < c->n_allow; i++)
+      oom |= buf_appends(&np, ",") || buf_appends(&np, c->allow_http[i]);
     for (size_t i = 1; !oom && i <= n_np; i++) {
       lua_rawgeti(L, np_idx, (int)i);
       const char *s = lua_tostring(L, -1);
-      if (*s && strcmp(s, IMDS_HOST) != 0) oom |= buf_appends(&np, ",") || buf_appends(&np, s);
+      if (*s) oom |= buf_appends(&np, ",") || buf_appends(&np, s);
       lua_pop(L, 1);
     }
     oom |= buf_append(&np, "", 1);

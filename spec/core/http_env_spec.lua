@@ -37,40 +37,87 @@ out = r and r.headers["x-request-line"] or ("ERR " .. tostring(code) .. " " .. t
 c:close()
 ]]
 
+-- https through a CONNECT proxy (spec/support/connect_proxy.py tunnels every CONNECT to the
+-- local nginx), so the proxy's log shows which requests went through it.
+local HTTPS_REQUEST = [[
+local core = require "azcmk.core"
+local c = core.http_client{ ca_file = %q, connect_to = { %s } }
+local r, err, code = c:request{ url = "https://management.azure.com/echo" }
+out = r and (r.status .. " " .. tostring(r.headers["x-echo-host"]))
+  or ("ERR " .. tostring(code) .. " " .. tostring(err))
+c:close()
+]]
+
 describe("azcmk.core http and the environment", function()
-  local srv, base, proxy
+  local srv, base, plain_proxy, tunnel_log, tunnel_port
 
   setup(function()
     srv = tls_nginx.start()
     base = "http://127.0.0.1:" .. srv.http_port
-    proxy = base
+    plain_proxy = base  -- answers absolute-URI requests itself: a proxied request shows in X-Request-Line
+    tunnel_port = srv.stall_port + 20
+    tunnel_log = os.tmpname()
+    os.execute("python3 spec/support/connect_proxy.py " .. tunnel_port .. " " .. srv.port .. " " .. tunnel_log
+      .. " >/dev/null 2>&1 & echo $! > " .. tunnel_log .. ".pid")
+    for _ = 1, 50 do   -- wait until it listens (bounded)
+      local p = io.popen("(exec 3<>/dev/tcp/127.0.0.1/" .. tunnel_port .. ") 2>/dev/null && echo up")
+      local up = p:read("*a"); p:close()
+      if up:find("up", 1, true) then break end
+      os.execute("sleep 0.1")
+    end
   end)
-  teardown(function() if srv then srv:stop() end end)
+  teardown(function()
+    local f = io.open(tunnel_log .. ".pid")
+    if f then os.execute("kill " .. f:read("*l") .. " 2>/dev/null"); f:close() end
+    os.remove(tunnel_log); os.remove(tunnel_log .. ".pid")
+    if srv then srv:stop() end
+  end)
 
   local function request(env, url, rules)
     return child(env, REQUEST:format(rules or "", url))
   end
-
-  it("uses the proxy from the environment", function()
-    assert.equal("GET " .. base .. "/echo HTTP/1.1", request({ http_proxy = proxy }, base .. "/echo"))
-    assert.equal("GET /echo HTTP/1.1", request({}, base .. "/echo"))
+  local function tunnel_lines()
+    local f = io.open(tunnel_log)
+    local n = 0
+    if f then for l in f:lines() do if l:find("CONNECT", 1, true) then n = n + 1 end end f:close() end
+    return n
+  end
+  it("uses the https proxy from the environment (CONNECT tunnel, certificate still verified)", function()
+    local before = tunnel_lines()
+    local out = child({ https_proxy = "http://127.0.0.1:" .. tunnel_port },
+      HTTPS_REQUEST:format(srv.ca_file, ""))
+    assert.equal("200 management.azure.com", out)
+    assert.equal(before + 1, tunnel_lines())
   end)
 
   it("still applies the user's no_proxy / NO_PROXY (merged with ours)", function()
-    assert.equal("GET /echo HTTP/1.1", request({ http_proxy = proxy, no_proxy = "example.com,127.0.0.1" },
+    local rule = string.format("%q", "management.azure.com:443:127.0.0.1:" .. srv.port)
+    local before = tunnel_lines()
+    for _, env in ipairs({ { no_proxy = "example.com,management.azure.com" },
+                           { NO_PROXY = "management.azure.com" }, { no_proxy = "*" } }) do
+      env.https_proxy = "http://127.0.0.1:" .. tunnel_port
+      assert.equal("200 management.azure.com", child(env, HTTPS_REQUEST:format(srv.ca_file, rule)))
+    end
+    assert.equal(before, tunnel_lines())
+    local out = child({ https_proxy = "http://127.0.0.1:" .. tunnel_port, no_proxy = "example.com" },
+      HTTPS_REQUEST:format(srv.ca_file, rule))
+    assert.equal("200 management.azure.com", out)
+    assert.equal(before + 1, tunnel_lines())
+  end)
+
+  it("never sends plain http to loopback or an allow_http host through a proxy", function()
+    -- their requests carry secrets in the clear (App Service's X-IDENTITY-HEADER, tokens)
+    assert.equal("GET /echo HTTP/1.1", request({ http_proxy = plain_proxy }, base .. "/echo"))
+    assert.equal("GET /echo HTTP/1.1", request({ http_proxy = plain_proxy, no_proxy = "example.com" },
       base .. "/echo"))
-    assert.equal("GET /echo HTTP/1.1",
-      request({ http_proxy = proxy, NO_PROXY = "127.0.0.1" }, base .. "/echo"))
-    assert.equal("GET /echo HTTP/1.1", request({ http_proxy = proxy, no_proxy = "*" }, base .. "/echo"))
-    assert.equal("GET " .. base .. "/echo HTTP/1.1",
-      request({ http_proxy = proxy, no_proxy = "example.com" }, base .. "/echo"))
+    assert.equal("GET /echo HTTP/1.1", request({ all_proxy = plain_proxy }, base .. "/echo"))
   end)
 
   it("always sends IMDS (169.254.169.254) around the proxy", function()
     -- connect_to keeps the direct connection on loopback; through the proxy the request
     -- line would carry the absolute URL instead
     local rule = string.format("%q", "169.254.169.254:80:127.0.0.1:" .. srv.http_port)
-    local line = request({ http_proxy = proxy, no_proxy = "example.com" },
+    local line = request({ http_proxy = plain_proxy, no_proxy = "example.com" },
       "http://169.254.169.254/echo?api-version=2018-02-01", rule)
     assert.equal("GET /echo?api-version=2018-02-01 HTTP/1.1", line)
   end)
