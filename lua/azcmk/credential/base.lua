@@ -118,7 +118,13 @@ end
 
 function methods.available(_) return true end
 
-function methods:cache_key() return self.name end
+--- Classes that know their identity (tenant, client) key their cache entries by it. The
+-- default keys by the instance, so two credentials without one (e.g. two static tokens)
+-- never share an entry of a shared cache (the nginx shared dict).
+function methods:cache_key()
+  self._instance_key = self._instance_key or require("azcmk.core").uuid4()
+  return self.name .. "|" .. self._instance_key
+end
 
 --- Make a credential class: returns the class table (with __index) whose instances get
 -- the shared methods.

@@ -1,5 +1,7 @@
 --- A given token (e.g. from `az account get-access-token`), or a function returning one.
 -- new{ token = "...", expires_on = unix } or new{ get = function(scope) -> token, expires_on end }
+-- Each instance has its own token-cache entries; `cache_key = "..."` lets several instances
+-- (e.g. nginx workers building the same credential) share them on purpose.
 local base = require("azcmk.credential.base")
 local errors = require("azcmk.errors")
 
@@ -15,8 +17,10 @@ function M.new(opts)
     error("azcmk.credential.static: token must be a string", 2) end
   if opts.get ~= nil and type(opts.get) ~= "function" then
     error("azcmk.credential.static: get must be a function", 2) end
+  if opts.cache_key ~= nil and type(opts.cache_key) ~= "string" then
+    error("azcmk.credential.static: cache_key must be a string", 2) end
   return base.new(C, { static_token = opts.token, expires_on = opts.expires_on, getter = opts.get,
-                       scopes = opts.scopes, ctx = opts.ctx })
+                       scopes = opts.scopes, ctx = opts.ctx, _instance_key = opts.cache_key })
 end
 
 function C:available()
