@@ -60,4 +60,16 @@ describe("azcmk.transport.ngx connect_to rules", function()
     assert.are.equal("curl", T.auto({}):pick().name)
     assert.is_false(T.yieldable())
   end)
+
+  it("refuses what would split the hand-written request line, like the C core", function()
+    local t = T.new({ env = {} })
+    local arm = "https://management.azure.com/"
+    for _, u in ipairs({ arm .. "a b", arm .. "x\r\nX-Injected: 1", arm .. "\0" }) do
+      local res, err = t:request({ method = "GET", url = u })
+      assert.is_nil(res)
+      assert.are.equal("CURLE_URL_MALFORMAT", err.code)
+    end
+    assert.has_error(function() t:request({ method = "GET /x HTTP/1.1\r\nX:", url = "https://a/" }) end)
+    assert.has_error(function() t:request({ method = "GE T", url = "https://a/" }) end)
+  end)
 end)

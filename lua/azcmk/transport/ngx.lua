@@ -202,6 +202,10 @@ local function check(req)
   if type(req.method) ~= "string" or type(req.url) ~= "string" then
     error("azcmk.transport: req.method and req.url must be strings", 3)
   end
+  -- the request line is written by hand: a method must be a token (as the C core requires)
+  if not req.method:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
+    error("azcmk.transport: bad method " .. string.format("%q", req.method), 3)
+  end
   for k, v in pairs(req.headers or {}) do
     if type(k) ~= "string" or not k:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
       error("azcmk.transport: bad header name " .. tostring(k), 3)
@@ -427,6 +431,11 @@ end
 
 function T:request(req)
   check(req)
+  -- spaces, CR, LF or other control bytes in the URL would split the request line (header
+  -- injection through a server-supplied nextLink or a user's resource id): refuse, as libcurl does
+  if req.url:find("[%z\1-\32\127]") then
+    return fail("CURLE_URL_MALFORMAT", "URL contains a space or a control character")
+  end
   if not ngx or not M.yieldable() then
     return nil, errors.new("network", { code = "TransportUnavailable", retryable = false,
       message = "azcmk.transport.ngx: cosockets are not available in this phase ("
