@@ -51,12 +51,16 @@ local function resource_host(v)
   return nil
 end
 
---- Verify that the challenge resource's host is a parent domain of the request host
--- (`myvault.vault.azure.net` accepts `vault.azure.net`). Returns true or nil, err.
+--- Verify that the challenge resource's host is THE parent domain of the request host:
+-- `myvault.vault.azure.net` accepts `vault.azure.net`, never a grand-parent such as
+-- `azure.net` (the SDKs accept any parent; a vault name is one DNS label, so nothing real
+-- needs more). Returns true or nil, err.
 function M.verify(resource, request_host)
   local rh = resource_host(resource or "")
   request_host = (request_host or ""):lower()
-  if rh and rh ~= "" and #request_host > #rh + 1 and request_host:sub(-(#rh + 1)) == "." .. rh then
+  local label = rh and rh ~= "" and request_host:sub(-(#rh + 1)) == "." .. rh
+    and request_host:sub(1, #request_host - #rh - 1)
+  if label and label:match("^[%w%-]+$") then
     return true
   end
   return nil, errors.new("auth", {

@@ -40,7 +40,13 @@ describe("azcmk.challenge", function()
       assert.equal("ChallengeResourceMismatch", err.code)
       assert.truthy(err.hint)
     end
-    assert.is_true(challenge.verify("https://vault.azure.net", "a.b.vault.azure.net"))
+    assert.is_true(challenge.verify("https://vault.azure.net", "myvault.vault.azure.net"))
+    assert.is_true(challenge.verify("https://managedhsm.azure.net", "hsm1.managedhsm.azure.net"))
+    -- only the immediate parent: a grand-parent domain would mint tokens for all of azure.net
+    for _, res in ipairs({ "https://azure.net", "https://net", "https://vault.azure.net" }) do
+      assert.is_nil((challenge.verify(res, "a.b.vault.azure.net")))
+    end
+    assert.is_nil((challenge.verify("https://azure.net", "myvault.vault.azure.net")))
   end)
 
   it("rejects malformed challenges", function()
