@@ -241,7 +241,7 @@ function M.model(vault)
   return (vault.properties or {}).enableRbacAuthorization == true and "rbac" or "policy"
 end
 
-local ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
+local ENCRYPTION_USER = require("azcmk.client.role_assignments").ROLES.crypto_service_encryption_user
 
 --- Does principal reach the key through the vault's model? Returns true/false, details.
 function Ctx:has_access(vault, principal_id)
@@ -318,7 +318,7 @@ function Ctx:revoke(vault, principal_id, plan, label)
     if item.action == "remove access policy" then
       local perms = item.permissions or {}
       local keys = perms.keys
-      if not keys or #keys == 0 then keys = { "get", "wrapKey", "unwrapKey" } end
+      if not keys or #keys == 0 then keys = Vaults.CMK_KEY_PERMISSIONS end
       ok, err = self.vaults:remove_access_policy({ id = vault.id, tenant_id = vault.properties.tenantId,
         object_id = principal_id, keys = keys })
     else
