@@ -8,10 +8,7 @@ describe("emulator: container registry data plane", function()
   local sub
 
   setup(function()
-    E.ensure()
-    E.reset()
-    W.reset_tokens()
-    sub = E.seed().subscription_id
+    sub = W.fresh().subscription_id
     E.control("POST", "keyvault", { delete_seconds = 0 })
   end)
 

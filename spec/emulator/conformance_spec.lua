@@ -16,10 +16,7 @@ describe("emulator: conformance sweeps", function()
   local seed, sub, w, version, vtok
 
   setup(function()
-    E.ensure()
-    E.reset()
-    W.reset_tokens()
-    seed = E.seed()
+    seed = W.fresh()
     sub = seed.subscription_id
     w = W.world()
     version = w.kid:match("/(%x+)$")
@@ -295,10 +292,7 @@ describe("emulator: the second subscription", function()
   local seed
 
   setup(function()
-    E.ensure()
-    E.reset()
-    W.reset_tokens()
-    seed = E.seed()
+    seed = W.fresh()
     E.control("POST", "keyvault", { delete_seconds = 0 })
   end)
 
@@ -371,10 +365,7 @@ describe("emulator: resources?$filter over every tracked type", function()
   local seed, w
 
   setup(function()
-    E.ensure()
-    E.reset()
-    W.reset_tokens()
-    seed = E.seed()
+    seed = W.fresh()
     w = W.world()
   end)
 

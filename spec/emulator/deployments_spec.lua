@@ -18,10 +18,7 @@ describe("emulator: template deployments", function()
   local sub, tmpl
 
   setup(function()
-    E.ensure()
-    E.reset()
-    W.reset_tokens()
-    sub = E.seed().subscription_id
+    sub = W.fresh().subscription_id
     tmpl = assert(cjson.decode(readfile("examples/cmk-template.json")))
     assert(cjson.decode(readfile("examples/cmk-template.parameters.json")))
   end)

@@ -11,10 +11,7 @@ describe("emulator: wire fidelity", function()
   local seed, sub
 
   setup(function()
-    E.ensure()
-    E.reset()
-    W.reset_tokens()
-    seed = E.seed()
+    seed = W.fresh()
     sub = seed.subscription_id
   end)
 

@@ -26,9 +26,7 @@ describe("emulator Key Vault management plane", function()
   teardown(function() E.reset() end)
 
   setup(function()
-    E.ensure()
-    E.reset()
-    seed = E.seed()
+    seed = E.fresh()
     rg = KV.rg(KV.uniq("rg"))
   end)
 

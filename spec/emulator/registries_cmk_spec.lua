@@ -12,10 +12,7 @@ describe("emulator: container registry customer-managed keys", function()
   local sub
 
   setup(function()
-    E.ensure()
-    E.reset()
-    W.reset_tokens()
-    sub = E.seed().subscription_id
+    sub = W.fresh().subscription_id
   end)
 
   teardown(function()

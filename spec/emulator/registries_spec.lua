@@ -24,9 +24,7 @@ describe("emulator: container registries (ARM)", function()
   end
 
   setup(function()
-    E.ensure()
-    E.reset()
-    sub = E.seed().subscription_id
+    sub = E.fresh().subscription_id
     rg = "acr-basics"
     base = "/subscriptions/" .. sub .. "/resourcegroups/" .. rg
     local r = E.arm("PUT", base, { location = "westus" }, { api_version = "2024-11-01" })

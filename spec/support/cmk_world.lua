@@ -102,6 +102,12 @@ function W.kv(method, vault, path, body)
 end
 function W.reset_tokens() vault_token = nil end
 
+--- A spec's start: the seeded state (E.fresh) and no cached vault token; returns the seed.
+function W.fresh()
+  W.reset_tokens()
+  return E.fresh()
+end
+
 --- Creates (or adds a version to) a key; returns the versioned kid.
 function W.create_key(vault, name, kty)
   local r = W.kv("POST", vault, "/keys/" .. name .. "/create", { kty = kty or "RSA", key_size = 2048,

@@ -166,6 +166,13 @@ function M.reset()
   return M.control("POST", "reset")
 end
 
+--- A spec's start: the emulator running and back in its seeded state; returns the seed.
+function M.fresh()
+  M.ensure()
+  M.reset()
+  return M.seed()
+end
+
 --- Client-credentials token for `resource` (default ARM). who: "owner" (default) or
 -- "noaccess", or {app_id=, client_secret=}. Returns access token (raises on failure).
 function M.token(resource, who)
