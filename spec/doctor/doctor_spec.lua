@@ -338,4 +338,15 @@ describe("doctor", function()
     assert.is_true(r.healthy, describe_report(r))
     assert.equal(200, E.arm("GET", W.vault_path(sub2, rg2, w.vault), nil, { api_version = W.KV_API }).status)
   end)
+  it("warns about little throttle headroom (retried 429s with Retry-After)", function()
+    local w = W.world()
+    E.control("POST", "faults", { rules = { { host = "management.azure.com", path = "/subscriptions/" .. w.sub
+      .. "/resourceGroups/" .. w.rg .. "/providers/Microsoft.ContainerRegistry", method = "GET", status = 429,
+      retry_after = 0, count = 2 } } })
+    local r = run(w)
+    E.control("DELETE", "faults")
+    expect(r, "throttle", "warn", "little throttle headroom",
+        "had to retry %(throttling or server errors%): 2")
+    assert.is_true(r.healthy)
+  end)
 end)

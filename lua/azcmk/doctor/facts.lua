@@ -53,6 +53,9 @@ local function record(f, call, res, err)
     end
   end
   if (res and res.status == 429) or (err and err.status == 429) then f.throttled = (f.throttled or 0) + 1 end
+  -- the pipeline retried 429s / 5xx on its own: count the extra tries
+  local tries = tonumber(res and res.attempts or (err and type(err.attempts) == "number" and err.attempts))
+  if tries and tries > 1 then f.retried = (f.retried or 0) + tries - 1 end
 end
 
 -- GET an ARM path: json | nil (404) | nil, err; records the call.

@@ -278,8 +278,9 @@ M.tail = {
     run = function(f)
       local ev = { "x-ms-ratelimit-remaining-subscription-reads (lowest seen) " .. tostring(f.reads_left
           or "-"),
-        "429 answers during the checks: " .. tostring(f.throttled or 0) }
-      if (f.throttled or 0) > 0 or (f.reads_left and f.reads_left < 1000) then
+        "429 answers during the checks: " .. tostring(f.throttled or 0),
+        "requests the pipeline had to retry (throttling or server errors): " .. tostring(f.retried or 0) }
+      if (f.throttled or 0) > 0 or (f.retried or 0) > 0 or (f.reads_left and f.reads_left < 1000) then
         return { status = "warn", summary = "little throttle headroom", evidence = ev,
           fix = "slow down scripts; spread keys across vaults (Key Vault limits are per vault per 10 s)" }
       end
