@@ -10,6 +10,22 @@ local check = require("azcmk.client.base").check
 
 local M = {}
 
+-- Key Vault's own automatic rotation (a rotation policy making new versions), summarised.
+local function rotation_of(pol)
+  local rot = { expiry = pol.attributes and pol.attributes.expiryTime }
+  for _, a in ipairs(pol.lifetimeActions or {}) do
+    local t = tostring(a.action and a.action.type or ""):lower()
+    if t == "rotate" then
+      rot.rotate_after = a.trigger and a.trigger.timeAfterCreate
+      rot.rotate_before_expiry = a.trigger and a.trigger.timeBeforeExpiry
+    elseif t == "notify" then
+      rot.notify_before_expiry = a.trigger and a.trigger.timeBeforeExpiry
+    end
+  end
+  rot.enabled = (rot.rotate_after or rot.rotate_before_expiry) ~= nil
+  return rot
+end
+
 --- show{registry (or name), resource_group?, subscription?, pipeline?, probe?} -> result:
 -- { registry = {name, id, resource_group, login_server, sku}, encryption (verbatim),
 --   cmk (bool), key_id, key_version_in_use, versioned_key_id, auto_rotation, newest_key_version,
@@ -58,23 +74,11 @@ function M.show(o)
         out.up_to_date = out.newest_key_version == out.key_version_in_use
         if not out.up_to_date and out.auto_rotation then
           ctx:warn("a newer key version exists; a registry with a versionless key id adopts it within an "
-            .. "hour "
-            .. "(rotate now with `azcmk rotate --key-encryption-key " .. parsed.versionless .. "`)")
+            .. "hour (rotate now with `azcmk rotate --key-encryption-key " .. parsed.versionless .. "`)")
         end
-        -- Key Vault's own automatic rotation (a rotation policy making new versions)
         local pol = ctx.keys:get_rotation_policy({ vault_url = parsed.vault_url, name = parsed.name })
         if type(pol) == "table" then
-          local rot = { expiry = pol.attributes and pol.attributes.expiryTime }
-          for _, a in ipairs(pol.lifetimeActions or {}) do
-            local t = tostring(a.action and a.action.type or ""):lower()
-            if t == "rotate" then
-              rot.rotate_after = a.trigger and a.trigger.timeAfterCreate
-              rot.rotate_before_expiry = a.trigger and a.trigger.timeBeforeExpiry
-            elseif t == "notify" then
-              rot.notify_before_expiry = a.trigger and a.trigger.timeBeforeExpiry
-            end
-          end
-          rot.enabled = (rot.rotate_after or rot.rotate_before_expiry) ~= nil
+          local rot = rotation_of(pol)
           out.key_rotation_policy = rot
           if rot.enabled and not out.auto_rotation then
             ctx:warn("Key Vault rotates this key automatically, but the registry's key id is versioned, "
