@@ -17,8 +17,7 @@ local check = require("azcmk.client.base").check
 local M = {}
 
 M.IRREVERSIBLE_PURGE_PROTECTION = "enabling purge protection is irreversible: the vault and its keys can "
-  .. "then "
-  .. "never be purged before their retention period ends, and the vault's name stays taken while it is "
+  .. "then never be purged before their retention period ends, and the vault's name stays taken while it is "
   .. "soft-deleted"
 
 local function refuse(message, code, hint, extra)
@@ -45,8 +44,7 @@ function M.validate(o)
   v.identity = o.identity or (v.registry:lower() .. "-identity")
   if v.identity == "[system]" or v.identity == "system" then
     return refuse("a new CMK registry needs a user-assigned identity; the system-assigned identity can only "
-      .. "be "
-      .. "used later", "SystemIdentityAtCreation",
+      .. "be used later", "SystemIdentityAtCreation",
         "run setup with a user-assigned identity (--identity NAME), then "
       .. "`azcmk rotate --identity [system]` to switch to the system-assigned one")
   end
