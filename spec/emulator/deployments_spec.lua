@@ -196,6 +196,28 @@ describe("emulator: template deployments", function()
     E.control("POST", "config", { lro = { polls = 1 } })
   end)
 
+  it("cancels a running deployment (204, then Canceled); a finished one cannot be canceled", function()
+    local w = prepare()
+    E.control("POST", "config", { lro = { polls = 5 } })
+    local body = { properties = { mode = "Incremental", template = {
+      ["$schema"] = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+      contentVersion = "1.0.0.0", resources = {} } } }
+    local r = E.arm("PUT", dep_path(w.rg, "tocancel"), body, { api_version = API })
+    assert.equal(201, r.status, r.body)
+    local c = E.arm("POST", dep_path(w.rg, "tocancel") .. "/cancel", nil, { api_version = API })
+    assert.equal(204, c.status, c.body)
+    assert.equal("Canceled", E.arm("GET", dep_path(w.rg, "tocancel"), nil, { api_version = API }).json.properties
+      .provisioningState)
+    local p = E.request({ method = "GET", url = r.headers["azure-asyncoperation"],
+      headers = { Authorization = "Bearer " .. E.arm_token() } })
+    assert.equal("Canceled", p.json.status)
+    E.assert_arm_error(E.arm("POST", dep_path(w.rg, "tocancel") .. "/cancel", nil, { api_version = API }), 409,
+      "DeploymentCannotBeCanceled")
+    E.assert_arm_error(E.arm("POST", dep_path(w.rg, "nosuch") .. "/cancel", nil, { api_version = API }), 404,
+      "DeploymentNotFound")
+    E.control("POST", "config", { lro = { polls = 1 } })
+  end)
+
   it("evaluates expressions: variables, concat, uniqueString, resourceGroup(), '' escapes, [[", function()
     local w = prepare()
     local t = {

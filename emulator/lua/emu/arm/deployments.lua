@@ -333,6 +333,7 @@ end
 -- ---------------------------------------------------------------- state of a deployment
 
 local function is_done(dep)
+  if dep._canceled then return true end
   local cfg = lro.config()
   return (dep._polls or 0) >= (cfg.polls or 1) and clock.now() >= (dep._start or 0) + (cfg.seconds or 0)
 end
@@ -538,6 +539,30 @@ arm.route({ method = "GET", path = BASE, type = M.TYPE,
     local out = json.array({})
     for _, d in ipairs(arm.list({ type = M.TYPE, under = arm.rg_id(p.sub, p.rg) })) do out[#out + 1] = render(d) end
     return 200, { value = out }
+  end })
+
+-- POST .../deployments/{name}/cancel: 204 while Accepted/Running (the resources already written
+-- stay, as in ARM: cancel stops what has not run yet; here everything ran at the PUT), then the
+-- deployment and its operation status say Canceled; a finished deployment cannot be canceled.
+arm.route({ method = "POST", path = BASE .. "/{name}/cancel", type = M.TYPE, scope = scope_of,
+  action = "Microsoft.Resources/deployments/cancel/action",
+  handler = function(req)
+    local p = req.params
+    local dep = require_deployment(p)
+    local state = render(dep).properties.provisioningState
+    if state ~= "Accepted" and state ~= "Running" then
+      -- synthetic (the text below)
+      return errors.arm(409, "DeploymentCannotBeCanceled", "The deployment '" .. p.name .. "' cannot be canceled " ..
+        "because it is in the terminal state '" .. tostring(state) .. "'.")
+    end
+    arm.update(dep_id(p.sub, p.rg, p.name), function(d)
+      if not d then return nil end
+      d._canceled = true
+      d.properties.provisioningState = "Canceled"
+      d.properties.outputResources, d.properties.error, d.properties.outputs = nil, nil, nil
+      return d
+    end)
+    return 204, nil
   end })
 
 -- Azure's specification names the resource-group deployment operations without the provider
