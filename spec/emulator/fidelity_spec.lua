@@ -159,7 +159,7 @@ describe("emulator: wire fidelity", function()
     local r = E.arm("PUT", p, { location = "westus" }, { api_version = "2018-11-30" })
     assert.equal(201, r.status)
     assert.equal(p:gsub("/resourceGroups/", "/resourcegroups/"), r.json.id)
-    assert.equal(r.json.id, r.headers["location"] or r.json.id)
+    assert.equal(r.json.id, r.headers["location"]) -- the real service's location header: the resource id
     assert.truthy(r.json.properties.clientSecretUrl)
     r = E.arm("GET", p, nil, { api_version = "2024-11-30" })
     assert.is_nil(r.json.properties.clientSecretUrl)
