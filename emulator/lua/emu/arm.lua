@@ -116,6 +116,26 @@ function M.route(spec)
   return router.add(r)
 end
 
+--- The two list routes of a provider type: GET /subscriptions/{sub}/resourceGroups/{rg}/providers/<type>
+-- (404 ResourceGroupNotFound first) and GET /subscriptions/{sub}/providers/<type>; each calls
+-- spec.handler(req, resources of the type under the group / subscription). spec.type, spec.action;
+-- spec.container_scope = true authorizes at the group / subscription id (default: the path).
+function M.list_routes(spec)
+  local rg_scope = spec.container_scope and function(req) return M.rg_id(req.params.sub, req.params.rg) end
+  local sub_scope = spec.container_scope and function(req) return "/subscriptions/" .. req.params.sub end
+  M.route({ method = "GET", path = "/subscriptions/{sub}/resourceGroups/{rg}/providers/" .. spec.type,
+    type = spec.type, action = spec.action, scope = rg_scope,
+    handler = function(req)
+      M.require_rg(req.params.sub, req.params.rg)
+      return spec.handler(req, M.list({ type = spec.type, under = M.rg_id(req.params.sub, req.params.rg) }))
+    end })
+  M.route({ method = "GET", path = "/subscriptions/{sub}/providers/" .. spec.type,
+    type = spec.type, action = spec.action, scope = sub_scope,
+    handler = function(req)
+      return spec.handler(req, M.list({ type = spec.type, under = "/subscriptions/" .. req.params.sub }))
+    end })
+end
+
 -- ---------------------------------------------------------------- store
 
 function M.get(id)

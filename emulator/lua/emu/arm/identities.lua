@@ -124,25 +124,13 @@ arm.route({ method = "DELETE", path = PATH, type = M.TYPE, scope = scope,
     return res and 200 or 204, nil
   end })
 
-local function list(req, under)
-  local out = json.array({})
-  local api = arm.qparam(req, "api-version")
-  for _, r in ipairs(arm.list({ type = M.TYPE, under = under })) do out[#out + 1] = render(r, api) end
-  return 200, { value = out }
-end
-
-arm.route({ method = "GET", path = "/subscriptions/{sub}/resourceGroups/{rg}/providers/" ..
-  "Microsoft.ManagedIdentity/userAssignedIdentities", type = M.TYPE,
-  scope = function(req) return arm.rg_id(req.params.sub, req.params.rg) end,
-  action = "Microsoft.ManagedIdentity/userAssignedIdentities/read",
-  handler = function(req)
-    arm.require_rg(req.params.sub, req.params.rg)
-    return list(req, arm.rg_id(req.params.sub, req.params.rg))
+arm.list_routes({ type = M.TYPE, action = "Microsoft.ManagedIdentity/userAssignedIdentities/read",
+  container_scope = true,
+  handler = function(req, resources)
+    local out = json.array({})
+    local api = arm.qparam(req, "api-version")
+    for _, r in ipairs(resources) do out[#out + 1] = render(r, api) end
+    return 200, { value = out }
   end })
-
-arm.route({ method = "GET", path = "/subscriptions/{sub}/providers/Microsoft.ManagedIdentity/userAssignedIdentities",
-  type = M.TYPE, scope = function(req) return "/subscriptions/" .. req.params.sub end,
-  action = "Microsoft.ManagedIdentity/userAssignedIdentities/read",
-  handler = function(req) return list(req, "/subscriptions/" .. req.params.sub) end })
 
 return M

@@ -934,20 +934,8 @@ local function page(req, list, base_url)
   return 200, body
 end
 
-arm.route({ method = "GET", path = BASE, type = TYPE, action = "Microsoft.ContainerRegistry/registries/read",
-  handler = function(req)
-    local p = req.params
-    arm.require_rg(p.sub, p.rg)
-    local list = arm.list({ type = TYPE, under = arm.rg_id(p.sub, p.rg) })
-    return page(req, list, req.path)
-  end })
-
-arm.route({ method = "GET", path = "/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/registries",
-  type = TYPE, action = "Microsoft.ContainerRegistry/registries/read",
-  handler = function(req)
-    local list = arm.list({ type = TYPE, under = "/subscriptions/" .. req.params.sub })
-    return page(req, list, req.path)
-  end })
+arm.list_routes({ type = TYPE, action = "Microsoft.ContainerRegistry/registries/read",
+  handler = function(req, resources) return page(req, resources, req.path) end })
 
 arm.route({ method = "POST", path = "/subscriptions/{sub}/providers/Microsoft.ContainerRegistry/checkNameAvailability",
   type = TYPE, action = "Microsoft.ContainerRegistry/checkNameAvailability/read",

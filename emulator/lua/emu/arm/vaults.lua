@@ -477,19 +477,8 @@ local function list_body(list, req)
   return { value = out }
 end
 
-arm.route({ method = "GET",
-  path = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults",
-  type = VAULT, action = "Microsoft.KeyVault/vaults/read",
-  handler = function(req)
-    arm.require_rg(req.params.sub, req.params.rg)
-    return 200, list_body(arm.list({ type = VAULT, under = arm.rg_id(req.params.sub, req.params.rg) }), req)
-  end })
-
-arm.route({ method = "GET", path = "/subscriptions/{sub}/providers/Microsoft.KeyVault/vaults",
-  type = VAULT, action = "Microsoft.KeyVault/vaults/read",
-  handler = function(req)
-    return 200, list_body(arm.list({ type = VAULT, under = "/subscriptions/" .. req.params.sub }), req)
-  end })
+arm.list_routes({ type = VAULT, action = "Microsoft.KeyVault/vaults/read",
+  handler = function(req, resources) return 200, list_body(resources, req) end })
 
 arm.route({ method = "DELETE",
   path = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}",
