@@ -263,6 +263,37 @@ describe("emulator: conformance sweeps", function()
     E.assert_no_internal_errors()
   end)
 
+  -- PUT/POST routes whose empty object is a valid request (every field optional).
+  local function empty_ok(r, m)
+    return (m == "PUT" and r.path:match("/rotationpolicy$")) or r.path:match("/operationStatuses/")
+  end
+
+  it("an empty object (required fields missing) on every PUT and POST route: 4xx, no state change", function()
+    local before = snapshot()
+    local n = 0
+    for _, r in ipairs(routes()) do
+      if r.kind ~= "control" and not bodyless(r) then
+        local url, h = base(r)
+        local api = api_for(r, url, h)
+        for _, m in ipairs(methods(r)) do
+          if (m == "PUT" or m == "POST") and not empty_ok(r, m) then
+            local hh = { ["Content-Type"] = r.kind == "login" and "application/x-www-form-urlencoded" or
+              "application/json" }
+            for k, v in pairs(h) do hh[k] = v end
+            local res = assert(E.request({ method = m, url = url .. fill(r) .. (api and ("?api-version=" .. api) or ""),
+              headers = hh, body = "{}" }))
+            assert.truthy(res.status >= 400 and res.status < 500, m .. " " .. r.path .. " {} -> " .. res.status ..
+              " " .. tostring(res.body):sub(1, 300))
+            assert.truthy(envelope_ok(r, res), m .. " " .. r.path .. ": " .. tostring(res.body):sub(1, 300))
+            n = n + 1
+          end
+        end
+      end
+    end
+    assert.truthy(n > 20, "only " .. n .. " routes")
+    assert.equal("", diff(before, snapshot()))
+  end)
+
   it("oversized bodies get 413 in each service's envelope, and nothing changes", function()
     local before = snapshot()
     local big = '{"location":"westus","tags":{"a":"' .. string.rep("x", 5 * 1024 * 1024) .. '"}}'
