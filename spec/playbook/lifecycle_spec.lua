@@ -217,6 +217,45 @@ describe("CMK playbooks", function()
       end)
     end
 
+    it("removes only the key use that restore gives back (rbac: other roles stay)", function()
+      local s = H.setup({ access = "rbac" })
+      local pid, vid = s.identity.principal_id, s.vault.id
+      local reader = "acdd72a7-3385-48ef-bd42-f606fba81ae7"
+      assert(c.role_assignments:create({ scope = vid, principal_id = pid, role = reader }))
+      local err = refused(pb.revoke, { registry = s.registry.name }, "ConfirmationRequired", "inaccessible")
+      assert.equal(1, #err.plan)
+      assert.matches("Key Vault Crypto Service Encryption User", err.plan[1])
+      assert(pb.revoke(H.opts({ registry = s.registry.name, yes = true })))
+      assert.equal(403, (H.data_plane(s.registry.login_server)))
+      local roles = {}
+      for _, a in ipairs(assert(c.role_assignments:list({ scope = vid, principal_id = pid }))) do
+        roles[#roles + 1] = tostring(a.properties.roleDefinitionId):match("[^/]+$")
+      end
+      assert.same({ reader }, roles)   -- Reader kept
+      assert(pb.restore(H.opts({ registry = s.registry.name })))
+      assert.equal(401, (H.data_plane(s.registry.login_server)))
+    end)
+
+    it("removes only get/wrapKey/unwrapKey from an access policy; other key permissions stay", function()
+      local s = H.setup({ access = "policy" })
+      local pid = s.identity.principal_id
+      assert(c.vaults:add_access_policy({ id = s.vault.id, tenant_id = seed.tenant_id, object_id = pid,
+        keys = { "list", "sign" } }))
+      assert(pb.revoke(H.opts({ registry = s.registry.name, yes = true })))
+      assert.equal(403, (H.data_plane(s.registry.login_server)))
+      local vault = assert(c.vaults:get({ id = s.vault.id }))
+      local keys = {}
+      for _, ap in ipairs(vault.properties.accessPolicies) do
+        if ap.objectId == pid then
+          for _, k in ipairs(ap.permissions.keys) do keys[#keys + 1] = k:lower() end
+        end
+      end
+      table.sort(keys)
+      assert.same({ "list", "sign" }, keys)
+      assert(pb.restore(H.opts({ registry = s.registry.name })))
+      assert.equal(401, (H.data_plane(s.registry.login_server)))
+    end)
+
     it("revokes and restores the system-assigned identity's access", function()
       local s = H.setup()
       assert(pb.rotate(H.opts({ registry = s.registry.name, identity = "[system]" })))

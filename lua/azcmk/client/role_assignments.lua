@@ -8,9 +8,25 @@ local C = base.class("role_assignments")
 
 C.ROLES = {
   crypto_service_encryption_user = "e147488a-f6f5-4113-8e2d-b22465e65bf6",
+  crypto_user = "12338af0-0e69-4776-bea7-57ae8d297424",
   crypto_officer = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603",
   administrator = "00482a5a-887f-4fb3-b363-3b7fe8e74483",
 }
+
+-- Built-in roles whose data actions include keys read + wrap + unwrap: the ones that give a
+-- registry identity the use of its key (revoke removes exactly these).
+C.KEY_USE_ROLES = {
+  ["e147488a-f6f5-4113-8e2d-b22465e65bf6"] = "Key Vault Crypto Service Encryption User",
+  ["12338af0-0e69-4776-bea7-57ae8d297424"] = "Key Vault Crypto User",
+  ["14b46e9e-c2b7-41b4-b07b-48a6ebf60603"] = "Key Vault Crypto Officer",
+  ["00482a5a-887f-4fb3-b363-3b7fe8e74483"] = "Key Vault Administrator",
+}
+
+--- The KEY_USE_ROLES name of a roleDefinitionId, or nil for a role that grants no key use.
+function C.key_use_role(role_definition_id)
+  local guid = tostring(role_definition_id or ""):lower():match("(%x+%-%x+%-%x+%-%x+%-%x+)/?$")
+  return guid and C.KEY_USE_ROLES[guid]
+end
 
 local function scope_path(scope)
   scope = base.id_path(scope)

@@ -59,12 +59,14 @@ local function describe(plan, loc)
   local lines = {}
   for _, item in ipairs(plan) do
     if item.action == "remove access policy" then
-      lines[#lines + 1] = "remove the access policy of " .. loc.who.label .. " (object id "
-        .. loc.who.principal_id
-        .. ") from Key Vault " .. loc.vault.name
+      lines[#lines + 1] = "remove the key permissions " .. table.concat(item.keys, ", ") .. " of "
+        .. loc.who.label .. " (object id " .. loc.who.principal_id
+        .. ") from the access policies of Key Vault " .. loc.vault.name
     else
       lines[#lines + 1] = "delete role assignment " .. tostring(item.id)
+        .. " (" .. tostring(require("azcmk.client.role_assignments").key_use_role(item.role)) .. ")"
     end
+    if item.note then lines[#lines] = lines[#lines] .. " - note: " .. item.note end
   end
   return lines
 end

@@ -6,6 +6,7 @@ local errors = require("azcmk.errors")
 local ids = require("azcmk.client.ids")
 local Registries = require("azcmk.client.registries")
 local Vaults = require("azcmk.client.vaults")
+local RoleAssignments = require("azcmk.client.role_assignments")
 
 local M = {}
 
@@ -241,7 +242,7 @@ function M.model(vault)
   return (vault.properties or {}).enableRbacAuthorization == true and "rbac" or "policy"
 end
 
-local ENCRYPTION_USER = require("azcmk.client.role_assignments").ROLES.crypto_service_encryption_user
+local ENCRYPTION_USER = RoleAssignments.ROLES.crypto_service_encryption_user
 
 --- Does principal reach the key through the vault's model? Returns true/false, details.
 function Ctx:has_access(vault, principal_id)
@@ -281,32 +282,52 @@ function Ctx:grant(vault, principal_id, tenant_id, label)
   return "granted"
 end
 
---- What removing principal's access would do: a list of { model, action, id?, permissions? }.
+--- What removing principal's access would do: a list of { model, action, id?, keys?, note? }.
+-- Only what gives the use of the key is removed — the key permissions get/wrapKey/unwrapKey
+-- (and "all"), or role assignments whose role grants keys read + wrap + unwrap — so that
+-- restore gives back what revoke took; anything restore cannot give back is said in a note.
 function Ctx:revoke_plan(vault, principal_id)
   local model = M.model(vault)
   local plan = {}
   if model == "policy" then
     local ap = Vaults.policy_of(vault, principal_id)
-    if ap then
+    local cmk = {}
+    for _, k in ipairs(Vaults.CMK_KEY_PERMISSIONS) do cmk[k:lower()] = k end
+    cmk.all = "all"
+    local keys, note = {}, nil
+    for _, k in ipairs(ap and (ap.permissions or {}).keys or {}) do
+      if cmk[tostring(k):lower()] then keys[#keys + 1] = k end
+      if tostring(k):lower() == "all" then
+        note = "the entry grants keys 'all'; restore gives back get, wrapKey, unwrapKey only"
+      end
+    end
+    if #keys > 0 then
       plan[#plan + 1] = { model = model, action = "remove access policy", object_id = principal_id,
-        permissions = ap.permissions }
+        keys = keys, note = note }
     end
   else
     local list, err = self.role_assignments:list({ scope = vault.id, principal_id = principal_id })
     if not list then return nil, err end
+    local vid = vault.id:lower()
     for _, a in ipairs(list) do
-      local sc = tostring((a.properties or {}).scope or "")
-      local at_vault = sc:lower() == vault.id:lower() or sc:lower():sub(1,
-        #vault.id + 1) == vault.id:lower() .. "/"
-      if at_vault then
+      local props = a.properties or {}
+      local role = RoleAssignments.key_use_role(props.roleDefinitionId)
+      local sc = tostring(props.scope or "")
+      local at_vault = sc:lower() == vid or sc:lower():sub(1, #vid + 1) == vid .. "/"
+      if role and at_vault then
         plan[#plan + 1] = { model = model, action = "delete role assignment", id = a.id,
-          role = (a.properties or {}).roleDefinitionId, scope = sc }
-      else
-        self:warn("the identity also has role " .. tostring((a.properties or {}).roleDefinitionId) .. " at "
-          .. sc
-          .. " (above the vault); azcmk does not remove assignments above the vault")
+          role = props.roleDefinitionId, scope = sc,
+          note = role ~= RoleAssignments.KEY_USE_ROLES[ENCRYPTION_USER]
+            and ("restore grants Key Vault Crypto Service Encryption User, not " .. role) or nil }
+      elseif role then
+        self:warn("the identity keeps the use of the key through role " .. role .. " at " .. sc
+          .. " (above the vault): azcmk does not remove assignments above the vault, so the revoke"
+          .. " is not complete until that assignment is removed")
       end
     end
+  end
+  for _, item in ipairs(plan) do
+    if item.note then self:warn(item.note) end
   end
   return plan
 end
@@ -316,11 +337,8 @@ function Ctx:revoke(vault, principal_id, plan, label)
   for _, item in ipairs(plan) do
     local ok, err
     if item.action == "remove access policy" then
-      local perms = item.permissions or {}
-      local keys = perms.keys
-      if not keys or #keys == 0 then keys = Vaults.CMK_KEY_PERMISSIONS end
       ok, err = self.vaults:remove_access_policy({ id = vault.id, tenant_id = vault.properties.tenantId,
-        object_id = principal_id, keys = keys })
+        object_id = principal_id, keys = item.keys })
     else
       ok, err = self.role_assignments:delete({ id = item.id })
     end
