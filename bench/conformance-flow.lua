@@ -21,7 +21,7 @@ local LOCATION = "westeurope"
 local SES_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6"
 local CRYPTO_OFFICER = "14b46e9e-c2b7-41b4-b07b-48a6ebf60603"
 
-local p = assert(azcmk.new({ lro_interval = 0.1 }))
+local p = assert(azcmk.new({ lro_interval = 0.02 }))   -- as cmk-flow.mjs (updateIntervalInMs 20)
 local sub = assert(os.getenv("AZURE_SUBSCRIPTION_ID"), "AZURE_SUBSCRIPTION_ID")
 local tenant = assert(os.getenv("AZURE_TENANT_ID"), "AZURE_TENANT_ID")
 local tag = crypto.hex(crypto.random_bytes(4))

@@ -30,7 +30,7 @@ const clientSecret = env("AZURE_CLIENT_SECRET");
 const sub = env("AZURE_SUBSCRIPTION_ID");
 const authorityHost = process.env.AZURE_AUTHORITY_HOST || "https://login.microsoftonline.com";
 const location = "westeurope";
-const POLL = { updateIntervalInMs: 100 };        // ARM pollers (Retry-After still wins)
+const POLL = { updateIntervalInMs: 20 };         // ARM pollers (Retry-After still wins)
 const KV_POLL = { intervalInMs: 100 };           // Key Vault delete/recover pollers
 
 const CRYPTO_SERVICE_ENCRYPTION_USER = "e147488a-f6f5-4113-8e2d-b22465e65bf6";
