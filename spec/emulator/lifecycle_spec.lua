@@ -1,4 +1,5 @@
--- azcmk emulator start / stop / status: timing, clean stop, two side by side, already running.
+-- azcmk emulator start / stop / status: clean stop, two side by side, already running.
+-- (How fast it starts is measured in bench/emulator_start.sh, never asserted here.)
 local E = require("support.emulator")
 local emulator = require("azcmk.emulator")
 
@@ -8,13 +9,6 @@ local function sh(cmd)
   p:close()
   local rc = tonumber(out:match("rc=(%d+)%s*$"))
   return rc, out:gsub("rc=%d+%s*$", "")
-end
-
-local function now_ms()
-  local p = io.popen("date +%s%N")
-  local ns = p:read("*l")
-  p:close()
-  return tonumber(ns) / 1e6
 end
 
 local function listening(port)
@@ -36,12 +30,9 @@ describe("emulator lifecycle #slow", function()
     E.stop(d2)
   end)
 
-  it("starts in well under a second, prints the export lines, answers over TLS", function()
-    local t0 = now_ms()
+  it("starts, prints the export lines, answers over TLS", function()
     local rc, out = sh("./bin/azcmk emulator start --port " .. p1 .. " --dir " .. d1)
-    local ms = now_ms() - t0
     assert.equal(0, rc, out)
-    assert.truthy(ms < 1500, "fresh start took " .. ms .. " ms")
     for _, name in ipairs({ "AZCMK_CONNECT_TO", "AZCMK_CA_FILE", "AZURE_TENANT_ID", "AZURE_CLIENT_ID",
       "AZURE_CLIENT_SECRET", "AZURE_SUBSCRIPTION_ID", "AZCMK_EMULATOR_DIR" }) do
       assert.truthy(out:find("export " .. name .. "=", 1, true), name .. " missing in\n" .. out)
@@ -63,13 +54,10 @@ describe("emulator lifecycle #slow", function()
     assert.equal("200", code)
   end)
 
-  it("a restart in the same directory reuses the CA and takes well under a second", function()
+  it("a restart in the same directory reuses the CA", function()
     local ca1 = io.open(d1 .. "/ca.pem"):read("*a")
     assert.is_true(emulator.stop({ dir = d1 }))
-    local t0 = now_ms()
     local info = assert(emulator.start({ port = p1, dir = d1 }))
-    local ms = now_ms() - t0
-    assert.truthy(ms < 1000, "restart took " .. ms .. " ms")
     assert.is_false(info.already)
     assert.equal(ca1, io.open(d1 .. "/ca.pem"):read("*a"))
   end)
