@@ -25,14 +25,7 @@ local function getenv(env, name)
 end
 
 --- Splits "a:1:b:2, c:1:d:2" into trimmed, non-empty rules.
-function M.split_rules(s)
-  local out = {}
-  for rule in tostring(s or ""):gmatch("[^,]+") do
-    rule = rule:match("^%s*(.-)%s*$")
-    if rule ~= "" then out[#out + 1] = rule end
-  end
-  return out
-end
+M.split_rules = require("azcmk.url").split_list
 
 local function copy_list(t, what)
   if type(t) ~= "table" then error("azcmk.http.new: '" .. what .. "' must be a list of strings", 3) end

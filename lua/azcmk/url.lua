@@ -98,4 +98,16 @@ function M.query_get(q, name)
   return nil
 end
 
+--- Splits a comma-separated setting ("a:1:b:2, c:1:d:2", NO_PROXY lists) into trimmed,
+-- non-empty items; a table is returned as it is.
+function M.split_list(s)
+  if type(s) == "table" then return s end
+  local out = {}
+  for item in tostring(s or ""):gmatch("[^,]+") do
+    item = item:match("^%s*(.-)%s*$")
+    if item ~= "" then out[#out + 1] = item end
+  end
+  return out
+end
+
 return M

@@ -56,15 +56,7 @@ function M.sleep(s)
   return require("azcmk.clock").sleep(s)
 end
 
-local function split_list(s)
-  if type(s) == "table" then return s end
-  local out = {}
-  for rule in tostring(s or ""):gmatch("[^,]+") do
-    rule = rule:match("^%s*(.-)%s*$")
-    if rule ~= "" then out[#out + 1] = rule end
-  end
-  return out
-end
+local split_list = url.split_list
 
 -- "HOST:PORT:CONNECT_HOST:CONNECT_PORT", hosts may be [IPv6]
 local function parse_rule(r)
