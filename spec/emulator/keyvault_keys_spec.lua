@@ -108,6 +108,45 @@ describe("emulator Key Vault keys", function()
       assert.is_nil(res.json.tags)
     end)
 
+    it("takes RSA keys from the pre-generated pool in DIR/keypool, each file once", function()
+      local dir = E.own_dir() or os.getenv("AZCMK_EMULATOR_DIR")
+      local pool = dir .. "/keypool/2048"
+      -- the generator fills the pool in the background: wait (no timing asserted) for 3 spare keys
+      for _ = 1, 300 do
+        local l = io.popen("ls " .. pool .. " 2>/dev/null | grep -c '^[0-9]*\\.pem$'")
+        local n = tonumber(l:read("*a"))
+        l:close()
+        if n and n >= 3 then break end
+        os.execute("sleep 0.1")
+      end
+      local spare = {}
+      local p = io.popen("ls " .. pool .. " 2>/dev/null")
+      for f in p:lines() do
+        if f:match("^%d+%.pem$") then
+          local fh = io.open(pool .. "/" .. f, "rb")
+          local pem = fh and fh:read("a")
+          if fh then fh:close() end
+          local pk = pem and core.pkey_from_pem(pem)
+          if pk then spare[pk:jwk(false).n] = f pk:close() end
+        end
+      end
+      p:close()
+      local count = 0
+      for _ in pairs(spare) do count = count + 1 end
+      if count < 3 then pending("the key pool has " .. count .. " spare keys yet") return end
+      -- claims go in the generator's order and the files present are the next ones
+      local seen = {}
+      for i = 1, 3 do
+        local res = KV.req("POST", vault, "/keys/pooled" .. i .. "/create", { kty = "RSA" })
+        assert.equal(200, res.status, res.body)
+        local n = res.json.key.n
+        assert.is_string(spare[n], "key " .. i .. " did not come from the pool")
+        assert.is_nil(seen[n])
+        seen[n] = true
+        assert.is_nil(io.open(pool .. "/" .. spare[n]), "claimed file still there: " .. spare[n])
+      end
+    end)
+
     it("makes 3072 and 4096-bit keys, HSM keys only in premium vaults, EC keys with the curve's sizes", function()
       local r = KV.req("POST", vault, "/keys/big/create", { kty = "RSA", key_size = 3072 })
       assert.equal(384, #core.b64url_decode(r.json.key.n))

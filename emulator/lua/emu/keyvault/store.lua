@@ -255,10 +255,57 @@ local function rsa_jwk(size)
   return jwk
 end
 
--- Worker-local pool of fresh RSA-2048 keys, refilled by a timer between requests (RSA
--- generation takes ~0.1-0.2 s; creates then answer at once). A pooled key is handed out once.
-M.POOL_SIZE = 2
+-- Key material comes from outside the request path: `azcmk emulator start` runs a detached,
+-- niced generator (see azcmk.emulator) that keeps DIR/keypool/<bits>/<n>.pem topped up
+-- (n = 1, 2, ... in the order they were made). A worker claims the next file by renaming it to
+-- a name of its own (atomic: a key is handed out once across workers; the index is in the
+-- shared dict), reads it and deletes it. Only when the pool is empty does a worker generate
+-- the key itself. Without a pool directory (nginx started by hand) a worker-local pool
+-- refilled by a timer between requests is used as before.
+M.POOL_BITS = { [2048] = true, [3072] = true, [4096] = true }
+local function pool_dir()
+  local dir = require("emu.seed").dir
+  return dir and dir .. "/keypool"
+end
+M.pool_dir = pool_dir
+
+local function file_exists(path)
+  local f = io.open(path, "rb")
+  if f then f:close() return true end
+  return false
+end
+
+--- Claims one pre-generated private key of `size` bits from the pool directory; jwk or nil.
+function M.claim_pooled(size)
+  local dir = pool_dir()
+  if not dir or not M.POOL_BITS[size] then return nil end
+  local d = dir .. "/" .. size
+  local key = "kp:next:" .. size
+  for _ = 1, 8 do
+    local n = meta:get(key) or 1
+    local claimed = string.format("%s/claimed.%d.%d", d, ngx.worker.pid(), n)
+    if os.rename(string.format("%s/%d.pem", d, n), claimed) then
+      meta:set(key, n + 1)
+      local f = io.open(claimed, "rb")
+      local pem = f and f:read("a")
+      if f then f:close() end
+      os.remove(claimed)
+      local pk = pem and C().pkey_from_pem(pem)
+      if pk then
+        local jwk = pk:jwk(true)
+        pk:close()
+        jwk.kty = "RSA"
+        if jwk.d then return jwk end
+      end
+    elseif (meta:get(key) or 1) == n then
+      return nil -- nothing made yet at the claim index: the pool is empty
+    end
+  end
+  return nil
+end
+
 local pool, refilling = {}, false
+M.POOL_SIZE = 2
 local function refill(premature)
   if premature then refilling = false return end
   while #pool < M.POOL_SIZE do
@@ -270,6 +317,8 @@ local function refill(premature)
 end
 local function schedule_refill()
   if refilling or #pool >= M.POOL_SIZE then return end
+  local dir = pool_dir()
+  if dir and file_exists(dir .. "/2048/.dir") then return end -- an external generator serves us
   refilling = true
   local ok = ngx.timer and ngx.timer.at(0.05, refill)
   if not ok then refilling = false end
@@ -283,6 +332,9 @@ function M.generate_jwk(kty, size, crv)
       d = C().b64url_encode(r(n)), synthetic = true }
   end
   size = size or 2048
+  local ok, pooled = pcall(M.claim_pooled, size)
+  if ok and pooled then return pooled end
+  if not ok then ngx.log(ngx.WARN, "emulator: key pool: ", pooled) end
   if size == 2048 then
     local jwk = table.remove(pool)
     schedule_refill()
