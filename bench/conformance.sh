@@ -8,10 +8,9 @@
 # Before every run (outside the timing) the emulator is reset (POST /_emulator/reset) so each
 # run meets the same state, and set to Retry-After: 0 on LROs and no "being deleted" phase for
 # deleted keys (delete_seconds 0), so the figures measure the clients, not waits the service
-# asks for; then it gets BENCH_CONF_SETTLE seconds (1.5) to refill its pool of pre-generated
-# RSA keys (the job creates three; one costs the emulator 0.15-0.5 s of CPU). Refills triggered
-# during a run still block an emulator worker inside that run, for either client: that service
-# time is why the wall-clock ratio stays far below the CPU ratio (bench/README.md).
+# asks for; then it gets BENCH_CONF_SETTLE seconds (1.5) to settle. The job creates three RSA
+# keys: the emulator takes them from DIR/keypool, which its background generator (nice 19,
+# outside nginx) keeps at 32 spare keys, so no key is generated inside a run (bench/README.md).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD

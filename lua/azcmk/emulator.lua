@@ -79,6 +79,14 @@ local function writefile(path, data, mode)
   return true
 end
 
+-- Writes a file that is 0600 from its creation (secrets: no moment where others may read it).
+local function writefile_private(path, data)
+  if not run("umask 077 && rm -f " .. shq(path) .. " && : > " .. shq(path)) then
+    return nil, "cannot create " .. path
+  end
+  return writefile(path, data, "600")
+end
+
 local function sleep(s)
   run("sleep " .. string.format("%.3f", s))
 end
@@ -309,24 +317,40 @@ end
 
 -- ---------------------------------------------------------------- certificates and keys
 
+-- Days the test CA and the server certificate are valid (made anew within a day of the end).
+M.CA_DAYS = 30
+
 -- One shell script that makes every missing key and certificate, in parallel where it can.
 local key_pool
 
-local function crypto_script(dir, p12_password)
+-- The PKCS#12 password goes through DIR/p12.pass (0600, removed at once), never argv.
+local function crypto_script(dir)
   local san = {}
   for _, h in ipairs(M.SAN) do san[#san + 1] = "DNS:" .. h end
   san[#san + 1] = "IP:127.0.0.1"
   local d = shq(dir)
   local lines = { "set -e", "cd " .. d, "umask 077" }
   local function add(s) lines[#lines + 1] = s end
-  -- Test CA (EC P-256), reused while it exists.
-  add("if [ ! -s ca.pem ] || [ ! -s ca.key ]; then rm -f server.pem; openssl req -x509 -new -newkey ec " ..
-    "-pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days 3650 " ..
+  -- Test CA (EC P-256): valid CA_DAYS days and name-constrained to the emulated names and
+  -- 127.0.0.1, so even a CA trusted by mistake cannot vouch for anything else. Reused across
+  -- restarts (ca.key, 0600, stays in DIR for that) and made anew when it expires within a day,
+  -- or when it is an older CA valid for longer than CA_DAYS (made before the constraints).
+  local permitted = {}
+  for _, h in ipairs(M.SAN) do permitted[#permitted + 1] = "permitted;DNS:" .. h:gsub("^%*%.", "") end
+  permitted[#permitted + 1] = "permitted;IP:127.0.0.1/255.255.255.255"
+  add("if [ ! -s ca.pem ] || [ ! -s ca.key ] " ..
+    "|| ! openssl x509 -in ca.pem -noout -checkend 86400 >/dev/null 2>&1 " ..
+    "|| openssl x509 -in ca.pem -noout -checkend " .. ((M.CA_DAYS + 1) * 86400) .. " >/dev/null 2>&1; " ..
+    "then " ..
+    "rm -f server.pem ca.key; openssl req -x509 -new -newkey ec " ..
+    "-pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days " .. M.CA_DAYS .. " " ..
     "-subj '/CN=azcmk emulator test CA' -addext basicConstraints=critical,CA:TRUE " ..
-    "-addext keyUsage=critical,keyCertSign,cRLSign 2>/dev/null; fi")
+    "-addext keyUsage=critical,keyCertSign,cRLSign " ..
+    "-addext " .. shq("nameConstraints=critical," .. table.concat(permitted, ",")) .. " 2>/dev/null; fi")
+  add("chmod 600 ca.key")
   -- RSA keys: token signing, OIDC issuer, the owner principal's certificate. RSA key generation
   -- is the slow part of a fresh start, so keys come from a pool that is refilled in the background.
-  add("POOL=" .. shq(key_pool()) .. "; mkdir -p \"$POOL\"")
+  add("POOL=" .. shq(key_pool(dir)) .. "; mkdir -p \"$POOL\"")
   add("take() { for f in \"$POOL\"/*.key; do " ..
     "[ -e \"$f\" ] && mv \"$f\" \"$1\" 2>/dev/null && return 0; done; " ..
     "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out \"$1\" 2>/dev/null; }")
@@ -337,38 +361,115 @@ local function crypto_script(dir, p12_password)
     "&& rm -f sp.crt sp.key) &")
   -- Server certificate (EC P-256) signed by the CA, all clouds' host names.
   add("if [ ! -s server.pem ] || [ \"$(cat server.san 2>/dev/null)\" != " .. shq(table.concat(san, ",")) ..
-    " ]; then openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes " ..
-    "-keyout server.key -out server.pem -days 825 -subj /CN=azcmk-emulator -CA ca.pem -CAkey ca.key " ..
+    " ] || ! openssl x509 -in server.pem -noout -checkend 86400 >/dev/null 2>&1; then " ..
+    "openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes " ..
+    "-keyout server.key -out server.pem -days " .. M.CA_DAYS .. " -subj /CN=azcmk-emulator " ..
+    "-CA ca.pem -CAkey ca.key " ..
     "-addext " .. shq("subjectAltName=" .. table.concat(san, ",")) ..
     " -addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=serverAuth 2>/dev/null; " ..
     "printf %s " .. shq(table.concat(san, ",")) .. " > server.san; fi")
   add("wait")
   add("[ -s signing.key ] && [ -s oidc.key ] && [ -s sp-cert.pem ]")
   -- PKCS#12 of the owner's certificate with this start's password.
-  add("openssl pkcs12 -export -in sp-cert.pem -out sp-cert.p12 -passout " .. shq("pass:" .. p12_password) ..
-    " -name azcmk-emulator-owner")
+  add("openssl pkcs12 -export -in sp-cert.pem -out sp-cert.p12 -passout file:p12.pass " ..
+    "-name azcmk-emulator-owner")
+  add("rm -f p12.pass")
   add("chmod 644 ca.pem")
   return table.concat(lines, "\n")
 end
 
---- Directory of spare RSA keys (AZCMK_EMULATOR_KEY_POOL, default $TMPDIR/azcmk-emulator-keypool).
-key_pool = function()
+--- Directory of spare RSA keys shared by this user's starts (AZCMK_EMULATOR_KEY_POOL, default
+-- $TMPDIR/azcmk-emulator-keypool). It is a predictable path: it is created 0700 and used only
+-- when it is a directory owned by this user and not group/world-writable; otherwise (or
+-- without `dir`, the emulator's directory) the private DIR/keypool/start is used.
+key_pool = function(dir)
   local p = os.getenv("AZCMK_EMULATOR_KEY_POOL")
-  if p and p ~= "" then return p end
-  return (os.getenv("TMPDIR") or "/tmp") .. "/azcmk-emulator-keypool"
+  if not p or p == "" then p = (os.getenv("TMPDIR") or "/tmp") .. "/azcmk-emulator-keypool" end
+  local private = dir and dir .. "/keypool/start"
+  local ok, out = capture("umask 077; [ -e " .. shq(p) .. " ] || mkdir -m 700 " .. shq(p) ..
+    " 2>/dev/null; [ -d " .. shq(p) .. " ] && [ ! -L " .. shq(p) .. " ] && stat -c '%u %a' " .. shq(p) ..
+    " && id -u")
+  local uid, mode, me = out:match("^(%d+) (%d+)%s+(%d+)")
+  local function writable(digit) return digit and ("2367"):find(digit, 1, true) ~= nil end
+  if ok and uid and uid == me and not writable(mode:sub(-2, -2)) and not writable(mode:sub(-1)) then
+    return p
+  end
+  if private then run("mkdir -p -m 700 " .. shq(private)) end
+  return private or p, "unsafe"
 end
 M.key_pool = key_pool
 
 -- Refills the key pool to POOL_SIZE keys in a detached background process.
 local POOL_SIZE = 6
-local function refill_pool()
-  local script = "P=" .. shq(key_pool()) .. "; mkdir -p \"$P\"; umask 077; " ..
+local function refill_pool(dir)
+  local script = "P=" .. shq(key_pool(dir)) .. "; umask 077; mkdir -p \"$P\"; " ..
     "n=$(ls \"$P\" | grep -c '\\.key$'); while [ \"$n\" -lt " .. POOL_SIZE .. " ]; do " ..
     "t=\"$P/.gen.$$.$n\"; " ..
-    "openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out \"$t\" 2>/dev/null " ..
+    "nice -n 19 openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out \"$t\" 2>/dev/null " ..
     "&& mv \"$t\" \"$P/k.$$.$n.key\"; n=$((n+1)); done"
   run("setsid sh -c " .. shq(script) .. " </dev/null >/dev/null 2>&1 &")
 end
+
+-- The running emulator's Key Vault takes RSA private keys from DIR/keypool/<bits>/<n>.pem
+-- (emu.keyvault.store claims them by rename); a detached generator (`nice` openssl genrsa) keeps
+-- KEYGEN_SPARE of each size there while nginx runs, 2048 bits first, and exits with nginx.
+-- `stop` kills its process group. Its pid is in DIR/keygen.pid.
+M.KEYGEN_SPARE = { { 2048, 32 }, { 3072, 4 }, { 4096, 4 } }
+
+local function kill_keygen(dir)
+  local pid = tonumber((readfile(dir .. "/keygen.pid") or ""):match("%d+"))
+  if pid and pid_alive(pid) then
+    -- the whole process group (the shell and its openssl), until none of it is left running
+    local live = "ps -eo pgid=,stat= | awk '$1 == " .. pid .. " && $2 !~ /^Z/' | grep -q ."
+    run("kill -TERM -- -" .. pid .. " 2>/dev/null; kill -TERM " .. pid .. " 2>/dev/null")
+    for i = 1, 100 do
+      if not run(live) then break end
+      if i == 50 then run("kill -KILL -- -" .. pid .. " 2>/dev/null") end
+      sleep(0.01)
+    end
+  end
+  os.remove(dir .. "/keygen.pid")
+end
+M.kill_keygen = kill_keygen
+
+-- Before nginx starts: renumbers the spare keys a previous run left (1..n, so the workers'
+-- claim index, which starts at 1 on every start, finds them) and drops half-made/claimed files.
+local function keypool_prepare(dir)
+  local lines = { "umask 077", "P=" .. shq(dir .. "/keypool") }
+  for _, sz in ipairs(M.KEYGEN_SPARE) do
+    lines[#lines + 1] = "d=\"$P/" .. sz[1] .. "\"; mkdir -p \"$d\" && chmod 700 \"$P\" \"$d\"; " ..
+      "rm -f \"$d\"/claimed.* \"$d\"/.gen.* \"$d\"/r.*; : > \"$d/.dir\"; i=0; " ..
+      "for f in \"$d\"/*.pem; do [ -e \"$f\" ] || continue; i=$((i+1)); mv \"$f\" \"$d/r.$i\"; done; " ..
+      "j=0; while [ $j -lt $i ]; do j=$((j+1)); mv \"$d/r.$j\" \"$d/$j.pem\"; done"
+  end
+  return run("sh -c " .. shq(table.concat(lines, "\n")) .. " >/dev/null 2>&1")
+end
+
+local function keygen_start(dir, nginx_pid)
+  kill_keygen(dir)
+  local parts = { "echo $$ > " .. shq(dir .. "/keygen.pid"), "umask 077", "P=" .. shq(dir .. "/keypool") }
+  for _, sz in ipairs(M.KEYGEN_SPARE) do
+    -- next file number: above the highest present (workers may already have claimed the lowest)
+    parts[#parts + 1] = "n_" .. sz[1] .. "=$(( $(ls \"$P/" .. sz[1] .. "\" | " ..
+      "sed -n 's/^\\([0-9]*\\)\\.pem$/\\1/p' | sort -n | tail -n 1) + 1 ))"
+  end
+  -- gen BITS WANT: makes one key of BITS when fewer than WANT are spare (sets did=1).
+  parts[#parts + 1] = "gen() { [ \"$did\" = 0 ] || return 0; " ..
+    "[ \"$(ls \"$P/$1\" | grep -c '\\.pem$')\" -lt \"$2\" ] || return 0; did=1; eval \"n=\\$n_$1\"; " ..
+    "nice -n 19 openssl genrsa -out \"$P/$1/.gen.$$\" \"$1\" 2>/dev/null " ..
+    "&& mv \"$P/$1/.gen.$$\" \"$P/$1/$n.pem\" && eval \"n_$1=$((n+1))\"; }"
+  local body = {}
+  for _, sz in ipairs(M.KEYGEN_SPARE) do body[#body + 1] = "gen " .. sz[1] .. " " .. sz[2] end
+  parts[#parts + 1] = "while kill -0 " .. math.floor(nginx_pid) .. " 2>/dev/null && [ -d \"$P\" ]; do " ..
+    "did=0; " ..
+    table.concat(body, "; ") .. "; [ \"$did\" = 1 ] || sleep 0.5; done; rm -f " .. shq(dir .. "/keygen.pid")
+  run("setsid sh -c " .. shq(table.concat(parts, "; ")) .. " </dev/null >/dev/null 2>&1 &")
+  for _ = 1, 100 do
+    if exists(dir .. "/keygen.pid") then break end
+    sleep(0.01)
+  end
+end
+M.keygen_start = keygen_start
 
 -- ---------------------------------------------------------------- nginx config
 
@@ -447,10 +548,15 @@ function M.start(opts)
   seed.port = port
   seed.http_port = port + 1
   seed.dir = dir
-  local ok, out = capture("sh -c " .. shq(crypto_script(dir, seed.p12_password)))
+  local wok, werr = writefile_private(dir .. "/p12.pass", seed.p12_password .. "\n")
+  if not wok then return nil, werr end
+  local ok, out = capture("sh -c " .. shq(crypto_script(dir)))
+  os.remove(dir .. "/p12.pass")
   if not ok then return nil, "generating certificates failed: " .. out end
-  writefile(dir .. "/seed.json", json(seed) .. "\n", "600")
+  writefile_private(dir .. "/seed.json", json(seed) .. "\n")
   writefile(dir .. "/port", tostring(port) .. "\n")
+  kill_keygen(dir)
+  keypool_prepare(dir)
   local cok, cerr = M.write_config(dir, port, opts)
   if not cok then return nil, cerr end
   os.remove(dir .. "/logs/error.log")
@@ -475,7 +581,8 @@ function M.start(opts)
   end
   run("mkdir -p " .. shq(registry_dir()))
   writefile(registry_dir() .. "/" .. port, dir .. "\n")
-  refill_pool()
+  refill_pool(dir)
+  if pid then keygen_start(dir, pid) end
   return {
     dir = dir, port = port, pid = pid, already = false, env_lines = M.env_lines(dir),
     cpu_s = os.clock() - t0, wall_s = os.time() - clock0,
@@ -488,6 +595,7 @@ function M.stop(opts)
   local dir = M.resolve_dir(opts)
   local pid = read_pid(dir)
   local port = read_port(dir)
+  kill_keygen(dir)
   if not pid_alive(pid) then
     os.remove(dir .. "/nginx.pid")
     return true, "not running"

@@ -54,6 +54,45 @@ describe("emulator lifecycle #slow", function()
     assert.equal("200", code)
   end)
 
+  it("keeps secrets private: ca.key and seed 0600, a short-lived name-constrained CA", function()
+    local function mode(f)
+      local p = io.popen("stat -c %a " .. d1 .. "/" .. f)
+      local m = p:read("*a"):gsub("%s+", "")
+      p:close()
+      return m
+    end
+    for _, f in ipairs({ "ca.key", "seed.json", "server.key", "signing.key", "sp-cert.p12" }) do
+      assert.equal("600", mode(f), f)
+    end
+    assert.is_nil(io.open(d1 .. "/p12.pass"))
+    local _, out = sh("openssl x509 -in " .. d1 .. "/ca.pem -noout -checkend " .. (emulator.CA_DAYS + 1) * 86400)
+    assert.truthy(out:find("will expire", 1, true), out)
+    local rc, ext = sh("openssl x509 -in " .. d1 .. "/ca.pem -noout -ext nameConstraints")
+    if rc == 0 and ext:find("Name Constraints", 1, true) then
+      assert.truthy(ext:find("DNS:vault.azure.net", 1, true), ext)
+      assert.truthy(ext:find("IP:127.0.0.1/255.255.255.255", 1, true), ext)
+      assert.falsy(ext:find("Excluded", 1, true))
+    end
+  end)
+
+  it("uses the shared key pool only when it is private to this user", function()
+    -- key_pool reads AZCMK_EMULATOR_KEY_POOL: ask a child process that has it set
+    local function pool()
+      local _, out = sh("AZCMK_EMULATOR_KEY_POOL=$PWD/build/spec-keypool lua5.4 -e " ..
+        "'package.path=\"lua/?.lua;\"..package.path; print(require(\"azcmk.emulator\").key_pool(\"" .. d1 .. "\"))'")
+      return out:match("^(%S+)%s*(%S*)")
+    end
+    os.execute("rm -rf build/spec-keypool && mkdir -p build/spec-keypool && chmod 777 build/spec-keypool")
+    local path, why = pool()
+    assert.equal(d1 .. "/keypool/start", path)
+    assert.equal("unsafe", why)
+    os.execute("chmod 700 build/spec-keypool")
+    path, why = pool()
+    assert.matches("build/spec%-keypool$", path)
+    assert.equal("", why)
+    os.execute("rm -rf build/spec-keypool")
+  end)
+
   it("a restart in the same directory reuses the CA", function()
     local ca1 = io.open(d1 .. "/ca.pem"):read("*a")
     assert.is_true(emulator.stop({ dir = d1 }))
@@ -107,7 +146,22 @@ describe("emulator lifecycle #slow", function()
 
   it("stop is clean: nginx gone, ports free; stopping again is fine", function()
     local pid = tonumber(io.open(d2 .. "/nginx.pid"):read("*a"))
+    -- the key generator runs while the emulator does (own process group) and stops with it
+    local kf = assert(io.open(d2 .. "/keygen.pid"))
+    local kpid = tonumber(kf:read("*a"))
+    kf:close()
+    local function running(p)
+      local st = io.open("/proc/" .. p .. "/stat")
+      local a = st and not st:read("*a"):match("^%d+ %b() Z")
+      if st then st:close() end
+      return a
+    end
+    assert.truthy(running(kpid))
     local rc, out = sh("./bin/azcmk emulator stop --dir " .. d2)
+    assert.falsy(running(kpid))
+    local _, group = sh("ps -eo pgid=,stat= | awk '$1 == " .. kpid .. " && $2 !~ /Z/'")
+    assert.equal("", (group:gsub("%s+", "")))
+    assert.is_nil(io.open(d2 .. "/keygen.pid"))
     assert.equal(0, rc, out)
     assert.is_false(listening(p2))
     assert.is_false(listening(p2 + 1))
