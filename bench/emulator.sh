@@ -16,14 +16,23 @@ PORT=${BENCH_EMULATOR_PORT:-18743}
 DIR=build/bench-emulator
 ./bin/azcmk emulator stop --dir "$DIR" >/dev/null 2>&1 || true
 eval "$(./bin/azcmk emulator start --port "$PORT" --dir "$DIR" 2>/dev/null)"
-trap './bin/azcmk emulator stop --dir "$DIR" >/dev/null 2>&1' EXIT
 C=(curl -sS --cacert "$AZCMK_CA_FILE" --connect-to "::127.0.0.1:$PORT")
+# Secrets never go on a command line (argv is world-readable in /proc): the client secret and the
+# bearer header are read from 0600 files by curl, and by wrk's Lua script from the environment.
+SECRETS=$(umask 077 && mktemp -d)
+trap 'rm -rf "$SECRETS"; ./bin/azcmk emulator stop --dir "$DIR" >/dev/null 2>&1' EXIT
+printf %s "$AZURE_CLIENT_SECRET" > "$SECRETS/client_secret"
 TOKEN=$("${C[@]}" "https://login.microsoftonline.com/$AZURE_TENANT_ID/oauth2/v2.0/token" \
-  -d grant_type=client_credentials -d "client_id=$AZURE_CLIENT_ID" --data-urlencode "client_secret=$AZURE_CLIENT_SECRET" \
+  -d grant_type=client_credentials -d "client_id=$AZURE_CLIENT_ID" --data-urlencode "client_secret@$SECRETS/client_secret" \
   -d scope=https://management.azure.com/.default | sed 's/.*"access_token":"\([^"]*\)".*/\1/')
+printf 'Authorization: Bearer %s\n' "$TOKEN" > "$SECRETS/auth-header"
+export BENCH_BEARER=$TOKEN
+cat > "$SECRETS/auth.lua" <<'EOF'
+wrk.headers["Authorization"] = "Bearer " .. os.getenv("BENCH_BEARER")
+EOF
 RG="/subscriptions/$AZURE_SUBSCRIPTION_ID/resourcegroups/bench"
 "${C[@]}" -o /dev/null -X PUT "https://management.azure.com$RG?api-version=2024-11-01" \
-  -H "Authorization: Bearer $TOKEN" -H 'Content-Type: application/json' -d '{"location":"westus"}'
+  -H @"$SECRETS/auth-header" -H 'Content-Type: application/json' -d '{"location":"westus"}'
 
 # CPU time (utime + stime, clock ticks) of the emulator's nginx workers: CPU cost per request
 # is a steadier figure than req/s on a shared machine.
@@ -58,8 +67,8 @@ run() {
 echo "emulator bench: ${SECS}s per case, $CONNS keep-alive connections, 2 wrk threads, 2 nginx workers"
 run "GET /_emulator/health" "https://127.0.0.1:$PORT/_emulator/health" -H "Host: management.azure.com"
 run "GET /subscriptions/{sub} (authenticated)" "https://127.0.0.1:$PORT/subscriptions/$AZURE_SUBSCRIPTION_ID?api-version=2022-12-01" \
-  -H "Host: management.azure.com" -H "Authorization: Bearer $TOKEN"
+  -H "Host: management.azure.com" -s "$SECRETS/auth.lua"
 run "GET resource group (authenticated)" "https://127.0.0.1:$PORT$RG?api-version=2024-11-01" \
-  -H "Host: management.azure.com" -H "Authorization: Bearer $TOKEN"
+  -H "Host: management.azure.com" -s "$SECRETS/auth.lua"
 errs=$("${C[@]}" https://management.azure.com/_emulator/health | sed 's/.*"internal_errors":\([0-9]*\).*/\1/')
 echo "internal errors after the run: $errs"

@@ -26,6 +26,32 @@ describe("emulator control API", function()
     end
   end)
 
+  it("refuses the control API for another Host (DNS rebinding), on both ports", function()
+    local e = E.ensure()
+    local function code(port, scheme, host, path)
+      local p = io.popen("curl -s -o /dev/null -w '%{http_code}' --max-time 5 --cacert " .. e.AZCMK_CA_FILE ..
+        " --connect-to ::127.0.0.1:" .. port .. " -H 'Host: " .. host .. "' " .. scheme ..
+        "://management.azure.com" .. path)
+      local out = p:read("*a")
+      p:close()
+      return out
+    end
+    for _, host in ipairs({ "evil.example.com", "attacker.test:" .. e.http_port, "management.azure.com.evil.test" }) do
+      assert.equal("421", code(e.http_port, "http", host, "/_emulator/seed"), host)
+      assert.equal("421", code(e.port, "https", host, "/_emulator/seed"), host)
+    end
+    for _, host in ipairs({ "127.0.0.1:" .. e.http_port, "localhost", "[::1]:" .. e.http_port,
+      "management.azure.com", "169.254.169.254" }) do
+      assert.equal("200", code(e.http_port, "http", host, "/_emulator/health"), host)
+    end
+  end)
+
+  it("writes DIR/federated-token readable by its owner only", function()
+    local p = io.popen("stat -c %a " .. seed.workload.token_file)
+    assert.equal("600", (p:read("*a"):gsub("%s+", "")))
+    p:close()
+  end)
+
   it("seed: fixed ids, credentials and files", function()
     assert.equal("7d1b2c4e-5f60-4a8b-9c1d-2e3f4a5b6c7d", seed.tenant_id)
     assert.equal(E.ensure().AZURE_SUBSCRIPTION_ID, seed.subscription_id)

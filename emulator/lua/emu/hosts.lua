@@ -65,6 +65,17 @@ function M.classify(host, http_port)
   return "unknown", M.clouds.AzureCloud
 end
 
+local LOOPBACK = { ["localhost"] = true, ["127.0.0.1"] = true, ["[::1]"] = true, ["::1"] = true,
+  ["169.254.169.254"] = true }
+
+--- Whether the control API (/_emulator/*) may answer a request for `host` (lower case, no
+-- port, as nginx's $host): an emulated name or a loopback address, never another name (a
+-- page that rebinds its own name to 127.0.0.1 must not read the seeded secrets).
+function M.control_allowed(host)
+  if LOOPBACK[host] then return true end
+  return M.classify(host, false) ~= "unknown"
+end
+
 --- The cloud whose ARM audience list contains aud (or nil).
 function M.cloud_of_arm_audience(aud)
   for _, c in pairs(M.clouds) do

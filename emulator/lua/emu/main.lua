@@ -244,6 +244,11 @@ local function dispatch(req)
   -- get a clean answer instead of a reset stream).
   local cl = tonumber(req.headers["content-length"])
   if cl and cl > M.BODY_LIMIT then return too_large_response(req) end
+  if req.kind == "control" and not hosts.control_allowed(req.host) then
+    -- DNS rebinding: a browser page on another name must not reach /_emulator/* (seed secrets)
+    return errors.arm(421, "MisdirectedRequest", "The emulator's control API answers only on the emulated " ..
+      "host names and loopback addresses.") -- synthetic
+  end
   if req.kind ~= "control" then
     local st, b, h = faults.apply(req)
     if st then return st, b, h end

@@ -17,13 +17,6 @@ local function readfile(path)
   return s
 end
 
-local function writefile(path, data)
-  local f = io.open(path, "wb")
-  if not f then return end
-  f:write(data)
-  f:close()
-end
-
 local core
 
 local function key_info(pem)
@@ -106,8 +99,27 @@ function M.federated_token(opts)
   return core.jwt_sign(json.encode(header), json.encode(claims), auth.oidc.pkey, "RS256"), claims
 end
 
+-- chmod through the FFI inside nginx (no fork), the shell elsewhere.
+local function chmod600(path)
+  local okf, ffi = pcall(require, "ffi")
+  if okf then
+    pcall(ffi.cdef, "int chmod(const char *path, unsigned int mode);")
+    return ffi.C.chmod(path, 384) == 0 -- 0600
+  end
+  return os.execute("chmod 600 '" .. path:gsub("'", "'\\''") .. "'")
+end
+
+--- DIR/federated-token (0600: it is a credential): written to a private temporary file first,
+-- then renamed over the old one, so it is never readable by others, not even for a moment.
 function M.write_federated_token(tok)
-  writefile(M.dir .. "/federated-token", tok)
+  local path = M.dir .. "/federated-token"
+  local tmp = path .. ".tmp." .. tostring(ngx and ngx.worker and ngx.worker.pid() or 0)
+  local f = io.open(tmp, "wb")
+  if not f then return end
+  chmod600(tmp)
+  f:write(tok)
+  f:close()
+  os.rename(tmp, path)
 end
 
 local function role_assignment(guid, scope, role, principal, ptype)

@@ -1,4 +1,5 @@
---- emu.services.control: the control API under /_emulator/ (answered on every host name).
+--- emu.services.control: the control API under /_emulator/ (answered on every emulated host
+-- name and loopback address; others get 421, see emu.hosts.control_allowed).
 --   GET  /_emulator/health          {"status":"ok","internal_errors":N,...}
 --   POST /_emulator/reset           back to the seeded state (state, clock, faults, LRO config)
 --   GET  /_emulator/clock           {"now":unix,"iso":...,"offset":S}
