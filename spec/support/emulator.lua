@@ -18,18 +18,13 @@
 local cjson = require("cjson.safe")
 
 local M = {}
+local port_free = require("support.sys").port_free
 
 local VARS = { "AZCMK_CONNECT_TO", "AZCMK_CA_FILE", "AZURE_TENANT_ID", "AZURE_CLIENT_ID",
   "AZURE_CLIENT_SECRET", "AZURE_SUBSCRIPTION_ID", "AZCMK_EMULATOR_DIR" }
 
 local env, client, own_dir, sentinel
 
-local function port_free(port)
-  local p = io.popen("ss -Hltn 'sport = :" .. port .. "' 2>/dev/null")
-  local out = p:read("*a")
-  p:close()
-  return not out:match("%S")
-end
 
 --- A free port N such that N and N+1 are free.
 function M.free_port()

@@ -15,31 +15,14 @@
 local cjson = require("cjson.safe")
 
 local M = {}
+local sys = require("support.sys")
+local sh, q, read, write, port_free = sys.sh, sys.q, sys.read, sys.write, sys.port_free
 
 local MODULES = "/usr/lib/nginx/modules/"
 M.SYSTEM_CA = "/etc/ssl/certs/ca-certificates.crt"
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
-local function sh(cmd)
-  local ok, how, code = os.execute(cmd)
-  if type(ok) == "number" then return ok == 0 end
-  return ok == true and how == "exit" and code == 0
-end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
 
 local function cwd()
   local p = io.popen("pwd")
@@ -48,12 +31,6 @@ local function cwd()
   return d
 end
 
-local function port_free(port)
-  local p = io.popen("ss -Hltn 'sport = :" .. port .. "' 2>/dev/null")
-  local out = p:read("*a")
-  p:close()
-  return not out:match("%S")
-end
 
 function M.free_port()
   math.randomseed(os.time() + math.floor(os.clock() * 1e6))

@@ -16,31 +16,14 @@
 -- (X-Session-Reused = $ssl_session_reused),
 -- /big?n=N, /status?code=N.
 local M = {}
+local sys = require("support.sys")
+local sh, q, read, write = sys.sh, sys.q, sys.read, sys.write
 
 local DEFAULT_NAMES = { "localhost", "management.azure.com", "myvault.vault.azure.net", "127.0.0.1" }
 local MODULES = "/usr/lib/nginx/modules/"
 
-local function sh(cmd)
-  local ok, how, code = os.execute(cmd)
-  if type(ok) == "number" then return ok == 0 end -- Lua 5.1 / LuaJIT without 5.2 compat
-  return ok == true and how == "exit" and code == 0
-end
 
-local function q(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 
-local function read(path)
-  local f = io.open(path, "rb")
-  if not f then return nil end
-  local s = f:read("*a")
-  f:close()
-  return s
-end
-
-local function write(path, s)
-  local f = assert(io.open(path, "wb"))
-  f:write(s)
-  f:close()
-end
 
 local function mktemp_dir(prefix)
   local p = io.popen("mktemp -d /tmp/" .. prefix .. ".XXXXXX")
