@@ -1,10 +1,21 @@
 --- Time and sleeping, injectable everywhere (specs pass their own now/sleep).
 local M = {}
 
---- Seconds since the epoch (may be fractional when the core offers a better clock).
+-- The C core, loaded on first use (false when it cannot be loaded): its clock has sub-second
+-- resolution and its sleep spawns no process. Looked up once, not on every call.
+local core
+local function core_fn(name)
+  if core == nil then
+    local ok, c = pcall(require, "azcmk.core")
+    core = ok and type(c) == "table" and c or false
+  end
+  return core and type(core[name]) == "function" and core[name] or nil
+end
+
+--- Seconds since the epoch (fractional when the core is there).
 function M.now()
-  local ok, core = pcall(require, "azcmk.core")
-  if ok and type(core) == "table" and type(core.now) == "function" then return core.now() end
+  local f = core_fn("now")
+  if f then return f() end
   return os.time()
 end
 
@@ -12,16 +23,16 @@ end
 -- the `sleep` program.
 function M.sleep(s)
   if not s or s <= 0 then return end
-  local ok, core = pcall(require, "azcmk.core")
-  if ok and type(core) == "table" and type(core.sleep) == "function" then return core.sleep(s) end
+  local f = core_fn("sleep")
+  if f then return f(s) end
   os.execute(string.format("sleep %.3f", s))
 end
 
 --- Monotonic-ish milliseconds for measuring durations (CPU-independent when the core
 -- offers a clock; falls back to os.time()).
 function M.ms()
-  local ok, core = pcall(require, "azcmk.core")
-  if ok and type(core) == "table" and type(core.now_ms) == "function" then return core.now_ms() end
+  local f = core_fn("now_ms")
+  if f then return f() end
   return os.time() * 1000
 end
 
