@@ -47,7 +47,7 @@ local function step(name, needs, fn)
   end
   local t0 = clock.ms()
   local ok, err = pcall(fn)
-  if TIMING then io.stderr:write(string.format("  %s: %d ms\n", name, clock.ms() - t0)) end
+  if TIMING then io.stderr:write(string.format("  %s: %.1f ms\n", name, clock.ms() - t0)) end
   if ok then
     passed = passed + 1; done[name] = true; print("ok " .. name)
   else

@@ -35,14 +35,14 @@ control() {
   curl -sf --connect-to "::127.0.0.1:$PORT" --cacert "$AZCMK_CA_FILE" -X "$1" \
     -H 'Content-Type: application/json' ${3:+-d "$3"} "https://management.azure.com/_emulator/$2"
 }
-control POST config '{"lro":{"polls":1,"seconds":0,"retry_after":0}}' >/dev/null || { echo "emulator config failed"; exit 1; }
+control POST config '{"lro":{"polls":0,"seconds":0,"retry_after":0}}' >/dev/null || { echo "emulator config failed"; exit 1; }
 # POST /_emulator/reset also resets the LRO config: set it again after every reset (untimed).
 PREPARE_SH=$ROOT/build/bench-conformance-prepare.sh
 cat > "$PREPARE_SH" <<EOF
 #!/bin/bash
 c() { curl -sf --connect-to ::127.0.0.1:$PORT --cacert $AZCMK_CA_FILE -X POST -H 'Content-Type: application/json' "\$@"; }
 c https://management.azure.com/_emulator/reset >/dev/null &&
-  c -d '{"lro":{"polls":1,"seconds":0,"retry_after":0}}' https://management.azure.com/_emulator/config >/dev/null &&
+  c -d '{"lro":{"polls":0,"seconds":0,"retry_after":0}}' https://management.azure.com/_emulator/config >/dev/null &&
   c -d '{"delete_seconds":0}' https://management.azure.com/_emulator/keyvault >/dev/null &&
   sleep \${BENCH_CONF_SETTLE:-1.5}
 EOF

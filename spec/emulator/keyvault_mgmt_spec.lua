@@ -56,6 +56,31 @@ describe("emulator Key Vault management plane", function()
     assert.is_table(g.json.systemData)
   end)
 
+  it("paces DNS registration with the LRO config: polls and simulated seconds, or done at create", function()
+    local function state_of(name) return get(rg, name).json.properties.provisioningState end
+    finally(function() E.control("POST", "config", { lro = { polls = 1, seconds = 0 } }) end)
+
+    E.control("POST", "config", { lro = { polls = 3, seconds = 0 } })
+    local slow = KV.uniq("kv")
+    assert.equal("RegisteringDns", KV.vault(rg, slow).json.properties.provisioningState)
+    assert.equal("RegisteringDns", state_of(slow))
+    assert.equal("RegisteringDns", state_of(slow))
+    assert.equal("Succeeded", state_of(slow))
+    assert.equal("Succeeded", state_of(slow))   -- stays done
+
+    E.control("POST", "config", { lro = { polls = 1, seconds = 30 } })
+    local timed = KV.uniq("kv")
+    KV.vault(rg, timed)
+    assert.equal("RegisteringDns", state_of(timed))
+    E.control("POST", "clock", { advance = 31 })
+    assert.equal("Succeeded", state_of(timed))
+
+    E.control("POST", "config", { lro = { polls = 0, seconds = 0 } })
+    local quick = KV.uniq("kv")
+    assert.equal("Succeeded", KV.vault(rg, quick).json.properties.provisioningState)
+    assert.equal("Succeeded", state_of(quick))
+  end)
+
   it("resolves racing PUTs: one vault per name, same-id PUTs all succeed, another RG gets 409", function()
     local cjson = require("cjson.safe")
     local client = require("azcmk.http").new({ http_version = "1.1" }, E.ensure())

@@ -423,9 +423,32 @@ local function put_vault(req)
     if now_there then return 200, render(now_there) end
     return errors.arm(409, "VaultAlreadyExists", in_use_message(p.name))
   end
+  -- DNS registration is paced like a long-running operation (POST /_emulator/config {"lro":
+  -- {"polls","seconds"}}): GETs show RegisteringDns until the `polls`-th GET once `seconds`
+  -- have passed. With polls 0 and seconds 0 it is already done when the create answers.
+  local pace = lro.config()
+  if pace.polls == 0 and pace.seconds == 0 then
+    arm.put(res)
+    return 200, render(res)
+  end
+  res._dns = { polls = 0, polls_needed = pace.polls, done_at = clock.now() + pace.seconds }
   arm.put(res)
-  -- The create response shows the DNS registration still running; GET shows Succeeded.
   return 200, render(res, "RegisteringDns")
+end
+
+--- A GET of a vault counts as a poll of its DNS registration: the vault as stored, and
+-- "RegisteringDns" while the registration is still running.
+local function dns_poll(res)
+  if not res._dns then return res end
+  local running
+  local now_res = arm.update(res.id, function(cur)
+    if not cur or not cur._dns then return cur end
+    local d = cur._dns
+    d.polls = d.polls + 1
+    if d.polls >= d.polls_needed and clock.now() >= d.done_at then cur._dns = nil else running = true end
+    return cur
+  end)
+  return now_res or res, running and "RegisteringDns" or nil
 end
 
 arm.route({ method = "PUT",
@@ -465,7 +488,7 @@ arm.route({ method = "PATCH",
 arm.route({ method = "GET",
   path = "/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}",
   type = VAULT, action = "Microsoft.KeyVault/vaults/read",
-  handler = function(req) return 200, render(require_vault(req)) end })
+  handler = function(req) return 200, render(dns_poll(require_vault(req))) end })
 
 local function list_body(list, req)
   local top = tonumber(req:arg("$top"))
