@@ -1,7 +1,9 @@
---- `azcmk audit [--subscription ID ...] [--concurrency N] [-o json|table]`: every registry of
--- the subscriptions (default: all the caller sees) with its encryption and key health.
--- Exit status: 0 every registry healthy, 1 a registry failed a check or a subscription could
--- not be listed, 2 bad flags.
+--- `azcmk audit [--subscription ID ...] [-g RG] [-n REGISTRY] [--concurrency N] [-o json|table]`:
+-- every registry of the subscriptions (default: all the caller sees) with its encryption and key
+-- health; -g / -n keep only the registries of that resource group / of that name (compared
+-- case-insensitively; the others are not inspected).
+-- Exit status: 0 every registry healthy, 1 a registry failed a check, a subscription could not
+-- be listed, or -g / -n matched no registry (a line on stderr says what to check), 2 bad flags.
 local common = require("azcmk.cli.common")
 
 local M = {}
@@ -10,7 +12,17 @@ local FLAGS = {
   { "concurrency", nil, "N", "requests in flight at once (default 16)" },
 }
 
-local USAGE = "azcmk audit [--subscription ID ...] [--concurrency N] [-o json|table]"
+local USAGE = "azcmk audit [--subscription ID ...] [-g RESOURCE_GROUP] [-n REGISTRY] [--concurrency N] "
+  .. "[-o json|table]"
+
+local audit = require("azcmk.playbook.audit")
+
+--- "no registry matched -g X -n Y ..." when a filter was given and nothing matched, else nil.
+local function no_match(result)
+  if not result.filter or result.summary.registries > 0 then return nil end
+  return string.format("no registry matched %s in %d subscription(s) (%d registries listed)",
+    audit.filter_text(result.filter), #result.subscriptions, result.summary.listed)
+end
 
 --- --subscription may repeat and may hold comma-separated ids: collect them all.
 local function subscriptions(argv)
@@ -82,6 +94,8 @@ function M.table_text(result)
         .. tostring(s.error.code) .. " " .. common.one_line(s.error.message)
     end
   end
+  local none = no_match(result)
+  if none then lines[#lines + 1] = none end
   local sm = result.summary
   lines[#lines + 1] = string.format("%d registries in %d subscription(s): %d with CMK; %d ok, %d warn, " ..
       "%d fail",
@@ -98,7 +112,7 @@ local function json_value(result)
     rows[i] = c
   end
   return { subscriptions = setmetatable(result.subscriptions, common.array_mt),
-    registries = setmetatable(rows, common.array_mt), summary = result.summary }
+    registries = setmetatable(rows, common.array_mt), summary = result.summary, filter = result.filter }
 end
 
 function M.run(argv, io_)
@@ -117,8 +131,8 @@ function M.run(argv, io_)
   local p, err = require("azcmk").new()
   if not p then return common.fail(io_, "audit", err) end
   local result
-  result, err = require("azcmk.playbook.audit").audit({ pipeline = p, subscriptions = #subs > 0 and subs
-      or nil,
+  result, err = audit.audit({ pipeline = p, subscriptions = #subs > 0 and subs or nil,
+    resource_group = opts.resource_group, name = opts.name,
     concurrency = conc, progress = function(ev) io_.stderr:write("  ", common.one_line(ev.message),
         "\n") end })
   if not result then return common.fail(io_, "audit", err) end
@@ -129,6 +143,14 @@ function M.run(argv, io_)
   end
   local bad = result.summary.fail > 0
   for _, s in ipairs(result.subscriptions) do if s.error then bad = true end end
+  local none = no_match(result)
+  if none then
+    -- the user named a group / registry that is not there: a failure, not a healthy fleet
+    io_.stderr:write(common.error_line("audit", { message = none, code = "NoMatchingRegistry",
+      hint = "check the resource group and registry names (az acr list -o table) and --subscription"
+        .. " (default: every subscription the caller sees)" }), "\n")
+    bad = true
+  end
   return bad and common.EXIT_FAILED or common.EXIT_OK
 end
 

@@ -3,7 +3,8 @@
 -- age of the version in use, identity health, data plane - fetched in parallel with bounded
 -- concurrency (p:parallel: the transport's batch on the core's curl multi handle, every
 -- request on the pipeline's ordinary path: tokens, retries honouring Retry-After, errors).
--- Read-only: GETs only.
+-- resource_group / name narrow the listed registries (case-insensitive, as Azure compares
+-- them) before any of them is inspected. Read-only: GETs only.
 local errors = require("azcmk.errors")
 local ids = require("azcmk.client.ids")
 local url = require("azcmk.url")
@@ -42,6 +43,26 @@ local function list_registries(v, sub)
     for _, item in ipairs(type(res.json) == "table" and res.json.value or {}) do out[#out + 1] = item end
   end
   return out, now
+end
+
+--- Does a listed registry pass the resource group / name filter? Both compare case-insensitively
+-- (Azure treats resource group and registry names so).
+local function matches(item, rg, name)
+  if name and tostring(item.name):lower() ~= name then return false end
+  if rg then
+    local parsed = ids.parse_resource_id(tostring(item.id)) or {}
+    if tostring(parsed.resource_group):lower() ~= rg then return false end
+  end
+  return true
+end
+
+--- The filter as the command line spells it: "-g RG -n NAME" (nil without one).
+function M.filter_text(f)
+  if not f then return nil end
+  local parts = {}
+  if f.resource_group then parts[#parts + 1] = "-g " .. f.resource_group end
+  if f.name then parts[#parts + 1] = "-n " .. f.name end
+  return table.concat(parts, " ")
 end
 
 --- One registry's row: GET the registry; for CMK ones also the key (version in use and the
@@ -155,13 +176,26 @@ local function inspect(v, sub, item, now)
 end
 
 --- audit{subscriptions = {id, ...} (default: every subscription the caller sees), concurrency = 16,
--- pipeline?, progress?} -> { subscriptions = [{id, registries, error?}], registries = [rows],
--- summary = {registries, cmk, ok, warn, fail} } or nil, err.
+-- resource_group?, name? (only the registries of that group / of that name, case-insensitive;
+-- the others are not inspected), pipeline?, progress?} -> { subscriptions = [{id, registries
+-- (those matching), listed (all of the subscription), error?}], registries = [rows], summary =
+-- {registries (= #rows), listed, cmk, ok, warn, fail}, filter = {resource_group?, name?} | nil }
+-- or nil, err. A filter that matches nothing is not an error: summary.registries = 0 with
+-- filter set (the command line turns that into exit 1).
 function M.audit(o)
   o = o or {}
   check(o, { subscriptions = "table?", concurrency = "number?", progress = "function?",
-      sequential = "boolean?" },
+      sequential = "boolean?", resource_group = "string?", name = "string?" },
     "azcmk.playbook.audit")
+  for k, what in pairs({ resource_group = "resource group (-g)", name = "registry name (-n)" }) do
+    if o[k] == "" then
+      return nil, errors.input("the " .. what .. " to audit is empty",
+        { code = "InvalidFilter",
+          hint = "pass -g RESOURCE_GROUP and/or -n REGISTRY with a name, or neither" })
+    end
+  end
+  local filter = (o.resource_group or o.name) and { resource_group = o.resource_group, name = o.name } or nil
+  local want_rg, want_name = o.resource_group and o.resource_group:lower(), o.name and o.name:lower()
   local p = o.pipeline
   if not p then
     local err
@@ -194,24 +228,38 @@ function M.audit(o)
     return res
   end
   local lists = run(tasks)
-  local sub_out, work = {}, {}
+  local sub_out, work, listed = {}, {}, 0
   for i, s in ipairs(subs) do
     local list, now_or_err = lists[i][1], lists[i][2]
     if list then
-      sub_out[#sub_out + 1] = { id = s, registries = #list }
-      for _, item in ipairs(list) do work[#work + 1] = { sub = s, item = item, now = now_or_err } end
+      local n = 0
+      for _, item in ipairs(list) do
+        if matches(item, want_rg, want_name) then
+          n = n + 1
+          work[#work + 1] = { sub = s, item = item, now = now_or_err }
+        end
+      end
+      listed = listed + #list
+      sub_out[#sub_out + 1] = { id = s, registries = n, listed = #list }
     else
-      sub_out[#sub_out + 1] = { id = s, registries = 0, error = { status = now_or_err and now_or_err.status,
-        code = now_or_err and now_or_err.code, message = now_or_err and now_or_err.message } }
+      sub_out[#sub_out + 1] = { id = s, registries = 0, listed = 0, error = { status = now_or_err
+        and now_or_err.status, code = now_or_err and now_or_err.code, message = now_or_err
+        and now_or_err.message } }
     end
   end
-  say(string.format("%d registries in %d subscription(s); inspecting them %d at a time", #work, #subs, conc))
+  if filter then
+    say(string.format("%d of %d registries in %d subscription(s) match %s; inspecting them %d at a time",
+      #work, listed, #subs, M.filter_text(filter), conc))
+  else
+    say(string.format("%d registries in %d subscription(s); inspecting them %d at a time", #work, #subs,
+      conc))
+  end
   -- 2. every registry, in parallel
   tasks = {}
   for i, w in ipairs(work) do tasks[i] = function(v) return inspect(v, w.sub, w.item, w.now) end end
   local out = run(tasks)
   local rows = {}
-  local summary = { registries = #work, cmk = 0, ok = 0, warn = 0, fail = 0 }
+  local summary = { registries = #work, listed = listed, cmk = 0, ok = 0, warn = 0, fail = 0 }
   for i = 1, #work do
     local row = out[i][1]
     rows[#rows + 1] = row
@@ -223,7 +271,7 @@ function M.audit(o)
     if a.subscription ~= b.subscription then return a.subscription < b.subscription end
     return tostring(a.name):lower() < tostring(b.name):lower()
   end)
-  return { subscriptions = sub_out, registries = rows, summary = summary }
+  return { subscriptions = sub_out, registries = rows, summary = summary, filter = filter }
 end
 
 --- The same GETs in a plain sequential loop (for comparison and the benchmark).
