@@ -174,33 +174,15 @@ function M.gather(ctx, o)
 
   -- 5. vault: resolvable (the generic resource list) in the registry's subscription, else in the
   -- other subscriptions the caller sees (reliability.md §4 item 14); management-plane GET; or deleted
-  local subs = { ctx.subscription }
-  local function other_subs()
-    for item in p:arm_pages("/subscriptions", { api_version = V.subscriptions }) do
-      if not item then break end
-      if type(item) == "table" and tostring(item.subscriptionId):lower() ~= ctx.subscription:lower() then
-        subs[#subs + 1] = item.subscriptionId
-      end
-    end
-    f.calls[#f.calls + 1] = { call = "GET /subscriptions", status = 200 }
-  end
-  local i = 1
-  while i <= #subs do
-    local s = subs[i]
-    local vfound, vferr = ctx.resources:find({ type = "Microsoft.KeyVault/vaults", name = f.key.vault,
-      subscription = s })
-    f.calls[#f.calls + 1] = { call = "GET /subscriptions/" .. s
-      .. "/resources?$filter=resourceType eq 'Microsoft.KeyVault/vaults' and name eq '" .. f.key.vault .. "'",
-      status = vferr and vferr.status or 200, code = vferr and vferr.code }
-    if vferr then
-      if i == 1 then f.vault_err = vferr; break end
-    elseif vfound then
-      f.vault_subscription = s
-      f.vault, f.vault_err = arm_get(ctx, f, vfound.id, V.vaults)
-      break
-    end
-    if i == 1 then other_subs() end
-    i = i + 1
+  local search, serr = ctx:search_vault(f.key.vault, function(call, err)
+    f.calls[#f.calls + 1] = { call = call, status = err and err.status or 200, code = err and err.code }
+  end)
+  local subs = search and search.subscriptions or { ctx.subscription }
+  if serr then
+    f.vault_err = serr
+  elseif search.found then
+    f.vault_subscription = search.subscription
+    f.vault, f.vault_err = arm_get(ctx, f, search.found.id, V.vaults)
   end
   if not f.vault and not f.vault_err then
     for _, s in ipairs(subs) do

@@ -44,13 +44,14 @@ local function locate(ctx, o, verb)
     who = { kind = "user", id = id, client_id = v.clientId, principal_id = v.principalId,
       label = id:match("[^/]+$") }
   end
-  local vault, verr = ctx:find_vault(parsed.vault, rg)
+  local vault, verr = ctx:find_vault(parsed.vault, rg, true)
   if verr then return nil, verr end
   if not vault then
     return nil, errors.new("azure", { status = 404, code = "VaultNotFound",
       message = "Key Vault '" .. parsed.vault .. "' of the registry's key was not found in subscription "
-        .. ctx.subscription, hint = "recover a deleted vault with `azcmk recover --vault " .. parsed.vault
-          .. "`" })
+        .. ctx.subscription .. " nor in another subscription the caller sees",
+      hint = "recover a deleted vault with `azcmk recover --vault " .. parsed.vault
+        .. "` (with --subscription of the vault's subscription when it is another one)" })
   end
   return { reg = reg, rg = rg, enc = enc, key = parsed, who = who, vault = vault }
 end

@@ -7,6 +7,7 @@ local ids = require("azcmk.client.ids")
 local Registries = require("azcmk.client.registries")
 local Vaults = require("azcmk.client.vaults")
 local RoleAssignments = require("azcmk.client.role_assignments")
+local V = require("azcmk.client.api_versions")
 
 local M = {}
 
@@ -126,14 +127,56 @@ function Ctx:find_registry(name, rg)
   return reg, found.resource_group
 end
 
---- The vault `name` (in rg when given and present there, else anywhere in the subscription).
--- Returns vault or nil (absent), or nil, err.
-function Ctx:find_vault(name, rg)
+local VAULT_TYPE = "Microsoft.KeyVault/vaults"
+
+--- Search the generic resource list for the vault `name`: in the context's subscription, then
+-- in every other subscription the caller sees (vault names are global, and a registry may use a
+-- key of a vault in another subscription of its tenant: reliability.md §4 item 14). trace(call,
+-- err), when given, is told of every request (the doctor keeps them as evidence). Returns
+-- { found = resource ({id, resource_group, ...}) or nil, subscription = where it was found,
+-- subscriptions = those searched } or nil, err (a failure in the context's own subscription;
+-- failures in the others count as "not there").
+function Ctx:search_vault(name, trace)
+  trace = trace or function() end
+  local subs = { self.subscription }
+  local i = 1
+  while i <= #subs do
+    local s = subs[i]
+    local found, err = self.resources:find({ type = VAULT_TYPE, name = name, subscription = s })
+    trace("GET /subscriptions/" .. s .. "/resources?$filter=resourceType eq '" .. VAULT_TYPE
+      .. "' and name eq '" .. name .. "'", err)
+    if err and i == 1 then return nil, err end
+    if found then return { found = found, subscription = s, subscriptions = subs } end
+    if i == 1 then
+      for item in self.p:arm_pages("/subscriptions", { api_version = V.subscriptions }) do
+        if not item then break end
+        if type(item) == "table" and tostring(item.subscriptionId):lower() ~= self.subscription:lower() then
+          subs[#subs + 1] = item.subscriptionId
+        end
+      end
+      trace("GET /subscriptions")
+    end
+    i = i + 1
+  end
+  return { subscriptions = subs }
+end
+
+--- The vault `name` (in rg when given and present there, else anywhere in the subscription;
+-- with anywhere = true also in the other subscriptions the caller sees: the vault of a
+-- registry's key). Returns vault or nil (absent), or nil, err.
+function Ctx:find_vault(name, rg, anywhere)
   if rg then
     local v, err = self.vaults:get({ resource_group = rg, name = name })
     if v or err then return v, err end
   end
-  local found, ferr = self.resources:find({ type = "Microsoft.KeyVault/vaults", name = name })
+  local found, ferr
+  if anywhere then
+    local r
+    r, ferr = self:search_vault(name)
+    found = r and r.found
+  else
+    found, ferr = self.resources:find({ type = VAULT_TYPE, name = name })
+  end
   if ferr then return nil, ferr end
   if not found then return nil end
   return self.vaults:get({ id = found.id })

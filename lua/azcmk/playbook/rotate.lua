@@ -83,11 +83,11 @@ function M.rotate(o)
     target.vault_url = ids.vault_url(target.vault, ctx.p.cloud)
     target.versionless = target.vault_url .. "/keys/" .. target.name
   end
-  local vault, verr = ctx:find_vault(target.vault, rg)
+  local vault, verr = ctx:find_vault(target.vault, rg, true)
   if verr then return nil, verr end
   if not vault then
     return nil, errors.input("Key Vault '" .. target.vault .. "' was not found in subscription "
-      .. ctx.subscription,
+      .. ctx.subscription .. " nor in another subscription the caller sees",
       { code = "VaultNotFound", hint = "check the vault name; a soft-deleted vault can be recovered with "
         .. "`azcmk recover --vault " .. target.vault .. "`" })
   end
