@@ -3,7 +3,8 @@ local common = require("azcmk.cli.common")
 
 local FLAGS = {
   { "location", "l", "REGION", "location for new resources (default: the resource group's)" },
-  { "vault", nil, "NAME", "Key Vault name (created with soft delete + purge protection when absent)" },
+  { "vault", nil, "VAULT", "Key Vault name (created with soft delete + purge protection when absent), or an "
+    .. "existing vault's resource id, also of another subscription of the tenant (used, never created)" },
   { "key", nil, "NAME", "key name (default: <registry>-cmk; RSA, created when absent)" },
   { "identity", nil, "IDENTITY", "user-assigned identity: a name (created when absent; default "
     .. "<registry>-identity), or an existing one's resource id or client id" },
@@ -21,7 +22,8 @@ local M = {}
 
 M.run = common.verb({
   verb = "setup",
-  usage = "azcmk setup -g RG -n REGISTRY --vault VAULT [-l REGION] [--key KEY] [--identity NAME] "
+  usage = "azcmk setup -g RG -n REGISTRY --vault NAME|VAULT_RESOURCE_ID [-l REGION] [--key KEY] "
+    .. "[--identity NAME] "
     .. "[--access policy|rbac] [--versionless] [--enable-purge-protection]",
   flags = FLAGS,
   build = function(opts, _, o)

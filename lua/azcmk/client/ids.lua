@@ -184,6 +184,30 @@ function M.vault_url(vault, cloud)
   return "https://" .. vault:lower() .. (cloud and cloud.vault_suffix or ".vault.azure.net")
 end
 
+--- Vault value: a name, or a vault's resource id
+-- (/subscriptions/{sub}/resourceGroups/{rg}/providers/Microsoft.KeyVault/vaults/{name}, any case,
+-- which may be in another subscription of the tenant). Returns { kind = "name" | "id", name,
+-- id?, subscription?, resource_group? } or nil, err (kind input).
+function M.parse_vault(v)
+  if type(v) == "string" and v:sub(1, 1) == "/" then
+    local r = M.parse_resource_id(v)
+    local hint = "pass a vault name, or /subscriptions/<subscription id>/resourceGroups/<rg>/providers/"
+      .. "Microsoft.KeyVault/vaults/<name> (e.g. from `az keyvault show --query id`)"
+    if not r or r.type:lower() ~= "microsoft.keyvault/vaults" or not M.is_uuid(r.subscription) then
+      return nil, errors.input("'" .. v .. "' is not the resource id of a Key Vault",
+        { code = "InvalidVaultId", hint = hint })
+    end
+    local ok, err = M.check_resource_group(r.resource_group)
+    if ok then ok, err = M.check_vault_name(r.name) end
+    if not ok then return nil, err end
+    return { kind = "id", name = r.name, id = (v:gsub("/+$", "")), subscription = r.subscription:lower(),
+      resource_group = r.resource_group }
+  end
+  local ok, err = M.check_vault_name(v)
+  if not ok then return nil, err end
+  return { kind = "name", name = v }
+end
+
 --- Identity value as the Azure CLI takes it: "[system]" (or "system"), a resource id, a client
 -- id (UUID), or a name. Returns { kind = "system" | "id" | "client_id" | "name", value }.
 function M.parse_identity(v)

@@ -35,9 +35,13 @@ function M.validate(o)
   ok, err = ids.check_resource_group(o.resource_group)
   if not ok then return nil, err end
   v.resource_group = o.resource_group
-  ok, err = ids.check_vault_name(o.vault)
-  if not ok then return nil, err end
-  v.vault = o.vault
+  -- a name (found in the subscription, else created), or an existing vault's resource id
+  -- (possibly in another subscription of the tenant; used, never created)
+  local vv
+  vv, err = ids.parse_vault(o.vault)
+  if not vv then return nil, err end
+  v.vault = vv.name
+  if vv.kind == "id" then v.vault_id, v.vault_subscription = vv.id, vv.subscription end
   v.key = o.key or (v.registry:lower() .. "-cmk")
   ok, err = ids.check_key_name(v.key)
   if not ok then return nil, err end
@@ -88,6 +92,27 @@ function M.validate(o)
 end
 
 M.TAG = "created-by"
+
+--- The existing vault a resource id names (v.vault_id, maybe in another subscription); setup
+-- never creates a vault from an id. Refuses an absent (VaultNotFound) or soft-deleted
+-- (VaultDeleted) one.
+function M.vault_by_id(ctx, v)
+  local vault, err = ctx.vaults:get({ id = v.vault_id })
+  if vault or err then return vault, err end
+  local deleted, derr = ctx.vaults:find_deleted({ name = v.vault, subscription = v.vault_subscription })
+  if derr and not errors.is(derr, 404) then return nil, derr end
+  local recover = "`azcmk recover --vault " .. v.vault .. " --subscription " .. v.vault_subscription .. "`"
+  if deleted then
+    return refuse("Key Vault '" .. v.vault .. "' is soft-deleted (its name stays taken)", "VaultDeleted",
+      "recover it with " .. recover .. ", or pass another vault", { status = 404 })
+  end
+  return refuse("Key Vault " .. v.vault_id .. " does not exist; setup creates a vault only from a name, "
+    .. "never from a resource id", "VaultNotFound",
+    "check the subscription, resource group and name of the id (`az keyvault show --name " .. v.vault
+      .. " --query id`), recover a soft-deleted vault with " .. recover .. ", or pass a plain vault name "
+      .. "(--vault NAME) to have setup create it in resource group '" .. v.resource_group .. "'",
+    { status = 404 })
+end
 
 --- The key of the setup (or nil when absent); refuses EC, disabled and soft-deleted keys.
 function M.check_key(ctx, v)
@@ -210,8 +235,13 @@ function M.setup(o)
   end
 
   local vault
-  vault, err = ctx:find_vault(v.vault, rgname)
-  if err then return nil, err end
+  if v.vault_id then
+    vault, err = M.vault_by_id(ctx, v)
+    if not vault then return nil, err end
+  else
+    vault, err = ctx:find_vault(v.vault, rgname)
+    if err then return nil, err end
+  end
   local key, deferred_key_check
   if vault then
     local props = vault.properties or {}
