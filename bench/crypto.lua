@@ -1,4 +1,5 @@
---- bench/crypto.lua: RSA-2048 RS256 sign/s and RSA-OAEP-256 encrypt/s through azcmk from Lua.
+--- bench/crypto.lua: RSA-2048 RS256 sign/s and RSA-OAEP-256 encrypt/s through azcmk from Lua,
+-- and pkey_from_pem calls/s (PKCS#8 private, SubjectPublicKeyInfo public).
 -- Usage: lua5.4 bench/crypto.lua [seconds]   (prints "name ops/s" lines; run by bench/crypto.sh)
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 local core = require "azcmk.core"
@@ -32,3 +33,7 @@ rate("azcmk_oaep256_encrypt", function() pub:encrypt("RSA-OAEP-256", cek) end)
 local sig = key:sign("RS256", input)
 rate("azcmk_rsa15_encrypt", function() pub:encrypt("RSA1_5", cek) end)
 rate("azcmk_rs256_verify", function() pub:verify("RS256", input, sig) end)
+-- PEM decoding (bench/README.md): what loading a pool key or a peer's public key costs
+local privpem, pubpem = key:pem(true), key:pem()
+rate("azcmk_pkey_from_pem_private", function() core.pkey_from_pem(privpem) end)
+rate("azcmk_pkey_from_pem_public", function() core.pkey_from_pem(pubpem) end)
