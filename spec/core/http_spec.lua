@@ -149,10 +149,36 @@ describe("azcmk.core http client", function()
 
     it("reports an unreadable ca_file", function()
       local c = core.http_client{ ca_file = "/nonexistent/ca.pem" }
-      local r, _, code = c:request{ url = srv:url("/hello") }
+      local r, err, code = c:request{ url = srv:url("/hello") }
       assert.is_nil(r)
       assert.equal("CURLE_SSL_CACERT_BADFILE", code)
+      assert.equal("error setting certificate file: /nonexistent/ca.pem", err)
       c:close()
+    end)
+
+    it("reads ca_file once per client: later connections (other hosts, reconnects) reuse the CAs", function()
+      local tmp = os.tmpname()
+      local f = assert(io.open(srv.ca_file, "rb"))
+      local pem = f:read("a")
+      f:close()
+      f = assert(io.open(tmp, "wb"))
+      f:write(pem)
+      f:close()
+      local to = "management.azure.com:443:127.0.0.1:" .. srv.port
+      local c = core.http_client{ ca_file = tmp, http_version = "1.1", connect_to = { to } }
+      assert.equal(200, assert(c:request{ url = srv:url("/hello") }).status)
+      os.remove(tmp)
+      -- a second host is a second connection; the file is gone, the client's CAs are not
+      local r = assert(c:request{ url = "https://management.azure.com/echo" })
+      assert.equal(200, r.status)
+      assert.equal(1, r.info.num_connects)
+      c:close()
+      -- a new client reads the file again, and it is gone
+      local c2 = core.http_client{ ca_file = tmp }
+      local r2, _, code = c2:request{ url = srv:url("/hello") }
+      assert.is_nil(r2)
+      assert.equal("CURLE_SSL_CACERT_BADFILE", code)
+      c2:close()
     end)
   end)
 
