@@ -15,7 +15,7 @@
 #include "pkey.h"
 
 #define CERT_MT "azcmk.cert"
-#define MAX_PKCS12_ITER 10000000L  /* OpenSSL 3 writes 2048, Windows 2000 */
+#define P12_HOWTO "openssl pkcs12 -export -iter 2048"
 
 typedef struct { X509 *x; } azcmk_cert;
 
@@ -181,45 +181,150 @@ static int l_load_pem(lua_State *L) {
   return push_bundle(L, "load_pem", pk, NULL, certs);
 }
 
+/* ---- PKCS#12 ----
+ * Walked here rather than with PKCS12_parse, so that each encrypted part's key derivation is
+ * counted before it runs: the file's total (encrypted safes and the key bag; the MAC has its
+ * own check) may not pass AZCMK_MAX_KDF_ITER. Otherwise as PKCS12_parse in OpenSSL 3.0: MAC
+ * first (p12_mac_ok), the first key bag is the key, X.509 certificate bags are kept in file
+ * order, other bags are skipped. */
+typedef struct {
+  const char *pass;
+  EVP_PKEY *pk;
+  STACK_OF(X509) *certs;
+  int64_t work;         /* iterations asked for so far */
+  const char *refused;  /* the message, once over the limit */
+  char msg[256];
+} p12_walk;
+
+/* Counts alg's key derivation; 0 (w->refused set) when the total passes the limit. */
+static int p12_count(p12_walk *w, const X509_ALGOR *alg) {
+  const char *what;
+  int64_t n = alg ? azcmk_pbe_work(alg, &what) : 0;
+  if (n <= 0) return 1;
+  w->work = n >= INT64_MAX - w->work ? INT64_MAX : w->work + n;
+  if (w->work <= AZCMK_MAX_KDF_ITER) return 1;
+  if (n > AZCMK_MAX_KDF_ITER)  /* this part alone */
+    azcmk_kdf_refusal(w->msg, sizeof w->msg, "the file's", what, n, P12_HOWTO);
+  else
+    azcmk_kdf_refusal(w->msg, sizeof w->msg, "the file's", "iteration count (summed)", w->work, P12_HOWTO);
+  w->refused = w->msg;
+  return 0;
+}
+
+static int p12_bags(p12_walk *w, const STACK_OF(PKCS12_SAFEBAG) *bags) {
+  int i;
+  for (i = 0; i < sk_PKCS12_SAFEBAG_num(bags); i++) {
+    PKCS12_SAFEBAG *bag = sk_PKCS12_SAFEBAG_value(bags, i);
+    const ASN1_TYPE *a;
+    if (((a = PKCS12_SAFEBAG_get0_attr(bag, NID_friendlyName)) && a->type != V_ASN1_BMPSTRING) ||
+        ((a = PKCS12_SAFEBAG_get0_attr(bag, NID_localKeyID)) && a->type != V_ASN1_OCTET_STRING))
+      return 0;
+    switch (PKCS12_SAFEBAG_get_nid(bag)) {
+      case NID_keyBag:
+        if (!w->pk && !(w->pk = EVP_PKCS82PKEY(PKCS12_SAFEBAG_get0_p8inf(bag)))) return 0;
+        break;
+      case NID_pkcs8ShroudedKeyBag: {
+        const X509_SIG *sig = PKCS12_SAFEBAG_get0_pkcs8(bag);
+        const X509_ALGOR *alg = NULL;
+        PKCS8_PRIV_KEY_INFO *p8;
+        if (w->pk) break;
+        if (sig) X509_SIG_get0(sig, &alg, NULL);
+        if (!p12_count(w, alg) || !(p8 = PKCS12_decrypt_skey(bag, w->pass, -1))) return 0;
+        w->pk = EVP_PKCS82PKEY(p8);
+        PKCS8_PRIV_KEY_INFO_free(p8);
+        if (!w->pk) return 0;
+        break;
+      }
+      case NID_certBag: {
+        X509 *x;
+        if (PKCS12_SAFEBAG_get_bag_nid(bag) != NID_x509Certificate) break;
+        if (!(x = PKCS12_SAFEBAG_get1_cert(bag))) return 0;
+        if (!sk_X509_push(w->certs, x)) { X509_free(x); return 0; }
+        break;
+      }
+      case NID_safeContentsBag:  /* nesting is bounded by the DER decoder's depth limit */
+        if (!p12_bags(w, PKCS12_SAFEBAG_get0_safes(bag))) return 0;
+        break;
+      default:
+        break;
+    }
+  }
+  return 1;
+}
+
+static int p12_safes(p12_walk *w, PKCS12 *p12) {
+  STACK_OF(PKCS7) *safes = PKCS12_unpack_authsafes(p12);
+  int i, ok = safes != NULL;
+  for (i = 0; ok && i < sk_PKCS7_num(safes); i++) {
+    PKCS7 *p7 = sk_PKCS7_value(safes, i);
+    STACK_OF(PKCS12_SAFEBAG) *bags = NULL;
+    switch (OBJ_obj2nid(p7->type)) {
+      case NID_pkcs7_data:
+        ok = (bags = PKCS12_unpack_p7data(p7)) != NULL;
+        break;
+      case NID_pkcs7_encrypted:
+        ok = p12_count(w, p7->d.encrypted && p7->d.encrypted->enc_data
+                              ? p7->d.encrypted->enc_data->algorithm : NULL) &&
+             (bags = PKCS12_unpack_p7encdata(p7, w->pass, -1)) != NULL;
+        break;
+      default:
+        continue;
+    }
+    ok = ok && p12_bags(w, bags);
+    sk_PKCS12_SAFEBAG_pop_free(bags, PKCS12_SAFEBAG_free);
+  }
+  sk_PKCS7_pop_free(safes, PKCS7_free);
+  return ok;
+}
+
+/* PKCS12_parse's MAC check (OpenSSL 3.0): a password needs a MAC that verifies with it.
+ * Without one (NULL or ""), the MAC, if any, tells which of the two the file was made with
+ * (PKCS#12 tells them apart); *pass becomes that one. */
+static int p12_mac_ok(PKCS12 *p12, const char **pass) {
+  if (*pass && **pass) return PKCS12_verify_mac(p12, *pass, -1);
+  *pass = NULL;
+  if (!PKCS12_mac_present(p12) || PKCS12_verify_mac(p12, NULL, 0)) return 1;
+  *pass = "";
+  return PKCS12_verify_mac(p12, "", 0);
+}
+
 static int l_load_pkcs12(lua_State *L) {
   size_t n;
   const char *der = luaL_checklstring(L, 1, &n);
   const char *pass = luaL_optstring(L, 2, NULL);
   BIO *bio = n <= 0x7fffffff ? BIO_new_mem_buf(der, (int)n) : NULL;
   PKCS12 *p12 = bio ? d2i_PKCS12_bio(bio, NULL) : NULL;
-  EVP_PKEY *pk = NULL;
-  X509 *leaf = NULL;
-  STACK_OF(X509) *ca = NULL;
-  const char *msg = NULL;
   const ASN1_INTEGER *iter = NULL;
+  int64_t mac_iter = 0;
+  const char *msg = NULL;
+  p12_walk w;
+  memset(&w, 0, sizeof w);
+  w.pass = pass;
   BIO_free(bio);
   if (!p12) return push_fail(L, "load_pkcs12", "not a PKCS#12 file");
   PKCS12_get0_mac(NULL, NULL, NULL, &iter, p12);
-  if (iter && (ASN1_INTEGER_get(iter) < 0 || ASN1_INTEGER_get(iter) > MAX_PKCS12_ITER)) {
-    msg = "MAC iteration count out of range";  /* a crafted file could make us spin */
-  } else if (!PKCS12_parse(p12, pass, &pk, &leaf, &ca)) {
-    msg = ERR_GET_REASON(ERR_peek_last_error()) == PKCS12_R_MAC_VERIFY_FAILURE
-              ? "wrong password (MAC verification failed)" : "cannot parse PKCS#12";
-    pk = NULL; leaf = NULL; ca = NULL;  /* PKCS12_parse frees them on failure */
-  } else if (!pk) {
-    msg = "no private key";
-  } else if (!EVP_PKEY_is_a(pk, "RSA")) {
-    msg = "not an RSA key";
-  } else if (!ca && !(ca = sk_X509_new_null())) {
+  if (iter && ASN1_INTEGER_get_int64(&mac_iter, iter) != 1) mac_iter = INT64_MAX;
+  if (mac_iter < 0 || mac_iter > AZCMK_MAX_KDF_ITER) {  /* before the MAC's key derivation */
+    azcmk_kdf_refusal(w.msg, sizeof w.msg, "the file's MAC", "iteration count", mac_iter, P12_HOWTO);
+    msg = w.msg;
+  } else if (!p12_mac_ok(p12, &w.pass)) {
+    msg = "wrong password (MAC verification failed)";
+  } else if (!(w.certs = sk_X509_new_null())) {
     msg = "out of memory";
+  } else if (!p12_safes(&w, p12)) {
+    msg = w.refused ? w.refused : "cannot parse PKCS#12";
+  } else if (!w.pk) {
+    msg = "no private key";
+  } else if (!EVP_PKEY_is_a(w.pk, "RSA")) {
+    msg = "not an RSA key";
   }
   PKCS12_free(p12);
   if (msg) {
-    EVP_PKEY_free(pk);
-    X509_free(leaf);
-    sk_X509_pop_free(ca, X509_free);
+    EVP_PKEY_free(w.pk);
+    sk_X509_pop_free(w.certs, X509_free);
     return push_fail(L, "load_pkcs12", msg);
   }
-  if (leaf && EVP_PKEY_eq(X509_get0_pubkey(leaf), pk) != 1) {  /* keep it in the chain */
-    if (!sk_X509_insert(ca, leaf, 0)) X509_free(leaf);
-    leaf = NULL;
-  }
-  return push_bundle(L, "load_pkcs12", pk, leaf, ca);
+  return push_bundle(L, "load_pkcs12", w.pk, NULL, w.certs);
 }
 
 /* ---- methods ---- */

@@ -2,6 +2,7 @@
  * RS256/PS256 signatures (docs/core-api.md, "Keys"). OpenSSL 3 EVP, OSSL_PARAM,
  * OSSL_DECODER and OSSL_ENCODER only. */
 #define _GNU_SOURCE  /* memmem */
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <openssl/bn.h>
@@ -11,6 +12,8 @@
 #include <openssl/encoder.h>
 #include <openssl/err.h>
 #include <openssl/param_build.h>
+#include <openssl/pem.h>
+#include <openssl/x509.h>
 #include "crypto.h"
 #include "encoding.h"
 #include "pkey.h"
@@ -245,6 +248,62 @@ static int l_jwk(lua_State *L) {
   return 1;
 }
 
+/* ---- key-derivation work ---- */
+
+static int64_t asn1_count(const ASN1_INTEGER *a) {  /* absent: 1; beyond int64: INT64_MAX */
+  int64_t v;
+  if (!a) return 1;
+  if (ASN1_INTEGER_get_int64(&v, a) != 1) { ERR_clear_error(); return INT64_MAX; }
+  return v;
+}
+
+static int64_t mul_sat(int64_t a, int64_t b) {  /* a, b >= 0 */
+  return a && b > INT64_MAX / a ? INT64_MAX : a * b;
+}
+
+int64_t azcmk_pbe_work(const X509_ALGOR *alg, const char **what) {
+  const ASN1_OBJECT *obj;
+  const void *pval;
+  int ptype, nid;
+  int64_t work = 0;
+  *what = "iteration count";
+  X509_ALGOR_get0(&obj, &ptype, &pval, alg);
+  nid = OBJ_obj2nid(obj);
+  if (ptype != V_ASN1_SEQUENCE) return 0;
+  if (nid == NID_pbes2) {
+    PBE2PARAM *p2 = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBE2PARAM), alg->parameter);
+    int kdf = p2 && p2->keyfunc ? OBJ_obj2nid(p2->keyfunc->algorithm) : NID_undef;
+    if (kdf == NID_id_pbkdf2) {
+      PBKDF2PARAM *k = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBKDF2PARAM), p2->keyfunc->parameter);
+      if (k) work = asn1_count(k->iter);
+      PBKDF2PARAM_free(k);
+    } else if (kdf == NID_id_scrypt) {
+      SCRYPT_PARAMS *k = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(SCRYPT_PARAMS), p2->keyfunc->parameter);
+      *what = "scrypt cost N*r*p";
+      if (k) work = mul_sat(mul_sat(asn1_count(k->costParameter), asn1_count(k->blockSize)),
+                            asn1_count(k->parallelizationParameter));
+      SCRYPT_PARAMS_free(k);
+    }
+    PBE2PARAM_free(p2);
+  } else if (EVP_PBE_find(EVP_PBE_TYPE_OUTER, nid, NULL, NULL, NULL)) {  /* PBES1, PKCS#12 PBE */
+    PBEPARAM *p = ASN1_TYPE_unpack_sequence(ASN1_ITEM_rptr(PBEPARAM), alg->parameter);
+    if (p) work = asn1_count(p->iter);
+    PBEPARAM_free(p);
+  }
+  ERR_clear_error();
+  return work;
+}
+
+void azcmk_kdf_refusal(char *err, size_t errsize, const char *whose, const char *what,
+                       int64_t work, const char *howto) {
+  if (work < 0 || work == INT64_MAX)
+    snprintf(err, errsize, "%s key-derivation %s is out of range (limit %ld); re-export it with "
+             "fewer iterations (%s)", whose, what, (long)AZCMK_MAX_KDF_ITER, howto);
+  else
+    snprintf(err, errsize, "%s key-derivation %s %lld exceeds the limit %ld; re-export it with "
+             "fewer iterations (%s)", whose, what, (long long)work, (long)AZCMK_MAX_KDF_ITER, howto);
+}
+
 /* ---- PEM ---- */
 
 /* Used when no password is given: fail instead of prompting on a terminal. */
@@ -252,6 +311,60 @@ static int no_passphrase(char *pass, size_t size, size_t *len, const OSSL_PARAM 
   (void)pass; (void)size; (void)params; (void)arg;
   *len = 0;
   return 0;
+}
+
+typedef struct { const char *pass; size_t len; } pem_pass;
+
+static int pem_pass_cb(char *buf, int size, int rwflag, void *u) {
+  const pem_pass *pw = (const pem_pass *)u;
+  (void)rwflag;
+  if (pw->len > (size_t)size) return -1;
+  memcpy(buf, pw->pass, pw->len);
+  return (int)pw->len;
+}
+
+/* Reads pem's first block as OpenSSL's PEM decoder does (PEM_read_bio), with a legacy
+ * Proc-Type layer decrypted (EVP_BytesToKey: one MD5, no iterations). Returns 0 with a
+ * message in err when it is an EncryptedPrivateKeyInfo whose key derivation asks for more
+ * than AZCMK_MAX_KDF_ITER, before any key derivation runs; 1 otherwise. */
+static int pem_kdf_ok(const char *pem, size_t n, const char *pass, size_t passlen,
+                      char *err, size_t errsize) {
+  BIO *bio = BIO_new_mem_buf(pem, (int)n);
+  char *name = NULL, *header = NULL;
+  unsigned char *data = NULL;
+  long len = 0, dlen;
+  int ok = 1;
+  if (bio && PEM_read_bio(bio, &name, &header, &data, &len) > 0 &&
+      strcmp(name, PEM_STRING_PKCS8) == 0) {
+    EVP_CIPHER_INFO cipher;
+    pem_pass pw;
+    pw.pass = pass;
+    pw.len = passlen;
+    dlen = len;
+    if (PEM_get_EVP_CIPHER_INFO(header, &cipher) &&
+        (!cipher.cipher || (pass && PEM_do_header(&cipher, data, &dlen, pem_pass_cb, &pw)))) {
+      const unsigned char *p = data;
+      X509_SIG *sig = d2i_X509_SIG(NULL, &p, dlen);
+      const X509_ALGOR *alg;
+      const char *what;
+      int64_t work;
+      if (sig) {
+        X509_SIG_get0(sig, &alg, NULL);
+        if ((work = azcmk_pbe_work(alg, &what)) > AZCMK_MAX_KDF_ITER) {
+          azcmk_kdf_refusal(err, errsize, "PEM: the key's", what, work,
+                            "openssl pkcs8 -topk8 -v2 aes-256-cbc -iter 2048");
+          ok = 0;
+        }
+      }
+      X509_SIG_free(sig);
+    }
+  }
+  OPENSSL_free(name);
+  OPENSSL_free(header);
+  OPENSSL_clear_free(data, (size_t)len);
+  BIO_free(bio);
+  ERR_clear_error();
+  return ok;
 }
 
 /* One OSSL_DECODER pass over pem's first block; keytype NULL: any type. Returns the key, or
@@ -285,7 +398,9 @@ EVP_PKEY *azcmk_pkey_decode_pem(const char *pem, size_t n, const char *pass, siz
   /* A decoder context narrowed to RSA is ~5x cheaper to make than one for every key type.
    * It is tried without the password, so it never derives a key: encrypted PEM (the only
    * kind with "ENCRYPTED" in it) and everything it cannot decode go to the generic one. */
-  if (!memmem(pem, n, "ENCRYPTED", 9)) {
+  if (memmem(pem, n, "ENCRYPTED", 9)) {
+    if (!pem_kdf_ok(pem, n, pass, passlen, err, errsize)) return NULL;
+  } else {
     pk = decode_as(pem, n, "RSA", NULL, 0, &made);
     ERR_clear_error();
   }

@@ -3,7 +3,9 @@
 #define AZCMK_PKEY_H
 
 #include <stddef.h>
+#include <stdint.h>
 #include <openssl/evp.h>
+#include <openssl/x509.h>
 #include "azcmk.h"
 
 #define AZCMK_PKEY_MT "azcmk.pkey"
@@ -35,6 +37,21 @@ int azcmk_pkey_has_private(const EVP_PKEY *pk);
  * with pass, or pass NULL for none) into an RSA EVP_PKEY, or NULL with a message in err. */
 EVP_PKEY *azcmk_pkey_decode_pem(const char *pem, size_t n, const char *pass, size_t passlen,
                                 char *err, size_t errsize);
+
+/* Key derivation from a password (encrypted PKCS#8, PKCS#12 bags and MAC) may ask for at
+ * most this many iterations (scrypt: N*r*p); a PKCS#12 file its encrypted parts summed, its
+ * MAC on its own. OpenSSL 3 writes 2048, Windows 2000, Java 10000; 10M PBKDF2-HMAC-SHA256
+ * rounds take ~3.5 s (docs/crypto.md). */
+#define AZCMK_MAX_KDF_ITER 10000000L
+
+/* The key-derivation work a password-based encryption AlgorithmIdentifier (PBES2 with PBKDF2
+ * or scrypt, PBES1, PKCS#12 PBE) asks for: its iteration count, or N*r*p for scrypt (*what
+ * names which), INT64_MAX when a value does not fit; 0 for other algorithms and parameters
+ * that do not parse (OpenSSL refuses those without deriving a key). */
+int64_t azcmk_pbe_work(const X509_ALGOR *alg, const char **what);
+/* Writes "<whose> key-derivation <what> <work> exceeds the limit ...; re-export ... (<howto>)". */
+void azcmk_kdf_refusal(char *err, size_t errsize, const char *whose, const char *what,
+                       int64_t work, const char *howto);
 
 /* Signs data (hashed inside with SHA-256) with alg; *sig is OPENSSL_malloc'ed.
  * Returns 1, or 0 with a message in err (queue cleared). */
