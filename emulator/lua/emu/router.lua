@@ -7,6 +7,7 @@
 local M = {}
 
 local routes = {}
+local by_len, greedy_routes = {}, {}   -- the same routes: exact ones by segment count, greedy ones
 
 local function split(path)
   local segs = {}
@@ -62,6 +63,13 @@ function M.add(spec)
   end
   routes = exact
   for _, r in ipairs(greedy) do routes[#routes + 1] = r end
+  -- Exact-shape routes can only match paths of their length: index them by it.
+  by_len, greedy_routes = {}, greedy
+  for _, r in ipairs(exact) do
+    local l = by_len[#r.segs] or {}
+    l[#l + 1] = r
+    by_len[#r.segs] = l
+  end
   return route
 end
 
@@ -93,10 +101,35 @@ end
 
 --- Finds the route for (kind, method, path). Returns route, params; or nil, "method" when the
 -- path exists for another method (405), or nil, "path".
+-- An exact-shape route against segs (lsegs: the same, lower case): params or nil.
+local function match_exact(pat, segs, lsegs, ci)
+  local cmp = ci and lsegs or segs
+  for i = 1, #pat do
+    local lit = pat[i].lit
+    if lit and lit ~= cmp[i] then return nil end
+  end
+  local params = {}
+  for i = 1, #pat do
+    local name = pat[i].param
+    if name then params[name] = segs[i] end
+  end
+  return params
+end
+
 function M.match(kind, method, path)
   local segs = split(path)
+  local lsegs = split(path:lower())
   local path_hit = false
-  for _, r in ipairs(routes) do
+  for _, r in ipairs(by_len[#segs] or {}) do
+    if r.kinds[kind] or r.kinds.any then
+      local params = match_exact(r.segs, segs, lsegs, r.ci)
+      if params then
+        if r.methods[method] or r.methods["*"] then return r, params end
+        path_hit = true
+      end
+    end
+  end
+  for _, r in ipairs(greedy_routes) do
     if r.kinds[kind] or r.kinds.any then
       local params = {}
       if match_segs(r.segs, segs, params, r.ci) then
