@@ -250,11 +250,14 @@ static int l_jwk(lua_State *L) {
 
 /* ---- key-derivation work ---- */
 
-static int64_t asn1_count(const ASN1_INTEGER *a) {  /* absent: 1; beyond int64: INT64_MAX */
+/* absent: 1; negative or beyond int64: INT64_MAX. OpenSSL 3.0 reads PBKDF2 and PBES1 /
+ * PKCS#12-PBE counts with ASN1_INTEGER_get into an int, so a negative count such as
+ * -2147483649 runs as 2147483647 iterations: no negative count may pass as "no work". */
+static int64_t asn1_count(const ASN1_INTEGER *a) {
   int64_t v;
   if (!a) return 1;
   if (ASN1_INTEGER_get_int64(&v, a) != 1) { ERR_clear_error(); return INT64_MAX; }
-  return v;
+  return v < 0 ? INT64_MAX : v;
 }
 
 static int64_t mul_sat(int64_t a, int64_t b) {  /* a, b >= 0 */

@@ -177,6 +177,11 @@ describe("crypto key-derivation limit", function()
       refused("iteration count 4294967301 exceeds", core.pkey_from_pem(pem_with_cost(pem, 4294967301), "pw"))
       refused("iteration count is out of range (limit 10000000)",
         core.pkey_from_pem(pem_with_cost(pem, "7fffffffffffffffff"), "pw"))
+      -- negative counts: OpenSSL 3.0 reads them into an int (-2147483649 runs 2147483647 rounds)
+      for _, neg in ipairs({ "ff7fffffff", "ff01c9c380", "ff" }) do
+        refused("iteration count is out of range (limit 10000000)",
+          core.pkey_from_pem(pem_with_cost(pem, neg), "pw"))
+      end
     end)
 
     it("refuses PBES1 and scrypt costs over the limit", function()
@@ -238,6 +243,11 @@ describe("crypto key-derivation limit", function()
           .. LIMIT
         refused(want, core.load_pkcs12(p12_with_cost(p12, { safe = 20000000 })))
         refused(want, core.load_pkcs12(p12_with_cost(p12, { key = 20000000 })))
+        -- a negative count is no "no work": OpenSSL would run it as up to 2^31-1 rounds
+        for _, part in ipairs({ "safe", "key" }) do
+          refused("load_pkcs12: the file's key-derivation iteration count is out of range",
+            core.load_pkcs12(p12_with_cost(p12, { [part] = "ff7fffffff" })))
+        end
       end)
 
       it("sums the counts of its parts", function()
