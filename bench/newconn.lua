@@ -6,7 +6,8 @@ package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 local http = require "azcmk.http"
 
 local url, ca, total = arg[1], arg[2], tonumber(arg[3]) or 200
-local c = http.new({ ca_file = ca ~= "-" and ca or nil, http_version = "1.1", user_agent = "azcmk-bench" }, {})
+local c = http.new({ ca_file = ca ~= "-" and ca or nil, http_version = "1.1", user_agent = "azcmk-bench" },
+  {})
 local req = { url = url, headers = { Connection = "close" } }
 assert(c:request(req)) -- warm-up: loads the libraries' lazy state
 local c0 = os.clock()
