@@ -235,7 +235,12 @@ function M.body(req, opts)
     errors.throw(errors.arm(400, "InvalidRequestContent", -- synthetic
       "The request content was invalid and could not be deserialized: 'Request body is missing.'."))
   end
-  local v = json.decode(raw)
+  return M.require_object(json.decode(raw))
+end
+
+--- v when it is a JSON object (a body decoded here or handed over by the deployment engine),
+-- else raises ARM's 400 InvalidRequestContent.
+function M.require_object(v)
   if type(v) ~= "table" or json.is_array(v) then
     -- synthetic (the text below)
     errors.throw(errors.arm(400, "InvalidRequestContent", "The request content was invalid and could not be " ..

@@ -827,11 +827,7 @@ end
 function M.put_resource(ctx, sub, rg, name, b, opts)
   check_name(name)
   arm.require_rg(sub, rg)
-  if not is_object(b) then
-    -- synthetic (the text below)
-    bad("InvalidRequestContent", "The request content was invalid and could not be deserialized: " ..
-      "'Unexpected character encountered while parsing value. Path '', line 1, position 1.'.")
-  end
+  arm.require_object(b)
   local id = reg_id(sub, rg, name)
   local rec = settle(id, true)
   local t
@@ -848,11 +844,7 @@ end
 --- PATCH (RegistryUpdateParameters: tags, sku, identity, properties). Returns status, body, headers.
 function M.patch_resource(ctx, sub, rg, name, b, opts)
   arm.require_rg(sub, rg)
-  if not is_object(b) then
-    -- synthetic (the text below)
-    bad("InvalidRequestContent", "The request content was invalid and could not be deserialized: " ..
-      "'Unexpected character encountered while parsing value. Path '', line 1, position 1.'.")
-  end
+  arm.require_object(b)
   local id = reg_id(sub, rg, name)
   local rec = settle(id, true)
   if not rec then errors.throw(arm.not_found(TYPE, name, rg)) end
