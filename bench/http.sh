@@ -13,11 +13,7 @@ rounds=${2:-11}
 mkdir -p build/bench
 cc -O2 -Wall -Wextra -Werror -o build/bench/curl_loop bench/curl_loop.c -lcurl
 
-read -r port ca dir pki < <(lua5.4 -e 'package.path = "spec/?.lua;" .. package.path
-  local s = require("support.tls_nginx").start()
-  print(s.port, s.ca_file, s.dir, s.pki.dir)')
-trap 'kill "$(cat "$dir/nginx.pid")" 2>/dev/null; sleep 0.2; rm -rf "$dir" "$pki"' EXIT
-url="https://127.0.0.1:$port/hello"
+. bench/lib/tls_server.sh
 
 have_perf=0
 perf stat -x, -e task-clock true >/dev/null 2>&1 && have_perf=1

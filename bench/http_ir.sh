@@ -10,11 +10,7 @@ command -v valgrind >/dev/null || { echo "valgrind not installed"; exit 1; }
 [ -f build/5.4/azcmk/core.so ] && [ -f build/jit/azcmk/core.so ] || make -s all
 mkdir -p build/bench
 cc -O2 -Wall -Wextra -Werror -o build/bench/curl_loop bench/curl_loop.c -lcurl
-read -r port ca dir pki < <(lua5.4 -e 'package.path = "spec/?.lua;" .. package.path
-  local s = require("support.tls_nginx").start()
-  print(s.port, s.ca_file, s.dir, s.pki.dir)')
-trap 'kill "$(cat "$dir/nginx.pid")" 2>/dev/null; sleep 0.2; rm -rf "$dir" "$pki"' EXIT
-url="https://127.0.0.1:$port/hello"
+. bench/lib/tls_server.sh
 
 ir() {  # ir N CMD... -> total Ir
   local n=$1; shift

@@ -11,12 +11,9 @@ cd "$(dirname "$0")/.."
 n=${1:-100}
 [ -f build/5.4/azcmk/core.so ] || make -s all
 mkdir -p build/bench
-read -r port ca dir pki < <(lua5.4 -e 'package.path = "spec/?.lua;" .. package.path
-  local s = require("support.tls_nginx").start()
-  print(s.port, s.ca_file, s.dir, s.pki.dir)')
 certs=$(mktemp -d)
-trap 'kill "$(cat "$dir/nginx.pid")" 2>/dev/null; sleep 0.2; rm -rf "$dir" "$pki" "$certs"' EXIT
-url="https://127.0.0.1:$port/hello"
+BENCH_CLEANUP=$certs
+. bench/lib/tls_server.sh
 cp -a /etc/ssl/certs/. "$certs/"
 rm -f "$certs/ca-certificates.crt"
 cat /etc/ssl/certs/ca-certificates.crt "$ca" > "$certs/ca-certificates.crt"
