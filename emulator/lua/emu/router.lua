@@ -99,8 +99,6 @@ local function match_segs(pat, segs, params, ci)
   return go(1, 1)
 end
 
---- Finds the route for (kind, method, path). Returns route, params; or nil, "method" when the
--- path exists for another method (405), or nil, "path".
 -- An exact-shape route against segs (lsegs: the same, lower case): params or nil.
 local function match_exact(pat, segs, lsegs, ci)
   local cmp = ci and lsegs or segs
@@ -116,6 +114,8 @@ local function match_exact(pat, segs, lsegs, ci)
   return params
 end
 
+--- Finds the route for (kind, method, path). Returns route, params; or nil, "method" when the
+-- path exists for another method (405), or nil, "path".
 function M.match(kind, method, path)
   local segs = split(path)
   local lsegs = split(path:lower())
