@@ -25,6 +25,7 @@ build = {
       sources = {
         "src/core.c", "src/crypto.c", "src/http.c", "src/headers.c",
         "src/encoding.c", "src/hash.c", "src/pkey.c", "src/cert.c", "src/clock.c", "src/jwt.c",
+        "src/cipher.c",
       },
       libraries = { "curl", "ssl", "crypto" },
       incdirs = { "$(OPENSSL_INCDIR)" },

@@ -1,5 +1,5 @@
 /* crypto.c - registers the crypto part of azcmk.core and holds its shared error helper.
- * The functions live in encoding.c, hash.c, pkey.c, cert.c and jwt.c (docs/core-api.md). */
+ * The functions live in encoding.c, hash.c, cipher.c, pkey.c, cert.c and jwt.c (docs/core-api.md). */
 #include <stdio.h>
 #include <openssl/err.h>
 #include "crypto.h"
@@ -43,4 +43,5 @@ void azcmk_crypto_register(lua_State *L) {
   azcmk_pkey_register(L);
   azcmk_cert_register(L);
   azcmk_jwt_register(L);
+  azcmk_cipher_register(L);
 }

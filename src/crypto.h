@@ -21,5 +21,6 @@ void azcmk_hash_register(lua_State *L);
 void azcmk_pkey_register(lua_State *L);
 void azcmk_cert_register(lua_State *L);
 void azcmk_jwt_register(lua_State *L);
+void azcmk_cipher_register(lua_State *L);
 
 #endif
