@@ -23,7 +23,8 @@ describe("emulator: container registry data plane", function()
     local host = name:lower() .. ".azurecr.io"
     assert.equal('Bearer realm="https://' .. host .. '/oauth2/token",service="' .. host .. '"',
       r.headers["www-authenticate"])
-    assert.equal('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required","detail":null}]}', r.body)
+    assert.equal('{"errors":[{"code":"UNAUTHORIZED","message":"authentication required, visit ' ..
+      'https://aka.ms/acr/authorization for more information.","detail":null}]}', r.body)
     assert.equal("registry/2.0", r.headers["docker-distribution-api-version"])
   end
 

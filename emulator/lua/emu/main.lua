@@ -177,7 +177,8 @@ local function send(req, status, body, headers)
   h["Cache-Control"] = "no-cache"
   if headers then for k, v in pairs(headers) do h[k] = v end end
   if body == nil or status == 204 or status == 304 then
-    if status ~= 204 and status ~= 304 then h["Content-Length"] = 0 end
+    -- a HEAD answer may carry the length of the body it leaves out
+    if status ~= 204 and status ~= 304 and not (headers and headers["Content-Length"]) then h["Content-Length"] = 0 end
     ngx.send_headers()
     return ngx.exit(ngx.HTTP_OK)
   end
@@ -243,7 +244,7 @@ local function dispatch(req)
   -- Bodies over the limit: Azure-style 413 (nginx's own limit is higher, so HTTP/2 clients
   -- get a clean answer instead of a reset stream).
   local cl = tonumber(req.headers["content-length"])
-  if cl and cl > M.BODY_LIMIT then return too_large_response(req) end
+  if cl and cl > M.BODY_LIMIT and req.kind ~= "acr" then return too_large_response(req) end -- acr: blob layers
   if req.kind == "control" and not hosts.control_allowed(req.host) then
     -- DNS rebinding: a browser page on another name must not reach /_emulator/* (seed secrets)
     return errors.arm(421, "MisdirectedRequest", "The emulator's control API answers only on the emulated " ..

@@ -418,12 +418,13 @@ local function settle(id, force)
 end
 
 lro.register("registries.apply", function(args)
-  arm.update(args.id, function(cur)
+  local rec = arm.update(args.id, function(cur)
     if not cur or cur._op ~= args.op or not cur._target then return cur end
     local t = cur._target
     t.properties.provisioningState = "Succeeded"
     return t
   end)
+  require("emu.acr.content_key").follow(rec) -- a new key version re-wraps the content key now
   return true
 end)
 
@@ -484,6 +485,7 @@ function M.current(id)
   if not rec then return nil end
   rec = pickup(rec)
   M.identity_lost_since(rec)
+  require("emu.acr.content_key").follow(rec) -- a changed key version re-wraps the content key
   return rec
 end
 
@@ -861,6 +863,7 @@ arm.on_delete(TYPE, function(res)
   if state.get(key) == res.id:lower() then state.delete(key) end
   for _, k in ipairs(state.keys("acr:lost:" .. res.id:lower() .. "|")) do state.delete(k) end
   drop_system_identity(res, nil)
+  require("emu.services.acr").forget(res.id) -- content key, blobs, repositories, admin passwords
 end)
 
 -- ---------------------------------------------------------------- routes
