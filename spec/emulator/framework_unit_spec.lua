@@ -12,6 +12,8 @@ describe("emu.router", function()
       handler = h("ra") })
     router.add({ kind = "vault", method = "GET", path = "/keys/{name}/{version}", handler = h("key") })
     router.add({ kind = "any", method = "GET", path = "/_emulator/health", handler = h("health") })
+    router.add({ kind = "acr", method = "GET", path = "/v2/{*rest}", handler = h("v2") })
+    router.add({ kind = "acr", method = "GET", path = "/v2/x/y/z", handler = h("exact") })
   end)
   teardown(function() package.loaded["emu.router"] = nil end)
 
@@ -19,6 +21,15 @@ describe("emu.router", function()
     local r, p = router.match("arm", "GET", "/SUBSCRIPTIONS/abc/ResourceGroups/My-RG")
     assert.equal("rg", r.handler())
     assert.same({ sub = "abc", rg = "My-RG" }, p)
+  end)
+
+  it("a trailing {*rest} captures a path as long as an exact route's (exact and greedy kept apart)", function()
+    for path, rest in pairs({ ["/v2/_catalog"] = "_catalog", ["/v2/a/b"] = "a/b", ["/v2/a/b/c/d"] = "a/b/c/d" }) do
+      local r, p = router.match("acr", "GET", path)
+      assert.equal("v2", r.handler())
+      assert.equal(rest, p.rest)
+    end
+    assert.equal("exact", (router.match("acr", "GET", "/v2/x/y/z")).handler())
   end)
 
   it("405 when the path exists for other methods, 404 otherwise", function()

@@ -61,8 +61,9 @@ function M.add(spec)
   for _, r in ipairs(routes) do
     if r.greedy then greedy[#greedy + 1] = r else exact[#exact + 1] = r end
   end
-  routes = exact
-  for _, r in ipairs(greedy) do routes[#routes + 1] = r end
+  routes = {}
+  for _, r in ipairs(exact) do routes[#routes + 1] = r end
+  for _, r in ipairs(greedy) do routes[#routes + 1] = r end -- (a new table: `exact` must stay exact)
   -- Exact-shape routes can only match paths of their length: index them by it.
   by_len, greedy_routes = {}, greedy
   for _, r in ipairs(exact) do
