@@ -55,8 +55,9 @@ end
 local function acr_error(req, status, code, message, detail, extra)
   local h = headers(extra, req)
   h["Content-Type"] = "application/json; charset=utf-8"
+  local dj = type(detail) == "table" and detail._json or json.encode(detail == nil and json.null or detail)
   local body = '{"errors":[{"code":' .. json.encode(code) .. ',"message":' .. json.encode(message) ..
-    ',"detail":' .. json.encode(detail == nil and json.null or detail) .. '}]}'
+    ',"detail":' .. dj .. '}]}'
   if req and req.method == "HEAD" then return status, nil, h end
   return status, body, h
 end
@@ -147,9 +148,13 @@ local function authorize(req, rec, need)
   end
   local scope = need and (need.type .. ":" .. need.name .. ":" .. table.concat(need.actions, ",")) or nil
   local detail = json.null
-  if need then
-    detail = json.array({})
-    for _, a in ipairs(need.actions) do detail[#detail + 1] = { Type = need.type, Name = need.name, Action = a } end
+  if need then -- ACR's field order: Type, Name, Action
+    local parts = {}
+    for i, a in ipairs(need.actions) do
+      parts[i] = '{"Type":' .. json.encode(need.type) .. ',"Name":' .. json.encode(need.name) .. ',"Action":' ..
+        json.encode(a) .. "}"
+    end
+    detail = { _json = "[" .. table.concat(parts, ",") .. "]" }
   end
   if not caller then
     fail(req, 401, "UNAUTHORIZED", M.AUTH_MESSAGE, detail, { ["WWW-Authenticate"] = challenge(req, scope, bad) })
@@ -532,6 +537,19 @@ end
 function M.seed()
   blobs.drop_all()
 end
+
+-- Control: GET /_emulator/registries/content-key?id=<registry id> -> {store, kid, alg, wrapped_at, managed_by,
+-- dir}: which key version wraps the registry's content key (null kid: service-managed) and where its
+-- encrypted blobs are. No key material.
+router.add({ kind = "control", method = "GET", path = "/_emulator/registries/content-key", ci = false,
+  handler = function(req)
+    local id = req:arg("id")
+    local rec = type(id) == "string" and regs().current(id)
+    if not rec then return require("emu.errors").arm(404, "ResourceNotFound", "registry not found") end
+    local d = content_key.describe(rec.id) or {}
+    if d.store then d.dir = require("emu.seed").dir .. "/acr/" .. d.store end
+    return 200, d
+  end })
 
 router.add({ kind = "acr", method = { "GET", "HEAD" }, path = "/v2", handler = v2 })
 router.add({ kind = "acr", method = { "GET", "HEAD", "PUT", "POST", "PATCH", "DELETE" }, path = "/v2/{*rest}",
