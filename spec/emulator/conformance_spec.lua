@@ -306,8 +306,6 @@ describe("emulator: conformance sweeps", function()
         { Authorization = "Bearer " .. vtok }, function(j) return j.error.code end },
       { "https://login.microsoftonline.com/" .. seed.tenant_id .. "/oauth2/v2.0/token", "POST", {},
         function(j) return j.error end },
-      { "https://" .. w.reg .. ".azurecr.io/v2/x/blobs/uploads/", "POST", {},
-        function(j) return j.errors[1].code end },
     }
     for _, c in ipairs(cases) do
       c[3]["Content-Type"] = "application/json"
@@ -315,6 +313,11 @@ describe("emulator: conformance sweeps", function()
       assert.equal(413, res.status, c[1] .. ": " .. tostring(res.body):sub(1, 200))
       assert.truthy(res.json and select(2, pcall(c[4], res.json)), c[1] .. ": " .. tostring(res.body):sub(1, 200))
     end
+    -- the registry data plane takes blob layers above ARM's 4 MiB: an anonymous upload meets the challenge
+    local res = assert(E.request({ method = "POST", url = "https://" .. w.reg .. ".azurecr.io/v2/x/blobs/uploads/",
+      headers = { ["Content-Type"] = "application/octet-stream" }, body = big }))
+    assert.equal(401, res.status)
+    assert.equal("UNAUTHORIZED", res.json.errors[1].code)
     assert.equal("", diff(before, snapshot()))
   end)
 end)

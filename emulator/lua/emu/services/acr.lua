@@ -267,14 +267,14 @@ local function resolve_ref(req, r, name, ref)
   elseif r and r.tags[ref] then
     return r.tags[ref]
   end
-  local detail = parse_digest(ref) and { Digest = ref } or { Tag = ref }
-  -- ACR's text names the tag or digest (as the registry's logs show it):
-  fail(req, 404, "MANIFEST_UNKNOWN", parse_digest(ref) and ("manifest " .. ref .. " is not found")
-    or ("manifest tagged by \"" .. ref .. "\" is not found"), detail)
-  return nil, name
+  -- ACR's texts and details (MicrosoftDocs/azure-docs#90060, Azure/acr-cli#459)
+  if parse_digest(ref) then
+    fail(req, 404, "MANIFEST_UNKNOWN", "manifest " .. ref .. " is not found",
+      { _json = '{"Name":' .. json.encode(name) .. ',"Revision":' .. json.encode(ref) .. "}" })
+  end
+  fail(req, 404, "MANIFEST_UNKNOWN", "manifest tagged by \"" .. ref .. "\" is not found", { Tag = ref })
 end
 
--- The repository and the digest a manifest reference names, once the caller may do `action` there.
 local function manifest_of(req, rec, name, ref, action)
   authorize(req, rec, { type = "repository", name = name, actions = { action } })
   local r = repos.get(req._ck.store, name)
@@ -318,13 +318,21 @@ local function put_manifest(req, rec, name, ref)
   else
     for _, m in ipairs(type(doc.manifests) == "table" and doc.manifests or {}) do refs[#refs + 1] = m end
   end
+  -- every missing reference is one error (ACR: MANIFEST_BLOB_UNKNOWN, "blob unknown to registry", the digest
+  -- as detail; Azure/azure-sdk-for-net#36076)
+  local missing = {}
   for _, d in ipairs(refs) do
     local dg = type(d) == "table" and d.digest
     local known = kind == "image" and (r.blobs or {})[dg] or (r.manifests or {})[dg]
     if not known then
-      fail(req, 400, kind == "image" and "MANIFEST_BLOB_UNKNOWN" or "MANIFEST_UNKNOWN",
-        kind == "image" and "blob unknown to registry" or "manifest unknown", { Digest = tostring(dg) })
+      missing[#missing + 1] = '{"code":' .. (kind == "image" and '"MANIFEST_BLOB_UNKNOWN","message":"blob unknown ' ..
+        'to registry"' or '"MANIFEST_UNKNOWN","message":"manifest unknown"') .. ',"detail":' ..
+        json.encode(tostring(dg)) .. "}"
     end
+  end
+  if #missing > 0 then
+    return 400, '{"errors":[' .. table.concat(missing, ",") .. "]}",
+      headers({ ["Content-Type"] = "application/json; charset=utf-8" }, req)
   end
   blobs.put(req._ck, parse_digest(digest), data)
   repos.blob_stored(req._ck.store, digest, #data)
