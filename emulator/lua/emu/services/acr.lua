@@ -102,13 +102,6 @@ function M.open_key(rec, req)
     tostring(info and info.kid or kvp.versionedKeyIdentifier or kvp.keyIdentifier)))
 end
 
---- Kept for callers of the former stub: nil when the registry can use its key, else the refusal.
-function M.cmk_block(rec, host)
-  local ck, st, body, h = M.open_key(rec, { host = host, method = "GET" })
-  if ck then return nil end
-  return st, body, h
-end
-
 -- ---------------------------------------------------------------- authentication
 
 local function challenge(req, scope, err)
