@@ -518,7 +518,6 @@ local function v2(req)
       return acr_error(req, 405, "UNSUPPORTED", "The operation is unsupported.") -- distribution's text
     end
   end
-  if not rest:match("^[^/]") and rest ~= "" then return acr_error(req, 404, "NOT_FOUND", "not found") end
   -- synthetic (the text below)
   return acr_error(req, 404, "NOT_FOUND", "The requested resource '/v2/" .. rest .. "' was not found.")
 end
