@@ -12,10 +12,15 @@
 --   wrapped    base64url RSA-OAEP ciphertext of the key (CMK)
 --   plain      base64url key (service-managed only)
 --   wrapped_at simulated time of the last (re-)wrap
+--   held       base64url key: the copy the running service holds in memory (CMK). Never used to read
+--              content (reads always unwrap through the identity's access); only to re-wrap at a
+--              rotation whose old version can no longer unwrap (see below)
 -- Rotation: when the registry's versionedKeyIdentifier differs from `kid` (PATCH to another key
 -- or version, or the versionless pickup within the hour), follow() unwraps with the old version
--- and wraps with the new one; if the old version cannot unwrap any more, the key stays wrapped
--- by it (and the content is readable again only when that version is).
+-- and wraps with the new one. The automatic pickup never moves off a disabled version (emu.arm.
+-- registries' pickup: "both versions must stay enabled"); an explicit rotation (PATCH) whose old
+-- version is already disabled still re-wraps, with the key the service holds: the emulator's reading
+-- of how re-running the rotation un-sticks a registry (ACR's internals are not documented).
 local state = require("emu.state")
 local clock = require("emu.clock")
 
@@ -101,7 +106,7 @@ local function ensure(rec, kvp, p)
   if kvp then
     local wrapped, kid_or_reason, msg = wrap(kvp.versionedKeyIdentifier or kvp.keyIdentifier, p, raw)
     if not wrapped then return nil, kid_or_reason, msg end
-    out.wrapped, out.kid, out.alg = wrapped, kid_or_reason, M.ALG
+    out.wrapped, out.kid, out.alg, out.held = wrapped, kid_or_reason, M.ALG, C().b64url_encode(raw)
   else
     out.plain = C().b64url_encode(raw)
   end
@@ -116,7 +121,8 @@ local function follow_rotation(rec, kvp, p, cur)
   return state.update(rkey(rec.id), function(now_rec)
     if not now_rec or not now_rec.kid or now_rec.kid:lower() == want:lower() then return now_rec end
     local raw = unwrap(now_rec.kid, p, now_rec.wrapped)
-    if not raw then return now_rec end -- the old version cannot unwrap: the content stays under it
+    if not raw and now_rec.held then raw = C().b64url_decode(now_rec.held) end -- the service's copy
+    if not raw then return now_rec end
     local wrapped, kid = wrap(want, p, raw)
     if not wrapped then return now_rec end
     now_rec.wrapped, now_rec.kid, now_rec.wrapped_at = wrapped, kid, clock.now()
