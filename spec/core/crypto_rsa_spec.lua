@@ -249,13 +249,20 @@ describe("crypto RSA", function()
         { okey, "RSA-OAEP-256", ct }, { key, "RSA-OAEP", ct },
         { key, "RSA-OAEP-256", ct:sub(1, 255) .. string.char((ct:byte(256) + 1) % 256) },
         { key, "RSA-OAEP-256", ct:sub(2) }, { key, "RSA-OAEP-256", "" },
-        { key, "RSA1_5", key:encrypt("RSA-OAEP", "x") },
       }
       for i, c in ipairs(cases) do
         local r, err = c[1]:decrypt(c[2], c[3])
         assert.is_nil(r, "case " .. i)
         assert.matches("^decrypt: ", err)
       end
+      -- An OAEP block also parses as PKCS#1 v1.5 by chance (second byte 0x02: ~1 in 256), so
+      -- the wrong-padding case is counted over 16 ciphertexts rather than asserted on one.
+      local accepted = 0
+      for _ = 1, 16 do
+        local r15, err15 = key:decrypt("RSA1_5", key:encrypt("RSA-OAEP", "x"))
+        if r15 then accepted = accepted + 1 else assert.matches("^decrypt: ", err15) end
+      end
+      assert.is_true(accepted <= 2, accepted .. " of 16 OAEP ciphertexts decrypted as RSA1_5")
       local r, err = core.pkey_from_pem(key:pem()):decrypt("RSA-OAEP-256", ct)
       assert.is_nil(r)
       assert.equal("decrypt: key is not private", err)
