@@ -45,6 +45,15 @@ function M.aad(status, err, aadsts, text, headers, ids)
   }, headers
 end
 
+--- Microsoft Graph: {"error":{"code","message","innerError":{"date","request-id","client-request-id"}}}.
+function M.graph(status, code, message, headers)
+  local ctx = ngx.ctx or {}
+  local rid = ctx.request_id or "00000000-0000-0000-0000-000000000000"
+  return status, { error = { code = code, message = message, innerError = {
+    date = os.date("!%Y-%m-%dT%H:%M:%S", clock.time()), ["request-id"] = rid,
+    ["client-request-id"] = ctx.client_request_id or rid } } }, headers
+end
+
 --- Managed identity endpoints (IMDS / App Service): {"error","error_description"}.
 function M.msi(status, err, description, headers)
   return status, { error = err, error_description = description }, headers
@@ -86,6 +95,12 @@ function M.for_kind(kind, status, code, message, headers)
     return M.msi(status, status >= 500 and "service_unavailable" or "invalid_request", message, headers)
   elseif kind == "acr" then
     return M.acr(status, code:upper(), message, nil, headers)
+  elseif kind == "graph" then
+    if status == 404 then -- Graph names the path segment it does not know
+      local seg = ngx.var.uri:match("([^/]+)/*$") or ""
+      return M.graph(400, "BadRequest", "Resource not found for the segment '" .. seg .. "'.", headers)
+    end
+    return M.graph(status, code, message, headers)
   end
   return M.arm(status, code, message, headers)
 end

@@ -1,6 +1,7 @@
 --- emu.hosts: which service a request is for, from its Host header and port, per cloud.
 -- kind: "login" (Entra ID), "arm" (Resource Manager), "vault" (Key Vault data plane),
--- "acr" (Container Registry data plane), "msi" (plain-http port: IMDS and App Service).
+-- "acr" (Container Registry data plane), "graph" (Microsoft Graph), "msi" (plain-http port: IMDS
+-- and App Service).
 local M = {}
 
 M.clouds = {
@@ -14,6 +15,7 @@ M.clouds = {
     vault_suffix = ".vault.azure.net", vault_resource = "https://vault.azure.net",
     hsm_suffix = ".managedhsm.azure.net",
     acr_suffix = ".azurecr.io",
+    graph = "graph.microsoft.com",
   },
   AzureChinaCloud = {
     name = "AzureChinaCloud",
@@ -24,6 +26,7 @@ M.clouds = {
     arm_hosts = { "management.chinacloudapi.cn" },
     vault_suffix = ".vault.azure.cn", vault_resource = "https://vault.azure.cn",
     acr_suffix = ".azurecr.cn",
+    graph = "microsoftgraph.chinacloudapi.cn",
   },
   AzureUSGovernment = {
     name = "AzureUSGovernment",
@@ -35,6 +38,7 @@ M.clouds = {
     vault_suffix = ".vault.usgovcloudapi.net", vault_resource = "https://vault.usgovcloudapi.net",
     hsm_suffix = ".managedhsm.usgovcloudapi.net",
     acr_suffix = ".azurecr.us",
+    graph = "graph.microsoft.us",
   },
 }
 
@@ -42,6 +46,7 @@ local exact = {}
 for _, c in pairs(M.clouds) do
   for _, h in ipairs(c.login) do exact[h] = { "login", c } end
   for _, h in ipairs(c.arm_hosts) do exact[h] = { "arm", c } end
+  exact[c.graph] = { "graph", c }
 end
 -- localhost and the bare IP answer as public-cloud Resource Manager (handy for plain curl).
 exact["localhost"] = { "arm", M.clouds.AzureCloud }

@@ -30,6 +30,7 @@ M.SERVICES = {
   "emu.arm.registries",
   "emu.services.acr",
   "emu.arm.deployments",
+  "emu.services.graph",
 }
 
 M.BODY_LIMIT = 4 * 1024 * 1024 -- Azure Resource Manager's request limit; nginx's hard limit is above it
@@ -149,6 +150,7 @@ local function new_request()
   }, Req)
   local ctx = ngx.ctx
   ctx.kind, ctx.request_id, ctx.correlation_id = kind, request_id, req.correlation_id
+  ctx.client_request_id = client_rid
   return req
 end
 M.new_request = new_request
