@@ -5,7 +5,10 @@
 -- See docs/emulator.md.
 local M = {}
 
-local DEFAULT_PORT = 8443
+-- Ports: https N, plain http N+1 (IMDS, App Service), HTTPS proxy N+2. Without --port a free
+-- triple is picked in [PORT_MIN, PORT_MAX] (below Linux's ephemeral range, 32768..).
+M.PORTS = 3
+local PORT_MIN, PORT_MAX = 20000, 32000
 
 -- Fixed ids of the seeded world (secrets are random per start, see seed_secrets).
 M.IDS = {
@@ -30,6 +33,7 @@ M.SAN = {
   "management.core.windows.net",
   "*.vault.azure.net", "*.vault.azure.cn", "*.vault.usgovcloudapi.net",
   "*.managedhsm.azure.net", "*.azurecr.io", "*.azurecr.cn", "*.azurecr.us",
+  "graph.microsoft.com", "microsoftgraph.chinacloudapi.cn", "graph.microsoft.us",
   "localhost",
 }
 
@@ -227,9 +231,9 @@ local function registry_dir()
   return (os.getenv("TMPDIR") or "/tmp") .. "/azcmk-emulators"
 end
 
---- Default directory of an emulator on `port`.
+--- Default directory of an emulator started with --port N, or of the one started without.
 function M.default_dir(port)
-  return (os.getenv("TMPDIR") or "/tmp") .. "/azcmk-emulator-" .. tostring(port or DEFAULT_PORT)
+  return (os.getenv("TMPDIR") or "/tmp") .. "/azcmk-emulator" .. (port and "-" .. tostring(port) or "")
 end
 
 local function read_pid(dir)
@@ -252,7 +256,7 @@ function M.resolve_dir(opts)
   end
   local env = os.getenv("AZCMK_EMULATOR_DIR")
   if env and env ~= "" then return env end
-  return M.default_dir(DEFAULT_PORT)
+  return M.default_dir()
 end
 
 -- ---------------------------------------------------------------- status
@@ -288,27 +292,53 @@ end
 
 -- ---------------------------------------------------------------- environment
 
+--- Ports of an emulator whose https port is `port`: {https, http, proxy}.
+function M.ports(port)
+  return { https = port, http = port + 1, proxy = port + 2 }
+end
+
 --- The `export` lines of a running (or just started) emulator, as an ordered list of {name, value}.
-function M.env(dir)
+-- only: nil (all), "azcmk" (azcmk's own: direct connections mapped by AZCMK_CONNECT_TO) or
+-- "tools" (any other tool: the HTTPS proxy and the CA trust of Python, OpenSSL/Go, curl, Node).
+function M.env(dir, only)
   dir = abspath(dir)
   local port = read_port(dir)
   local seed = readfile(dir .. "/seed.json") or ""
   local function field(name) return seed:match('"' .. name .. '":%s*"([^"]*)"') end
   if not port then return nil, "no emulator in " .. dir end
-  return {
-    { "AZCMK_CONNECT_TO", string.format(":443:127.0.0.1:%d,:80:127.0.0.1:%d", port, port + 1) },
-    { "AZCMK_CA_FILE", dir .. "/ca.pem" },
-    { "AZURE_TENANT_ID", field("tenant_id") },
-    { "AZURE_CLIENT_ID", field("owner_app_id") },
-    { "AZURE_CLIENT_SECRET", field("owner_client_secret") },
-    { "AZURE_SUBSCRIPTION_ID", field("subscription_id") },
-    { "AZCMK_EMULATOR_DIR", dir },
-  }
+  local p = M.ports(port)
+  local out = {}
+  local function add(k, v) out[#out + 1] = { k, v } end
+  if only ~= "tools" then
+    add("AZCMK_CONNECT_TO", string.format(":443:127.0.0.1:%d,:80:127.0.0.1:%d", p.https, p.http))
+    add("AZCMK_CA_FILE", dir .. "/ca.pem")
+  end
+  add("AZURE_TENANT_ID", field("tenant_id"))
+  add("AZURE_CLIENT_ID", field("owner_app_id"))
+  add("AZURE_CLIENT_SECRET", field("owner_client_secret"))
+  add("AZURE_SUBSCRIPTION_ID", field("subscription_id"))
+  add("AZCMK_EMULATOR_DIR", dir)
+  if only ~= "azcmk" then
+    local proxy = "http://127.0.0.1:" .. p.proxy
+    -- both spellings: curl and Python read the lower-case one first, Go and Node the upper-case
+    add("HTTPS_PROXY", proxy)
+    add("https_proxy", proxy)
+    -- a NO_PROXY naming an Azure host would send that tool past the proxy, to the real Azure
+    add("NO_PROXY", "localhost,127.0.0.1")
+    add("no_proxy", "localhost,127.0.0.1")
+    -- Python's requests (az, the SDK) and curl REPLACE their trust with the given file, so
+    -- they get the system's CAs plus the emulator's; Node ADDS the file to its own.
+    add("REQUESTS_CA_BUNDLE", dir .. "/ca-bundle.pem")
+    add("SSL_CERT_FILE", dir .. "/ca-bundle.pem")
+    add("CURL_CA_BUNDLE", dir .. "/ca-bundle.pem")
+    add("NODE_EXTRA_CA_CERTS", dir .. "/ca.pem")
+  end
+  return out
 end
 
 --- The env as shell text: one `export NAME='value'` line each.
-function M.env_lines(dir)
-  local env, err = M.env(dir)
+function M.env_lines(dir, only)
+  local env, err = M.env(dir, only)
   if not env then return nil, err end
   local lines = {}
   for _, kv in ipairs(env) do lines[#lines + 1] = "export " .. kv[1] .. "=" .. shq(kv[2] or "") end
@@ -490,8 +520,13 @@ function M.write_config(dir, port, opts)
   if not tmpl then return nil, "emulator template not found: " .. tmpl_path end
   local lua_path = table.concat(lay.lua, ";")
   local cpath = table.concat(lay.cpath, ";")
+  local p = M.ports(port)
+  -- the proxy admits exactly the names the server certificate covers
+  local names = {}
+  for _, h in ipairs(M.SAN) do if h ~= "localhost" then names[#names + 1] = h end end
   local conf = render_template(tmpl, {
-    DIR = dir, PORT = port, HTTP_PORT = port + 1, LUA_PATH = lua_path .. ";;",
+    DIR = dir, HOME = lay.home, PORT = p.https, HTTP_PORT = p.http, PROXY_PORT = p.proxy,
+    PROXY_HOSTS = table.concat(names, ","), LUA_PATH = lua_path .. ";;",
     LUA_CPATH = cpath .. ";;", WORKERS = opts.workers or 2,
     MODULES = opts.modules_dir or "/usr/lib/nginx/modules",
   })
@@ -505,54 +540,48 @@ local function http_probe(dir, port)
     " --connect-to ::127.0.0.1:" .. port .. " https://management.azure.com/_emulator/health")
 end
 
---- Starts an emulator. opts: port (default 8443), dir (default /tmp/azcmk-emulator-PORT),
--- workers (2). Returns info {dir, port, pid, env_lines, already=bool, ms} or nil, err.
-function M.start(opts)
-  opts = opts or {}
-  local t0 = os.clock()
-  local clock0 = os.time()
-  local port = tonumber(opts.port) or DEFAULT_PORT
-  if port < 1 or port > 65534 then return nil, "invalid port " .. tostring(opts.port) end
-  local dir = abspath(opts.dir or M.default_dir(port))
-  local st = M.status({ dir = dir })
-  if st.running then
-    if st.port and st.port ~= port and opts.port then
-      return nil, string.format("an emulator already runs from %s on port %d (pid %d)", dir, st.port, st.pid)
-    end
-    return { dir = dir, port = st.port, pid = st.pid, already = true, env_lines = M.env_lines(dir) }
+-- Whether nothing listens on TCP port p (any address).
+local function port_free(p)
+  local _, o = capture("ss -Hltn 'sport = :" .. p .. "' 2>/dev/null")
+  return not o:match("%S")
+end
+
+local function ports_free(port)
+  for i = 0, M.PORTS - 1 do
+    if not port_free(port + i) then return false, port + i end
   end
-  if not run("mkdir -p " .. shq(dir .. "/logs") .. " " .. shq(dir .. "/tmp")) then
-    return nil, "cannot create " .. dir
+  return true
+end
+
+-- A random https port N with N..N+PORTS-1 free.
+local function pick_ports()
+  local seed = random_bytes(4)
+  math.randomseed(os.time() + ((seed:byte(1) * 256 + seed:byte(2)) * 256 + seed:byte(3)) * 256 + seed:byte(4))
+  for _ = 1, 50 do
+    local port = math.random(PORT_MIN, PORT_MAX - M.PORTS)
+    if ports_free(port) then return port end
   end
-  -- nginx listens with reuseport (spreads connections over workers), which would let it share
-  -- a port with another server of the same user: refuse taken ports here.
-  for _, p in ipairs({ port, port + 1 }) do
-    local _, o = capture("ss -Hltn 'sport = :" .. p .. "' 2>/dev/null")
-    if o:match("%S") then return nil, "port " .. p .. " is in use (Address already in use)" end
-  end
-  local lay = M.layout()
-  if not lay.home or not exists(lay.home .. "/nginx.conf.tmpl") then
-    return nil, "emulator files not found (" .. tostring(lay.home) .. "); set AZCMK_EMULATOR_HOME"
-  end
-  if lay.core and not exists(lay.core) then
-    return nil, "the emulator needs the LuaJIT build of azcmk.core (" .. lay.core .. "): run `make` in " ..
-      "the checkout, or install the LuaJIT rock (make install-jit), or set AZCMK_EMULATOR_LUA_CPATH"
-  end
-  -- Secrets are new on every start; ids are fixed.
-  local seed = {}
-  for k, v in pairs(M.IDS) do seed[k] = v end
-  seed.owner_client_secret = client_secret()
-  seed.noaccess_client_secret = client_secret()
-  seed.identity_header = random_string(32, ALNUM)
-  seed.p12_password = random_string(20, ALNUM)
-  seed.port = port
-  seed.http_port = port + 1
-  seed.dir = dir
-  local wok, werr = writefile_private(dir .. "/p12.pass", seed.p12_password .. "\n")
-  if not wok then return nil, werr end
-  local ok, out = capture("sh -c " .. shq(crypto_script(dir)))
-  os.remove(dir .. "/p12.pass")
-  if not ok then return nil, "generating certificates failed: " .. out end
+  return nil, "no free ports found in " .. PORT_MIN .. ".." .. PORT_MAX
+end
+
+-- Python's requests and curl replace their trust with a given file: the system's CAs + ours.
+local SYSTEM_CAS = "/etc/ssl/certs/ca-certificates.crt"
+local function write_bundle(dir)
+  local ca = readfile(dir .. "/ca.pem") or ""
+  local sys = readfile(SYSTEM_CAS) or ""
+  if sys ~= "" and sys:sub(-1) ~= "\n" then sys = sys .. "\n" end
+  return writefile(dir .. "/ca-bundle.pem", sys .. ca, "644")
+end
+
+-- nginx embeds LuaJIT, whose package.path/cpath (the ";;" in nginx.conf) come from LUA_PATH /
+-- LUA_CPATH: a Lua 5.4 path (`eval "$(luarocks path)"`) would load 5.4's C modules into it.
+local CLEAN_ENV = "env -u LUA_PATH -u LUA_CPATH -u LUA_INIT -u LUA_PATH_5_1 -u LUA_CPATH_5_1 -u LUA_INIT_5_1 "
+
+-- Starts nginx in dir on port (and the two after it). Returns pid or nil, err, port_taken.
+local function launch(dir, port, seed, opts)
+  local taken_ok, taken = ports_free(port)
+  if not taken_ok then return nil, "port " .. taken .. " is in use (Address already in use)", true end
+  seed.port, seed.http_port, seed.proxy_port = port, port + 1, port + 2
   writefile_private(dir .. "/seed.json", json(seed) .. "\n")
   writefile(dir .. "/port", tostring(port) .. "\n")
   kill_keygen(dir)
@@ -560,11 +589,13 @@ function M.start(opts)
   local cok, cerr = M.write_config(dir, port, opts)
   if not cok then return nil, cerr end
   os.remove(dir .. "/logs/error.log")
-  local nok, nout = capture("nginx -p " .. shq(dir .. "/") .. " -c " .. shq(dir .. "/nginx.conf") ..
-    " -e " .. shq(dir .. "/logs/error.log"))
+  os.remove(dir .. "/proxy-refused.sock") -- left behind when nginx was killed
+  local nok, nout = capture(CLEAN_ENV .. "nginx -p " .. shq(dir .. "/") .. " -c " ..
+    shq(dir .. "/nginx.conf") .. " -e " .. shq(dir .. "/logs/error.log"))
   if not nok then
     local log = readfile(dir .. "/logs/error.log") or ""
-    return nil, "nginx failed to start: " .. (nout ~= "" and nout or log):gsub("%s+$", "")
+    local msg = (nout ~= "" and nout or log):gsub("%s+$", "")
+    return nil, "nginx failed to start: " .. msg, msg:find("Address already in use", 1, true) ~= nil
   end
   -- Wait until it answers (TLS + Lua), at most 5 s.
   local answered = false
@@ -579,13 +610,86 @@ function M.start(opts)
     local log = readfile(dir .. "/logs/error.log") or ""
     return nil, "emulator did not answer on port " .. port .. ": " .. log:sub(-2000)
   end
+  return pid or 0
+end
+
+--- Starts an emulator. opts: port (https N, http N+1, proxy N+2; default: free ports, the
+-- directory's previous ones when they are free), dir (default /tmp/azcmk-emulator-N with
+-- --port, else /tmp/azcmk-emulator), workers (2).
+-- Returns info {dir, port, ports, pid, env_lines, already=bool} or nil, err.
+function M.start(opts)
+  opts = opts or {}
+  local t0 = os.clock()
+  local clock0 = os.time()
+  local want = opts.port and tonumber(opts.port)
+  if opts.port and (not want or want < 1 or want > 65536 - M.PORTS or want % 1 ~= 0) then
+    return nil, "invalid port " .. tostring(opts.port)
+  end
+  local dir = abspath(opts.dir or M.default_dir(want))
+  local st = M.status({ dir = dir })
+  if st.running then
+    if st.port and want and st.port ~= want then
+      return nil, string.format("an emulator already runs from %s on port %d (pid %d)", dir, st.port, st.pid)
+    end
+    return { dir = dir, port = st.port, ports = st.port and M.ports(st.port), pid = st.pid, already = true,
+      env_lines = M.env_lines(dir, opts.only) }
+  end
+  if not run("mkdir -p " .. shq(dir .. "/logs") .. " " .. shq(dir .. "/tmp")) then
+    return nil, "cannot create " .. dir
+  end
+  local lay = M.layout()
+  if not lay.home or not exists(lay.home .. "/nginx.conf.tmpl") then
+    return nil, "emulator files not found (" .. tostring(lay.home) .. "); set AZCMK_EMULATOR_HOME"
+  end
+  if lay.core and not exists(lay.core) then
+    return nil, "the emulator needs the LuaJIT build of azcmk.core (" .. lay.core .. "): run `make` in " ..
+      "the checkout, or install the LuaJIT rock (make install-jit), or set AZCMK_EMULATOR_LUA_CPATH"
+  end
+  -- nginx listens with reuseport (spreads connections over workers), which would let it share
+  -- a port with another server of the same user: taken ports are refused (--port) or skipped.
+  if want then
+    local ok, taken = ports_free(want)
+    if not ok then
+      return nil, "port " .. taken .. " is in use (Address already in use); the emulator needs " ..
+        want .. ".." .. (want + M.PORTS - 1) .. " (https, http, proxy): choose another --port, or none to " ..
+        "pick free ports"
+    end
+  end
+  -- Secrets are new on every start; ids are fixed.
+  local seed = {}
+  for k, v in pairs(M.IDS) do seed[k] = v end
+  seed.owner_client_secret = client_secret()
+  seed.noaccess_client_secret = client_secret()
+  seed.identity_header = random_string(32, ALNUM)
+  seed.p12_password = random_string(20, ALNUM)
+  seed.dir = dir
+  local wok, werr = writefile_private(dir .. "/p12.pass", seed.p12_password .. "\n")
+  if not wok then return nil, werr end
+  local ok, out = capture("sh -c " .. shq(crypto_script(dir)))
+  os.remove(dir .. "/p12.pass")
+  if not ok then return nil, "generating certificates failed: " .. out end
+  write_bundle(dir)
+  -- Without --port: the directory's previous ports when free (exports of a restarted emulator
+  -- stay valid), else a random free triple; a port taken meanwhile is skipped, a few times.
+  local pid, err, taken
+  local port = want or read_port(dir)
+  for attempt = 1, want and 1 or 5 do
+    if not want and (attempt > 1 or not port or not ports_free(port)) then
+      port, err = pick_ports()
+      if not port then return nil, err end
+    end
+    pid, err, taken = launch(dir, port, seed, opts)
+    if pid or want or not taken then break end
+  end
+  if not pid then return nil, err end
+  if pid == 0 then pid = nil end
   run("mkdir -p " .. shq(registry_dir()))
   writefile(registry_dir() .. "/" .. port, dir .. "\n")
   refill_pool(dir)
   if pid then keygen_start(dir, pid) end
   return {
-    dir = dir, port = port, pid = pid, already = false, env_lines = M.env_lines(dir),
-    cpu_s = os.clock() - t0, wall_s = os.time() - clock0,
+    dir = dir, port = port, ports = M.ports(port), pid = pid, already = false,
+    env_lines = M.env_lines(dir, opts.only), cpu_s = os.clock() - t0, wall_s = os.time() - clock0,
   }
 end
 
@@ -622,5 +726,4 @@ function M.stop(opts)
   return true
 end
 
-M.DEFAULT_PORT = DEFAULT_PORT
 return M

@@ -11,6 +11,29 @@ local function sh(cmd)
   return rc, out:gsub("rc=%d+%s*$", "")
 end
 
+local port_free = require("support.sys").port_free
+
+-- Holds a loopback port with a listener of its own (another program on it); release(h) ends it.
+local function hold(port)
+  local pidfile = os.tmpname()
+  os.execute("python3 -c 'import socket,time,os,sys; s=socket.socket(); s.bind((\"127.0.0.1\"," .. port ..
+    ")); s.listen(); open(sys.argv[1],\"w\").write(str(os.getpid())); time.sleep(120)' " .. pidfile ..
+    " >/dev/null 2>&1 &")
+  for _ = 1, 200 do
+    if not port_free(port) then break end
+    os.execute("sleep 0.02")
+  end
+  return pidfile
+end
+
+local function release(pidfile)
+  local f = io.open(pidfile)
+  local pid = f and tonumber(f:read("*a"))
+  if f then f:close() end
+  if pid then os.execute("kill " .. pid .. " 2>/dev/null") end
+  os.remove(pidfile)
+end
+
 local function listening(port)
   local _, out = sh("ss -Hltn 'sport = :" .. port .. "'")
   return out:match("%S") ~= nil
@@ -165,6 +188,7 @@ describe("emulator lifecycle #slow", function()
     assert.equal(0, rc, out)
     assert.is_false(listening(p2))
     assert.is_false(listening(p2 + 1))
+    assert.is_false(listening(p2 + 2))
     local f = io.open("/proc/" .. pid .. "/stat")
     local alive = f and not f:read("*a"):match("^%d+ %b() Z")
     if f then f:close() end
@@ -191,5 +215,61 @@ describe("emulator lifecycle #slow", function()
   it("bad flags exit 2", function()
     assert.equal(2, (sh("./bin/azcmk emulator start --port abc")))
     assert.equal(2, (sh("./bin/azcmk emulator frobnicate")))
+    assert.equal(2, (sh("./bin/azcmk emulator env --only everything")))
+  end)
+
+  it("--port N takes N, N+1 and N+2 (the proxy): a taken N+2 is refused, naming it", function()
+    local held = hold(p2 + 2)
+    local rc, out = sh("./bin/azcmk emulator start --port " .. p2 .. " --dir build/spec-lifecycle-c")
+    release(held)
+    assert.are_not.equal(0, rc)
+    assert.truthy(out:find("port " .. (p2 + 2) .. " is in use", 1, true), out)
+    assert.truthy(out:find("none to pick free ports", 1, true), out)
+  end)
+
+  it("without --port picks free ports and says which, also when the old default 8443 is taken", function()
+    local d3 = "build/spec-lifecycle-free"
+    os.execute("rm -rf " .. d3)
+    local held = port_free(8443) and hold(8443)
+    local rc, out = sh("env -u AZCMK_EMULATOR_DIR ./bin/azcmk emulator start --dir " .. d3)
+    if held then release(held) end
+    finally(function() E.stop(d3) end)
+    assert.equal(0, rc, out)
+    local https, http, proxy = out:match("https 127%.0%.0%.1:(%d+), http 127%.0%.0%.1:(%d+), " ..
+      "proxy http://127%.0%.0%.1:(%d+)")
+    assert.truthy(https, out)
+    https, http, proxy = tonumber(https), tonumber(http), tonumber(proxy)
+    assert.are_not.equal(8443, https)
+    assert.same({ https + 1, https + 2 }, { http, proxy })
+    assert.truthy(out:find(":443:127.0.0.1:" .. https .. ",:80:127.0.0.1:" .. http, 1, true), out)
+    assert.truthy(out:find("export HTTPS_PROXY='http://127.0.0.1:" .. proxy .. "'", 1, true), out)
+    local ca = out:match("AZCMK_CA_FILE='([^']+)'")
+    local _, code = sh("curl -sS -o /dev/null -w '%{http_code}' --cacert " .. ca .. " --connect-to ::127.0.0.1:" ..
+      https .. " https://management.azure.com/_emulator/health")
+    assert.equal("200", code)
+    -- a restart keeps the directory's ports while they are free (exported variables stay valid)
+    assert.is_true(emulator.stop({ dir = d3 }))
+    rc, out = sh("env -u AZCMK_EMULATOR_DIR ./bin/azcmk emulator start --dir " .. d3)
+    assert.equal(0, rc, out)
+    assert.truthy(out:find("https 127.0.0.1:" .. https .. ",", 1, true), out)
+    -- taken meanwhile: other free ports
+    assert.is_true(emulator.stop({ dir = d3 }))
+    held = hold(https + 2)
+    rc, out = sh("env -u AZCMK_EMULATOR_DIR ./bin/azcmk emulator start --dir " .. d3)
+    release(held)
+    assert.equal(0, rc, out)
+    assert.falsy(out:find("https 127.0.0.1:" .. https .. ",", 1, true), out)
+  end)
+
+  it("nginx ignores the user's LUA_PATH/LUA_CPATH (a Lua 5.4 `luarocks path`)", function()
+    local d4 = "build/spec-lifecycle-luapath"
+    os.execute("rm -rf " .. d4)
+    finally(function() E.stop(d4) end)
+    -- Lua 5.4's cjson.so first on the C path: LuaJIT inside nginx cannot load it
+    local rc, out = sh("LUA_CPATH='/usr/lib/x86_64-linux-gnu/lua/5.4/?.so;/usr/local/lib/lua/5.4/?.so;;' " ..
+      "LUA_PATH='/usr/share/lua/5.4/?.lua;/usr/local/share/lua/5.4/?.lua;;' " ..
+      "./bin/azcmk emulator start --port " .. E.free_port() .. " --dir " .. d4)
+    assert.equal(0, rc, out)
+    assert.truthy(out:find("export AZCMK_CONNECT_TO=", 1, true), out)
   end)
 end)

@@ -26,12 +26,12 @@ local VARS = { "AZCMK_CONNECT_TO", "AZCMK_CA_FILE", "AZURE_TENANT_ID", "AZURE_CL
 local env, client, own_dir, sentinel
 
 
---- A free port N such that N and N+1 are free.
+--- A free port N such that N, N+1 and N+2 (https, http, proxy) are free.
 function M.free_port()
   math.randomseed(os.time() + math.floor(os.clock() * 1e6))
   for _ = 1, 50 do
-    local port = math.random(20000, 29998)
-    if port_free(port) and port_free(port + 1) then return port end
+    local port = math.random(20000, 29997)
+    if port_free(port) and port_free(port + 1) and port_free(port + 2) then return port end
   end
   error("no free port found")
 end
@@ -94,6 +94,7 @@ function M.ensure()
   end
   env.port = env.port or tonumber(env.AZCMK_CONNECT_TO:match(":443:127%.0%.0%.1:(%d+)"))
   env.http_port = env.port + 1
+  env.proxy_port = env.port + 2
   return env
 end
 

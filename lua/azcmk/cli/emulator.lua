@@ -4,18 +4,31 @@ local emulator = require("azcmk.emulator")
 local M = {}
 
 local USAGE = [[
-usage: azcmk emulator start  [--port N] [--dir DIR] [--workers N]
+usage: azcmk emulator start  [--port N] [--dir DIR] [--workers N] [--only azcmk|tools]
        azcmk emulator stop   [--dir DIR | --port N]
        azcmk emulator status [--dir DIR | --port N | --all]   (no selection: all of them)
-       azcmk emulator env    [--dir DIR | --port N]
+       azcmk emulator env    [--dir DIR | --port N] [--only azcmk|tools]
 
-start   generates a test CA and certificates in DIR (default /tmp/azcmk-emulator-PORT), starts
-        nginx on 127.0.0.1:PORT (https, default 8443) and PORT+1 (http: IMDS, App Service) and
+start   generates a test CA and certificates in DIR, starts nginx on three loopback ports and
         prints `export` lines: eval "$(azcmk emulator start)"
-stop    stops it (DIR from --dir, --port, or AZCMK_EMULATOR_DIR)
+          https  Entra ID, Resource Manager, Key Vault, Container Registry, Graph
+          http   (https + 1) IMDS and App Service managed identity
+          proxy  (https + 2) HTTPS proxy (CONNECT) for az, the SDKs, curl: emulated hosts only,
+                 never the internet
+        Without --port it picks free ports (the directory's previous ones when free) and says
+        which on stderr; --port N takes N, N+1, N+2 or fails. DIR: --dir, else
+        /tmp/azcmk-emulator (with --port N: /tmp/azcmk-emulator-N).
+        The exports: azcmk's (AZCMK_CONNECT_TO, AZCMK_CA_FILE), the seeded owner principal
+        (AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_CLIENT_SECRET, AZURE_SUBSCRIPTION_ID),
+        AZCMK_EMULATOR_DIR, and for every other tool HTTPS_PROXY/https_proxy, NO_PROXY/no_proxy,
+        REQUESTS_CA_BUNDLE, SSL_CERT_FILE, CURL_CA_BUNDLE (system CAs + the emulator's) and
+        NODE_EXTRA_CA_CERTS. --only azcmk leaves the proxy and CA lines out, --only tools
+        azcmk's own.
+stop    stops it (DIR from --dir, --port, or AZCMK_EMULATOR_DIR, else /tmp/azcmk-emulator)
 status  says whether it runs
 env     prints the export lines of a running emulator again
-Needs nginx with the Lua module and the LuaJIT build of azcmk.core (run `make` in a checkout).
+Needs nginx with the Lua and stream-js modules and the LuaJIT build of azcmk.core (run `make`
+in a checkout). See docs/emulator.md.
 ]]
 
 local function parse(argv)
@@ -61,17 +74,19 @@ function M.run(argv, io_)
       return 2
     end
   end
+  if o.only and o.only ~= "azcmk" and o.only ~= "tools" then
+    err:write("azcmk emulator: --only must be azcmk or tools\n")
+    return 2
+  end
   local sel = { dir = o.dir, port = tonumber(o.port) }
   if sub == "start" then
-    local info, e = emulator.start({ port = tonumber(o.port), dir = o.dir, workers = tonumber(o.workers) })
+    local info, e = emulator.start({ port = tonumber(o.port), dir = o.dir, workers = tonumber(o.workers),
+      only = o.only })
     if not info then err:write("azcmk emulator: ", tostring(e), "\n") return 1 end
-    if info.already then
-      err:write(string.format("azcmk emulator: already running on port %d (pid %d, dir %s)\n",
-        info.port, info.pid, info.dir))
-    else
-      err:write(string.format("azcmk emulator: started on https://127.0.0.1:%d and http://127.0.0.1:%d " ..
-        "(pid %d, dir %s)\n", info.port, info.port + 1, info.pid or 0, info.dir))
-    end
+    local p = emulator.ports(info.port)
+    err:write(string.format("azcmk emulator: %s: https 127.0.0.1:%d, http 127.0.0.1:%d, " ..
+      "proxy http://127.0.0.1:%d (pid %d, dir %s)\n", info.already and "already running" or "started",
+      p.https, p.http, p.proxy, info.pid or 0, info.dir))
     out:write(info.env_lines)
     return 0
   elseif sub == "stop" then
@@ -106,7 +121,7 @@ function M.run(argv, io_)
   elseif sub == "env" then
     local st = emulator.status(sel)
     if not st.running then err:write("azcmk emulator: not running (", st.dir, ")\n") return 3 end
-    out:write(emulator.env_lines(st.dir))
+    out:write(emulator.env_lines(st.dir, o.only))
     return 0
   end
   err:write("azcmk emulator: unknown command '", tostring(sub), "' (start, stop, status, env)\n")
