@@ -1,7 +1,7 @@
 #!/bin/bash
 # `make conformance`: the official Azure SDK for JavaScript (pinned in conformance/package-lock.json)
 # runs the CMK job (conformance/cmk-flow.mjs) against a dedicated emulator.
-#   CONFORMANCE_PORT   https port of that emulator (default 19443; http is PORT+1)
+#   CONFORMANCE_PORT   https port of that emulator (http PORT+1, proxy PORT+2; default: free ports)
 #   CONFORMANCE_DIR    its directory (default build/conformance-emulator)
 #   CONFORMANCE_KEEP=1 leave the emulator running afterwards (for poking at it)
 #   CONFORMANCE_INSTALL_ONLY=1  only install the SDKs (bench/conformance.sh uses it)
@@ -9,7 +9,7 @@
 set -u
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PORT=${CONFORMANCE_PORT:-19443}
+PORT=${CONFORMANCE_PORT:-}
 DIR=$(realpath -m "${CONFORMANCE_DIR:-build/conformance-emulator}")
 
 die() { echo "conformance: $*" >&2; exit 1; }
@@ -33,7 +33,8 @@ fi
 
 # A fresh emulator of our own: clean state, new secrets, its own internal_errors count.
 ./bin/azcmk emulator stop --dir "$DIR" >/dev/null 2>&1
-env_lines=$(./bin/azcmk emulator start --port "$PORT" --dir "$DIR") || die "emulator failed to start on port $PORT"
+env_lines=$(./bin/azcmk emulator start ${PORT:+--port "$PORT"} --dir "$DIR" --only azcmk) ||
+  die "emulator failed to start${PORT:+ on port $PORT}"
 eval "$env_lines"
 [ -n "${CONFORMANCE_KEEP:-}" ] || trap '"$ROOT/bin/azcmk" emulator stop --dir "$DIR" >/dev/null 2>&1' EXIT
 

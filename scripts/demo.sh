@@ -15,7 +15,8 @@ fi
 DIR=build/demo-emulator
 ./bin/azcmk emulator stop --dir "$DIR" >/dev/null 2>&1 || true
 say "start the local Azure emulator"
-eval "$(./bin/azcmk emulator start --port "${AZCMK_DEMO_PORT:-8443}" --dir "$DIR")"
+# free ports unless AZCMK_DEMO_PORT names them (N, N+1, N+2)
+eval "$(./bin/azcmk emulator start ${AZCMK_DEMO_PORT:+--port "$AZCMK_DEMO_PORT"} --dir "$DIR" --only azcmk)"
 trap './bin/azcmk emulator stop --dir "$DIR" >/dev/null 2>&1' EXIT
 ./bin/azcmk emulator status --dir "$DIR"
 if [ -f scripts/demo-story.sh ]; then

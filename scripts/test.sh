@@ -1,10 +1,14 @@
 #!/bin/bash
 # Runs every test stage of `make test` and ends with one line "N passed, N failed".
 # Busted stages count their own tests; other stages (lint, fuzzers, packaging) count as one each.
+#   AZCMK_TEST_PORT=N  emulators on fixed ports: N.. (the suite's), N+3.. (conformance),
+#                      N+6.. (conformance-az), N+9.. (conformance-python); unset: free ports
+#   TEST_ONLY="a b"    run only these stages;  TEST_OUT=DIR  logs there (default build)
 set -u
 cd "$(dirname "$0")/.."
-mkdir -p build
-LOG=build/test.log
+OUT=${TEST_OUT:-build}
+mkdir -p "$OUT"
+LOG=$OUT/test.log
 : > "$LOG"
 passed=0
 failed=0
@@ -21,7 +25,8 @@ count_busted() {
 # stage NAME KIND COMMAND...   KIND is busted (counted from output) or check (one test).
 stage() {
   local name=$1 kind=$2; shift 2
-  local out="build/stage-$name.out" rc p f
+  case " ${TEST_ONLY:-$name} " in *" $name "*) ;; *) return 0 ;; esac
+  local out="$OUT/stage-$name.out" rc p f
   echo "=== $name: $*" | tee -a "$LOG"
   "$@" > "$out" 2>&1
   rc=$?
@@ -41,11 +46,16 @@ stage() {
   fi
 }
 
+# The https port at offset $1 from AZCMK_TEST_PORT, or nothing (the emulator picks free ports).
+port_at() { [ -z "${AZCMK_TEST_PORT:-}" ] || echo $((AZCMK_TEST_PORT + $1)); }
+
 # One emulator serves every integration spec of the run (specs start their own when run alone).
-EMU_DIR=build/test-emulator
+# azcmk's own variables only: the specs talk to it directly, not through its proxy.
+EMU_DIR=$OUT/test-emulator
 if [ -f lua/azcmk/emulator.lua ]; then
   ./bin/azcmk emulator stop --dir "$EMU_DIR" >/dev/null 2>&1
-  if env_lines=$(./bin/azcmk emulator start --port "${AZCMK_TEST_PORT:-18443}" --dir "$EMU_DIR"); then
+  p0=$(port_at 0)
+  if env_lines=$(./bin/azcmk emulator start ${p0:+--port "$p0"} --dir "$EMU_DIR" --only azcmk); then
     eval "$env_lines"
     trap './bin/azcmk emulator stop --dir "$EMU_DIR" >/dev/null 2>&1' EXIT
   else
@@ -69,9 +79,9 @@ for t in fuzz/fuzz_*.c; do
 done
 stage rockspec check ./scripts/rockspec-check.sh
 # The official Azure SDK for JavaScript runs the CMK job against its own emulator (conformance/README.md).
-stage conformance check env CONFORMANCE_PORT=$(( ${AZCMK_TEST_PORT:-18443} + 2 )) \
-  CONFORMANCE_DIR=build/test-conformance-emulator ./scripts/conformance.sh
+stage conformance check env CONFORMANCE_PORT="$(port_at 3)" \
+  CONFORMANCE_DIR="$OUT/test-conformance-emulator" ./scripts/conformance.sh
 
 [ -n "$failed_stages" ] && echo "failed stages:$failed_stages"
-echo "$passed passed, $failed failed" | tee build/test-summary.txt
+echo "$passed passed, $failed failed" | tee "$OUT/test-summary.txt"
 [ -z "$failed_stages" ]
