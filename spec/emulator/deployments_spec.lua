@@ -179,9 +179,9 @@ describe("emulator: template deployments", function()
     assert.equal(d.properties.outputs.principal.value, v.properties.accessPolicies[1].objectId)
   end)
 
-  it("shows Running until the LRO pacing is met", function()
+  it("shows Running until the LRO pacing is met (status polls and GETs of the deployment both count)", function()
     local w = prepare()
-    E.control("POST", "config", { lro = { polls = 2 } })
+    E.control("POST", "config", { lro = { polls = 3 } })
     local r = E.arm("PUT", dep_path(w.rg, "slow"), { properties = { mode = "Incremental", template = {
       ["$schema"] = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
       contentVersion = "1.0.0.0", resources = {} } } }, { api_version = API })
@@ -194,6 +194,80 @@ describe("emulator: template deployments", function()
     p = E.request({ method = "GET", url = url, headers = { Authorization = "Bearer " .. E.arm_token() } })
     assert.equal("Succeeded", p.json.status)
     E.control("POST", "config", { lro = { polls = 1 } })
+  end)
+
+  it("completes when only the deployment itself is polled (az deployment group create --no-wait, then wait)", function()
+    local w = prepare()
+    E.control("POST", "config", { lro = { polls = 2 } })
+    finally(function() E.control("POST", "config", { lro = { polls = 1 } }) end)
+    local r = E.arm("PUT", dep_path(w.rg, "nowait"), { properties = { mode = "Incremental", template = {
+      ["$schema"] = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+      contentVersion = "1.0.0.0", resources = {} } } }, { api_version = API })
+    assert.equal(201, r.status, r.body)
+    local states = {}
+    for i = 1, 3 do
+      states[i] = E.arm("GET", dep_path(w.rg, "nowait"), nil, { api_version = API }).json.properties.provisioningState
+    end
+    assert.same({ "Running", "Succeeded", "Succeeded" }, states)
+  end)
+
+  it("reads az's JSONC body: the template pasted unquoted after 'template:', comments and all", function()
+    local w = prepare()
+    -- what `az deployment group create --template-file` sends (JsonCTemplatePolicy)
+    local body = '{"properties": {"parameters": {"name": {"value": "' .. W.uniq("idc") .. '"}}, ' ..
+      '"mode": "Incremental", template:{\n  // a comment, as template files may have\n' ..
+      '  "$schema": "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",\n' ..
+      '  "contentVersion": "1.0.0.0", /* block */ "parameters": {"name": {"type": "string"}},\n' ..
+      '  "resources": [{"type": "Microsoft.ManagedIdentity/userAssignedIdentities", "apiVersion": "2018-11-30",' ..
+      ' "name": "[parameters(\'name\')]", "location": "[resourceGroup().location]",},],\n}}}'
+    local r = E.arm("POST", dep_path(w.rg, "jsonc") .. "/validate", body, { api_version = "2021-04-01" })
+    assert.equal(200, r.status, r.body)
+    r = E.arm("PUT", dep_path(w.rg, "jsonc"), body, { api_version = "2021-04-01" })
+    assert.equal(201, r.status, r.body)
+    -- still refused: text that is not even lenient JSON
+    r = E.arm("PUT", dep_path(w.rg, "jsonc2"), '{"properties": {template: {oops}}}', { api_version = "2021-04-01" })
+    E.assert_arm_error(r, 400, "InvalidRequestContent")
+  end)
+
+  it("evaluates null parameters, if, copy / copyIndex, length and json", function()
+    local w = prepare()
+    local t = {
+      ["$schema"] = "https://schema.management.azure.com/schemas/2019-04-01/deploymentTemplate.json#",
+      contentVersion = "1.0.0.0",
+      parameters = {
+        prefix = { type = "string", defaultValue = "idn" },
+        count = { type = "int" },
+        names = { type = "array", defaultValue = { "a", "b", "c" } },
+      },
+      variables = { tagsJson = "[json('{\"env\": \"rehearsal\"}')]" },
+      resources = {
+        { type = "Microsoft.ManagedIdentity/userAssignedIdentities", apiVersion = "2018-11-30",
+          name = "[concat(parameters('prefix'), '-', copyIndex(1))]", location = "[resourceGroup().location]",
+          copy = { name = "ids", count = "[parameters('count')]" },
+          -- if() evaluates only the branch taken: the missing parameter is never looked up
+          tags = { env = "[variables('tagsJson').env]", n = "[string(length(parameters('names')))]",
+            big = "[if(true, 'taken', parameters('nope'))]" } },
+      },
+      outputs = {
+        kind = { type = "string", value = "[if(equals(length(parameters('names')), 3), 'three', json('null'))]" },
+        list = { type = "object", value = { copy = { { name = "items", count = 2,
+          input = "[concat('item', copyIndex('items'))]" } } } },
+      },
+    }
+    local r = E.arm("PUT", dep_path(w.rg, "funcs"), { properties = { mode = "Incremental", template = t,
+      parameters = { prefix = { value = cjson.null }, count = { value = 2 } } } }, { api_version = API })
+    assert.equal(201, r.status, r.body)
+    local d = E.arm("GET", dep_path(w.rg, "funcs"), nil, { api_version = API }).json
+    assert.equal("Succeeded", d.properties.provisioningState, cjson.encode(d.properties.error))
+    assert.equal("three", d.properties.outputs.kind.value)
+    assert.same({ "item0", "item1" }, d.properties.outputs.list.value.items)
+    for _, name in ipairs({ "idn-1", "idn-2" }) do
+      local idn = E.arm("GET", "/subscriptions/" .. sub .. "/resourcegroups/" .. w.rg ..
+        "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/" .. name, nil, { api_version = "2023-01-31" })
+      assert.equal(200, idn.status, name)
+      assert.same({ env = "rehearsal", n = "3", big = "taken" }, idn.json.tags)
+    end
+    assert.equal(2, #E.arm("GET", dep_path(w.rg, "funcs") .. "/operations", nil, { api_version = API }).json.value)
   end)
 
   it("cancels a running deployment (204, then Canceled); a finished one cannot be canceled", function()

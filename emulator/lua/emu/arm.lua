@@ -235,7 +235,8 @@ function M.body(req, opts)
     errors.throw(errors.arm(400, "InvalidRequestContent", -- synthetic
       "The request content was invalid and could not be deserialized: 'Request body is missing.'."))
   end
-  return M.require_object(json.decode(raw))
+  -- Resource Manager reads JSONC (comments, unquoted names, trailing commas): az relies on it
+  return M.require_object(require("emu.jsonc").decode(raw))
 end
 
 --- v when it is a JSON object (a body decoded here or handed over by the deployment engine),

@@ -6,7 +6,9 @@
 --                                           (object keys too); '[[' escapes a literal '['
 -- Functions: parameters, variables, resourceGroup, subscription, resourceId (with optional
 -- subscription id and resource group), reference (the referenced resource's properties; 'Full'
--- gives the whole resource), concat, uniqueString, toLower, toUpper, string, format, guid-free.
+-- gives the whole resource), concat, uniqueString, toLower, toUpper, string, format, if (only
+-- the branch taken is evaluated), equals, not, empty, length, json, null, int, bool,
+-- copyIndex ([loop name,] [offset]) inside resource and property copy loops (t.copy_at).
 -- Function names are case-insensitive (the docs write resourceID). Errors raise
 -- {template_error = {code=, message=}} tables (see template.error_of).
 local json = require("emu.json")
@@ -305,8 +307,92 @@ end
 FUNCS.deployment = function(self)
   return { name = self.ctx.deployment, properties = { mode = "Incremental" } }
 end
+FUNCS.length = function(_, args)
+  local v = args[1]
+  if v == PENDING then return 0 end
+  if type(v) == "string" then return #v end
+  if type(v) == "table" and v ~= json.null then
+    if json.is_array(v) then return #v end
+    local n = 0
+    for _ in pairs(v) do n = n + 1 end
+    return n
+  end
+  terr("The template function 'length' expects its parameter to be an array, an object or a string. " .. -- synthetic
+    "Please see https://aka.ms/arm-functions for usage details.")
+end
+FUNCS.json = function(_, args)
+  local text = str(args[1], "json")
+  if text:match("^%s*null%s*$") then return json.null end
+  local v = json.decode(text)
+  if v == nil then
+    -- synthetic (the text below)
+    terr("The template function 'json' expects its parameter to be a valid JSON string. Please see " ..
+      "https://aka.ms/arm-functions for usage details.")
+  end
+  return v
+end
+FUNCS.null = function() return json.null end
+FUNCS.equals = function(_, args)
+  local a, b = args[1], args[2]
+  if type(a) == "table" and type(b) == "table" then return json.encode(a) == json.encode(b) end
+  return a == b
+end
+FUNCS["not"] = function(_, args) return args[1] ~= true end
+FUNCS.empty = function(_, args)
+  local v = args[1]
+  if v == nil or v == json.null or v == "" then return true end
+  return type(v) == "table" and next(v) == nil
+end
+FUNCS.int = function(_, args) return math.floor(tonumber(str(args[1], "int")) or 0) end
+FUNCS.bool = function(_, args)
+  local v = args[1]
+  if type(v) == "boolean" then return v end
+  return str(v, "bool"):lower() == "true" or v == 1
+end
+FUNCS.copyindex = function(self, args)
+  local loop, offset = nil, 0
+  if type(args[1]) == "string" then loop, offset = args[1]:lower(), tonumber(args[2]) or 0
+  elseif args[1] ~= nil then offset = tonumber(args[1]) or 0 end
+  local at = self.copy_at or {}
+  local i = loop and at[loop] or at[""]
+  if i == nil then
+    -- synthetic (the text below)
+    terr("The template function 'copyIndex' is not expected at this location" .. (loop and " for the copy loop '" ..
+      loop .. "'" or "") .. ". Please see https://aka.ms/arm-resource-iteration for usage details.")
+  end
+  return i + offset
+end
+
+-- if(condition, a, b): only the branch taken is evaluated (ARM short-circuits it).
+local function call_if(self, node)
+  if #node.args ~= 3 then
+    terr("The template function 'if' expects exactly three parameters. Please see " .. -- synthetic
+      "https://aka.ms/arm-functions for usage details.")
+  end
+  local cond = self:run(node.args[1])
+  if cond == PENDING then cond = true end
+  if type(cond) ~= "boolean" then
+    terr("The template function 'if' expects its first parameter to be a boolean. Please see " .. -- synthetic
+      "https://aka.ms/arm-functions for usage details.")
+  end
+  return self:run(node.args[cond and 2 or 3])
+end
+
+--- Runs fn with copyIndex() answering `index` for `loop` (and for the innermost copy, "").
+function Template:with_copy(loop, index, fn, ...)
+  local prev = self.copy_at
+  local at = {}
+  for k, v in pairs(prev or {}) do at[k] = v end
+  at[""], at[loop:lower()] = index, index
+  self.copy_at = at
+  local ok, v = pcall(fn, ...)
+  self.copy_at = prev
+  if not ok then error(v, 0) end
+  return v
+end
 
 function Template:call(node)
+  if node.name:lower() == "if" then return call_if(self, node) end
   local fn = FUNCS[node.name:lower()]
   if not fn then
     -- synthetic (the text below)
@@ -367,11 +453,32 @@ function Template:eval(v)
     return json.array(out)
   end
   for k, x in pairs(v) do
-    local key = type(k) == "string" and self:eval_string(k) or k
-    if type(key) ~= "string" then key = str(key, "key") end
-    out[key] = self:eval(x)
+    if type(k) == "string" and k:lower() == "copy" and json.is_array(x) then
+      self:property_copies(x, out)
+    else
+      local key = type(k) == "string" and self:eval_string(k) or k
+      if type(key) ~= "string" then key = str(key, "key") end
+      out[key] = self:eval(x)
+    end
   end
   return out
+end
+
+--- A property copy loop: "copy": [{"name": "disks", "count": 2, "input": {...}}] sets
+-- out.disks to the inputs evaluated with copyIndex('disks') = 0, 1, ...
+function Template:property_copies(loops, out)
+  for _, c in ipairs(loops) do
+    local name, count = self:eval(ci_get(c, "name")), self:eval(ci_get(c, "count"))
+    local input = ci_get(c, "input")
+    if type(name) ~= "string" or type(count) ~= "number" or count < 0 or count ~= math.floor(count) or input == nil then
+      -- synthetic (the text below)
+      terr("The template 'copy' property is not valid: it needs 'name', a whole non-negative 'count' and " ..
+        "'input'. Please see https://aka.ms/arm-property-iteration for usage details.")
+    end
+    local arr = json.array({})
+    for i = 0, count - 1 do arr[#arr + 1] = self:with_copy(name, i, self.eval, self, input) end
+    out[name] = arr
+  end
 end
 
 --- Ids referenced by reference() anywhere in v (without resolving them).
@@ -445,6 +552,9 @@ function M.new(tmpl, params, ctx)
           "not provided. Please see https://aka.ms/arm-create-parameter-file for usage details.'.")
       end
       v = ci_get(given, "value")
+      -- a null value is "not given": the default applies when there is one (else null stays)
+      local dv = type(d) == "table" and ci_get(d, "defaultValue")
+      if v == json.null and dv ~= nil then v = { __default = dv } end
     else
       local dv = type(d) == "table" and ci_get(d, "defaultValue")
       if dv == nil then
@@ -469,7 +579,7 @@ function M.new(tmpl, params, ctx)
     end
     local want = tostring(self.param_types[key]):lower()
     local lua_t = TYPES[want]
-    if lua_t and type(v) ~= lua_t then
+    if lua_t and type(v) ~= lua_t and v ~= json.null then
       -- synthetic (the text below)
       terr("Deployment template validation failed: 'Template parameter JToken type is not valid. Expected '" ..
         tostring(self.param_types[key]) .. "'. Actual '" .. jtype(v) .. "'. Please see " ..

@@ -134,7 +134,32 @@ end
 
 local function is_object(v) return type(v) == "table" and not json.is_array(v) and v ~= json.null end
 
---- Resolves the template's resources: {type, api, name, id, raw, deps = {index...}, index}.
+-- fn(...) evaluated inside the item's copy loop iteration, if it has one (copyIndex()).
+local function in_copy(t, it, fn, ...)
+  if not it.copy then return fn(...) end
+  return t:with_copy(it.copy.name, it.copy.index, fn, ...)
+end
+
+-- The copies of one template resource: {raw, copy = {name, index} | nil} each. A resource
+-- "copy": {"name", "count"} loop makes count of them (copyIndex() = 0 .. count-1).
+local function expand_copies(t, raw, i)
+  local c = ci(raw, "copy")
+  if c == nil then return { { raw = raw } } end
+  local name, count = is_object(c) and t:eval(ci(c, "name")), is_object(c) and t:eval(ci(c, "count"))
+  if type(name) ~= "string" or name == "" or type(count) ~= "number" or count < 0 or count ~= math.floor(count) or
+    count > 800 then
+    -- synthetic (the text below)
+    invalid("Deployment template validation failed: 'The template resource at index '" .. (i - 1) .. "' has a " ..
+      "copy loop that is not valid: it needs a 'name' and a whole 'count' from 0 to 800. Please see " ..
+      "https://aka.ms/arm-resource-iteration for usage details.'.")
+  end
+  local out = {}
+  for k = 0, count - 1 do out[#out + 1] = { raw = raw, copy = { name = name, index = k } } end
+  return out
+end
+
+--- Resolves the template's resources: {type, api, name, id, raw, deps = {index...}, index,
+-- copy = {name, index}?}.
 local function plan(t, tmpl)
   local list = ci(tmpl, "resources")
   if list == nil then list = json.array({}) end
@@ -143,7 +168,7 @@ local function plan(t, tmpl)
     invalid("Deployment template validation failed: 'The template resources property must be an array. Please " ..
       "see https://aka.ms/arm-syntax-resources for usage details.'.")
   end
-  local items = {}
+  local items, loops = {}, {}
   t.by_name = {}
   for i, raw in ipairs(list) do
     if not is_object(raw) then
@@ -151,35 +176,49 @@ local function plan(t, tmpl)
       invalid("Deployment template validation failed: 'The template resource at index '" .. (i - 1) .. "' is " ..
         "not valid. Please see https://aka.ms/arm-syntax-resources for usage details.'.")
     end
-    local typ, api, name = t:eval(ci(raw, "type")), t:eval(ci(raw, "apiVersion")), t:eval(ci(raw, "name"))
-    if type(typ) ~= "string" or type(api) ~= "string" or type(name) ~= "string" or name == "" or
-      not typ:find("/", 1, true) then
-      -- synthetic (the text below)
-      invalid("Deployment template validation failed: 'The template resource '" .. tostring(name) .. "' at line '" ..
-        i .. "' and column '1' is not valid: the resource 'type', 'apiVersion' and 'name' properties are " ..
-        "required. Please see https://aka.ms/arm-syntax-resources for usage details.'.")
+    for _, copy in ipairs(expand_copies(t, raw, i)) do
+      local it = { copy = copy.copy }
+      local head = in_copy(t, it, function()
+        return { t:eval(ci(raw, "type")), t:eval(ci(raw, "apiVersion")), t:eval(ci(raw, "name")) }
+      end)
+      local typ, api, name = head[1], head[2], head[3]
+      if type(typ) ~= "string" or type(api) ~= "string" or type(name) ~= "string" or name == "" or
+        not typ:find("/", 1, true) then
+        -- synthetic (the text below)
+        invalid("Deployment template validation failed: 'The template resource '" .. tostring(name) .. "' at line '" ..
+          i .. "' and column '1' is not valid: the resource 'type', 'apiVersion' and 'name' properties are " ..
+          "required. Please see https://aka.ms/arm-syntax-resources for usage details.'.")
+      end
+      local nseg = select(2, name:gsub("/", "")) + 1
+      local tseg = select(2, typ:gsub("/", ""))
+      if nseg ~= tseg then
+        -- synthetic (the text below)
+        invalid("Deployment template validation failed: 'The template resource '" .. name .. "' for type '" .. typ ..
+          "' at line '" .. i .. "' and column '1' has incorrect segment lengths. A nested resource type must have " ..
+          "identical number of segments as its resource name. A root resource type must have segment length one " ..
+          "greater than its resource name. Please see https://aka.ms/arm-syntax-resources for usage details.'.")
+      end
+      local args = { typ }
+      for s in name:gmatch("[^/]+") do args[#args + 1] = s end
+      local id = t:resource_id(args)
+      it.index, it.type, it.api, it.name, it.id, it.raw, it.deps = #items + 1, typ, api, name, id, raw, {}
+      items[it.index] = it
+      if it.copy then
+        local l = loops[it.copy.name:lower()] or {}
+        l[#l + 1] = it
+        loops[it.copy.name:lower()] = l
+      end
+      t.by_name[name:lower()] = id
     end
-    local nseg = select(2, name:gsub("/", "")) + 1
-    local tseg = select(2, typ:gsub("/", ""))
-    if nseg ~= tseg then
-      -- synthetic (the text below)
-      invalid("Deployment template validation failed: 'The template resource '" .. name .. "' for type '" .. typ ..
-        "' at line '" .. i .. "' and column '1' has incorrect segment lengths. A nested resource type must have " ..
-        "identical number of segments as its resource name. A root resource type must have segment length one " ..
-        "greater than its resource name. Please see https://aka.ms/arm-syntax-resources for usage details.'.")
-    end
-    local args = { typ }
-    for s in name:gmatch("[^/]+") do args[#args + 1] = s end
-    local id = t:resource_id(args)
-    items[i] = { index = i, type = typ, api = api, name = name, id = id, raw = raw, deps = {} }
-    t.by_name[name:lower()] = id
   end
+  -- The items a dependsOn / reference names (ids compare case-insensitively, "resourcegroups"
+  -- and all); a copy loop's name stands for all its copies.
   local function find(ref)
     local l = ref:lower()
+    if loops[l] then return loops[l] end
     for _, it in ipairs(items) do
-      if it.id:lower() == l or it.name:lower() == l or (it.type .. "/" .. it.name):lower() == l then return it end
+      if it.id:lower() == l or it.name:lower() == l or (it.type .. "/" .. it.name):lower() == l then return { it } end
     end
-    -- ids compare case-insensitively, "resourcegroups" and all
     return nil
   end
   for _, it in ipairs(items) do
@@ -190,21 +229,23 @@ local function plan(t, tmpl)
       invalid("Deployment template validation failed: 'The template resource '" .. it.name .. "' dependsOn " ..
         "property must be an array.'.")
     end
+    local function depend(hits)
+      for _, hit in ipairs(hits or {}) do
+        if hit ~= it and not seen[hit.index] then seen[hit.index] = true it.deps[#it.deps + 1] = hit.index end
+      end
+    end
     for _, d in ipairs(dlist or {}) do
-      local ref = t:eval(d)
+      local ref = in_copy(t, it, t.eval, t, d)
       local hit = type(ref) == "string" and find(ref)
       if not hit then
         -- synthetic (the text below)
         invalid("Deployment template validation failed: 'The resource '" .. tostring(ref) .. "' is not defined in " ..
           "the template. Please see https://aka.ms/arm-syntax for usage details.'.")
       end
-      if hit ~= it and not seen[hit.index] then seen[hit.index] = true it.deps[#it.deps + 1] = hit.index end
+      depend(hit)
     end
     -- reference() to a resource of this template is an implicit dependency
-    for _, rid in ipairs(t:references(it.raw)) do
-      local hit = find(rid)
-      if hit and hit ~= it and not seen[hit.index] then seen[hit.index] = true it.deps[#it.deps + 1] = hit.index end
-    end
+    for _, rid in ipairs(in_copy(t, it, t.references, t, it.raw)) do depend(find(rid)) end
   end
   -- topological order; within a wave: PRIORITY, then template order
   local order, done = {}, {}
@@ -274,13 +315,13 @@ local function deploy(req, dep, t, tmpl, order)
   for _, it in ipairs(order) do
     local skip = false
     for _, d in ipairs(it.deps) do if failed[d] or results[d] == "skipped" then skip = true end end
-    local cond_ok, cond = pcall(t.eval, t, ci(it.raw, "condition"))
+    local cond_ok, cond = pcall(in_copy, t, it, t.eval, t, ci(it.raw, "condition"))
     if cond_ok and cond == false then results[it.index] = "skipped" skip = true end
     if skip then
       results[it.index] = results[it.index] or "skipped"
     else
       local started = clock.now()
-      local ok, body = pcall(resource_body, t, it)
+      local ok, body = pcall(in_copy, t, it, resource_body, t, it)
       local status, rbody, rheaders
       if not ok then
         local te = template.error_of(body)
@@ -518,7 +559,10 @@ arm.route({ method = "POST", path = BASE .. "/{name}/validate", type = M.TYPE, s
 arm.route({ method = "GET", path = BASE .. "/{name}", type = M.TYPE, scope = scope_of,
   action = "Microsoft.Resources/deployments/read",
   handler = function(req)
-    return 200, render(require_deployment(req.params))
+    -- A GET of the deployment is a poll too (az deployment group wait, --no-wait then show):
+    -- it completes by the same LRO pacing as the operationStatuses URL.
+    local dep = require_deployment(req.params)
+    return 200, render(count_poll(dep.id) or dep)
   end })
 
 arm.route({ method = "DELETE", path = BASE .. "/{name}", type = M.TYPE, scope = scope_of,
