@@ -52,7 +52,7 @@ describe("emulator Key Vault keys", function()
       KV.assert_kv_error(KV.req("GET", vault, "/keys", nil, { api_version = "7.9" }), 400, "BadParameter",
         nil, "^The specified version %(7%.9%) is not recognized%. Consider using the latest supported version " ..
         "%(2025%-07%-01%)%.$")
-      for _, v in ipairs({ "7.0", "7.3", "7.4", "7.5", "7.6", "2025-07-01" }) do
+      for _, v in ipairs({ "7.0", "7.3", "7.4", "7.4-preview.1", "7.5", "7.5-preview.1", "7.6", "2025-07-01" }) do
         assert.equal(200, KV.req("GET", vault, "/keys", nil, { api_version = v }).status)
       end
     end)

@@ -162,7 +162,7 @@ describe("emulator: container registry customer-managed keys", function()
       -- the GET body echoed back as is (what `az acr identity remove` sends) is fine
       g = W.get_registry(sub, w.rg, w.reg).json
       r = E.arm("PUT", path, g, { api_version = API })
-      assert.equal(200, r.status, r.body)
+      assert.equal(201, r.status, r.body) -- Azure: 201 for a full PUT on an existing registry too
       W.wait(r)
       -- removing the identity used for CMK: PATCH with the map entry null, and `az acr identity remove`'s PUT
       g = W.get_registry(sub, w.rg, w.reg).json
@@ -201,7 +201,16 @@ describe("emulator: container registry customer-managed keys", function()
       assert.equal("Updating", r.json.properties.provisioningState)
       assert.equal(w.kid, r.json.properties.encryption.keyVaultProperties.keyIdentifier)
       assert.is_nil(r.json.properties.encryption.keyVaultProperties.lastKeyRotationTimestamp)
-      assert.equal("Succeeded", W.wait(r).status)
+      -- recorded traffic: the 201 of an update that keeps the identities still shows them
+      assert.equal("userAssigned", r.json.identity.type)
+      assert.is_table(r.json.identity.userAssignedIdentities[w.uai.id])
+      -- ACR's operation status: {"status"} only, repeating Azure-AsyncOperation and api-supported-versions
+      local url = r.headers["azure-asyncoperation"]
+      local st = E.request({ method = "GET", url = url, headers = { Authorization = "Bearer " .. E.arm_token() } })
+      assert.equal(200, st.status)
+      assert.same({ status = "Succeeded" }, st.json)
+      assert.equal(url, st.headers["azure-asyncoperation"])
+      assert.equal(API, st.headers["api-supported-versions"])
       local k = W.get_registry(sub, w.rg, w.reg).json.properties.encryption.keyVaultProperties
       assert.equal(kid2, k.keyIdentifier)
       assert.equal(kid2, k.versionedKeyIdentifier)

@@ -71,6 +71,8 @@ end
 --   action, args completer name and its JSON-able arguments
 --   name_prefix  operation id prefix, e.g. "registries-" (ACR's style)
 --   results_segment  "operationResults" (default) or e.g. "operationresults" (resource groups)
+--   short_status     the status answer is only {"status"[,"error"]}, repeating Azure-AsyncOperation
+--                    and api-supported-versions (Container Registry's, in recorded traffic)
 --   polls, seconds, retry_after  override the configured defaults
 -- Returns headers, op.
 function M.begin(opts)
@@ -88,6 +90,7 @@ function M.begin(opts)
     status_url = base .. "/operationStatuses/" .. id .. "?api-version=" .. api,
     location_url = base .. "/" .. (opts.results_segment or "operationResults") .. "/" .. id .. "?api-version=" .. api,
     retry_after = opts.retry_after or cfg.retry_after,
+    short = opts.short_status or nil, api = api,
   }
   if (cfg.fail_next or 0) > 0 then
     -- Take one forced failure; the config is shared by all workers, so decrement atomically.
@@ -154,6 +157,7 @@ function M.get(id)
 end
 
 function M.status_body(op)
+  if op.short then return { status = op.status, error = op.error } end
   local b = { id = op.status_url:match("^https://[^/]+([^?]*)"), name = op.id, status = op.status,
     startTime = clock.iso(op.start) }
   if op.end_time then b.endTime = clock.iso(op.end_time) end
@@ -177,6 +181,7 @@ function M.handle_status(req)
   local op = polled(req)
   local h = {}
   if op.status == "InProgress" then h["Retry-After"] = tostring(math.floor(op.retry_after)) end
+  if op.short then h["Azure-AsyncOperation"], h["api-supported-versions"] = op.status_url, op.api end
   return 200, M.status_body(op), h
 end
 

@@ -16,7 +16,10 @@ local access = require("emu.keyvault.access")
 
 local M = {}
 
-M.API_VERSIONS = { "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6", "2025-07-01" }
+-- The previews too: az 2.45 pins 7.4-preview.1 for every key command (Python azure-keyvault-keys
+-- 4.8 beta) and recorded Azure traffic shows 7.5-preview.1 answered 200.
+M.API_VERSIONS = { "7.0", "7.1", "7.2", "7.3", "7.4-preview.1", "7.4", "7.5-preview.1", "7.5", "7.6",
+  "2025-07-01" }
 local API_SET = {}
 for _, v in ipairs(M.API_VERSIONS) do API_SET[v] = true end
 M.LATEST = "2025-07-01"
