@@ -3,6 +3,8 @@
 --       Microsoft.ManagedIdentity/userAssignedIdentities/{name}
 --   GET  .../resourceGroups/{rg}/providers/Microsoft.ManagedIdentity/userAssignedIdentities  (list)
 --   GET  /subscriptions/{sub}/providers/Microsoft.ManagedIdentity/userAssignedIdentities     (list)
+--   POST .../userAssignedIdentities/{name}/listAssociatedResources
+--   GET  /providers/Microsoft.ManagedIdentity/operations
 -- Quirk kept from the real service: ids use lower-case "resourcegroups". Creating one
 -- registers its principal in the directory (tokens via IMDS once attached to the VM).
 local arm = require("emu.arm")
@@ -123,6 +125,62 @@ arm.route({ method = "DELETE", path = PATH, type = M.TYPE, scope = scope,
     local res = arm.delete(id_of(req.params))
     return res and 200 or 204, nil
   end })
+
+-- POST .../userAssignedIdentities/{name}/listAssociatedResources: the resources whose identity
+-- block names this identity (registries, ...), {"totalCount", "value": [AzureResource]}.
+arm.route({ method = "POST", path = PATH .. "/listAssociatedResources", type = M.TYPE, scope = scope,
+  action = "Microsoft.ManagedIdentity/userAssignedIdentities/listAssociatedResources/action",
+  handler = function(req)
+    local p = req.params
+    arm.require_rg(p.sub, p.rg)
+    local id = id_of(p)
+    if not arm.get(id) then
+      return errors.arm(404, "ResourceNotFound", "The Resource '" .. M.TYPE .. "/" .. p.name .. -- synthetic
+        "' under resource group '" .. p.rg .. "' was not found.")
+    end
+    local sub = arm.require_subscription(p.sub)
+    local out = json.array({})
+    for _, r in ipairs(arm.list({ under = "/subscriptions/" .. p.sub })) do
+      local uais = type(r.identity) == "table" and r.identity.userAssignedIdentities
+      if type(uais) == "table" then
+        for k in pairs(uais) do
+          if type(k) == "string" and k:lower() == id:lower() then
+            out[#out + 1] = { id = r.id, name = r.name, type = r.type, subscriptionId = p.sub,
+              resourceGroup = r.id:match("/[Rr][Ee][Ss][Oo][Uu][Rr][Cc][Ee][Gg][Rr][Oo][Uu][Pp][Ss]/([^/]+)"),
+              subscriptionDisplayName = sub.displayName }
+          end
+        end
+      end
+    end
+    return 200, { totalCount = #out, value = out }
+  end })
+
+-- GET /providers/Microsoft.ManagedIdentity/operations: the provider's operations, as Azure lists them.
+local function op(name, resource, operation, description)
+  return { name = "Microsoft.ManagedIdentity/" .. name, display = { provider = "Microsoft Managed Identity",
+    resource = resource, operation = operation, description = description } }
+end
+M.OPERATIONS = json.array({
+  op("identities/read", "System Assigned Identities", "Get System Assigned Identity",
+    "Gets an existing system assigned identity"),
+  op("operations/read", "Managed Identity operations", "List Managed Identity operations",
+    "Lists operations available on Microsoft.ManagedIdentity resource provider"),
+  op("register/action", "Managed Identity Resource Provider", "Registers the Managed Identity Resource Provider",
+    "Registers the subscription for the managed identity resource provider"),
+  op("userAssignedIdentities/assign/action", "User Assigned Identities", "Assign User Assigned Identity",
+    "RBAC action for assigning an existing user assigned identity to a resource"),
+  op("userAssignedIdentities/delete", "User Assigned Identities", "Delete User Assigned Identity",
+    "Deletes an existing user assigned identity"),
+  op("userAssignedIdentities/listAssociatedResources/action", "User Assigned Identities",
+    "List associated resources for User Assigned Identity",
+    "Lists all associated resources for an existing user assigned identity"),
+  op("userAssignedIdentities/read", "User Assigned Identities", "Get User Assigned Identity",
+    "Gets an existing user assigned identity"),
+  op("userAssignedIdentities/write", "User Assigned Identities", "Create/Update User Assigned Identity",
+    "Creates a new user assigned identity or updates the tags associated with an existing user assigned identity"),
+})
+arm.route({ method = "GET", path = "/providers/Microsoft.ManagedIdentity/operations", type = M.TYPE,
+  handler = function() return 200, { value = M.OPERATIONS } end })
 
 arm.list_routes({ type = M.TYPE, action = "Microsoft.ManagedIdentity/userAssignedIdentities/read",
   container_scope = true,

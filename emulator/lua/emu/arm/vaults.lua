@@ -391,10 +391,10 @@ local function put_vault(req)
     arm.put(existing)
     return 200, render(existing)
   end
-  -- create: the name is global, soft-deleted names included
+  -- create: the name is global, soft-deleted names included. The enabledFor* flags and
+  -- enableRbacAuthorization appear only when they were sent: recorded Azure traffic omits unset ones.
   local props = apply_properties({
-    enabledForDeployment = false, enabledForDiskEncryption = false, enabledForTemplateDeployment = false,
-    enableSoftDelete = true, softDeleteRetentionInDays = 90, enableRbacAuthorization = false,
+    enableSoftDelete = true, softDeleteRetentionInDays = 90,
     publicNetworkAccess = "Enabled", accessPolicies = json.array({}),
   }, props_in, true)
   props.enableSoftDelete = true
