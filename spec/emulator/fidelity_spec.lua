@@ -151,7 +151,7 @@ describe("emulator: wire fidelity", function()
       seed.tenant_id .. ".")))
   end)
 
-  it("user-assigned identities: clientSecretUrl up to 2018-11-30, isolationScope from 2026-05-31", function()
+  it("user-assigned identities: clientSecretUrl in PUT answers up to 2018-11-30, isolationScope from 2026-05-31", function()
     local rg = W.uniq("uairg")
     W.create_rg(sub, rg)
     local p = "/subscriptions/" .. sub .. "/resourceGroups/" .. rg ..
@@ -161,6 +161,8 @@ describe("emulator: wire fidelity", function()
     assert.equal(p:gsub("/resourceGroups/", "/resourcegroups/"), r.json.id)
     assert.equal(r.json.id, r.headers["location"]) -- the real service's location header: the resource id
     assert.truthy(r.json.properties.clientSecretUrl)
+    -- a GET at the same version has none (recorded traffic)
+    assert.is_nil(E.arm("GET", p, nil, { api_version = "2018-11-30" }).json.properties.clientSecretUrl)
     r = E.arm("GET", p, nil, { api_version = "2024-11-30" })
     assert.is_nil(r.json.properties.clientSecretUrl)
     assert.is_nil(r.json.properties.isolationScope)

@@ -39,13 +39,15 @@ function M.check_name(name)
   end
 end
 
-local function render(res, api)
+-- put: the answer of a create/update. Newer api-versions add isolationScope and
+-- assignmentRestrictions; up to 2018-11-30 a PUT's answer has clientSecretUrl (recorded in
+-- test_acr_identity.yaml, 2021), a GET's has not (test_acr_encryption_with_cmk.yaml, 2022).
+local function render(res, api, put)
   local out = arm.render(res)
-  -- Newer api-versions add isolationScope and assignmentRestrictions; older ones had clientSecretUrl.
   if api >= "2026-05-31" then
     out.properties.isolationScope = "None"
     out.properties.assignmentRestrictions = { providers = json.array({}) }
-  elseif api <= "2018-11-30" then
+  elseif api <= "2018-11-30" and put then
     out.properties.clientSecretUrl = "https://control-" .. res.location .. ".identity.azure.net" .. res.id ..
       "/credentials?tid=" .. res.properties.tenantId .. "&oid=" .. res.properties.principalId ..
       "&aid=" .. res.properties.clientId
@@ -93,7 +95,7 @@ arm.route({ method = "PUT", path = PATH, type = M.TYPE, scope = scope,
       directory.index_resource_id(res.id, res.properties.principalId)
     end
     local api = arm.qparam(req, "api-version")
-    return created and 201 or 200, render(res, api), created and { Location = res.id } or nil
+    return created and 201 or 200, render(res, api, true), created and { Location = res.id } or nil
   end })
 
 arm.route({ method = "GET", path = PATH, type = M.TYPE, scope = scope,
