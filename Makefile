@@ -15,7 +15,8 @@ CORE54    := build/5.4/azcmk/core.so
 COREJIT   := build/jit/azcmk/core.so
 COREASAN  := build/asan/azcmk/core.so
 
-.PHONY: all deps test demo lint fuzz bench install install-jit clean emulator-start emulator-stop conformance
+.PHONY: all deps test demo lint fuzz bench install install-jit clean emulator-start emulator-stop conformance \
+  conformance-az
 
 all: $(CORE54) $(COREJIT)
 
@@ -62,6 +63,10 @@ emulator-stop:
 
 conformance: deps all
 	@./scripts/conformance.sh
+
+# Debian's azure-cli (the article, verbatim), the Python SDK and recorded Azure traffic (conformance/README.md).
+conformance-az: deps all
+	@./scripts/conformance-az.sh
 
 # Offline LuaRocks installs (see README).
 install: deps

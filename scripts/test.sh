@@ -2,7 +2,7 @@
 # Runs every test stage of `make test` and ends with one line "N passed, N failed".
 # Busted stages count their own tests; other stages (lint, fuzzers, packaging) count as one each.
 #   AZCMK_TEST_PORT=N  emulators on fixed ports: N.. (the suite's), N+3.. (conformance),
-#                      N+6.. (conformance-az), N+9.. (conformance-python); unset: free ports
+#                      N+6.. (conformance-az); unset: free ports
 #   TEST_ONLY="a b"    run only these stages;  TEST_OUT=DIR  logs there (default build)
 set -u
 cd "$(dirname "$0")/.."
@@ -81,6 +81,9 @@ stage rockspec check ./scripts/rockspec-check.sh
 # The official Azure SDK for JavaScript runs the CMK job against its own emulator (conformance/README.md).
 stage conformance check env CONFORMANCE_PORT="$(port_at 3)" \
   CONFORMANCE_DIR="$OUT/test-conformance-emulator" ./scripts/conformance.sh
+# Debian's azure-cli runs the article, the Python SDK the CMK job, recorded Azure traffic is replayed.
+stage conformance-az check env CONFORMANCE_AZ_PORT="$(port_at 6)" \
+  CONFORMANCE_AZ_DIR="$OUT/test-conformance-az-emulator" ./scripts/conformance-az.sh
 
 [ -n "$failed_stages" ] && echo "failed stages:$failed_stages"
 echo "$passed passed, $failed failed" | tee "$OUT/test-summary.txt"

@@ -23,7 +23,7 @@ import os
 import re
 import sys
 
-import requests
+from emu_client import Emulator
 
 ENUMS = {"provisioningState", "status", "type", "kty", "recoveryLevel", "tier", "defaultAction",
          "publicNetworkAccess", "zoneRedundancy", "networkRuleBypassOptions", "keyRotationEnabled",
@@ -32,31 +32,15 @@ ID_LIKE = re.compile(r"^(https?://|/subscriptions/|[0-9a-fA-F]{8}-[0-9a-fA-F]{4}
 KEYED_MAPS = {"userAssignedIdentities"}  # object keys are resource ids: compared as "*"
 
 
-def env(name):
-    v = os.environ.get(name)
-    if not v:
-        sys.exit("replay: %s is not set (eval \"$(azcmk emulator start)\")" % name)
-    return v
-
-
 class Replay:
     def __init__(self):
-        self.tenant = env("AZURE_TENANT_ID")
-        self.sub = env("AZURE_SUBSCRIPTION_ID")
-        self.http = requests.Session()
-        self.tokens = {}
-        seed = self.http.get("https://management.azure.com/_emulator/seed").json()
-        self.owner_oid = seed["owner"]["object_id"]
+        self.emu = Emulator()
+        self.tenant, self.sub = self.emu.tenant, self.emu.sub
+        self.http = self.emu.http
+        self.owner_oid = self.emu.control("GET", "seed")["owner"]["object_id"]
 
     def token(self, kind):
-        if kind not in self.tokens:
-            scope = {"arm": "https://management.azure.com/.default", "vault": "https://vault.azure.net/.default"}[kind]
-            r = self.http.post("https://login.microsoftonline.com/%s/oauth2/v2.0/token" % self.tenant, data={
-                "grant_type": "client_credentials", "client_id": env("AZURE_CLIENT_ID"),
-                "client_secret": env("AZURE_CLIENT_SECRET"), "scope": scope})
-            r.raise_for_status()
-            self.tokens[kind] = r.json()["access_token"]
-        return self.tokens[kind]
+        return self.emu.token(kind)
 
     # ------------------------------------------------------------ id mapping
 
