@@ -151,7 +151,7 @@ describe("emulator: wire fidelity", function()
       seed.tenant_id .. ".")))
   end)
 
-  it("user-assigned identities: clientSecretUrl in PUT answers up to 2018-11-30, isolationScope from 2026-05-31", function()
+  it("user-assigned identities: clientSecretUrl in PUTs to 2018-11-30, isolationScope from 2026-05-31", function()
     local rg = W.uniq("uairg")
     W.create_rg(sub, rg)
     local p = "/subscriptions/" .. sub .. "/resourceGroups/" .. rg ..
