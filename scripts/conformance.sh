@@ -1,6 +1,7 @@
 #!/bin/bash
 # `make conformance`: the official Azure SDK for JavaScript (pinned in conformance/package-lock.json)
-# runs the CMK job (conformance/cmk-flow.mjs) against a dedicated emulator.
+# runs the CMK job (conformance/cmk-flow.mjs) against a dedicated emulator, then a few calls the
+# way any user would, through the emulator's HTTPS proxy (conformance/proxy-check.mjs).
 #   CONFORMANCE_PORT   https port of that emulator (http PORT+1, proxy PORT+2; default: free ports)
 #   CONFORMANCE_DIR    its directory (default build/conformance-emulator)
 #   CONFORMANCE_KEEP=1 leave the emulator running afterwards (for poking at it)
@@ -49,3 +50,9 @@ export AZURE_LOG_LEVEL=${AZURE_LOG_LEVEL:-}
 
 cd conformance || exit 1
 node --require "$ROOT/conformance/loopback.cjs" cmk-flow.mjs
+rc=$?
+# The same SDK as any user runs it: only the variables `azcmk emulator start` prints for other
+# tools (HTTPS_PROXY, NODE_EXTRA_CA_CERTS), no preload: through the emulator's proxy.
+tools=$("$ROOT/bin/azcmk" emulator env --dir "$DIR" --only tools) || exit 1
+(eval "$tools" && unset AZCMK_CONNECT_TO AZURE_AUTHORITY_HOST && node proxy-check.mjs) || rc=1
+exit $rc
