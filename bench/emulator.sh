@@ -15,7 +15,7 @@ command -v wrk >/dev/null || { echo "wrk not installed (scripts/deps.sh)"; exit 
 PORT=${BENCH_EMULATOR_PORT:-18743}
 DIR=build/bench-emulator
 ./bin/azcmk emulator stop --dir "$DIR" >/dev/null 2>&1 || true
-eval "$(./bin/azcmk emulator start --port "$PORT" --dir "$DIR" 2>/dev/null)"
+eval "$(./bin/azcmk emulator start --port "$PORT" --dir "$DIR" --only azcmk 2>/dev/null)"
 C=(curl -sS --cacert "$AZCMK_CA_FILE" --connect-to "::127.0.0.1:$PORT")
 # Secrets never go on a command line (argv is world-readable in /proc): the client secret and the
 # bearer header are read from 0600 files by curl, and by wrk's Lua script from the environment.
