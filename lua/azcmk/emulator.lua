@@ -368,7 +368,11 @@ local function crypto_script(dir)
   local permitted = {}
   for _, h in ipairs(M.SAN) do permitted[#permitted + 1] = "permitted;DNS:" .. h:gsub("^%*%.", "") end
   permitted[#permitted + 1] = "permitted;IP:127.0.0.1/255.255.255.255"
+  -- Also made anew when the emulated names changed (ca.names): a CA constrained to the old list
+  -- would make every certificate naming a new host (Graph's) fail verification.
+  local constraints = "nameConstraints=critical," .. table.concat(permitted, ",")
   add("if [ ! -s ca.pem ] || [ ! -s ca.key ] " ..
+    "|| [ \"$(cat ca.names 2>/dev/null)\" != " .. shq(constraints) .. " ] " ..
     "|| ! openssl x509 -in ca.pem -noout -checkend 86400 >/dev/null 2>&1 " ..
     "|| openssl x509 -in ca.pem -noout -checkend " .. ((M.CA_DAYS + 1) * 86400) .. " >/dev/null 2>&1; " ..
     "then " ..
@@ -376,7 +380,7 @@ local function crypto_script(dir)
     "-pkeyopt ec_paramgen_curve:P-256 -nodes -keyout ca.key -out ca.pem -days " .. M.CA_DAYS .. " " ..
     "-subj '/CN=azcmk emulator test CA' -addext basicConstraints=critical,CA:TRUE " ..
     "-addext keyUsage=critical,keyCertSign,cRLSign " ..
-    "-addext " .. shq("nameConstraints=critical," .. table.concat(permitted, ",")) .. " 2>/dev/null; fi")
+    "-addext " .. shq(constraints) .. " 2>/dev/null && printf %s " .. shq(constraints) .. " > ca.names; fi")
   add("chmod 600 ca.key")
   -- RSA keys: token signing, OIDC issuer, the owner principal's certificate. RSA key generation
   -- is the slow part of a fresh start, so keys come from a pool that is refilled in the background.
