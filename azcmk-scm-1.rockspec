@@ -111,6 +111,7 @@ build = {
     ["azcmk.cli.doctor"] = "lua/azcmk/cli/doctor.lua",
     ["azcmk.cli.audit"] = "lua/azcmk/cli/audit.lua",
     ["azcmk.cli.run"] = "lua/azcmk/cli/run.lua",
+    ["azcmk.json"] = "lua/azcmk/json.lua",
   },
   install = { bin = { azcmk = "bin/azcmk" } },
   copy_directories = { "emulator" },
