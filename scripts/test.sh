@@ -68,6 +68,13 @@ ASAN_LIBS="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so
 stage luacheck check luacheck -q .
 stage busted-lua54 busted lua5.4 /usr/bin/busted --run=default spec
 stage busted-luajit busted luajit /usr/bin/busted --run=jit --exclude-tags=lua54 spec
+# The official JMESPath compliance suite, one test per case (scripts/jmespath-suite.sh fetches it).
+JP_SUITE=$(./scripts/jmespath-suite.sh) || JP_SUITE=""
+for lua in lua5.4 luajit; do
+  run=default; [ "$lua" = luajit ] && run=jit
+  stage "jmespath-compliance-$lua" busted env JMESPATH_SUITE="$JP_SUITE" "$lua" /usr/bin/busted --run=$run \
+    spec/jmespath/compliance_suite.lua
+done
 stage core-asan busted env LD_PRELOAD="$ASAN_LIBS" ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
   UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 lua5.4 /usr/bin/busted --run=asan spec/core
 stage core-valgrind busted valgrind -q --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite \
