@@ -1,12 +1,14 @@
 --- Structured errors (DESIGN.md "Conventions").
 -- An error is a table { kind, status, code, message, request_id, hint, ... } with a
 -- __tostring that never shows secrets. kind is one of: auth, http, azure, input, network,
--- timeout. Helpers build them from ARM, Key Vault, Entra ID (AADSTS) and IMDS answers.
+-- timeout, io (a local read or write failed: the output on a full disk). Helpers build them
+-- from ARM, Key Vault, Entra ID (AADSTS) and IMDS answers.
 local cjson = require("cjson.safe")
 
 local M = {}
 
-local KINDS = { auth = true, http = true, azure = true, input = true, network = true, timeout = true }
+local KINDS = { auth = true, http = true, azure = true, input = true, network = true, timeout = true,
+  io = true }
 
 --- What to do next, per known code (string codes) or HTTP status (number keys).
 M.hints = {
