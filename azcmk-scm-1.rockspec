@@ -10,8 +10,9 @@ Container Registries from Lua 5.4, LuaJIT and OpenResty, with a C core on libcur
 OpenSSL, a command-line tool and a local Azure emulator.]],
   license = "MIT",
 }
--- lua-cjson comes from Debian (lua-cjson); install offline with --deps-mode=none.
-dependencies = { "lua >= 5.1, < 5.5", "lua-cjson" }
+-- lua-cjson and lyaml (-o yaml) come from Debian (lua-cjson, lua-yaml); install offline with
+-- --deps-mode=none.
+dependencies = { "lua >= 5.1, < 5.5", "lua-cjson", "lyaml" }
 -- No header for CURL: Debian keeps curl.h in the multiarch include directory, where
 -- LuaRocks 3.8 does not look (see docs/packaging.md).
 external_dependencies = {
@@ -118,6 +119,11 @@ build = {
     ["azcmk.jmespath.parser"] = "lua/azcmk/jmespath/parser.lua",
     ["azcmk.jmespath.interpreter"] = "lua/azcmk/jmespath/interpreter.lua",
     ["azcmk.jmespath.functions"] = "lua/azcmk/jmespath/functions.lua",
+    ["azcmk.cli.output"] = "lua/azcmk/cli/output/init.lua",
+    ["azcmk.cli.output.jsonc"] = "lua/azcmk/cli/output/jsonc.lua",
+    ["azcmk.cli.output.table"] = "lua/azcmk/cli/output/table.lua",
+    ["azcmk.cli.output.tsv"] = "lua/azcmk/cli/output/tsv.lua",
+    ["azcmk.cli.output.yaml"] = "lua/azcmk/cli/output/yaml.lua",
   },
   install = { bin = { azcmk = "bin/azcmk" } },
   copy_directories = { "emulator" },
