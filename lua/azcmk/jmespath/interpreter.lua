@@ -37,8 +37,9 @@ visit.identity = function(_, value) return value end
 visit.current = visit.identity
 visit.literal = function(node) return node.value end
 
+-- (an array has no string keys, so value[name] is nil there without asking is_array)
 visit.field = function(node, value)
-  if type(value) ~= "table" or is_array(value) then return null end
+  if type(value) ~= "table" then return null end
   local v = value[node.name]
   if v == nil or type(v) == "function" then return null end
   return v
@@ -91,13 +92,14 @@ visit.slice = function(node, value)
 end
 
 -- Collects right(x) for every x of list (that passes condition, if any) whose result is
--- not null.
+-- not null. (The visitors are looked up once here, not per element: this is the hot loop.)
 local function project(list, right, condition)
   local out, k = array(), 0
+  local f, c = visit[right.type], condition and visit[condition.type]
   for i = 1, #list do
     local x = list[i]
-    if not condition or truthy(eval(condition, x)) then
-      local r = eval(right, x)
+    if not c or truthy(c(condition, x)) then
+      local r = f(right, x)
       if r ~= null then k = k + 1 out[k] = r end
     end
   end
