@@ -203,7 +203,20 @@ describe("azcmk.jmespath", function()
       assert.equal("query", err.param)
       assert.equal(20, err.position)
       assert.matches("column 20", err.message)
+      assert.matches("'=' is no operator %(use '=='%)", err.message)
       assert.truthy(err.hint)
+      local cases = {
+        ["registries[0"] = "column 13 .*expected '%]', found the end of the expression",
+        ["registries | "] = "column 14 .*the expression ends too early",
+        ["registries[?health == 'ok'] name"] = "column 29 .*unexpected 'name'",
+        ["{name name}"] = "column 7 .*expected ':', found 'name'",
+        ["\"name"] = "column 1 .*unclosed \" delimiter",
+      }
+      for expr, pattern in pairs(cases) do
+        q, err = jmespath.compile(expr)
+        assert.is_nil(q, expr)
+        assert.matches(pattern, err.message, nil, false, expr)
+      end
     end)
 
     it("refuses unknown functions and wrong argument counts before any data is read", function()

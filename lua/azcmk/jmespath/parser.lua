@@ -22,10 +22,9 @@ local PROJECTION_STOP = 10
 
 local IDENTITY = { type = "identity" }
 
-local DESCRIBE = {
-  eof = "the end of the expression", unquoted_identifier = "identifier", quoted_identifier =
-  "quoted identifier", literal = "literal", number = "number",
-}
+-- How a token type is named in messages when it is expected.
+local EXPECTED = { rbracket = "']'", rparen = "')'", rbrace = "'}'", colon = "':'", comma = "','",
+  star = "'*'" }
 
 -- The parser state for one expression: tokens and the index of the current one.
 local P = {}
@@ -36,13 +35,17 @@ function P:token() return self.tokens[self.i] end
 function P:advance() self.i = self.i + 1 end
 
 function P:fail(tok, what)
-  local shown = DESCRIBE[tok.type] and (DESCRIBE[tok.type] .. (tok.type ~= "eof" and tok.type ~= "literal"
-    and (" '" .. tostring(tok.value) .. "'") or "")) or ("'" .. tostring(tok.value) .. "'")
-  jerr.syntax(self.expr, tok.pos, (what and (what .. ", found ") or "unexpected ") .. shown)
+  local found
+  if tok.type == "eof" then found = "the end of the expression"
+  elseif tok.type == "literal" then found = "a literal"
+  else found = "'" .. tostring(tok.value) .. "'" end
+  if what then jerr.syntax(self.expr, tok.pos, what .. ", found " .. found) end
+  if tok.type == "eof" then jerr.syntax(self.expr, tok.pos, "the expression ends too early") end
+  jerr.syntax(self.expr, tok.pos, "unexpected " .. found)
 end
 
 function P:match(t)
-  if self:peek() ~= t then self:fail(self:token(), "expected " .. (DESCRIBE[t] or t)) end
+  if self:peek() ~= t then self:fail(self:token(), "expected " .. (EXPECTED[t] or t)) end
   self:advance()
 end
 
