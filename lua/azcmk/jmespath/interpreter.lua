@@ -18,7 +18,6 @@ local function truthy(v)
 end
 M.truthy = truthy
 
-
 -- Ordering comparisons: numbers with numbers, strings with strings (by code point, as the
 -- Python implementation the Azure CLI uses does); anything else is null.
 local ORDER = {
