@@ -92,6 +92,11 @@ stage conformance check env CONFORMANCE_PORT="$(port_at 3)" \
 stage conformance-az check env CONFORMANCE_AZ_PORT="$(port_at 6)" \
   CONFORMANCE_AZ_DIR="$OUT/test-conformance-az-emulator" ./scripts/conformance-az.sh
 
+# A failed stage's failing cases again at the end, where a truncated CI log still shows them.
+for name in $failed_stages; do
+  echo "failed stage $name:"
+  sed 's/\x1b\[[0-9;]*m//g' "$OUT/stage-$name.out" | grep -E -A3 '^(Failure|Error) ' | head -n 40
+done
 [ -n "$failed_stages" ] && echo "failed stages:$failed_stages"
 echo "$passed passed, $failed failed" | tee "$OUT/test-summary.txt"
 [ -z "$failed_stages" ]

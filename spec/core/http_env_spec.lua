@@ -55,21 +55,24 @@ describe("azcmk.core http and the environment", function()
     srv = tls_nginx.start()
     base = "http://127.0.0.1:" .. srv.http_port
     plain_proxy = base  -- answers absolute-URI requests itself: a proxied request shows in X-Request-Line
-    tunnel_port = srv.stall_port + 20
     tunnel_log = os.tmpname()
-    os.execute("python3 spec/support/connect_proxy.py " .. tunnel_port .. " " .. srv.port .. " " .. tunnel_log
-      .. " >/dev/null 2>&1 & echo $! > " .. tunnel_log .. ".pid")
-    for _ = 1, 50 do   -- wait until it listens (bounded)
-      local p = io.popen("(exec 3<>/dev/tcp/127.0.0.1/" .. tunnel_port .. ") 2>/dev/null && echo up")
-      local up = p:read("*a"); p:close()
-      if up:find("up", 1, true) then break end
+    -- port 0: the kernel picks a free one, and the proxy says which ("ready PORT")
+    os.execute("python3 spec/support/connect_proxy.py 0 " .. srv.port .. " " .. tunnel_log
+      .. " >" .. tunnel_log .. ".out 2>&1 & echo $! > " .. tunnel_log .. ".pid")
+    for _ = 1, 100 do   -- wait until it listens (bounded: 10 s, python starts slowly under ASan)
+      local f = io.open(tunnel_log .. ".out")
+      local said = f and f:read("*a") or ""
+      if f then f:close() end
+      tunnel_port = tonumber(said:match("ready (%d+)"))
+      if tunnel_port then break end
       os.execute("sleep 0.1")
     end
+    assert(tunnel_port, "the CONNECT proxy did not start")
   end)
   teardown(function()
     local f = io.open(tunnel_log .. ".pid")
     if f then os.execute("kill " .. f:read("*l") .. " 2>/dev/null"); f:close() end
-    os.remove(tunnel_log); os.remove(tunnel_log .. ".pid")
+    os.remove(tunnel_log); os.remove(tunnel_log .. ".pid"); os.remove(tunnel_log .. ".out")
     if srv then srv:stop() end
   end)
 

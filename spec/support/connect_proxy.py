@@ -2,6 +2,8 @@
 
 usage: connect_proxy.py LISTEN_PORT UPSTREAM_PORT LOGFILE [REQUIRED_AUTH]
 
+LISTEN_PORT 0 lets the kernel pick a free port; "ready PORT" on stdout says which.
+
 Every CONNECT is tunnelled to 127.0.0.1:UPSTREAM_PORT, whatever host it names (the specs use
 real Azure names); the request line and the Proxy-Authorization header are appended to
 LOGFILE. With REQUIRED_AUTH ("Basic ..."), other requests get 407.
@@ -65,7 +67,7 @@ srv = socket.socket()
 srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
 srv.bind(("127.0.0.1", listen_port))
 srv.listen(64)
-print("ready", flush=True)
+print("ready", srv.getsockname()[1], flush=True)
 while True:
     conn, _ = srv.accept()
     threading.Thread(target=handle, args=(conn,), daemon=True).start()
