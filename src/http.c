@@ -29,10 +29,11 @@
 
 #define CLIENT_MT "azcmk.http"
 #define DEFAULT_UA "azcmk/" AZCMK_VERSION
-#define IMDS_HOST "169.254.169.254"
-/* Never proxied: loopback and every plain-http host. Their requests carry secrets in the
- * clear (the App Service X-IDENTITY-HEADER, tokens in replies), so a proxy must not see them. */
-#define ALWAYS_DIRECT IMDS_HOST ",127.0.0.1,localhost,::1"
+/* Never proxied: loopback and every allow_http host (the caller's list: azcmk's transports
+ * pass IMDS and loopback, lua/azcmk/transport/contract.lua). Plain-http requests carry
+ * secrets in the clear (the App Service X-IDENTITY-HEADER, tokens in replies), so a proxy
+ * must not see them. */
+#define ALWAYS_DIRECT "127.0.0.1,localhost,::1"
 #define DEFAULT_CONNECT_TIMEOUT_MS 5000L
 #define DEFAULT_TIMEOUT_MS 30000L
 #define MAX_TIMEOUT_MS (24L * 3600L * 1000L)
@@ -180,7 +181,7 @@ struct client {
   char *ca_file;
   X509_STORE *store; /* the CAs, built on the first connection (trust_store) */
   char *user_agent;
-  char *no_proxy; /* comma-separated, always with ALWAYS_DIRECT and the allow_http hosts */
+  char *no_proxy; /* comma-separated: ALWAYS_DIRECT, the allow_http hosts, the caller's */
   struct curl_slist *connect_to;
   char **allow_http;
   size_t n_allow;

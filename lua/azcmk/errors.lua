@@ -235,41 +235,6 @@ function M.from_response(res, opts)
   return e
 end
 
--- libcurl failures -> network / timeout errors
-local TLS_VERIFY = {
-  CURLE_PEER_FAILED_VERIFICATION = true, CURLE_SSL_CACERT = true, CURLE_SSL_CACERT_BADFILE = true,
-  CURLE_SSL_ISSUER_ERROR = true, CURLE_SSL_PINNEDPUBKEYNOTMATCH = true, CURLE_SSL_CRL_BADFILE = true,
-}
--- failures before the request reached the server: always safe to retry
-local CONNECT_PHASE = {
-  CURLE_COULDNT_CONNECT = true, CURLE_COULDNT_RESOLVE_HOST = true, CURLE_COULDNT_RESOLVE_PROXY = true,
-  CURLE_SSL_CONNECT_ERROR = true,
-}
--- failures after (part of) the request was sent: retry only idempotent requests
-local IO_PHASE = {
-  CURLE_GOT_NOTHING = true, CURLE_RECV_ERROR = true, CURLE_SEND_ERROR = true, CURLE_PARTIAL_FILE = true,
-  CURLE_HTTP2 = true, CURLE_HTTP2_STREAM = true, CURLE_OPERATION_TIMEDOUT = true,
-}
-
-function M.from_transport(msg, curl_code, url_host)
-  msg = tostring(msg or curl_code or "transport failure")
-  local where = url_host and (" (" .. url_host .. ")") or ""
-  if curl_code == "AZCMK_HTTP_REFUSED" then
-    return M.new("input", { code = curl_code, message = msg .. where, retryable = false })
-  end
-  if TLS_VERIFY[curl_code] then
-    return M.new("network", { code = "TLSVerificationFailed", curl_code = curl_code, message = msg .. where,
-                              retryable = false, tls = true })
-  end
-  if curl_code == "CURLE_OPERATION_TIMEDOUT" then
-    return M.new("timeout", { code = "Timeout", curl_code = curl_code, message = msg .. where,
-                              retryable = true, phase = "io" })
-  end
-  local phase = CONNECT_PHASE[curl_code] and "connect" or (IO_PHASE[curl_code] and "io") or nil
-  return M.new("network", { code = curl_code, curl_code = curl_code, message = msg .. where,
-                            retryable = phase ~= nil, phase = phase })
-end
-
 function M.input(message, fields)
   local f = fields or {}
   f.message = message

@@ -1,18 +1,23 @@
---- The request pipeline (layer 2): every service call of azcmk goes through p:send.
--- URL + query + api-version -> bearer token (cached; ARM scope, explicit scope, or the Key
--- Vault challenge flow) -> retries with backoff and Retry-After -> logging with redaction ->
--- structured errors. See docs/pipeline.md.
+--- The request pipeline (layer 2): every service call of azcmk goes through p:send, which
+-- builds the request (URL, query, api-version, JSON body) and hands it to a chain of small
+-- policies (lua/azcmk/policy/) in front of a transport:
+--   request_id, user_agent, response (JSON, structured errors), per-call policies, retry
+--   (backoff, Retry-After, time budget), per-retry policies, challenge (Key Vault), bearer
+--   (tokens, where they may go), log -> transport (azcmk.transport.contract).
+-- The pipeline's state (cloud, credential, token and challenge caches, logger, retry rules,
+-- clock, transport) lives in the pipeline table p, and nowhere else. See docs/pipeline.md.
 local cjson = require("cjson.safe")
 local cloudm = require("azcmk.cloud")
 local errors = require("azcmk.errors")
 local url = require("azcmk.url")
 local retry = require("azcmk.retry")
-local sender = require("azcmk.sender")
 local token_cache = require("azcmk.token_cache")
 local challenge = require("azcmk.challenge")
 local clock = require("azcmk.clock")
 local logm = require("azcmk.log")
+local headers = require("azcmk.headers")
 local base = require("azcmk.credential.base")
+local policy = require("azcmk.policy")
 
 local M = {}
 
@@ -31,18 +36,51 @@ function M.encode_json(t)
   return (s:gsub(EMPTY_ARRAY_JSON, "[]"))
 end
 
+--- The User-Agent of azcmk's calls: "azcmk/<version>", then `extra` when given.
+function M.user_agent(extra)
+  return "azcmk/" .. M.VERSION .. (extra and (" " .. extra) or "")
+end
+
 local P = {}
 P.__index = P
+
+local function list(v, what)
+  if v == nil then return {} end
+  if type(v) ~= "table" then error("azcmk.pipeline.new: " .. what .. " must be a list of policies", 3) end
+  local out = {}
+  for i = 1, #v do out[i] = v[i] end
+  return out
+end
+
+local function transport_sleep(t)
+  if type(t.sleep) == "function" then return function(s) return t:sleep(s) end end
+  return clock.sleep
+end
+
+--- The chain of p's policies in front of p.transport (policy.ORDER).
+local function chain_of(p)
+  local list_ = { require("azcmk.policy.request_id").new(),
+    require("azcmk.policy.user_agent").new(p.user_agent), require("azcmk.policy.response").new() }
+  for _, x in ipairs(p.per_call) do list_[#list_ + 1] = x end
+  list_[#list_ + 1] = require("azcmk.policy.retry").new(p)
+  for _, x in ipairs(p.per_retry) do list_[#list_ + 1] = x end
+  list_[#list_ + 1] = require("azcmk.policy.challenge").new(p)
+  list_[#list_ + 1] = require("azcmk.policy.bearer").new(p)
+  list_[#list_ + 1] = require("azcmk.policy.log").new(p)
+  return policy.chain(list_, p.transport)
+end
 
 --- New pipeline. opts:
 --   cloud        profile table or name (default: AZURE_CLOUD / AZURE_AUTHORITY_HOST)
 --   credential   a credential (azcmk.credential.*); nil = only unauthenticated calls
---   transport    t:request(req) (default: azcmk.transport.curl, made lazily)
---   retry        a policy (azcmk.retry.new) or its options table
+--   transport    a transport (azcmk.transport.contract; default: azcmk.transport.curl)
+--   retry        retry rules (azcmk.retry.new) or their options table
 --   log          a logger (azcmk.log.new), a level string, or nil (AZCMK_LOG)
 --   log_sink     function(line) for the default logger
 --   user_agent   appended to "azcmk/<version>"
---   now, sleep   clock functions (specs)
+--   per_call, per_retry   lists of your own policies (lua/azcmk/policy/init.lua)
+--   now, sleep   clock functions (specs; sleep defaults to the transport's)
+--   getenv       replaces os.getenv for cloud, logging and the default transport
 --   lro_interval, lro_timeout   defaults for long-running operations (30 s, 3600 s)
 --   token_cache  a token_cache (default: one per pipeline)
 --   vault_api_version           default api-version for p:vault
@@ -60,41 +98,56 @@ function M.new(opts)
   local log = opts.log
   if type(log) == "string" then log = logm.new({ level = log, sink = opts.log_sink })
   elseif log == nil then log = logm.from_env({ sink = opts.log_sink, getenv = opts.getenv }) end
-  local policy = opts.retry
-  if policy == nil or getmetatable(policy) == nil then policy = retry.new(policy) end
-  local ua = "azcmk/" .. M.VERSION .. (opts.user_agent and (" " .. opts.user_agent) or "")
-  -- inside nginx: cosockets and ngx.sleep in request/timer phases, libcurl elsewhere (docs/openresty.md)
-  local ngxt = rawget(_G, "ngx") and require("azcmk.transport.ngx")
-  local transport = opts.transport or (ngxt and ngxt.auto({ user_agent = ua }))
-    or require("azcmk.transport.curl").new({ user_agent = ua })
+  local rules = opts.retry
+  if rules == nil or getmetatable(rules) == nil then rules = retry.new(rules) end
+  local ua = M.user_agent(opts.user_agent)
+  local transport = opts.transport
+    or require("azcmk.transport.curl").new({ user_agent = ua, getenv = opts.getenv })
   local now = opts.now or clock.now
-  local sleep = opts.sleep or (ngxt and ngxt.sleep) or clock.sleep
   local p = setmetatable({
-    cloud = cloud, credential = opts.credential, transport = transport, log = log, retry = policy,
-    user_agent = ua, now = now, sleep = sleep,
+    cloud = cloud, credential = opts.credential, transport = transport, log = log, retry = rules,
+    user_agent = ua, now = now, sleep = opts.sleep or transport_sleep(transport), getenv = opts.getenv,
     lro_interval = opts.lro_interval, lro_timeout = opts.lro_timeout,
     vault_api_version = opts.vault_api_version or M.VAULT_API_VERSION,
-    challenges = challenge.cache(),
-    subscription = opts.subscription,
+    challenges = challenge.cache(), subscription = opts.subscription,
+    per_call = list(opts.per_call, "per_call"), per_retry = list(opts.per_retry, "per_retry"),
   }, P)
   p.tokens = opts.token_cache or token_cache.new({ now = now, log = log })
-  p.ctx = { transport = transport, log = log, retry = policy, now = now, sleep = sleep, cloud = cloud,
-            getenv = opts.getenv }
-  if p.credential and p.credential.attach then p.credential:attach(p.ctx) end
+  p.chain = chain_of(p)
+  -- credentials do their I/O (token endpoints, IMDS) through what the pipeline was given
+  if p.credential and p.credential.attach then
+    p.credential:attach({ transport = transport, log = log, retry = rules, now = now, sleep = p.sleep,
+      cloud = cloud, getenv = opts.getenv })
+  end
   return p
+end
+
+--- A pipeline made from this one that shares its state (cloud, credential, token and
+-- challenge caches, logger, retry rules, subscription) with other parts: opts.transport
+-- (and then its sleep unless opts.sleep), opts.sleep, and opts.per_call / opts.per_retry
+-- added after p's own policies.
+function P:with(opts)
+  opts = opts or {}
+  local q = {}
+  for k, v in pairs(self) do q[k] = v end
+  if opts.transport then
+    q.transport = opts.transport
+    q.sleep = opts.sleep or transport_sleep(opts.transport)
+  elseif opts.sleep then
+    q.sleep = opts.sleep
+  end
+  q.per_call, q.per_retry = list(self.per_call), list(self.per_retry)
+  for _, x in ipairs(list(opts.per_call, "per_call")) do q.per_call[#q.per_call + 1] = x end
+  for _, x in ipairs(list(opts.per_retry, "per_retry")) do q.per_retry[#q.per_retry + 1] = x end
+  setmetatable(q, P)
+  q.chain = chain_of(q)
+  return q
 end
 
 local function copy(t)
   local r = {}
   for k, v in pairs(t or {}) do r[k] = v end
   return r
-end
-
---- The value of header `name` in h, whatever the case of its key.
-local function header(h, name)
-  name = name:lower()
-  for k, v in pairs(h) do if tostring(k):lower() == name then return v end end
-  return nil
 end
 
 --- Build the final URL: req.url + req.query (table) + api-version (unless already there).
@@ -134,71 +187,6 @@ function P:token(scope, tenant)
   return self.tokens:get(self.credential, scope, { tenant_id = tenant })
 end
 
--- send with a bearer token; on 401 drop the token once and retry with a fresh one
-function P:_bearer(r, scope, tenant)
-  local tok, terr = self:token(scope, tenant)
-  if not tok then return nil, terr end
-  r.headers.Authorization = "Bearer " .. tok.token
-  local res, err = sender.send(self.ctx, r)
-  if res and res.status == 401 then
-    if self.tokens:invalidate(self.credential, scope, tenant, tok.token) then
-      self.log:info("401 from " .. (url.parse(r.url) or {}).host ..
-        ": dropping the cached token and retrying once")
-      local tok2, terr2 = self:token(scope, tenant)
-      if not tok2 then return nil, terr2 end
-      r.headers.Authorization = "Bearer " .. tok2.token
-      res, err = sender.send(self.ctx, r)
-    end
-  end
-  return res, err
-end
-
--- Key Vault: elicit the challenge without body and token, verify it, then send for real
-function P:_challenge(r, parsed)
-  local origin = url.origin(parsed)
-  local ch = self.challenges:get(origin)
-  if not ch then
-    local probe = copy(r)
-    probe.headers = copy(r.headers)
-    probe.body = nil
-    for k in pairs(probe.headers) do
-      if tostring(k):lower() == "content-type" then probe.headers[k] = nil end
-    end
-    local m = r.method:upper()
-    if m == "POST" or m == "PUT" or m == "PATCH" then probe.headers["Content-Length"] = "0" end
-    local res, err = sender.send(self.ctx, probe)
-    if not res then return nil, err end
-    if res.status ~= 401 then
-      if r.body == nil or res.status >= 300 then return res end
-      return nil, errors.new("auth", { code = "ChallengeMissing", status = res.status,
-        message = "the vault answered a request without token with " .. res.status ..
-          " instead of a 401 challenge",
-        request_id = errors.request_id_of(res) })
-    end
-    local cerr
-    ch, cerr = challenge.discover(res.headers["www-authenticate"], parsed.host)
-    if not ch then
-      self.challenges:evict(origin)
-      cerr.request_id = cerr.request_id or errors.request_id_of(res)
-      return nil, cerr
-    end
-    self.challenges:set(origin, ch)
-  end
-  local res, err = self:_bearer(r, ch.scope, ch.tenant)
-  if res and res.status == 401 and res.headers["www-authenticate"] then
-    -- the vault may have moved tenant: rediscover once
-    local ch2, cerr = challenge.discover(res.headers["www-authenticate"], parsed.host)
-    if not ch2 then self.challenges:evict(origin); return nil, cerr end
-    if ch2.tenant ~= ch.tenant or ch2.scope ~= ch.scope then
-      self.challenges:set(origin, ch2)
-      local r2 = copy(r)
-      r2.headers = copy(r.headers)
-      res, err = self:_bearer(r2, ch2.scope, ch2.tenant)
-    end
-  end
-  return res, err
-end
-
 --- Send one request. req = { method, url, body (table -> JSON, or string), headers, query
 -- (table), api_version, scope (optional), auth (false: no token), idempotent, timeout_ms }.
 -- Returns res { status, headers, body, json, request_id, client_request_id, url } for 2xx,
@@ -211,78 +199,24 @@ function P:send(req)
     error("azcmk.pipeline.send: req.headers must be a table", 2) end
   local full, parsed = self:_url(req)
   if not full then return nil, parsed end
-  local headers = copy(req.headers)
+  local h = copy(req.headers)
   local body = req.body
   if type(body) == "table" then
     local enc, eerr = M.encode_json(body)
     if not enc then return nil, errors.input("cannot encode body as JSON: " .. tostring(eerr)) end
     body = enc
-    if header(headers, "content-type") == nil then headers["Content-Type"] = "application/json" end
+    if not headers.key(h, "content-type") then h["Content-Type"] = "application/json" end
   elseif body ~= nil and type(body) ~= "string" then
     error("azcmk.pipeline.send: req.body must be a table or a string", 2)
   end
-  if header(headers, "accept") == nil then headers["Accept"] = "application/json" end
-  if header(headers, "user-agent") == nil then headers["User-Agent"] = self.user_agent end
-  local crid = header(headers, "x-ms-client-request-id")
-  if not crid then crid = base.uuid(); headers["x-ms-client-request-id"] = crid end
-  if header(headers, "authorization") ~= nil then
+  if not headers.key(h, "accept") then h["Accept"] = "application/json" end
+  if headers.key(h, "authorization") then
     return nil, errors.input("do not pass Authorization: the pipeline adds tokens itself",
       { code = "InvalidHeader", hint = "drop the header; pass scope= when a call needs another token" })
   end
-
-  -- which authentication, and is the target trusted with a token?
-  local kind = cloudm.host_kind(self.cloud, parsed.host)
-  local mode = "none"
-  if req.auth ~= false then
-    if req.scope then mode = "bearer"
-    elseif kind == "arm" then mode = "bearer"
-    elseif kind == "vault" or kind == "hsm" then mode = "challenge" end
-  end
-  if mode ~= "none" then
-    if parsed.scheme ~= "https" then
-      return nil, errors.input("bearer tokens are only sent over https: " .. logm.redact_url(full),
-                               { code = "InsecureTokenTarget" })
-    end
-    if kind ~= "arm" and kind ~= "vault" and kind ~= "hsm" and kind ~= "acr" then
-      return nil,
-        errors.input("refusing to send a token to " .. parsed.host .. ", which is not a host of the "
-        .. self.cloud.name .. " cloud profile (ARM, Key Vault, ACR)", { code = "UntrustedTokenTarget",
-        hint = "use a custom cloud profile (cloud = {...}) for other endpoints" })
-    end
-  end
-
-  local r = { method = req.method:upper(), url = full, headers = headers, body = body,
-              timeout_ms = req.timeout_ms, idempotent = req.idempotent }
-  local res, err
-  if mode == "bearer" then
-    res, err = self:_bearer(r, req.scope or self.cloud.arm_scope, nil)
-  elseif mode == "challenge" then
-    res, err = self:_challenge(r, parsed)
-  else
-    res, err = sender.send(self.ctx, r)
-  end
-  if not res then
-    if type(err) == "table" then
-      err.client_request_id = err.client_request_id or crid
-      err.request_id = err.request_id or crid
-    end
-    return nil, err
-  end
-  res.client_request_id = crid
-  res.request_id = res.headers["x-ms-request-id"] or res.headers["x-ms-client-request-id"] or crid
-  res.url = full
-  res.method = r.method
-  local ct = (res.headers["content-type"] or ""):lower()
-  local first = res.body and res.body:match("^%s*(.)")
-  if res.body and res.body ~= "" and (ct:find("json", 1, true) or first == "{" or first == "[") then
-    res.json = cjson.decode(res.body)
-  end
-  if res.status >= 200 and res.status < 300 then return res end
-  local e = errors.from_response(res)
-  e.client_request_id = crid
-  e.request_id = e.request_id or crid
-  e.operation = r.method .. " " .. parsed.path
-  return nil, e, res
+  return self.chain:send({ method = req.method:upper(), url = full, headers = h, body = body,
+    timeout_ms = req.timeout_ms, idempotent = req.idempotent, scope = req.scope, auth = req.auth,
+    target = parsed, host_kind = cloudm.host_kind(self.cloud, parsed.host) })
 end
 
 local function merge(opts, method, u)
@@ -358,16 +292,16 @@ function P:vault_pages(vault_url, path, opts)
   return require("azcmk.paging").items(self, r, opts)
 end
 
---- Parallel calls through the transport's batch (azcmk.batch): the same request path as
+--- Parallel calls through the batch transport (azcmk.transport.batch): the same request path as
 -- p:send for each. p:parallel(tasks, {concurrency=16}) runs functions taking a pipeline and
 -- returns what each returned ({n=, ...} by index); p:send_batch(reqs) and p:arm_batch(reqs)
 -- (each { method, path, <p:arm options> }) return results (res or false), errs, raws by index.
 function P:parallel(tasks, opts)
-  return require("azcmk.batch").run(self, tasks, opts)
+  return require("azcmk.transport.batch").run(self, tasks, opts)
 end
 
 function P:send_batch(reqs, opts)
-  return require("azcmk.batch").send_batch(self, reqs, opts)
+  return require("azcmk.transport.batch").send_batch(self, reqs, opts)
 end
 
 function P:arm_batch(reqs, opts)
@@ -377,7 +311,7 @@ function P:arm_batch(reqs, opts)
     m[1], m[2], m.path = nil, nil, nil
     full[i] = m
   end
-  return require("azcmk.batch").send_batch(self, full, opts)
+  return require("azcmk.transport.batch").send_batch(self, full, opts)
 end
 
 M.class = P

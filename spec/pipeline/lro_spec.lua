@@ -1,5 +1,96 @@
--- Long-running operations against the emulator's ARM (resource group delete: 202 + Location).
+-- azcmk.lro: the polling state machine over a scripted pipeline, then long-running operations
+-- against the emulator's ARM (resource group delete: 202 + Location).
 local H = require("support.pipeline_helper")
+
+local lro = require("azcmk.lro")
+local stub = require("support.stub_transport")
+
+local fake_p = stub.pipeline
+
+local ORIG = { method = "PUT", url = "https://management.azure.com/sub/r?api-version=1" }
+
+describe("azcmk.lro", function()
+  it("knows terminal states in any case", function()
+    assert.equal("Succeeded", lro.terminal("succeeded"))
+    assert.equal("Canceled", lro.terminal("CANCELED"))
+    assert.is_nil(lro.terminal("Updating"))
+  end)
+
+  it("maps the initial status for body polling", function()
+    assert.equal("InProgress", lro.initial_body_state({ status = 202 }))
+    assert.equal("Succeeded", lro.initial_body_state({ status = 204 }))
+    assert.equal("Creating", lro.initial_body_state({ status = 201,
+      json = { properties = { provisioningState = "Creating" } } }))
+    assert.equal("InProgress", lro.initial_body_state({ status = 201 }))
+    assert.equal("Succeeded", lro.initial_body_state({ status = 200 }))
+  end)
+
+  it("prefers Azure-AsyncOperation, then Location, then provisioningState", function()
+    assert.equal("async", (lro.strategy("PUT", { status = 201, headers = { ["azure-asyncoperation"] = "a",
+      location = "l" } })))
+    assert.equal("location", (lro.strategy("DELETE", { status = 202, headers = { location = "l" } })))
+    assert.equal("body", (lro.strategy("PUT", { status = 201, headers = {},
+      json = { properties = { provisioningState = "Creating" } } })))
+    assert.equal("done", (lro.strategy("POST", { status = 200, headers = {} })))
+  end)
+
+  it("polls the operation with Retry-After, then GETs the resource", function()
+    local p = fake_p({
+      { status = 200, body = '{"status":"InProgress"}', headers = { ["retry-after"] = "2" } },
+      { status = 200, body = '{"status":"Succeeded"}' },
+      { status = 200, body = '{"name":"r","properties":{"provisioningState":"Succeeded"}}' },
+    })
+    local seen = {}
+    local initial = { status = 201,
+      headers = { ["azure-asyncoperation"] = "https://management.azure.com/op/1",
+                                                ["retry-after"] = "1" } }
+    local res = assert(lro.poll(p, initial, ORIG, { interval = 5,
+      progress = function(i) seen[#seen + 1] = i.state end }))
+    assert.equal("r", res.json.name)
+    assert.same({ 1, 2 }, p.clock.sleeps)
+    assert.same({ "InProgress", "Succeeded" }, seen)
+    assert.equal("https://management.azure.com/op/1", p.calls[1].url)
+    assert.equal(ORIG.url, p.calls[3].url)
+  end)
+
+  it("surfaces a failed operation as a structured error", function()
+    local p = fake_p({ { status = 200,
+      body = '{"status":"Failed","error":{"code":"KeyVaultAccessDenied","message":"no"}}' } })
+    local res, err = lro.poll(p, { status = 202,
+      headers = { ["azure-asyncoperation"] = "https://management.azure.com/op" } },
+                              ORIG, { interval = 0 })
+    assert.is_nil(res)
+    assert.equal("azure", err.kind); assert.equal("KeyVaultAccessDenied", err.code); assert.equal("no",
+      err.message)
+  end)
+
+  it("times out", function()
+    local p = fake_p({ { status = 202, headers = { location = "https://management.azure.com/op" } } })
+    local res, err = lro.poll(p, { status = 202, headers = { location = "https://management.azure.com/op" } },
+                              { method = "DELETE", url = ORIG.url }, { interval = 10, timeout = 35 })
+    assert.is_nil(res)
+    assert.equal("timeout", err.kind); assert.equal("LroTimeout", err.code)
+    assert.equal(3, #p.calls)
+  end)
+
+  it("refuses polling URLs on another host", function()
+    local p = fake_p({ { status = 200 } })
+    local res, err = lro.poll(p, { status = 202,
+      headers = { ["azure-asyncoperation"] = "https://evil.example/op" } },
+                              ORIG, { interval = 0 })
+    assert.is_nil(res); assert.equal("UntrustedPollingUrl", err.code)
+    assert.equal(0, #p.calls)
+  end)
+
+  it("follows provisioningState on the resource", function()
+    local p = fake_p({ { status = 200, body = '{"properties":{"provisioningState":"Updating"}}' },
+                       { status = 200, body = '{"properties":{"provisioningState":"Canceled"}}' } })
+    local res, err = lro.poll(p, { status = 201, headers = {},
+      json = { properties = { provisioningState = "Creating" } } },
+                              ORIG, { interval = 1 })
+    assert.is_nil(res); assert.equal("OperationCanceled", err.code)
+  end)
+end)
 
 describe("long-running operations against the emulator", function()
   local seed, lines, p, sub

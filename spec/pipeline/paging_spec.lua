@@ -1,6 +1,41 @@
--- nextLink paging against the emulator.
+-- azcmk.paging: the nextLink iterator over a scripted pipeline, then paging against the emulator.
 local H = require("support.pipeline_helper")
 
+local paging = require("azcmk.paging")
+local stub = require("support.stub_transport")
+
+local fake_p = stub.pipeline
+
+
+describe("azcmk.paging", function()
+  it("iterates items across pages and stops at the last", function()
+    local p = fake_p({
+      { status = 200,
+        body = '{"value":[1,2],"nextLink":"https://management.azure.com/l?api-version=1&$skiptoken=a"}' },
+      { status = 200,
+        body = '{"value":[3],"nextLink":"https://management.azure.com/l?api-version=1&$skiptoken=b"}' },
+      { status = 200, body = '{"value":[]}' },
+    })
+    local got = {}
+    for item, err in paging.items(p, { method = "GET", url = "https://management.azure.com/l",
+      api_version = "1" }) do
+      assert.is_nil(err); got[#got + 1] = item
+    end
+    assert.same({ 1, 2, 3 }, got)
+    assert.equal(3, #p.calls)
+    assert.is_nil(p.calls[2].api_version)     -- nextLink already carries it
+  end)
+
+  it("yields false, err on failure and refuses foreign nextLinks", function()
+    local p = fake_p({ { status = 200, body = '{"value":[1],"nextLink":"https://evil.example/next"}' } })
+    local got, errs = {}, {}
+    for item, err in paging.items(p, { method = "GET", url = "https://management.azure.com/l" }) do
+      if item then got[#got + 1] = item else errs[#errs + 1] = err end
+    end
+    assert.same({ 1 }, got)
+    assert.equal(1, #errs); assert.equal("UntrustedNextLink", errs[1].code)
+  end)
+end)
 describe("paging against the emulator", function()
   local seed, lines, p, sub
   setup(function() local _; _, seed = H.env(); sub = seed.subscription_id end)

@@ -8,7 +8,7 @@
 --                           N requests through azcmk.transport.ngx directly (S seconds
 --                           apart); the results and the transport's stats
 --   /tokens?case=stale|wait the shared-dict lock (see M.tokens)
---   /batch?n=N              p:arm_batch of N ARM GETs (azcmk.batch over cosockets)
+--   /batch?n=N              p:arm_batch of N ARM GETs (azcmk.transport.batch over cosockets)
 --   /phase                  which transport the phase-aware one picks here, and what it
 --                           picked in init_worker (stored there by the harness's init_worker)
 local cjson = require("cjson.safe")

@@ -1,5 +1,5 @@
---- Scripted transport for UNIT specs of the pipeline's pure logic (retry loop, challenge
--- flow, LRO state machine). Integration specs use the emulator over real HTTPS instead.
+--- Scripted transport (and pipeline) for UNIT specs of the pipeline's pure logic (policies,
+-- retry loop, challenge flow, LRO state machine). Integration specs use the emulator over real HTTPS instead.
 -- new(handler) where handler(req, n) -> res | nil, err ; records every request in .calls.
 local M = {}
 
@@ -31,6 +31,25 @@ function M.sequence(list)
     if r.headers then c.headers = {}; for k, v in pairs(r.headers) do c.headers[k] = v end end
     return c
   end)
+end
+
+--- A scripted pipeline for LRO and paging units: p:send(req) answers from `answers` in order
+-- (the last one repeats; { err = e } fails), JSON bodies decoded; p.calls records requests,
+-- p.clock is its fake clock.
+function M.pipeline(answers)
+  local cjson = require("cjson.safe")
+  local c = M.clock()
+  local p = { calls = {}, now = c.now, sleep = c.sleep, clock = c }
+  function p.send(self, req)
+    self.calls[#self.calls + 1] = req
+    local a = answers[#self.calls] or answers[#answers]
+    if a.err then return nil, a.err end
+    a.headers = a.headers or {}
+    if a.body then a.json = cjson.decode(a.body) end
+    a.url = a.url or req.url
+    return a
+  end
+  return p
 end
 
 --- A fake clock: now() returns t; sleep(s) advances it and records s.

@@ -119,21 +119,28 @@ function M.parse(argv, io_, verb, usage, flags)
   return opts, pos
 end
 
+--- The command line's composition root: the one pipeline of a run (libcurl transport, the
+-- default credential chain, cloud, logging and subscription from the environment). Built
+-- here once and handed to the playbooks; nothing below reads the environment for it.
+function M.pipeline()
+  return require("azcmk.compose").pipeline()
+end
+
 --- The options every playbook takes, from the common flags: pipeline, subscription, progress.
 function M.base_options(opts, io_)
-  local o = { subscription = opts.subscription, resource_group = opts.resource_group }
+  local p, err = M.pipeline()
+  if not p then return nil, err end
+  local o = { subscription = opts.subscription or p.subscription, resource_group = opts.resource_group,
+    pipeline = p }
   o.progress = function(ev)
     -- steps are listed with the result; stderr gets what happens meanwhile
     if ev and ev.message and not ev.step then io_.stderr:write("  ", one_line(ev.message), "\n") end
   end
-  if not opts.subscription and not os.getenv("AZURE_SUBSCRIPTION_ID") then
+  if not o.subscription then
     return nil, require("azcmk.errors").input("no subscription given", { code = "MissingSubscription",
       hint = "pass --subscription ID or set AZURE_SUBSCRIPTION_ID "
         .. "(eval \"$(azcmk emulator start)\" sets it)" })
   end
-  local p, err = require("azcmk").new()
-  if not p then return nil, err end
-  o.pipeline = p
   return o
 end
 

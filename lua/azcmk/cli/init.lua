@@ -38,7 +38,7 @@ function M.main(argv)
     return verb and 0 or 2
   end
   if verb == "--version" or verb == "version" then
-    io.stdout:write("azcmk ", require("azcmk")._VERSION, "\n")
+    io.stdout:write("azcmk ", require("azcmk.pipeline").VERSION, "\n")
     return 0
   end
   if not known(verb) then

@@ -7,7 +7,8 @@
 --       cannot be used here at all (a chain moves on), else it is an authentication failure
 --   cred:available() -> true | false, reason     (no network I/O)
 --   cred:cache_key() -> string                    (tenant, client, kind)
---   cred:attach(ctx)                              (pipeline hands over transport/log/clock)
+--   cred:attach(ctx)                              (pipeline hands over transport/log/clock;
+--                                                  a credential never builds a transport)
 -- Building a credential never does I/O; the first get_token does.
 local cjson = require("cjson.safe")
 local errors = require("azcmk.errors")
@@ -104,15 +105,24 @@ function methods:attach(ctx)
   end
 end
 
---- The context (transport, log, retry, now, sleep, getenv), with a default transport made
--- on first use.
-function methods:context()
+--- The context its pipeline handed over (transport, log, retry, now, sleep, getenv), with
+-- now defaulting to the clock; no transport needed (clock and environment only).
+function methods:settings()
   self.ctx = self.ctx or {}
   local ctx = self.ctx
-  if not ctx.transport then
-    ctx.transport = require("azcmk.transport.curl").new()
-  end
   ctx.now = ctx.now or clock.now
+  return ctx
+end
+
+--- The context, for I/O. A credential builds no transport of its own: one that must talk
+-- to a token endpoint without one is a wiring mistake, and raises.
+function methods:context()
+  local ctx = self:settings()
+  if not ctx.transport then
+    error("azcmk.credential: " .. tostring(self.name) .. " has no transport: use it through a pipeline "
+      .. "(azcmk.new{ credential = c }, pipeline.new{...}), or give it one first: "
+      .. "c:attach{ transport = require('azcmk.transport.curl').new() }", 3)
+  end
   return ctx
 end
 

@@ -77,7 +77,7 @@ function C:assertion(aud)
     for _, c in ipairs(r.chain or {}) do x5c[#x5c + 1] = core.b64_encode(c:der()) end
     header.x5c = x5c
   end
-  local now = math.floor(self:context().now())
+  local now = math.floor(self:settings().now())
   local claims = { aud = aud, iss = self.client_id, sub = self.client_id, jti = base.uuid(),
                    nbf = now, iat = now, exp = now + M.ASSERTION_LIFETIME }
   local jwt, jerr = core.jwt_sign(cjson.encode(header), cjson.encode(claims), r.key, self.alg)
@@ -91,7 +91,7 @@ function C:get_token(scope, opts)
   if not base.valid_tenant(tenant) then
     return nil, errors.input("invalid tenant id", { code = "InvalidTenant" })
   end
-  local authority, aerr = aad.authority(self, self:context().getenv)
+  local authority, aerr = aad.authority(self, self:settings().getenv)
   if not authority then return nil, aerr end
   local jwt, err = self:assertion(authority .. "/" .. tenant .. "/oauth2/v2.0/token")
   if not jwt then return nil, err end

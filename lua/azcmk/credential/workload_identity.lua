@@ -44,7 +44,7 @@ end
 
 --- The federated assertion (file contents), re-read as described above.
 function C:assertion()
-  local now = self:context().now()
+  local now = self:settings().now()
   local stamp = file_stamp(self.token_file_path)
   local c = self.cached
   if c and stamp and c.stamp == stamp and now - c.read_at < M.REREAD_AFTER then return c.value end

@@ -1,6 +1,6 @@
---- azcmk inside nginx (OpenResty / Debian's libnginx-mod-http-lua): a pipeline whose Azure
--- calls use cosockets in request and timer phases and whose tokens live in a shared dict
--- for all workers. docs/openresty.md; examples/nginx/.
+--- azcmk inside nginx (OpenResty / Debian's libnginx-mod-http-lua), the nginx face: a
+-- pipeline whose Azure calls use cosockets in request and timer phases and whose tokens
+-- live in a shared dict for all workers. docs/openresty.md; examples/nginx/.
 --
 --   -- content_by_lua_block / timer:
 --   local p = require("azcmk.ngx").pipeline()        -- one per worker, made on first use
@@ -31,10 +31,12 @@ local function stable_default(opts)
   return setmetatable({ cache_key = function() return key end }, { __index = cred })
 end
 
---- A new pipeline for nginx: opts as azcmk.new / azcmk.pipeline.new, plus
+--- A new pipeline for nginx: the nginx face's composition root. opts as azcmk.new /
+-- azcmk.pipeline.new, plus
 --   token_dict   shared dict for tokens (default "azcmk_tokens"; false = per-worker cache)
 --   lock_ttl, wait_s   the cross-worker fetch lock (azcmk.ngx.token_store)
--- The transport defaults to the phase-aware one (cosockets in request/timer phases).
+-- The transport defaults to the phase-aware one: cosockets in request and timer phases,
+-- libcurl where nginx has no cosockets (init, init_worker).
 function M.new(opts)
   opts = opts or {}
   local o = {}
@@ -42,6 +44,10 @@ function M.new(opts)
   local dict = o.token_dict
   if dict == nil then dict = M.TOKEN_DICT end
   o.token_dict, o.lock_ttl, o.wait_s = nil, nil, nil
+  if o.transport == nil then
+    o.transport = require("azcmk.transport.ngx").auto({ getenv = o.getenv,
+      user_agent = require("azcmk.pipeline").user_agent(o.user_agent) })
+  end
   if o.credential == nil then
     local cred, err = stable_default(o)
     if not cred then return nil, err end
@@ -51,7 +57,7 @@ function M.new(opts)
     o.token_cache = require("azcmk.ngx.token_store").cache({ dict = dict, lock_ttl = opts.lock_ttl,
       wait_s = opts.wait_s })
   end
-  return require("azcmk").new(o)
+  return require("azcmk.compose").pipeline(o)
 end
 
 --- The worker's pipeline named `name` (default "default"), made on first use with opts.

@@ -199,7 +199,7 @@ function M.audit(o)
   local p = o.pipeline
   if not p then
     local err
-    p, err = require("azcmk").new({ getenv = o.getenv })
+    p, err = require("azcmk.compose").pipeline({ getenv = o.getenv })
     if not p then return nil, err end
   end
   local subs = {}

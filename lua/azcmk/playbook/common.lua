@@ -23,7 +23,7 @@ function M.context(o)
   local p = o.pipeline
   if p == nil then
     local err
-    p, err = require("azcmk").new({ getenv = o.getenv })
+    p, err = require("azcmk.compose").pipeline({ getenv = o.getenv })
     if not p then return nil, err end
   end
   local getenv = o.getenv or os.getenv

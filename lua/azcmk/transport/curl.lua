@@ -1,103 +1,85 @@
---- Transport over the C core's libcurl client (require "azcmk.http").
--- The transport interface, shared by every transport (an nginx cosocket one later):
---   t:request(req) -> res | nil, err
---     req = { method, url, headers = {Name = value}, body = string|nil, timeout_ms = n|nil }
---     res = { status, headers (lower-case names), body, info = {total_ms=...}|nil }
---     err = structured error (azcmk.errors): kind network|timeout|input, retryable, phase, tls
---   t:batch(reqs) -> { res_or_false, ... }, { err_or_nil, ... }
---   t:close()
--- Settings come from options, else the environment: AZCMK_CONNECT_TO (comma-separated
--- HOST:PORT:CONNECT_HOST:CONNECT_PORT), AZCMK_CA_FILE.
-local errors = require("azcmk.errors")
+--- Transport over the C core's libcurl client (azcmk.http): the transport contract
+-- (azcmk.transport.contract) for plain Lua. libcurl's failure codes become the contract's
+-- codes here, at the edge; the libcurl name stays in err.curl_code for diagnostics.
+local contract = require("azcmk.transport.contract")
+local clock = require("azcmk.clock")
 local url = require("azcmk.url")
 
 local M = {}
 
-M.ALLOW_HTTP = { "169.254.169.254", "127.0.0.1", "localhost", "::1" }
+--- libcurl code name -> contract code (anything else is TransportFailed).
+M.CODES = {
+  CURLE_COULDNT_RESOLVE_HOST = "ResolveFailed", CURLE_COULDNT_RESOLVE_PROXY = "ResolveFailed",
+  CURLE_COULDNT_CONNECT = "ConnectFailed",
+  CURLE_SSL_CONNECT_ERROR = "TLSHandshakeFailed",
+  CURLE_PEER_FAILED_VERIFICATION = "TLSVerificationFailed", CURLE_SSL_CACERT = "TLSVerificationFailed",
+  CURLE_SSL_CACERT_BADFILE = "TLSVerificationFailed", CURLE_SSL_ISSUER_ERROR = "TLSVerificationFailed",
+  CURLE_SSL_PINNEDPUBKEYNOTMATCH = "TLSVerificationFailed", CURLE_SSL_CRL_BADFILE = "TLSVerificationFailed",
+  CURLE_PROXY = "ProxyFailed",
+  CURLE_OPERATION_TIMEDOUT = "Timeout",
+  CURLE_SEND_ERROR = "SendFailed",
+  CURLE_RECV_ERROR = "ReceiveFailed", CURLE_HTTP2 = "ReceiveFailed", CURLE_HTTP2_STREAM = "ReceiveFailed",
+  CURLE_GOT_NOTHING = "EmptyReply",
+  CURLE_PARTIAL_FILE = "PartialBody",
+  CURLE_FILESIZE_EXCEEDED = "BodyTooLarge",
+  CURLE_URL_MALFORMAT = "InvalidUrl",
+  AZCMK_HTTP_REFUSED = "HttpRefused",
+}
+
+--- The contract error for a libcurl failure (message, code name) on a request to url.
+function M.error(msg, curl_code, u)
+  local p = url.parse(u or "")
+  return contract.error(M.CODES[curl_code] or "TransportFailed", msg or curl_code or "transport failure",
+    p and p.host, { curl_code = curl_code })
+end
 
 local T = {}
 T.__index = T
 
-local function split_list(s)
-  local out = {}
-  if type(s) == "table" then return s end
-  if not s or s == "" then return out end
-  for part in s:gmatch("[^,%s]+") do out[#out + 1] = part end
-  return out
-end
-
-local function make_client(cfg, env)
-  local ok, http = pcall(require, "azcmk.http")
-  if ok and type(http) == "table" and type(http.new) == "function" then
-    return http.new(cfg, env)     -- adds AZCMK_CONNECT_TO / AZCMK_CA_FILE / allow_http defaults
-  end
-  local core = require("azcmk.core")
-  return core.http_client(cfg)
-end
-
---- New transport. opts: ca_file, connect_to (list or comma string), timeout_ms (default
--- 30000), connect_timeout_ms (default 5000), allow_http (list; default IMDS + loopback),
--- user_agent, http_version, client (an already built azcmk.http client), env (a table
--- replacing os.getenv for AZCMK_CONNECT_TO / AZCMK_CA_FILE, e.g. inside nginx).
--- No I/O happens here; the client is made on the first request.
+--- New transport. opts: the contract's settings (contract.options: connect_to, ca_file,
+-- allow_http, timeout_ms, connect_timeout_ms, env / getenv) plus user_agent, http_version,
+-- max_body_bytes, client (an already built azcmk.http client). No I/O happens here; the
+-- client (and with it libcurl) is made on the first request.
 function M.new(opts)
-  opts = opts or {}
+  local o = contract.options(opts)
   local cfg = {
-    ca_file = opts.ca_file,
-    connect_to = opts.connect_to and split_list(opts.connect_to) or nil,
-    timeout_ms = opts.timeout_ms or 30000,
-    connect_timeout_ms = opts.connect_timeout_ms or 5000,
-    allow_http = opts.allow_http or M.ALLOW_HTTP,
-    user_agent = opts.user_agent,
-    http_version = opts.http_version,
+    ca_file = o.ca_file, connect_to = o.connect_to, allow_http = o.allow_http,
+    timeout_ms = o.timeout_ms, connect_timeout_ms = o.connect_timeout_ms,
+    user_agent = o.user_agent, http_version = o.http_version, max_body_bytes = o.max_body_bytes,
   }
-  return setmetatable({ cfg = cfg, env = opts.env, client = opts.client, name = "curl" }, T)
+  return setmetatable({ cfg = cfg, client = o.client, name = "curl" }, T)
 end
 
 function T:_client()
-  if not self.client then self.client = make_client(self.cfg, self.env) end
+  if not self.client then self.client = require("azcmk.core").http_client(self.cfg) end
   return self.client
 end
 
-local function host_of(u)
-  local p = url.parse(u or "")
-  return p and p.host
-end
-
+-- the core's answers already have lower-case header names and a body string
 local function normalize(res)
-  local h = {}
-  for k, v in pairs(res.headers or {}) do h[tostring(k):lower()] = v end
-  res.headers = h
+  res.headers = res.headers or {}
   res.body = res.body or ""
   return res
 end
 
-local function check(req)
-  if type(req) ~= "table" then error("azcmk.transport: request table expected", 3) end
-  if type(req.method) ~= "string" or type(req.url) ~= "string" then
-    error("azcmk.transport: req.method and req.url must be strings", 3)
-  end
-end
-
 function T:request(req)
-  check(req)
+  contract.check(req)   -- the core checks method and header names and values itself
   local ok, c = pcall(self._client, self)
   if not ok then
-    return nil, errors.new("network", { code = "TransportUnavailable", message = tostring(c),
-      retryable = false })
+    return nil, contract.error("TransportUnavailable", tostring(c))
   end
   local res, msg, code = c:request({
     method = req.method, url = req.url, headers = req.headers, body = req.body, timeout_ms = req.timeout_ms,
   })
-  if not res then return nil, errors.from_transport(msg, code, host_of(req.url)) end
+  if not res then return nil, M.error(msg, code, req.url) end
   return normalize(res)
 end
 
---- Parallel requests. Returns results (res or false) and errs (err or nil) by index.
+--- Parallel requests on the core's multi handle. Returns results (res or false) and errs (err
+-- or nil) by index.
 function T:batch(reqs, opts)
-  for _, r in ipairs(reqs) do check(r) end
-  local c = self:_client()
-  local out = c:batch(reqs, opts)
+  for _, r in ipairs(reqs) do contract.check(r) end
+  local out = self:_client():batch(reqs, opts)
   local results, errs = {}, {}
   for i = 1, #reqs do
     local r = out[i]
@@ -105,11 +87,14 @@ function T:batch(reqs, opts)
       results[i] = normalize(r)
     else
       results[i] = false
-      errs[i] = errors.from_transport(r and r.error, r and r.code, host_of(reqs[i].url))
+      errs[i] = M.error(r and r.error, r and r.code, reqs[i].url)
     end
   end
   return results, errs
 end
+
+--- Blocking sleep (plain Lua has nothing else to serve meanwhile).
+function T.sleep(_, s) return clock.sleep(s) end
 
 function T:close()
   if self.client and self.client.close then self.client:close() end

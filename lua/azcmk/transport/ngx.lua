@@ -1,5 +1,5 @@
 --- Transport over nginx cosockets (OpenResty / Debian's libnginx-mod-http-lua): a small
--- HTTP/1.1 client with the interface of azcmk.transport.curl (see that file), which never
+-- HTTP/1.1 client that keeps the transport contract (azcmk.transport.contract) and never
 -- blocks the worker's event loop. docs/openresty.md explains why this, not libcurl in
 -- ngx.run_worker_thread.
 --
@@ -23,16 +23,15 @@
 --   (names and domain suffixes, "*" = all), hosts mapped by a connect_to rule, IMDS and
 --   loopback. TLS (SNI, verification) is end to end with the URL's host; plain http never
 --   goes through the proxy.
--- Errors are the curl transport's (errors.from_transport with libcurl's code names), so the
--- pipeline's retry rules apply unchanged.
-local errors = require("azcmk.errors")
+-- Errors are the contract's codes (the socket's own error text is in the message), so the
+-- pipeline's retry rules apply as with libcurl.
+local contract = require("azcmk.transport.contract")
 local url = require("azcmk.url")
 
 local ngx = rawget(_G, "ngx")
 
 local M = {}
 
-M.ALLOW_HTTP = { "169.254.169.254", "127.0.0.1", "localhost", "::1" }
 M.MAX_BODY = 64 * 1024 * 1024
 
 -- phases where cosockets (and ngx.sleep) work
@@ -56,7 +55,6 @@ function M.sleep(s)
   return require("azcmk.clock").sleep(s)
 end
 
-local split_list = url.split_list
 
 -- "HOST:PORT:CONNECT_HOST:CONNECT_PORT", hosts may be [IPv6]
 local function parse_rule(r)
@@ -82,34 +80,27 @@ M.parse_rule = parse_rule
 local T = {}
 T.__index = T
 
---- New transport. opts: connect_to (list or comma string; AZCMK_CONNECT_TO is added after
--- them), timeout_ms (default 30000), connect_timeout_ms (5000), allow_http (hosts allowed
--- plain http; default IMDS + loopback), user_agent, keepalive_ms (idle time in the pool,
--- 60000), pool_size (30), max_parallel (batch, 16), max_body_bytes (64 MiB), https_proxy,
--- no_proxy (default: the environment's), env (table replacing os.getenv). No I/O here.
+--- New transport. opts: the contract's settings (contract.options: connect_to, allow_http,
+-- timeout_ms, connect_timeout_ms, https_proxy, no_proxy, env / getenv; ca_file has no
+-- effect: see the file header) plus user_agent, keepalive_ms (idle time in the pool, 60000),
+-- pool_size (30), max_parallel (batch, 16), max_body_bytes (64 MiB). No I/O here.
 function M.new(opts)
-  opts = opts or {}
-  local getenv = opts.env and function(k) return opts.env[k] end or os.getenv
-  local rules = {}
-  for _, r in ipairs(split_list(opts.connect_to)) do rules[#rules + 1] = r end
-  for _, r in ipairs(split_list(getenv("AZCMK_CONNECT_TO"))) do rules[#rules + 1] = r end
+  local o = contract.options(opts)
   local parsed = {}
-  for _, r in ipairs(rules) do
+  for _, r in ipairs(o.connect_to) do
     local p = parse_rule(r)
     if not p then error("azcmk.transport.ngx: bad connect_to rule '" .. r .. "'", 2) end
     parsed[#parsed + 1] = p
   end
-  local proxy = M.parse_proxy(opts.https_proxy or getenv("HTTPS_PROXY") or getenv("https_proxy"))
-  local no_proxy = split_list(opts.no_proxy or getenv("NO_PROXY") or getenv("no_proxy"))
-  local allow = {}
-  for _, h in ipairs(opts.allow_http or M.ALLOW_HTTP) do
-    allow[(h:gsub("^%[(.*)%]$", "%1")):lower()] = true
-  end
+  local allow = contract.host_set(o.allow_http)
+  -- never through a proxy: loopback and the plain-http hosts (their requests carry secrets)
+  local direct = contract.host_set(contract.LOOPBACK)
+  for h in pairs(allow) do direct[h] = true end
   return setmetatable({
-    name = "ngx", rules = parsed, allow_http = allow, proxy = proxy, no_proxy = no_proxy,
-    timeout_ms = opts.timeout_ms or 30000, connect_timeout_ms = opts.connect_timeout_ms or 5000,
-    user_agent = opts.user_agent, keepalive_ms = opts.keepalive_ms or 60000, pool_size = opts.pool_size or 30,
-    max_parallel = opts.max_parallel or 16, max_body = opts.max_body_bytes or M.MAX_BODY,
+    name = "ngx", rules = parsed, allow_http = allow, direct = direct, proxy = M.parse_proxy(o.https_proxy),
+    no_proxy = o.no_proxy, timeout_ms = o.timeout_ms, connect_timeout_ms = o.connect_timeout_ms,
+    user_agent = o.user_agent, keepalive_ms = o.keepalive_ms or 60000, pool_size = o.pool_size or 30,
+    max_parallel = o.max_parallel or 16, max_body = o.max_body_bytes or M.MAX_BODY,
     stats = { connects = 0, reused = 0, requests = 0 },
   }, T)
 end
@@ -132,11 +123,9 @@ function M.parse_proxy(s)
   return { host = host:lower(), port = tonumber(port) or 80, auth = auth }
 end
 
-local ALWAYS_DIRECT = { ["169.254.169.254"] = true, localhost = true, ["127.0.0.1"] = true, ["::1"] = true }
-
 --- The proxy to use for host (nil: connect directly).
 function T:proxy_for(host)
-  if not self.proxy or ALWAYS_DIRECT[host] then return nil end
+  if not self.proxy or self.direct[host] then return nil end
   for _, e in ipairs(self.no_proxy) do
     e = e:lower():gsub("^%*?%.", "")
     if e == "*" or host == e or host:sub(-(#e + 1)) == "." .. e then return nil end
@@ -155,7 +144,7 @@ function T:target(host, port)
 end
 
 local function fail(code, msg, host)
-  return nil, errors.from_transport("ngx: " .. msg, code, host)
+  return nil, contract.error(code, msg, host)
 end
 
 local function ms_now()
@@ -163,50 +152,32 @@ local function ms_now()
   return ngx.now() * 1000
 end
 
--- socket error text -> libcurl code name (so errors look like the curl transport's)
+-- socket error text -> contract code
 local function io_code(err, default)
-  if err == "timeout" then return "CURLE_OPERATION_TIMEDOUT" end
+  if err == "timeout" then return "Timeout" end
   return default
 end
 
 local function connect_code(err)
   err = tostring(err)
-  if err == "timeout" then return "CURLE_OPERATION_TIMEDOUT" end
-  if err:find("resolve", 1, true) or err:find("no resolver", 1, true) then
-    return "CURLE_COULDNT_RESOLVE_HOST"
-  end
-  return "CURLE_COULDNT_CONNECT"
+  if err == "timeout" then return "Timeout" end
+  if err:find("resolve", 1, true) or err:find("no resolver", 1, true) then return "ResolveFailed" end
+  return "ConnectFailed"
 end
 
 local function tls_code(err)
   err = tostring(err)
-  if err == "timeout" then return "CURLE_OPERATION_TIMEDOUT" end
+  if err == "timeout" then return "Timeout" end
   -- ngx_lua reports verification failures as "<X509 error number>: <text>" or
   -- "certificate host mismatch"
   if err:match("^%d+:") or err:find("certificate", 1, true) or err:find("verify", 1, true) then
-    return "CURLE_PEER_FAILED_VERIFICATION"
+    return "TLSVerificationFailed"
   end
-  return "CURLE_SSL_CONNECT_ERROR"
+  return "TLSHandshakeFailed"
 end
 
-local function check(req)
-  if type(req) ~= "table" then error("azcmk.transport: request table expected", 3) end
-  if type(req.method) ~= "string" or type(req.url) ~= "string" then
-    error("azcmk.transport: req.method and req.url must be strings", 3)
-  end
-  -- the request line is written by hand: a method must be a token (as the C core requires)
-  if not req.method:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
-    error("azcmk.transport: bad method " .. string.format("%q", req.method), 3)
-  end
-  for k, v in pairs(req.headers or {}) do
-    if type(k) ~= "string" or not k:match("^[!#$%%&'*+%-.^_`|~%w]+$") then
-      error("azcmk.transport: bad header name " .. tostring(k), 3)
-    end
-    if v ~= false and (type(v) ~= "string" and type(v) ~= "number" or tostring(v):find("[\r\n%z]")) then
-      error("azcmk.transport: bad value for header " .. k, 3)
-    end
-  end
-end
+-- the request line is written by hand: method and header names must be tokens
+local check = contract.check_head
 
 -- the request head (Host, User-Agent, Content-Length added unless given)
 function T:_head(req, p)
@@ -301,16 +272,16 @@ end
 -- one exchange on a connected socket: returns res, keep or nil, err, code, started (bool: answer begun)
 function T:_exchange(sock, head, body, method)
   local bytes, err = sock:send(body and { head, body } or head)
-  if not bytes then return nil, err, io_code(err, "CURLE_SEND_ERROR"), false end
+  if not bytes then return nil, err, io_code(err, "SendFailed"), false end
   local status, headers, where = read_head(sock)
   local http10 = status and where
   if not status then
     local e = headers
     if where == "status" then
-      return nil, e, io_code(e, (e == "closed" or e == "connection reset by peer") and "CURLE_GOT_NOTHING"
-        or "CURLE_RECV_ERROR"), false
+      return nil, e, io_code(e, (e == "closed" or e == "connection reset by peer") and "EmptyReply"
+        or "ReceiveFailed"), false
     end
-    return nil, e, io_code(e, "CURLE_RECV_ERROR"), true
+    return nil, e, io_code(e, "ReceiveFailed"), true
   end
   local conn = (headers.connection or ""):lower()
   -- HTTP/1.1 keeps the connection unless told otherwise; HTTP/1.0 only when told so
@@ -325,20 +296,20 @@ function T:_exchange(sock, head, body, method)
       local b, berr, lim = read_chunked(sock, self.max_body)
       if not b then
         if lim then
-          return nil, "response body above " .. self.max_body .. " bytes", "CURLE_FILESIZE_EXCEEDED", true
+          return nil, "response body above " .. self.max_body .. " bytes", "BodyTooLarge", true
         end
-        return nil, berr, io_code(berr, "CURLE_PARTIAL_FILE"), true
+        return nil, berr, io_code(berr, "PartialBody"), true
       end
       rbody = b
     elseif cl then
       local n = tonumber(cl:match("^%s*(%d+)%s*$"))
-      if not n then return nil, "bad Content-Length", "CURLE_RECV_ERROR", true end
+      if not n then return nil, "bad Content-Length", "ReceiveFailed", true end
       if n > self.max_body then
-        return nil, "response body above " .. self.max_body .. " bytes", "CURLE_FILESIZE_EXCEEDED", true
+        return nil, "response body above " .. self.max_body .. " bytes", "BodyTooLarge", true
       end
       if n > 0 then
         local b, berr = sock:receive(n)
-        if not b then return nil, berr, io_code(berr, "CURLE_PARTIAL_FILE"), true end
+        if not b then return nil, berr, io_code(berr, "PartialBody"), true end
         rbody = b
       end
     else
@@ -346,11 +317,11 @@ function T:_exchange(sock, head, body, method)
       keep = false
       local b, berr, partial = sock:receive("*a")
       if not b then
-        if berr ~= "closed" then return nil, berr, io_code(berr, "CURLE_RECV_ERROR"), true end
+        if berr ~= "closed" then return nil, berr, io_code(berr, "ReceiveFailed"), true end
         b = partial
       end
       if #b > self.max_body then
-        return nil, "response body above " .. self.max_body .. " bytes", "CURLE_FILESIZE_EXCEEDED", true
+        return nil, "response body above " .. self.max_body .. " bytes", "BodyTooLarge", true
       end
       rbody = b
     end
@@ -366,13 +337,13 @@ local function tunnel(sock, proxy, host, port)
     head = head .. "Proxy-Authorization: Basic " .. ngx.encode_base64(proxy.auth) .. "\r\n"
   end
   local ok, err = sock:send(head .. "\r\n")
-  if not ok then return nil, "proxy CONNECT: " .. tostring(err), io_code(err, "CURLE_COULDNT_CONNECT") end
+  if not ok then return nil, "proxy CONNECT: " .. tostring(err), io_code(err, "ConnectFailed") end
   local status, herr = read_head(sock)
   if not status then
-    return nil, "proxy CONNECT: " .. tostring(herr), io_code(herr, "CURLE_COULDNT_CONNECT")
+    return nil, "proxy CONNECT: " .. tostring(herr), io_code(herr, "ConnectFailed")
   end
   if status < 200 or status >= 300 then
-    return nil, "proxy CONNECT to " .. authority .. " answered " .. status, "CURLE_PROXY"
+    return nil, "proxy CONNECT to " .. authority .. " answered " .. status, "ProxyFailed"
   end
   return true
 end
@@ -411,7 +382,7 @@ function T:_connect(p, port, timeout_ms)
     if not ok2 then
       sock:close()
       return nil, "TLS handshake with " .. p.host .. ": certificate verification failed ("
-        .. tostring(sess):match("[^\n]*") .. ")", "CURLE_PEER_FAILED_VERIFICATION"
+        .. tostring(sess):match("[^\n]*") .. ")", "TLSVerificationFailed"
     end
     if not sess then
       sock:close()
@@ -426,21 +397,19 @@ function T:request(req)
   -- spaces, CR, LF or other control bytes in the URL would split the request line (header
   -- injection through a server-supplied nextLink or a user's resource id): refuse, as libcurl does
   if req.url:find("[%z\1-\32\127]") then
-    return fail("CURLE_URL_MALFORMAT", "URL contains a space or a control character")
+    return fail("InvalidUrl", "URL contains a space or a control character")
   end
   if not ngx or not M.yieldable() then
-    return nil, errors.new("network", { code = "TransportUnavailable", retryable = false,
-      message = "azcmk.transport.ngx: cosockets are not available in this phase ("
-        .. tostring(ngx and ngx.get_phase and ngx.get_phase()) .. ")",
-      hint = "call from rewrite/access/content/timer phases (an ngx.timer.at(0, ...) from init_worker)" })
+    return nil, contract.error("TransportUnavailable", "azcmk.transport.ngx: cosockets are not available "
+      .. "in this phase (" .. tostring(ngx and ngx.get_phase and ngx.get_phase()) .. ")", nil,
+      { hint = "call from rewrite/access/content/timer phases (an ngx.timer.at(0, ...) from init_worker)" })
   end
   local p, perr = url.parse(req.url)
-  if not p then return fail("CURLE_URL_MALFORMAT", perr) end
+  if not p then return fail("InvalidUrl", perr) end
   if p.scheme ~= "https" then
     local bare = p.host:match("^%[(.*)%]$") or p.host
     if not (p.scheme == "http" and self.allow_http[bare]) then
-      return nil, errors.from_transport("refusing " .. p.scheme .. "://" .. p.host ..
-        " (only https, plain http only to " .. "IMDS and loopback)", "AZCMK_HTTP_REFUSED", p.host)
+      return nil, contract.refused(p.scheme, p.host)
     end
   end
   local port = p.port or (p.scheme == "https" and 443 or 80)
@@ -461,7 +430,7 @@ function T:request(req)
     end
     sock:close()
     -- a pooled connection the server had closed: once more on a fresh one
-    if not (reused > 0 and not started and try == 1 and ecode ~= "CURLE_OPERATION_TIMEDOUT") then
+    if not (reused > 0 and not started and try == 1 and ecode ~= "Timeout") then
       return fail(ecode, tostring(keep), p.host)
     end
   end
@@ -494,6 +463,9 @@ function T:batch(reqs, opts)
   return results, errs
 end
 
+--- ngx.sleep where it can yield, else a blocking sleep.
+function T.sleep(_, s) return M.sleep(s) end
+
 function T.close() end
 
 -- -------------------------------------------------------------------- phase-aware choice
@@ -518,6 +490,7 @@ end
 
 function A:request(req) return self:pick():request(req) end
 function A:batch(reqs, opts) return self:pick():batch(reqs, opts) end
+function A.sleep(_, s) return M.sleep(s) end
 function A:close()
   if self.curl_t then self.curl_t:close() end
 end

@@ -67,7 +67,8 @@ describe("azcmk.transport.ngx connect_to rules", function()
     for _, u in ipairs({ arm .. "a b", arm .. "x\r\nX-Injected: 1", arm .. "\0" }) do
       local res, err = t:request({ method = "GET", url = u })
       assert.is_nil(res)
-      assert.are.equal("CURLE_URL_MALFORMAT", err.code)
+      assert.are.equal("InvalidUrl", err.code)
+      assert.are.equal("input", err.kind)
     end
     assert.has_error(function() t:request({ method = "GET /x HTTP/1.1\r\nX:", url = "https://a/" }) end)
     assert.has_error(function() t:request({ method = "GE T", url = "https://a/" }) end)

@@ -1,13 +1,14 @@
---- Parallel pipeline calls: p:parallel(tasks), p:send_batch(reqs), p:arm_batch(reqs).
--- Each task runs the ordinary request path (p:send: URL and api-version, bearer token or the
--- Key Vault challenge, retries with backoff and Retry-After, logging, structured errors) in a
--- coroutine of its own. Instead of talking to the transport, a task's HTTP exchange is handed
--- to this scheduler, which sends the exchanges of all running tasks together through the
--- transport's `batch` (the core's curl multi handle) and resumes each task with its answer.
--- A task that must wait (a retry's backoff or Retry-After) is parked until its time, while
--- the others go on. At most `concurrency` tasks run at once (default 16).
--- Token requests of credentials go through their own (blocking) path: they happen once per
--- scope and are cached for the other tasks.
+--- The parallel batch as a transport: p:parallel(tasks), p:send_batch(reqs), p:arm_batch(reqs).
+-- Each task runs in a coroutine of its own with a pipeline made from p (p:with) whose
+-- transport is this module's cooperative one: its request() and sleep() hand control to the
+-- scheduler below instead of doing I/O. So every request of a task takes the whole policy
+-- chain (tokens or the Key Vault challenge, retries with backoff and Retry-After, logging,
+-- structured errors). The scheduler sends the exchanges of all running tasks together
+-- through the real transport's `batch` (the core's curl multi handle, or light threads on
+-- cosockets) and resumes each task with its answer; a task that must wait (a retry's backoff
+-- or Retry-After) is parked until its time while the others go on. At most `concurrency`
+-- tasks run at once (default 16). Token requests of credentials go through their own
+-- (blocking) path: they happen once per scope and are cached for the other tasks.
 local clock = require("azcmk.clock")
 
 local M = {}
@@ -16,30 +17,30 @@ local unpack = rawget(table, "unpack") or rawget(_G, "unpack")
 
 M.DEFAULT_CONCURRENCY = 16
 
-local TAG = setmetatable({}, { __tostring = function() return "azcmk.batch" end })
+local TAG = setmetatable({}, { __tostring = function() return "azcmk.transport.batch" end })
 
+--- The cooperative transport (the contract, for code running as a task of M.run).
+M.transport = { name = "batch" }
+
+function M.transport.request(_, req) return coroutine.yield(TAG, "request", req) end
+
+function M.transport.sleep(_, s) return coroutine.yield(TAG, "sleep", s) end
+
+function M.transport:batch(reqs)
+  local results, errs = {}, {}
+  for i, r in ipairs(reqs) do
+    local res, err = self:request(r)
+    results[i], errs[i] = res or false, err
+  end
+  return results, errs
+end
+
+function M.transport.close() end
+
+-- what reaches the real transport: the contract's request fields only
 local function clean(req)
   return { method = req.method, url = req.url, headers = req.headers, body = req.body,
     timeout_ms = req.timeout_ms }
-end
-
-local function shallow(t)
-  local r = {}
-  for k, v in pairs(t or {}) do r[k] = v end
-  return r
-end
-
---- A view of pipeline p whose transport and sleep hand control to the scheduler.
-local function view_of(p)
-  local ctx = shallow(p.ctx)
-  local vt = {
-    name = "batch",
-    request = function(_, req) return coroutine.yield(TAG, "request", req) end,
-  }
-  ctx.transport = vt
-  ctx.sleep = function(s) return coroutine.yield(TAG, "sleep", s) end
-  -- p:send reads self.ctx; the LRO poller reads p.sleep; everything else is p's own
-  return setmetatable({ ctx = ctx, sleep = ctx.sleep, transport = vt }, { __index = p })
 end
 
 local function pack(...) return { n = select("#", ...), ... } end
@@ -49,13 +50,13 @@ local function pack(...) return { n = select("#", ...), ... } end
 -- (what task i returned). A task that raises makes run raise (after nothing else is resumed).
 function M.run(p, tasks, opts)
   opts = opts or {}
-  if type(tasks) ~= "table" then error("azcmk.batch: a list of tasks expected", 2) end
+  if type(tasks) ~= "table" then error("azcmk.transport.batch: a list of tasks expected", 2) end
   local conc = math.floor(tonumber(opts.concurrency) or M.DEFAULT_CONCURRENCY)
   if conc < 1 then conc = 1 elseif conc > 256 then conc = 256 end
   local transport = p.transport
   local real_sleep = p.sleep or clock.sleep
   local now = clock.now
-  local view = view_of(p)
+  local view = p:with({ transport = M.transport })
   local out = {}
   local active = {}
   local next_i = 1
@@ -69,7 +70,7 @@ function M.run(p, tasks, opts)
       slot.done = true
       return
     end
-    if r[2] ~= TAG then error("azcmk.batch: a task yielded outside the pipeline", 0) end
+    if r[2] ~= TAG then error("azcmk.transport.batch: a task yielded outside the pipeline", 0) end
     slot.kind, slot.arg = r[3], r[4]
     if slot.kind == "sleep" then slot.wake = now() + (tonumber(slot.arg) or 0) end
   end
@@ -78,7 +79,7 @@ function M.run(p, tasks, opts)
     while #active < conc and next_i <= #tasks do
       local i, f = next_i, tasks[next_i]
       next_i = next_i + 1
-      if type(f) ~= "function" then error("azcmk.batch: task " .. i .. " is not a function", 0) end
+      if type(f) ~= "function" then error("azcmk.transport.batch: task " .. i .. " is not a function", 0) end
       local slot = { i = i, co = coroutine.create(f) }
       step(slot, view)
       if not slot.done then active[#active + 1] = slot end

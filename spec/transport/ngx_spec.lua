@@ -6,12 +6,7 @@ local E = require("support.emulator")
 local N = require("support.ngx_harness")
 local TLS = require("support.tls_nginx")
 
-local function read(p)
-  local f = assert(io.open(p, "rb"))
-  local s = f:read("*a")
-  f:close()
-  return s
-end
+local read = require("support.sys").read
 
 describe("azcmk.transport.ngx in nginx #lua54", function()
   local env, tls, srv, bad, trusted
@@ -219,7 +214,7 @@ describe("azcmk.transport.ngx in nginx #lua54", function()
         { proxy = "http://user:wrong@127.0.0.1:" .. px.port, env = "0" })
       local e = j.results[1].err
       assert.are.equal("network", e.kind)
-      assert.are.equal("CURLE_PROXY", e.code)
+      assert.are.equal("ProxyFailed", e.code)
       assert.is_false(e.retryable)
       assert.matches("407", e.message)
     end)
@@ -246,14 +241,14 @@ describe("azcmk.transport.ngx in nginx #lua54", function()
     local j = call(srv, "http://example.org/x")
     local e = j.results[1].err
     assert.are.equal("input", e.kind)
-    assert.are.equal("AZCMK_HTTP_REFUSED", e.code)
+    assert.are.equal("HttpRefused", e.code)
   end)
 
   it("reports a refused connection as a retryable connect-phase network error", function()
     local j = call(srv, "https://myvault.vault.azure.net/x", { connect_to = ":443:127.0.0.1:1", env = "0" })
     local e = j.results[1].err
     assert.are.equal("network", e.kind)
-    assert.are.equal("CURLE_COULDNT_CONNECT", e.code)
+    assert.are.equal("ConnectFailed", e.code)
     assert.are.equal("connect", e.phase)
     assert.is_true(e.retryable)
   end)
