@@ -1,7 +1,7 @@
 --- The request pipeline (layer 2): every service call of azcmk goes through p:send, which
 -- builds the request (URL, query, api-version, JSON body) and hands it to a chain of small
 -- policies (lua/azcmk/policy/) in front of a transport:
---   request_id, user_agent, response (JSON, structured errors), per-call policies, retry
+--   request_id, user_agent, per-call policies, response (JSON, structured errors), retry
 --   (backoff, Retry-After, time budget), per-retry policies, challenge (Key Vault), bearer
 --   (tokens, where they may go), log -> transport (azcmk.transport.contract).
 -- The pipeline's state (cloud, credential, token and challenge caches, logger, retry rules,
@@ -60,8 +60,9 @@ end
 --- The chain of p's policies in front of p.transport (policy.ORDER).
 local function chain_of(p)
   local list_ = { require("azcmk.policy.request_id").new(),
-    require("azcmk.policy.user_agent").new(p.user_agent), require("azcmk.policy.response").new() }
+    require("azcmk.policy.user_agent").new(p.user_agent) }
   for _, x in ipairs(p.per_call) do list_[#list_ + 1] = x end
+  list_[#list_ + 1] = require("azcmk.policy.response").new()
   list_[#list_ + 1] = require("azcmk.policy.retry").new(p)
   for _, x in ipairs(p.per_retry) do list_[#list_ + 1] = x end
   list_[#list_ + 1] = require("azcmk.policy.challenge").new(p)

@@ -2,7 +2,7 @@
 -- (lua/azcmk/policy/*.lua), chained in a fixed order in front of a transport
 -- (docs/pipeline.md, "Policies"):
 --
---   request_id, user_agent, response, [per_call ...], retry, [per_retry ...], challenge,
+--   request_id, user_agent, [per_call ...], response, retry, [per_retry ...], challenge,
 --   bearer, log -> transport
 --
 -- A policy is a table with a `send` method:
@@ -14,12 +14,12 @@
 --     return res, err, raw
 --   end
 --
--- `next:send(req)` runs the rest of the chain. Outside `response` (request_id, user_agent
--- and, for the pipeline's own use, nothing else) a call returns the transport's answer
--- (any status) or nil, err; from `response` outwards, the pipeline's result: res (2xx,
--- decoded), or nil, err, raw. So a per-call policy sees each call once, with structured
--- errors; a per-retry policy sees every try, with raw statuses. A policy may answer without
--- calling next (a cache, a refusal: return nil, err).
+-- `next:send(req)` runs the rest of the chain. Inside `response` a call returns the
+-- transport's answer (any status) or nil, err; outside it, the pipeline's result: res (2xx,
+-- JSON decoded) or nil, err (structured), raw. So a per-call policy sees each call once,
+-- after retries, as p:send's caller will; a per-retry policy sees every try with its raw
+-- status, before the token is added. A policy may answer without calling next (a cache, a
+-- refusal: return nil, err).
 --
 -- req carries, besides method, url, headers, body and timeout_ms (what reaches the
 -- transport): target (the parsed URL), host_kind ("arm", "vault", ... of the cloud profile),
@@ -29,7 +29,7 @@
 -- call of their pipeline (and of the pipelines made from it by p:with).
 local M = {}
 
-M.ORDER = { "request_id", "user_agent", "response", "per_call", "retry", "per_retry", "challenge", "bearer",
+M.ORDER = { "request_id", "user_agent", "per_call", "response", "retry", "per_retry", "challenge", "bearer",
   "log" }
 
 local Node = {}

@@ -1,0 +1,21 @@
+-- azcmk.policy.user_agent: azcmk's User-Agent unless the call sets its own.
+local user_agent = require("azcmk.policy.user_agent")
+local pipeline = require("azcmk.pipeline")
+local policy = require("azcmk.policy")
+local stub = require("support.stub_transport")
+
+describe("azcmk.policy.user_agent", function()
+  it("adds the pipeline's user agent, leaves a caller's alone", function()
+    local t = stub.sequence({ { status = 200 } })
+    local c = policy.chain({ user_agent.new(pipeline.user_agent("myscript/1.0")) }, t)
+    c:send({ method = "GET", url = "https://h/", headers = {} })
+    c:send({ method = "GET", url = "https://h/", headers = { ["user-agent"] = "theirs" } })
+    assert.equal("azcmk/" .. pipeline.VERSION .. " myscript/1.0", t.calls[1].headers["User-Agent"])
+    assert.equal("theirs", t.calls[2].headers["user-agent"])
+    assert.is_nil(t.calls[2].headers["User-Agent"])
+  end)
+
+  it("raises without a user agent", function()
+    assert.has_error(function() user_agent.new("") end)
+  end)
+end)
