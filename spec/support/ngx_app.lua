@@ -7,6 +7,8 @@
 --   /transport?url=U&n=N&connect_to=R&env=0&method=M&body=B&timeout_ms=T&pause=S&proxy=P&no_proxy=L
 --                           N requests through azcmk.transport.ngx directly (S seconds
 --                           apart); the results and the transport's stats
+--   /contract (POST {name, fx}) case `name` of the transport contract suite
+--                           (support.transport_suite) with azcmk.transport.ngx: its results
 --   /tokens?case=stale|wait the shared-dict lock (see M.tokens)
 --   /batch?n=N              p:arm_batch of N ARM GETs (azcmk.transport.batch over cosockets)
 --   /phase                  which transport the phase-aware one picks here, and what it
@@ -79,6 +81,12 @@ function M.transport()
       reused = res and res.info and res.info.reused, err = err_table(err) }
   end
   say({ results = out, stats = t.stats })
+end
+
+function M.contract()
+  ngx.req.read_body()
+  local q = cjson.decode(ngx.req.get_body_data() or "")
+  say(require("support.transport_suite").run(require("azcmk.transport.ngx"), q.name, q.fx))
 end
 
 --- /tokens?case=stale|wait: the cross-worker lock, with "another worker" simulated by a lock

@@ -83,6 +83,7 @@ http {
     location = /arm { content_by_lua_block { require("support.ngx_app").arm() } }
     location = /transport { content_by_lua_block { require("support.ngx_app").transport() } }
     location = /phase { content_by_lua_block { require("support.ngx_app").phase() } }
+    location = /contract { content_by_lua_block { require("support.ngx_app").contract() } }
     location = /tokens { content_by_lua_block { require("support.ngx_app").tokens() } }
     location = /batch { content_by_lua_block { require("support.ngx_app").batch() } }
     location = /cmk/status { content_by_lua_block { require("azcmk.ngx.status").serve() } }

@@ -1,8 +1,27 @@
--- The curl transport against the emulator: the interface shape, batch, error mapping.
+-- azcmk.transport.curl: the shared contract suite (spec/support/transport_suite.lua) against a
+-- local TLS nginx, then the transport against the emulator, and how libcurl's codes become
+-- the contract's.
 local H = require("support.pipeline_helper")
+local E = require("support.emulator")
+local TLS = require("support.tls_nginx")
+local suite = require("support.transport_suite")
 local transport = require("azcmk.transport.curl")
 
-describe("transport/curl against the emulator", function()
+describe("azcmk.transport.curl: the transport contract", function()
+  local tls, fx
+  setup(function()
+    tls = TLS.start()
+    fx = { h1 = tls.port_h1, http = tls.http_port, ca_file = tls.ca_file,
+      emulator_connect_to = E.ensure().AZCMK_CONNECT_TO }
+  end)
+  teardown(function() if tls then tls:stop() end end)
+
+  for _, case in ipairs(suite.cases) do
+    it(case.name, function() case.check(suite.run(transport, case.name, fx), assert) end)
+  end
+end)
+
+describe("azcmk.transport.curl against the emulator", function()
   local env
   setup(function() env = H.env() end)
 
@@ -17,39 +36,33 @@ describe("transport/curl against the emulator", function()
     t:close()
   end)
 
-  it("runs a batch and reports each result by index", function()
-    local t = transport.new({ env = env })
-    local results, errs = t:batch({
-      { method = "GET", url = "https://management.azure.com/_emulator/health" },
-      { method = "GET", url = "https://login.microsoftonline.com/_emulator/health" },
-      { method = "GET", url = "https://127.0.0.1:9/" },
-    })
-    assert.equal(200, results[1].status)
-    assert.equal(200, results[2].status)
-    assert.is_false(results[3])
-    assert.equal("network", errs[3].kind)
+  it("reads AZCMK_CONNECT_TO and AZCMK_CA_FILE from the getenv it is given", function()
+    local t = transport.new({ getenv = function(k) return env[k] end })
+    local res = assert(t:request({ method = "GET",
+      url = "https://login.microsoftonline.com/_emulator/health" }))
+    assert.equal(200, res.status)
+    t:close()
   end)
+end)
 
-  it("maps a refused connection to a retryable connect-phase network error", function()
-    local t = transport.new({ env = {} })
-    local res, err = t:request({ method = "GET", url = "https://127.0.0.1:9/x" })
-    assert.is_nil(res)
-    assert.equal("network", err.kind)
-    assert.equal("connect", err.phase)
-    assert.is_true(err.retryable)
-  end)
-
-  it("refuses plain http to hosts other than IMDS and loopback", function()
-    local t = transport.new({ env = env })
-    local res, err = t:request({ method = "GET", url = "http://management.azure.com/x" })
-    assert.is_nil(res)
-    assert.equal("input", err.kind)
-    assert.is_false(err.retryable)
-  end)
-
-  it("raises on programmer errors", function()
-    local t = transport.new({ env = env })
-    assert.has_error(function() t:request({ url = "https://x/" }) end)
-    assert.has_error(function() t:request("https://x/") end)
+describe("azcmk.transport.curl error codes", function()
+  it("maps libcurl's codes to the contract's and keeps libcurl's name", function()
+    local cases = {
+      CURLE_COULDNT_CONNECT = "ConnectFailed", CURLE_COULDNT_RESOLVE_HOST = "ResolveFailed",
+      CURLE_PEER_FAILED_VERIFICATION = "TLSVerificationFailed", CURLE_OPERATION_TIMEDOUT = "Timeout",
+      CURLE_GOT_NOTHING = "EmptyReply", CURLE_RECV_ERROR = "ReceiveFailed",
+      CURLE_URL_MALFORMAT = "InvalidUrl",
+      AZCMK_HTTP_REFUSED = "HttpRefused", CURLE_FILESIZE_EXCEEDED = "BodyTooLarge",
+      CURLE_SOMETHING_NEW = "TransportFailed",
+    }
+    for curl_code, code in pairs(cases) do
+      local e = transport.error("libcurl says", curl_code, "https://h.example/x")
+      assert.equal(code, e.code, curl_code)
+      assert.equal(curl_code, e.curl_code)
+      assert.equal("libcurl says (h.example)", e.message)
+    end
+    local t = transport.error("timed out", "CURLE_OPERATION_TIMEDOUT")
+    assert.equal("timeout", t.kind)
+    assert.is_true(t.retryable)
   end)
 end)

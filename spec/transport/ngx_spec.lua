@@ -1,15 +1,17 @@
--- azcmk.transport.ngx inside a real nginx: keep-alive reuse, chunked and Content-Length
--- bodies, 1xx answers and folded/repeated headers, connect-to mapping with Host/SNI and
--- verification on the URL's host, TLS verification failures (wrong CA, name not in the
--- certificate), timeouts, refused plain http, and the same structured errors as libcurl.
+-- azcmk.transport.ngx inside a real nginx: what only the cosocket transport does (its
+-- connection pool and stats, a pooled connection the server closed, HTTP/1.0, many chunks,
+-- the phase-aware choice, the CONNECT proxy), then the shared contract suite
+-- (spec/support/transport_suite.lua), which the curl transport passes too.
 local E = require("support.emulator")
 local N = require("support.ngx_harness")
 local TLS = require("support.tls_nginx")
+local suite = require("support.transport_suite")
+local cjson = require("cjson.safe")
 
 local read = require("support.sys").read
 
 describe("azcmk.transport.ngx in nginx #lua54", function()
-  local env, tls, srv, bad, trusted
+  local env, tls, srv, trusted
   local CHUNKED = [[
     location = /short_keepalive {
       keepalive_timeout 1s;
@@ -37,12 +39,9 @@ describe("azcmk.transport.ngx in nginx #lua54", function()
     f:close()
     srv = N.start({ workers = 1, env = env, trusted = trusted, server = CHUNKED,
       init_worker = 'require("support.ngx_app").record_init_worker()' })
-    -- trusts the emulator (system + emulator CA): the default of the harness
-    bad = N.start({ workers = 1, env = env })
   end)
   teardown(function()
     if srv then srv:stop() end
-    if bad then bad:stop() end
     if tls then tls:stop() end
     if trusted then os.remove(trusted) end
   end)
@@ -74,17 +73,6 @@ describe("azcmk.transport.ngx in nginx #lua54", function()
     assert.is_true(r[3].reused)
     assert.are.equal(1, j.stats.connects)
     assert.are.equal(2, j.stats.reused)
-  end)
-
-  it("sends Host of the URL and a body with Content-Length (echo)", function()
-    local j = call(srv, "https://myvault.vault.azure.net/echo", { method = "POST", body = "hello body",
-      connect_to = to_h1(), env = "0" })
-    local r = j.results[1]
-    assert.are.equal(200, r.status)
-    assert.are.equal("hello body", r.body)
-    assert.are.equal("POST", r.headers["x-method"])
-    assert.are.equal("myvault.vault.azure.net", r.headers["x-echo-host"])
-    assert.are.equal("10", r.headers["x-echo-content-length"])
   end)
 
   it("does not reuse a pooled connection the server closed meanwhile", function()
@@ -132,28 +120,6 @@ describe("azcmk.transport.ngx in nginx #lua54", function()
     assert.are.equal("a b", r[1].headers["x-folded"])
     assert.are.equal("1, 2", r[1].headers["x-dup"])
     assert.is_false(r[2].reused) -- the server closed it
-  end)
-
-  it("fails TLS verification with the wrong CA: TLSVerificationFailed, not retryable", function()
-    -- srv does not trust the emulator's CA
-    local j = call(srv, "https://management.azure.com/_emulator/health")
-    local e = j.results[1].err
-    assert.is_table(e)
-    assert.are.equal("network", e.kind)
-    assert.are.equal("TLSVerificationFailed", e.code)
-    assert.is_true(e.tls)
-    assert.is_false(e.retryable)
-    -- and nginx trusting the emulator's CA reaches it through AZCMK_CONNECT_TO
-    j = call(bad, "https://management.azure.com/_emulator/health")
-    assert.are.equal(200, j.results[1].status)
-    assert.are.equal("ok", require("cjson.safe").decode(j.results[1].body).status)
-  end)
-
-  it("verifies the URL's host, not the mapped address: a name outside the certificate fails", function()
-    local j = call(srv, "https://example.org/hello",
-      { connect_to = ":443:127.0.0.1:" .. tls.port_h1, env = "0" })
-    local e = j.results[1].err
-    assert.are.equal("TLSVerificationFailed", e.code)
   end)
 
   describe("through an HTTPS proxy (CONNECT)", function()
@@ -228,28 +194,16 @@ describe("azcmk.transport.ngx in nginx #lua54", function()
     end)
   end)
 
-  it("times out like the curl transport (kind timeout, retryable)", function()
-    local j = call(srv, "https://myvault.vault.azure.net/sleep?s=2",
-      { connect_to = to_h1(), env = "0", timeout_ms = 200 })
-    local e = j.results[1].err
-    assert.are.equal("timeout", e.kind)
-    assert.are.equal("Timeout", e.code)
-    assert.is_true(e.retryable)
-  end)
-
-  it("refuses plain http to other hosts than IMDS and loopback, before any I/O", function()
-    local j = call(srv, "http://example.org/x")
-    local e = j.results[1].err
-    assert.are.equal("input", e.kind)
-    assert.are.equal("HttpRefused", e.code)
-  end)
-
-  it("reports a refused connection as a retryable connect-phase network error", function()
-    local j = call(srv, "https://myvault.vault.azure.net/x", { connect_to = ":443:127.0.0.1:1", env = "0" })
-    local e = j.results[1].err
-    assert.are.equal("network", e.kind)
-    assert.are.equal("ConnectFailed", e.code)
-    assert.are.equal("connect", e.phase)
-    assert.is_true(e.retryable)
+  describe("the transport contract", function()
+    for _, case in ipairs(suite.cases) do
+      it(case.name, function()
+        local fx = { h1 = tls.port_h1, http = tls.http_port, ca_file = tls.ca_file,
+          emulator_connect_to = env.AZCMK_CONNECT_TO }
+        local r = srv:get("/contract", { method = "POST",
+          body = cjson.encode({ name = case.name, fx = fx }) })
+        assert.are.equal(200, r.status, r.body)
+        case.check(r.json, assert)
+      end)
+    end
   end)
 end)
