@@ -66,6 +66,8 @@ fi
 ASAN_LIBS="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
 
 stage luacheck check luacheck -q .
+# lua/azcmk: no require cycle (lazy requires too), no layer requiring one above it
+stage require-graph check ./scripts/require-graph
 stage busted-lua54 busted lua5.4 /usr/bin/busted --run=default spec
 stage busted-luajit busted luajit /usr/bin/busted --run=jit --exclude-tags=lua54 spec
 # The official JMESPath compliance suite, one test per case (scripts/jmespath-suite.sh fetches it).
