@@ -1,4 +1,4 @@
---- Key Vault 401 challenge (reliability.md §1.5, azure-wire.md §3.4).
+--- Key Vault 401 challenge: what a vault's WWW-Authenticate asks for, and whether to trust it.
 -- parse(): WWW-Authenticate -> scheme + params; discover(): tenant and scope, with the
 -- challenge resource VERIFIED to be a parent domain of the vault host (a token is never
 -- minted for a resource the vault merely asked for); a small cache per vault origin.

@@ -1,4 +1,4 @@
---- Request logging with redaction by allow-list (reliability.md §2).
+--- Request logging with redaction by allow-list.
 -- AZCMK_LOG=info|debug (or log.new{level=, sink=}). info: one line per HTTP attempt
 -- (method, host, path, api-version, status, ms, request ids, attempt). debug adds
 -- allow-listed headers and JSON/form bodies with secret fields redacted. Tokens,

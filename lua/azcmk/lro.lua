@@ -1,4 +1,4 @@
---- ARM long-running operations (reliability.md §1.3).
+--- ARM long-running operations.
 -- Polls Azure-AsyncOperation, else Location, else the resource's provisioningState (PUT and
 -- PATCH), else the initial answer is final. Interval from Retry-After (and -ms forms), else
 -- opts.interval (default 30 s). Terminal: Succeeded / Failed / Canceled (any case). A failed

@@ -1,4 +1,4 @@
---- Retry policy (reliability.md §1.1, lua-practice.md §5).
+--- Retry rules: when a call is tried again, and after how long.
 -- Retries 408, 429, 500, 502, 503, 504 and connection failures; exponential backoff
 -- (0.8 s base, jitter, cap 60 s); honours Retry-After (seconds or HTTP date), retry-after-ms
 -- and x-ms-retry-after-ms; POST/PATCH only on 500/503/504, when Retry-After is present, or

@@ -1,4 +1,4 @@
---- Token cache per credential (tenant, client, kind) and scope (reliability.md §1.4).
+--- Token cache per credential (tenant, client, kind) and scope.
 -- * refresh 300 s before expiry, or at refresh_on, or at half-life for tokens living >= 2 h
 --   (MSAL) - whichever comes first;
 -- * keep serving a still-valid token when a refresh fails, and retry the refresh at most

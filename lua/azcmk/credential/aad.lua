@@ -1,4 +1,4 @@
---- Entra ID v2 token endpoint (client credentials), azure-wire.md §8.1.
+--- Entra ID v2 token endpoint (client credentials grant).
 -- Shared by the application credentials: client_secret, client_certificate and
 -- workload_identity (a client secret, or a client assertion: signed JWT or federated token).
 local url = require("azcmk.url")

@@ -1,4 +1,4 @@
---- App Service / Functions / Container Apps identity endpoint (azure-wire.md §8.4), and the
+--- App Service / Functions / Container Apps identity endpoint, and the
 -- older MSI_ENDPOINT forms (Azure ML with MSI_SECRET, Cloud Shell without).
 -- new{ endpoint (IDENTITY_ENDPOINT), header (IDENTITY_HEADER), client_id | object_id |
 --      resource_id (sent as mi_res_id), mode = "app_service" | "azure_ml" | "cloud_shell" }

@@ -1,4 +1,4 @@
---- AzureCliCredential: a token from `az account get-access-token` (reliability.md §1.8), for
+--- AzureCliCredential: a token from `az account get-access-token`, for
 -- scripts run by a person who did `az login`.
 -- new{ tenant_id, subscription, az (path; default: found on PATH), timeout (10 s),
 --      run = function(cmd) -> output (injectable, specs) }

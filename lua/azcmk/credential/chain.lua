@@ -1,4 +1,4 @@
---- Chain of credentials (lua-practice.md §1.3): tries providers in order and remembers the
+--- Chain of credentials: tries providers in order and remembers the
 -- first that works. When every provider fails it returns ONE error naming each provider and
 -- its own reason (err.attempts = { {name=, reason=, error=}, ... }).
 -- A provider that is configured but fails to authenticate (not "unavailable") stops the

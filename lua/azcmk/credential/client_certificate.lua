@@ -1,4 +1,4 @@
---- Service principal with a certificate: signed client assertion (azure-wire.md §8.2).
+--- Service principal with a certificate: signed client assertion.
 -- new{ tenant_id, client_id, certificate_path | certificate (PEM text or PKCS#12 bytes),
 --      password, alg = "PS256" (default, header x5t#S256) | "RS256" (header x5t),
 --      send_certificate_chain (x5c), authority_host | cloud, additionally_allowed_tenants }

@@ -1,4 +1,4 @@
---- DefaultAzureCredential (reliability.md §1.7): EnvironmentCredential ->
+--- DefaultAzureCredential: EnvironmentCredential ->
 -- WorkloadIdentityCredential (tenant, client and token file set) -> ManagedIdentityCredential
 -- (AZURE_CLIENT_ID as user-assigned client id) -> AzureCliCredential (`az login`).
 -- AZURE_TOKEN_CREDENTIALS = "prod" (the first three), "dev" (the Azure CLI) or one credential

@@ -1,5 +1,5 @@
---- EnvironmentCredential: a service principal from environment variables (reliability.md
--- §1.7): AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_CLIENT_SECRET (checked first), or
+--- EnvironmentCredential: a service principal from environment variables:
+-- AZURE_TENANT_ID + AZURE_CLIENT_ID + AZURE_CLIENT_SECRET (checked first), or
 -- AZURE_CLIENT_CERTIFICATE_PATH (+ AZURE_CLIENT_CERTIFICATE_PASSWORD,
 -- AZURE_CLIENT_SEND_CERTIFICATE_CHAIN).
 local base = require("azcmk.credential.base")

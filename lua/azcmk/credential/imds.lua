@@ -1,4 +1,4 @@
---- Azure Instance Metadata Service identity endpoint (azure-wire.md §8.3, reliability.md §1.6).
+--- Azure Instance Metadata Service identity endpoint.
 -- new{ client_id | object_id | resource_id (sent as msi_res_id), endpoint (default
 --      AZURE_POD_IDENTITY_AUTHORITY_HOST or http://169.254.169.254), probe_timeout_ms (1000),
 --      gone_delay (10 s), gone_budget (70 s), max_retries (5), base (0.8), cap (60) }

@@ -1,4 +1,4 @@
---- Managed identity: picks the endpoint from the environment (reliability.md §1.6) -
+--- Managed identity: picks the endpoint from the environment -
 -- App Service (IDENTITY_ENDPOINT + IDENTITY_HEADER), Azure ML (MSI_ENDPOINT + MSI_SECRET),
 -- Cloud Shell (MSI_ENDPOINT), else IMDS. Service Fabric and Azure Arc are reported as
 -- unsupported. User-assigned selection: client_id, object_id or resource_id.

@@ -1,4 +1,4 @@
---- Workload identity (AKS federated token file), azure-wire.md §8.5.
+--- Workload identity (AKS federated token file).
 -- new{ tenant_id, client_id, token_file_path, authority_host | cloud }; defaults from
 -- AZURE_TENANT_ID, AZURE_CLIENT_ID, AZURE_FEDERATED_TOKEN_FILE, AZURE_AUTHORITY_HOST.
 -- The file is re-read when its mtime or size changes (with lfs) and at least every 600 s;
