@@ -110,7 +110,7 @@ function M.new(opts)
     user_agent = ua, now = now, sleep = opts.sleep or transport_sleep(transport), getenv = opts.getenv,
     lro_interval = opts.lro_interval, lro_timeout = opts.lro_timeout,
     vault_api_version = opts.vault_api_version or M.VAULT_API_VERSION,
-    challenges = challenge.cache(), subscription = opts.subscription,
+    challenges = challenge.cache(), subscription = opts.subscription, host_kinds = { 0 },
     per_call = list(opts.per_call, "per_call"), per_retry = list(opts.per_retry, "per_retry"),
   }, P)
   p.tokens = opts.token_cache or token_cache.new({ now = now, log = log })
@@ -159,20 +159,38 @@ function P._url(_, req)
     return nil, errors.input("only http(s) URLs: " .. req.url, { code = "InvalidUrl" })
   end
   local q = p.query or ""
-  local extra = {}
+  local add
   if req.query then
     if type(req.query) ~= "table" then error("azcmk.pipeline: req.query must be a table", 3) end
+    local extra = {}
     for k, v in pairs(req.query) do extra[k] = v end
+    if req.api_version and extra["api-version"] == nil and not url.query_get(q, "api-version") then
+      extra["api-version"] = req.api_version
+    end
+    add = url.encode_query(extra)
+  elseif req.api_version and (q == "" or not url.query_get(q, "api-version")) then
+    add = "api-version=" .. url.encode(req.api_version)     -- the common case, without a table
   end
-  if req.api_version and not url.query_get(q, "api-version") and extra["api-version"] == nil then
-    extra["api-version"] = req.api_version
-  end
-  local add = url.encode_query(extra)
-  if add ~= "" then q = (q ~= "" and (q .. "&") or "") .. add end
+  if add and add ~= "" then q = (q ~= "" and (q .. "&") or "") .. add end
   p.query = q
   local built = url.origin(p) .. p.path .. (q ~= "" and ("?" .. q) or "")
   return built, p
 end
+
+--- The cloud profile's name for host ("arm", "vault", "hsm", "acr", "authority" or false),
+-- remembered per host: every call asks.
+function P:_host_kind(host)
+  local kinds = self.host_kinds     -- host -> kind; [1] counts them (host names are strings)
+  local k = kinds[host]
+  if k == nil then
+    if kinds[1] > 1000 then kinds = { 0 }; self.host_kinds = kinds end
+    k = cloudm.host_kind(self.cloud, host) or false
+    kinds[host], kinds[1] = k, kinds[1] + 1
+  end
+  return k or nil
+end
+
+local NO_TENANT = {}
 
 --- Token for scope (cached), or nil, err.
 function P:token(scope, tenant)
@@ -185,7 +203,7 @@ function P:token(scope, tenant)
   if tenant ~= nil and not base.valid_tenant(tenant) then
     return nil, errors.input("invalid tenant id", { code = "InvalidTenant" })
   end
-  return self.tokens:get(self.credential, scope, { tenant_id = tenant })
+  return self.tokens:get(self.credential, scope, tenant and { tenant_id = tenant } or NO_TENANT)
 end
 
 --- Send one request. req = { method, url, body (table -> JSON, or string), headers, query
@@ -217,7 +235,7 @@ function P:send(req)
   end
   return self.chain:send({ method = req.method:upper(), url = full, headers = h, body = body,
     timeout_ms = req.timeout_ms, idempotent = req.idempotent, scope = req.scope, auth = req.auth,
-    target = parsed, host_kind = cloudm.host_kind(self.cloud, parsed.host) })
+    target = parsed, host_kind = self:_host_kind(parsed.host) })
 end
 
 local function merge(opts, method, u)

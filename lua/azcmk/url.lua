@@ -53,14 +53,12 @@ end
 -- authority ("host[:port]" as given, lower-cased), path, query (raw, without "?") }.
 function M.parse(u)
   if type(u) ~= "string" then return nil, "url must be a string" end
-  local scheme, rest = u:match("^(%a[%w+.-]*)://(.*)$")
+  -- one match: scheme, authority, path (to ? or #), query (to #); the fragment is dropped
+  local scheme, authority, path, query = u:match("^(%a[%w+.-]*)://([^/?#]*)([^?#]*)%??([^#]*)")
   if not scheme then return nil, "not an absolute URL: " .. u end
-  local authority, tail = rest:match("^([^/?#]*)(.*)$")
   if authority == "" or authority:find("@", 1, true) or authority:find("%s") then
     return nil, "bad host in URL: " .. u
   end
-  tail = tail:gsub("#.*$", "")
-  local path, query = tail:match("^([^?]*)%??(.*)$")
   local host, port
   if authority:sub(1, 1) == "[" then
     host, port = authority:match("^(%[[^%]]+%])(.*)$")

@@ -11,6 +11,13 @@ describe("azcmk.url", function()
     assert.is_nil((url.parse("/relative")))
     assert.is_nil((url.parse("https://user@evil.example/")))
     assert.is_nil((url.parse("https:///nohost")))
+    -- the query runs to the fragment and may hold "?"; a "#" ends the path too
+    p = assert(url.parse("https://h/a?b=1?2#x?y"))
+    assert.equal("/a", p.path); assert.equal("b=1?2", p.query)
+    p = assert(url.parse("https://h/a#x?y"))
+    assert.equal("/a", p.path); assert.equal("", p.query)
+    p = assert(url.parse("https://h?q=1"))
+    assert.equal("/", p.path); assert.equal("q=1", p.query)
   end)
 
   it("encodes queries and forms deterministically", function()
