@@ -1,7 +1,9 @@
 --- bench/http.lua: sequential keep-alive HTTPS GETs through azcmk's client from Lua.
 -- Usage: lua5.4 bench/http.lua URL CA_FILE REQUESTS [1.1|2]   (prints "requests seconds req/s";
 -- run by bench/http.sh, which starts the local nginx and builds the C baseline).
-package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+-- BENCH_LUA_DIR (default lua) is the tree of azcmk's Lua modules, to compare revisions
+local dir = os.getenv("BENCH_LUA_DIR") or "lua"
+package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
 local http = require "azcmk.http"
 
 local url, ca, total, version = arg[1], arg[2], tonumber(arg[3]) or 10000, arg[4] or "2"

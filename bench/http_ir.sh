@@ -4,6 +4,7 @@
 # Instruction counts do not depend on the host's load, unlike req/s. Each figure is
 # (Ir of a 1500-request run - Ir of a 500-request run) / 1000, so start-up cancels out.
 #   bench/http_ir.sh
+#   BASE=REV bench/http_ir.sh    also REV's lua/ (git archive) for azcmk, in the same run
 set -euo pipefail
 cd "$(dirname "$0")/.."
 command -v valgrind >/dev/null || { echo "valgrind not installed"; exit 1; }
@@ -24,12 +25,21 @@ per_req() {  # per_req CPATH CMD... (the request count is appended twice: 500 an
   b=$(LUA_CPATH="$cpath" ir 1500 "$@" 1500 "$ver")
   echo $(( (b - a) / 1000 ))
 }
-printf '%-26s %12s %12s %7s\n' "sequential GET, keep-alive" "Ir/request" "C libcurl" "C/azcmk"
+trees=("lua")
+if [ -n "${BASE:-}" ]; then
+  rm -rf build/bench/base-http && mkdir -p build/bench/base-http
+  git archive "$BASE" lua | tar -x -C build/bench/base-http
+  trees=("build/bench/base-http/lua" "lua")
+fi
+printf '%-26s %-26s %12s %12s %7s\n' "sequential GET, keep-alive" "lua tree" "Ir/request" "C libcurl" "C/azcmk"
 for ver in 1.1 2; do
   c=$(per_req "" build/bench/curl_loop "$url" "$ca")
-  for name in lua54 luajit; do
-    if [ $name = lua54 ]; then v=$(per_req "build/5.4/?.so;;" lua5.4 bench/http.lua "$url" "$ca")
-    else v=$(per_req "build/jit/?.so;;" luajit bench/http.lua "$url" "$ca"); fi
-    printf '%-26s %12s %12s %7.3f\n' "azcmk $name, HTTP/$ver" "$v" "$c" "$(echo "$c / $v" | bc -l)"
+  for tree in "${trees[@]}"; do
+    export BENCH_LUA_DIR=$tree
+    for name in lua54 luajit; do
+      if [ $name = lua54 ]; then v=$(per_req "build/5.4/?.so;;" lua5.4 bench/http.lua "$url" "$ca")
+      else v=$(per_req "build/jit/?.so;;" luajit bench/http.lua "$url" "$ca"); fi
+      printf '%-26s %-26s %12s %12s %7.3f\n' "azcmk $name, HTTP/$ver" "$tree" "$v" "$c" "$(echo "$c / $v" | bc -l)"
+    done
   done
 done

@@ -2,7 +2,9 @@
 -- with a bearer token, (b) through p:arm (token cache, URL building, client request id,
 -- retry loop, logging off, JSON decode). Also token-cache hits per second.
 --   lua bench/pipeline.lua N        (AZCMK_CONNECT_TO / AZCMK_CA_FILE / AZURE_* of an emulator)
-package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
+-- BENCH_LUA_DIR (default lua) is the tree of azcmk's Lua modules, to compare revisions
+local dir = os.getenv("BENCH_LUA_DIR") or "lua"
+package.path = dir .. "/?.lua;" .. dir .. "/?/init.lua;" .. package.path
 local n = tonumber(arg[1]) or 2000
 local azcmk = require("azcmk")
 local http = require("azcmk.http")

@@ -1,6 +1,6 @@
 #!/bin/bash
 # Pipeline overhead per ARM call and token-cache hits, Lua 5.4 and LuaJIT, against a private
-# emulator (started and stopped here).   bench/pipeline.sh [calls]
+# emulator (started and stopped here).   bench/pipeline.sh [calls]    BASE=REV: REV's lua/ too
 set -euo pipefail
 cd "$(dirname "$0")/.."
 n=${1:-2000}
@@ -10,7 +10,16 @@ mkdir -p build/bench
 lines=$(./bin/azcmk emulator start --port "${BENCH_PORT:-19743}" --dir "$dir" --only azcmk) || exit 1
 eval "$lines"
 trap './bin/azcmk emulator stop --dir "$dir" >/dev/null 2>&1' EXIT
-echo "--- Lua 5.4"
-LUA_CPATH="build/5.4/?.so;;" lua5.4 bench/pipeline.lua "$n"
-echo "--- LuaJIT"
-LUA_CPATH="build/jit/?.so;;" luajit bench/pipeline.lua "$n"
+trees=("lua")
+if [ -n "${BASE:-}" ]; then     # BASE=REV: also REV's lua/ (git archive), taken in turns
+  rm -rf build/bench/base-pipeline && mkdir -p build/bench/base-pipeline
+  git archive "$BASE" lua | tar -x -C build/bench/base-pipeline
+  trees=("build/bench/base-pipeline/lua" "lua")
+fi
+for tree in "${trees[@]}"; do
+  export BENCH_LUA_DIR=$tree
+  echo "--- Lua 5.4 ($tree)"
+  LUA_CPATH="build/5.4/?.so;;" lua5.4 bench/pipeline.lua "$n"
+  echo "--- LuaJIT ($tree)"
+  LUA_CPATH="build/jit/?.so;;" luajit bench/pipeline.lua "$n"
+done
