@@ -7,7 +7,7 @@ n=${1:-2000}
 [ -f build/5.4/azcmk/core.so ] && [ -f build/jit/azcmk/core.so ] || make -s all
 dir=build/bench/pipeline-emulator
 mkdir -p build/bench
-lines=$(./bin/azcmk emulator start --port "${BENCH_PORT:-19743}" --dir "$dir" --only azcmk) || exit 1
+lines=$(./bin/azcmk emulator start ${BENCH_PORT:+--port "$BENCH_PORT"} --dir "$dir" --only azcmk) || exit 1
 eval "$lines"
 trap './bin/azcmk emulator stop --dir "$dir" >/dev/null 2>&1' EXIT
 trees=("lua")

@@ -11,7 +11,7 @@ command -v valgrind >/dev/null || { echo "valgrind not installed"; exit 1; }
 [ -f build/5.4/azcmk/core.so ] && [ -f build/jit/azcmk/core.so ] || make -s all
 mkdir -p build/bench
 dir=build/bench/pipeline-ir-emulator
-lines=$(./bin/azcmk emulator start --port "${BENCH_PORT:-19745}" --dir "$dir") || exit 1
+lines=$(./bin/azcmk emulator start ${BENCH_PORT:+--port "$BENCH_PORT"} --dir "$dir" --only azcmk) || exit 1
 eval "$lines"
 trap './bin/azcmk emulator stop --dir "$dir" >/dev/null 2>&1' EXIT
 trees=("lua")
