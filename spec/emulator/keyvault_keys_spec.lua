@@ -32,7 +32,8 @@ describe("emulator Key Vault keys", function()
     it("challenges a request without a token (401, exact WWW-Authenticate, AKV10000)", function()
       local res = KV.req("GET", vault, "/keys", nil, { token = false })
       KV.assert_kv_error(res, 401, "Unauthorized", nil, "^AKV10000: Request is missing a Bearer or PoP token%.$")
-      assert.equal('Bearer authorization="https://login.windows.net/' .. seed.tenant_id ..
+      -- Azure's 2023 answers name login.microsoftonline.com (older ones login.windows.net)
+      assert.equal('Bearer authorization="https://login.microsoftonline.com/' .. seed.tenant_id ..
         '", resource="https://vault.azure.net"', res.headers["www-authenticate"])
       assert.is_string(res.headers["x-ms-keyvault-region"])
       assert.is_string(res.headers["x-ms-keyvault-service-version"])
@@ -70,7 +71,7 @@ describe("emulator Key Vault keys", function()
       assert.matches("^https://" .. vault .. "%.vault%.azure%.cn/keys/cn/%x+$", r.json.key.kid)
       local res = KV.req("GET", vault, "/keys/cn", nil, { host = vault .. ".vault.azure.cn" })
       KV.assert_kv_error(res, 401, "Unauthorized", nil, "^AKV10022")
-      assert.equal('Bearer authorization="https://login.windows.net/' .. seed.tenant_id ..
+      assert.equal('Bearer authorization="https://login.chinacloudapi.cn/' .. seed.tenant_id ..
         '", resource="https://vault.azure.cn"', res.headers["www-authenticate"])
     end)
 

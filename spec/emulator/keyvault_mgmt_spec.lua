@@ -408,7 +408,7 @@ describe("emulator Key Vault management plane", function()
       assert.equal("Microsoft.KeyVault/deletedVaults", dv.json.type)
       assert.equal(KV.vault_path(rg, n), dv.json.properties.vaultId)
       assert.equal("westus", dv.json.properties.location)
-      assert.is_false(dv.json.properties.purgeProtectionEnabled)
+      assert.is_nil(dv.json.properties.purgeProtectionEnabled) -- Azure omits it when off
       assert.matches("^%d%d%d%d%-%d%d%-%d%dT%d%d:%d%d:%d%dZ$", dv.json.properties.deletionDate)
       assert.matches("^%d%d%d%d%-", dv.json.properties.scheduledPurgeDate)
       local list = E.arm("GET", "/subscriptions/" .. KV.sub() .. "/providers/Microsoft.KeyVault/deletedVaults", nil,
@@ -451,9 +451,13 @@ describe("emulator Key Vault management plane", function()
       local res = E.arm("POST", loc_path(n) .. "/purge", nil, { api_version = API })
       assert.equal(202, res.status, res.body)
       local loc = res.headers["location"]
-      assert.is_string(loc)
+      assert.matches("/providers/Microsoft%.KeyVault/locations/westus/operationResults/[^/?]+%?api%-version=", loc)
       local poll = E.request({ method = "GET", url = loc, headers = { Authorization = "Bearer " .. E.arm_token() } })
       assert.equal(200, poll.status, poll.body)
+      local result = require("cjson").decode(poll.body)
+      assert.equal("Succeeded", result.status)
+      assert.matches("^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%dZ$", result.createdDateTime)
+      assert.matches("^%d%d%d%d%-%d%d%-%d%d %d%d:%d%d:%d%dZ$", result.lastActionDateTime)
       E.assert_arm_error(E.arm("GET", loc_path(n), nil, { api_version = API }), 404, "ResourceNotFound")
       -- the name is free again
       assert.equal(200, put(rg, n, { location = "westus", properties = KV.props() }).status)

@@ -153,7 +153,10 @@ end
 
 --- Key Vault data-plane authentication (for the Key Vault service): returns the principal,
 -- or raises Key Vault's 401 with the challenge
---   WWW-Authenticate: Bearer authorization="https://login.windows.net/{tid}", resource="https://vault.azure.net"
+--   WWW-Authenticate: Bearer authorization="https://login.microsoftonline.com/{tid}",
+--     resource="https://vault.azure.net"
+-- (the cloud's first login host: recorded Azure traffic of 2023 names login.microsoftonline.com,
+-- older recordings login.windows.net; clients take only the tenant from it)
 -- resource: the audience to accept (default: the cloud's vault resource, with or without "/").
 function M.vault(req, resource)
   resource = resource or req.cloud.vault_resource
@@ -161,8 +164,8 @@ function M.vault(req, resource)
   local claims, reason, bad = M.check(req, { resource, resource .. "/" }, tid)
   if claims then return M.set_principal(req, claims) end
   local h = {
-    ["WWW-Authenticate"] = string.format('Bearer authorization="https://login.windows.net/%s", resource="%s"',
-      tid, resource),
+    ["WWW-Authenticate"] = string.format('Bearer authorization="https://%s/%s", resource="%s"',
+      req.cloud.login[1], tid, resource),
     ["x-ms-keyvault-service-version"] = "1.9.2956.1",
     ["x-ms-keyvault-network-info"] = "conn_type=Ipv4;addr=127.0.0.1;act_addr_fam=InterNetwork;",
     ["x-ms-keyvault-region"] = "westus",

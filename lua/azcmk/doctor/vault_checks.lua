@@ -68,7 +68,7 @@ M.list = {
         local dp = f.deleted_vault.properties or {}
         ev[#ev + 1] = "GET .../providers/Microsoft.KeyVault/deletedVaults: " .. f.key.vault .. " deleted "
           .. tostring(dp.deletionDate) .. ", scheduled purge " .. tostring(dp.scheduledPurgeDate)
-          .. ", purge protection " .. tostring(dp.purgeProtectionEnabled)
+          .. ", purge protection " .. (dp.purgeProtectionEnabled == true and "on" or "off")
         return { status = "fail", summary = "the vault " .. f.key.vault .. " is deleted (recoverable until "
           .. tostring(dp.scheduledPurgeDate) .. ")", evidence = ev,
           fix = "recover the vault (PUT with createMode 'recover': azcmk recover --vault " .. f.key.vault

@@ -304,7 +304,8 @@ local function deleted_body(dv, sub)
     properties = {
       vaultId = v.id, location = dv.location, deletionDate = clock.iso_short(dv.deletionDate),
       scheduledPurgeDate = clock.iso_short(dv.scheduledPurgeDate), tags = v.tags or {},
-      purgeProtectionEnabled = store.purge_protected(v),
+      -- only when on: recorded Azure answers omit it for a vault without purge protection
+      purgeProtectionEnabled = store.purge_protected(v) or nil,
     },
   }
 end
@@ -639,13 +640,20 @@ arm.route({ method = "GET", path = "/subscriptions/{sub}/providers/Microsoft.Key
     return 200, { value = out }
   end })
 
-lro.register("vaults.purge", function(args)
+-- Key Vault's own operation result (recorded Azure traffic, azure-cli test_keyvault_softdelete):
+-- {"createdDateTime": "2022-04-07 07:21:31Z", "lastActionDateTime": "...", "status": "Succeeded"}
+local function purge_time(t)
+  return os.date("!%Y-%m-%d %H:%M:%SZ", math.floor(t))
+end
+
+lro.register("vaults.purge", function(args, op)
   local dv = state.get("kv:dv:" .. args.name)
   if dv and dv.purging then
     store.purge_vault_data(args.name)
     store.forget(args.name)
   end
-  return true
+  return true, { createdDateTime = purge_time(op.start), lastActionDateTime = purge_time(clock.now()),
+    status = "Succeeded" }, 200
 end)
 
 arm.route({ method = "POST",
@@ -668,8 +676,9 @@ arm.route({ method = "POST",
       return d
     end)
     local headers = lro.begin({ req = req, style = "location", action = "vaults.purge", args = { name = lname },
+      -- Azure's poll URL hangs under the location, not under the deleted vault (recorded traffic)
       prefix = "/subscriptions/" .. req.params.sub .. "/providers/Microsoft.KeyVault/locations/" ..
-        arm.location(req.params.loc) .. "/deletedVaults/" .. req.params.name })
+        arm.location(req.params.loc) })
     return 202, nil, headers
   end })
 

@@ -126,6 +126,19 @@ function M.attributes(vault, ver)
   return a
 end
 
+--- The attributes of a version as api-version `api` shows them: from 7.5-preview.1 on, Azure
+-- answers `exportable` (false unless set) and `hsmPlatform` ("0" for software-protected keys)
+-- on every key (recorded traffic, azure-cli test_keyvault_key_rotation).
+function M.attributes_for(vault, ver, api)
+  local a = M.attributes(vault, ver)
+  local major, minor = tostring(api or ""):match("^(%d+)%.(%d+)")
+  if major and (tonumber(major) > 7 or (tonumber(major) == 7 and tonumber(minor) >= 5)) then
+    if a.exportable == nil then a.exportable = false end
+    a.hsmPlatform = "0"
+  end
+  return a
+end
+
 local function has_tags(t)
   return type(t) == "table" and next(t) ~= nil
 end
@@ -140,7 +153,7 @@ function M.bundle(req, vault, k, ver)
   else
     key.n, key.e = j.n, j.e
   end
-  local b = { key = key, attributes = M.attributes(vault, ver) }
+  local b = { key = key, attributes = M.attributes_for(vault, ver, req:arg("api-version")) }
   if has_tags(ver.tags) then b.tags = json.copy(ver.tags) end
   return b
 end
