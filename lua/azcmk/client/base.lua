@@ -3,24 +3,20 @@
 -- (p:arm, p:arm_lro, p:arm_pages, p:vault); no client builds HTTP requests itself.
 local errors = require("azcmk.errors")
 local url = require("azcmk.url")
+local options = require("azcmk.options")
 
 local M = {}
 
---- check(o, spec, where): raises on a programmer error (wrong argument types).
--- spec: { field = "string" | "string?" | "table" | "table?" | "boolean?" | "number?" | ... }
-function M.check(o, spec, where)
-  if type(o) ~= "table" then error(where .. ": options table expected", 3) end
-  for k, want in pairs(spec) do
-    local opt = want:sub(-1) == "?"
-    local t = opt and want:sub(1, -2) or want
-    local v = o[k]
-    if v == nil then
-      if not opt then error(where .. ": " .. k .. " (" .. t .. ") is required", 3) end
-    elseif t ~= "any" and type(v) ~= t then
-      error(where .. ": " .. k .. " must be a " .. t .. ", not a " .. type(v), 3)
-    end
-  end
-  return o
+-- Keys every client call takes, and those of calls that wait for a long-running operation.
+M.COMMON = { subscription = "string?" }
+M.LRO = { progress = "function?", interval = "number?", timeout = "number?" }
+
+--- check(o, spec, where[, extra]): raises on a programmer error (wrong argument types, a
+-- missing required key, a key the call does not know: azcmk.options). spec: { field =
+-- "string" | "string?" | "table" | ... }; the keys of M.COMMON (and of extra, e.g. M.LRO)
+-- are always allowed.
+function M.check(o, spec, where, extra)
+  return options.check(o, options.merge(M.COMMON, extra, spec), "azcmk.client." .. where, 4)
 end
 
 --- A client class: new(p, {subscription=}) with the pipeline and the subscription id.

@@ -12,7 +12,7 @@ end
 -- wrapped as {value = ...}), mode = "Incremental", progress} -> the deployment after it ended.
 function C:create(o)
   base.check(o, { resource_group = "string", name = "string", template = "table", parameters = "table?",
-    mode = "string?" }, "deployments:create")
+    mode = "string?" }, "deployments:create", base.LRO)
   local params = {}
   for k, v in pairs(o.parameters or {}) do
     if type(v) == "table" and (v.value ~= nil or v.reference ~= nil) then params[k] = v

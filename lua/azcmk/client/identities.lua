@@ -34,7 +34,7 @@ end
 
 --- list{resource_group?} -> array of identities of the group or of the subscription.
 function C:list(o)
-  o = o or {}
+  o = base.check(o or {}, { resource_group = "string?" }, "identities:list")
   return base.all(self.p:arm_pages(base.list_path(self, o, TYPE), { api_version = V.identities }))
 end
 

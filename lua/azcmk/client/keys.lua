@@ -23,11 +23,15 @@ end
 
 local function seg(s) return base.seg(s) end
 
+-- Every call names its vault: vault_url, or vault (a name).
+local VAULT = { vault_url = "string?", vault = "string?" }
+local function check(o, spec, where) return base.check(o, spec, where, VAULT) end
+
 --- create{vault_url | vault, name, kty = "RSA", key_size?, key_ops?, enabled?, exp?, nbf?, tags?}
 -- -> KeyBundle. On an existing name this makes a new version.
 function C:create(o)
-  base.check(o, { name = "string", kty = "string?", key_size = "number?", key_ops = "table?",
-    tags = "table?", exp = "number?", nbf = "number?" }, "keys:create")
+  check(o, { name = "string", kty = "string?", key_size = "number?", key_ops = "table?",
+    tags = "table?", exp = "number?", nbf = "number?", enabled = "boolean?", crv = "string?" }, "keys:create")
   local body = { kty = o.kty or "RSA",
     attributes = { enabled = o.enabled ~= false, exp = o.exp, nbf = o.nbf },
     key_size = o.key_size, key_ops = o.key_ops, tags = o.tags, crv = o.crv }
@@ -36,7 +40,7 @@ end
 
 --- get{vault_url | vault, name, version?} -> KeyBundle, nil (absent: KeyNotFound), or nil, err.
 function C:get(o)
-  base.check(o, { name = "string", version = "string?" }, "keys:get")
+  check(o, { name = "string", version = "string?" }, "keys:get")
   local r, err = call(self, o, "GET", "/keys/" .. seg(o.name) .. "/"
     .. (o.version and seg(o.version) or ""))
   if r then return r end
@@ -46,7 +50,7 @@ end
 
 --- versions{vault_url | vault, name} -> array of KeyItems {kid, attributes}, newest first.
 function C:versions(o)
-  base.check(o, { name = "string" }, "keys:versions")
+  check(o, { name = "string" }, "keys:versions")
   local out, err = base.all(self.p:vault_pages(vurl(self, o), "/keys/" .. seg(o.name) .. "/versions",
     { api_version = V.keys }))
   if not out then return nil, err end
@@ -59,16 +63,25 @@ function C:versions(o)
   return out
 end
 
---- list{vault_url | vault} -> array of KeyItems (versionless kids).
+--- list{vault_url | vault, max_results?} -> array of KeyItems (versionless kids). With
+-- max_results, at most that many (one page, maxresults=N): e.g. a cheap "may the caller list
+-- this vault's keys" probe.
 function C:list(o)
-  base.check(o, {}, "keys:list")
-  return base.all(self.p:vault_pages(vurl(self, o), "/keys", { api_version = V.keys }))
+  check(o, { max_results = "number?" }, "keys:list")
+  local query = o.max_results and { maxresults = tostring(math.floor(o.max_results)) } or nil
+  local out = {}
+  for item, err in self.p:vault_pages(vurl(self, o), "/keys", { api_version = V.keys, query = query }) do
+    if not item then return nil, err end
+    out[#out + 1] = item
+    if o.max_results and #out >= o.max_results then break end
+  end
+  return out
 end
 
 --- update{vault_url | vault, name, version, enabled?, exp?, nbf?, key_ops?, tags?} -> KeyBundle.
 function C:update(o)
-  base.check(o, { name = "string", version = "string", enabled = "boolean?", tags = "table?",
-    key_ops = "table?" }, "keys:update")
+  check(o, { name = "string", version = "string", enabled = "boolean?", tags = "table?",
+    key_ops = "table?", exp = "number?", nbf = "number?" }, "keys:update")
   local attrs
   if o.enabled ~= nil or o.exp or o.nbf then attrs = { enabled = o.enabled, exp = o.exp, nbf = o.nbf } end
   return call(self, o, "PATCH", "/keys/" .. seg(o.name) .. "/" .. seg(o.version),
@@ -77,20 +90,20 @@ end
 
 --- rotate{vault_url | vault, name} -> KeyBundle of the new version (needs keys/rotate).
 function C:rotate(o)
-  base.check(o, { name = "string" }, "keys:rotate")
+  check(o, { name = "string" }, "keys:rotate")
   return call(self, o, "POST", "/keys/" .. seg(o.name) .. "/rotate")
 end
 
 --- get_rotation_policy{vault_url | vault, name} -> KeyRotationPolicy.
 function C:get_rotation_policy(o)
-  base.check(o, { name = "string" }, "keys:get_rotation_policy")
+  check(o, { name = "string" }, "keys:get_rotation_policy")
   return call(self, o, "GET", "/keys/" .. seg(o.name) .. "/rotationpolicy")
 end
 
 --- set_rotation_policy{vault_url | vault, name, policy = {lifetimeActions, attributes}} -> policy.
 -- Or the short form: rotate_after = "P90D", notify_before = "P30D", expiry = "P2Y".
 function C:set_rotation_policy(o)
-  base.check(o, { name = "string", policy = "table?", rotate_after = "string?", notify_before = "string?",
+  check(o, { name = "string", policy = "table?", rotate_after = "string?", notify_before = "string?",
     expiry = "string?" }, "keys:set_rotation_policy")
   local policy = o.policy
   if not policy then
@@ -110,13 +123,13 @@ end
 
 --- delete{vault_url | vault, name} -> DeletedKeyBundle (the key goes to soft delete).
 function C:delete(o)
-  base.check(o, { name = "string" }, "keys:delete")
+  check(o, { name = "string" }, "keys:delete")
   return call(self, o, "DELETE", "/keys/" .. seg(o.name))
 end
 
 --- get_deleted{vault_url | vault, name} -> DeletedKeyBundle, nil (not deleted), or nil, err.
 function C:get_deleted(o)
-  base.check(o, { name = "string" }, "keys:get_deleted")
+  check(o, { name = "string" }, "keys:get_deleted")
   local r, err = call(self, o, "GET", "/deletedkeys/" .. seg(o.name))
   if r then return r end
   if errors.is(err, 404) then return nil, nil end
@@ -125,18 +138,18 @@ end
 
 --- recover{vault_url | vault, name} -> KeyBundle (the latest version, back from soft delete).
 function C:recover(o)
-  base.check(o, { name = "string" }, "keys:recover")
+  check(o, { name = "string" }, "keys:recover")
   return call(self, o, "POST", "/deletedkeys/" .. seg(o.name) .. "/recover")
 end
 
 --- purge{vault_url | vault, name} -> true. Permanent; refused by a purge-protected vault.
 function C:purge(o)
-  base.check(o, { name = "string" }, "keys:purge")
+  check(o, { name = "string" }, "keys:purge")
   return call(self, o, "DELETE", "/deletedkeys/" .. seg(o.name))
 end
 
 local function wrapop(self, o, op)
-  base.check(o, { name = "string", version = "string?", alg = "string?", value = "string" }, "keys:" .. op)
+  check(o, { name = "string", version = "string?", alg = "string?", value = "string" }, "keys:" .. op)
   local path = "/keys/" .. seg(o.name) .. "/" .. (o.version and (seg(o.version) .. "/") or "") .. op
   return call(self, o, "POST", path, { alg = o.alg or "RSA-OAEP-256", value = o.value })
 end

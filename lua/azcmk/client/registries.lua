@@ -24,8 +24,8 @@ end
 -- versionless) through the user-assigned identity (its client id).
 function C:create(o)
   base.check(o, { resource_group = "string", name = "string", location = "string", sku = "string?",
-    identity_id = "string?", identity_client_id = "string?", key_id = "string?", tags = "table?" },
-    "registries:create")
+    identity_id = "string?", identity_client_id = "string?", key_id = "string?", tags = "table?",
+    admin_user_enabled = "boolean?" }, "registries:create", base.LRO)
   local body = { location = o.location, tags = o.tags, sku = { name = o.sku or "Premium" },
     properties = { adminUserEnabled = o.admin_user_enabled == true, anonymousPullEnabled = false } }
   if o.identity_id then
@@ -42,7 +42,8 @@ end
 
 --- update{resource_group, name, body = {...}} -> the registry after the operation (PATCH).
 function C:update(o)
-  base.check(o, { body = "table" }, "registries:update")
+  base.check(o, { body = "table", id = "string?", resource_group = "string?", name = "string?" },
+    "registries:update", base.LRO)
   local res, err = self.p:arm_lro("PATCH", path(self, o), base.lro_opts(o, V.registries, o.body))
   if not res then return nil, err end
   return res.json
@@ -62,12 +63,13 @@ end
 --- assign_identity{resource_group, name, system = true | identity_id = UAI resource id,
 -- registry = (the current registry, saves a GET)} -> the registry (PATCH identity only).
 function C:assign_identity(o)
-  base.check(o, { system = "boolean?", identity_id = "string?", registry = "table?" },
-    "registries:assign_identity")
+  base.check(o, { system = "boolean?", identity_id = "string?", registry = "table?", id = "string?",
+    resource_group = "string?", name = "string?" }, "registries:assign_identity", base.LRO)
   local reg = o.registry
   if not reg then
     local err
-    reg, err = self:get(o)
+    reg, err = self:get({ id = o.id, resource_group = o.resource_group, name = o.name,
+      subscription = o.subscription })
     if not reg then return nil, err end
   end
   local cur = reg.identity or {}
@@ -91,7 +93,8 @@ end
 --- set_encryption{resource_group, name, key_id, identity (client id or "system")} -> the
 -- registry after the operation: `az acr encryption rotate-key` as a minimal PATCH.
 function C:set_encryption(o)
-  base.check(o, { key_id = "string", identity = "string" }, "registries:set_encryption")
+  base.check(o, { key_id = "string", identity = "string", id = "string?", resource_group = "string?",
+    name = "string?" }, "registries:set_encryption", base.LRO)
   return self:update({ resource_group = o.resource_group, name = o.name, id = o.id,
     subscription = o.subscription, progress = o.progress, interval = o.interval, timeout = o.timeout,
     body = { properties = { encryption = { status = "enabled", keyVaultProperties = {
@@ -100,7 +103,7 @@ end
 
 --- list{resource_group?} -> registries of a group or of the subscription.
 function C:list(o)
-  o = o or {}
+  o = base.check(o or {}, { resource_group = "string?" }, "registries:list")
   return base.all(self.p:arm_pages(base.list_path(self, o, TYPE), { api_version = V.registries }))
 end
 

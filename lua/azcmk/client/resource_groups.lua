@@ -25,7 +25,7 @@ end
 
 --- list{} -> array of resource groups, or nil, err.
 function C:list(o)
-  o = o or {}
+  o = base.check(o or {}, {}, "resource_groups:list")
   return base.all(self.p:arm_pages(base.sub_path(self, o) .. "/resourcegroups",
     { api_version = V.resource_groups }))
 end

@@ -52,11 +52,15 @@ function C.stable_guid(s)
     ({ "8", "9", "a", "b" })[(tonumber(hex:sub(17, 17), 16) % 4) + 1], hex:sub(18, 20), hex:sub(21, 32))
 end
 
---- list{scope, principal_id?} -> role assignments at (and above) scope, optionally of a principal.
+--- list{scope, principal_id? | assigned_to?} -> role assignments at (and above) scope,
+-- optionally of a principal (principal_id: assigned to it directly; assigned_to: to it or to a
+-- group it belongs to, the $filter=assignedTo('...') of the service).
 function C:list(o)
-  base.check(o, { scope = "string", principal_id = "string?" }, "role_assignments:list")
+  base.check(o, { scope = "string", principal_id = "string?", assigned_to = "string?" },
+    "role_assignments:list")
   local q = {}
-  if o.principal_id then q["$filter"] = "principalId eq '" .. o.principal_id .. "'" end
+  if o.principal_id then q["$filter"] = "principalId eq '" .. o.principal_id .. "'"
+  elseif o.assigned_to then q["$filter"] = "assignedTo('" .. o.assigned_to .. "')" end
   local out = {}
   local lp = scope_path(o.scope) .. "/providers/Microsoft.Authorization/roleAssignments"
   for item, err in self.p:arm_pages(lp, { api_version = V.role_assignments, query = q }) do
@@ -73,7 +77,8 @@ end
 -- scope (assigned at scope or a parent scope), possibly empty.
 function C:find(o)
   base.check(o, { scope = "string", principal_id = "string", role = "string" }, "role_assignments:find")
-  local list, err = self:list(o)
+  local list, err = self:list({ scope = o.scope, principal_id = o.principal_id,
+    subscription = o.subscription })
   if not list then return nil, err end
   local want = role_guid(o.role)
   local out = {}

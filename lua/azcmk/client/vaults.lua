@@ -32,7 +32,7 @@ function C:create(o)
   base.check(o, { resource_group = "string", name = "string", location = "string", tenant_id = "string",
     sku = "string?", enable_rbac = "boolean?", enable_purge_protection = "boolean?",
     soft_delete_retention_days = "number?", access_policies = "table?", network_acls = "table?",
-    tags = "table?" }, "vaults:create")
+    tags = "table?" }, "vaults:create", base.LRO)
   local props = {
     tenantId = o.tenant_id,
     sku = { family = "A", name = o.sku or "standard" },
@@ -64,6 +64,8 @@ end
 --- enable_purge_protection{resource_group, name} -> the vault. IRREVERSIBLE: purge protection
 -- can never be switched off again (soft delete is switched on with it).
 function C:enable_purge_protection(o)
+  base.check(o, { id = "string?", resource_group = "string?", name = "string?" },
+    "vaults:enable_purge_protection")
   return self:update({ resource_group = o.resource_group, name = o.name, id = o.id,
     subscription = o.subscription, properties = { enableSoftDelete = true, enablePurgeProtection = true } })
 end
@@ -71,8 +73,8 @@ end
 --- set_network_acls{resource_group, name, default_action = "Allow"|"Deny", bypass =
 -- "AzureServices"|"None", ip_rules = {"1.2.3.4/32"}} -> the vault.
 function C:set_network_acls(o)
-  base.check(o, { default_action = "string?", bypass = "string?", ip_rules = "table?" },
-    "vaults:set_network_acls")
+  base.check(o, { default_action = "string?", bypass = "string?", ip_rules = "table?", id = "string?",
+    resource_group = "string?", name = "string?" }, "vaults:set_network_acls")
   local acls = { defaultAction = o.default_action or "Allow", bypass = o.bypass or "AzureServices" }
   if o.ip_rules then
     local rules = {}
@@ -91,8 +93,8 @@ local function policy_body(o)
 end
 
 local function edit_policy(self, o, kind)
-  base.check(o, { tenant_id = "string", object_id = "string", keys = "table?" },
-    "vaults:" .. kind .. "_access_policy")
+  base.check(o, { tenant_id = "string", object_id = "string", keys = "table?", id = "string?",
+    resource_group = "string?", name = "string?" }, "vaults:" .. kind .. "_access_policy")
   local res, err = self.p:arm("PUT", path(self, o) .. "/accessPolicies/" .. kind,
     { api_version = V.vaults, body = policy_body(o) })
   if not res then return nil, err end
@@ -143,7 +145,7 @@ end
 
 --- list_deleted{} -> the subscription's soft-deleted vaults.
 function C:list_deleted(o)
-  o = o or {}
+  o = base.check(o or {}, {}, "vaults:list_deleted")
   return base.all(self.p:arm_pages(base.sub_path(self, o) .. "/providers/Microsoft.KeyVault/deletedVaults",
     { api_version = V.vaults }))
 end
@@ -151,7 +153,7 @@ end
 --- find_deleted{name} -> the deleted vault of that name (any location), or nil.
 function C:find_deleted(o)
   base.check(o, { name = "string" }, "vaults:find_deleted")
-  local list, err = self:list_deleted(o)
+  local list, err = self:list_deleted({ subscription = o.subscription })
   if not list then return nil, err end
   for _, d in ipairs(list) do
     if tostring(d.name):lower() == o.name:lower() then return d end
@@ -163,7 +165,7 @@ end
 -- (PUT with createMode "recover").
 function C:recover(o)
   base.check(o, { resource_group = "string", name = "string", location = "string", tenant_id = "string",
-    sku = "string?" }, "vaults:recover")
+    sku = "string?" }, "vaults:recover", base.LRO)
   local res, err = self.p:arm_lro("PUT", path(self, o), base.lro_opts(o, V.vaults, { location = o.location,
     properties = { tenantId = o.tenant_id, sku = { family = "A", name = o.sku or "standard" },
       createMode = "recover" } }, 1))
@@ -173,7 +175,7 @@ end
 
 --- delete{resource_group, name} -> true. The vault goes to soft delete (recoverable).
 function C:delete(o)
-  base.check(o, { resource_group = "string", name = "string" }, "vaults:delete")
+  base.check(o, { resource_group = "string?", name = "string?", id = "string?" }, "vaults:delete")
   local res, err = self.p:arm("DELETE", path(self, o), { api_version = V.vaults })
   if not res then return nil, err end
   return true
@@ -182,7 +184,7 @@ end
 --- purge{name, location} -> true. Permanently destroys a soft-deleted vault (refused by Azure
 -- while purge protection is on). Only ever called when a user asks for exactly this.
 function C:purge(o)
-  base.check(o, { name = "string", location = "string" }, "vaults:purge")
+  base.check(o, { name = "string", location = "string" }, "vaults:purge", base.LRO)
   local res, err = self.p:arm_lro("POST", base.sub_path(self, o)
     .. "/providers/Microsoft.KeyVault/locations/" .. base.seg(o.location) .. "/deletedVaults/"
     .. base.seg(o.name) .. "/purge", base.lro_opts(o, V.vaults))

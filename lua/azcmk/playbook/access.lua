@@ -5,7 +5,7 @@
 local errors = require("azcmk.errors")
 local common = require("azcmk.playbook.common")
 local Registries = require("azcmk.client.registries")
-local check = require("azcmk.client.base").check
+local check = common.check
 
 local M = {}
 

@@ -12,7 +12,7 @@ local V = require("azcmk.client.api_versions")
 local Registries = require("azcmk.client.registries")
 local Keys = require("azcmk.client.keys")
 local facts = require("azcmk.doctor.facts")
-local check = require("azcmk.client.base").check
+local options = require("azcmk.options")
 
 local M = {}
 
@@ -184,9 +184,9 @@ end
 -- filter set (the command line turns that into exit 1).
 function M.audit(o)
   o = o or {}
-  check(o, { subscriptions = "table?", concurrency = "number?", progress = "function?",
-      sequential = "boolean?", resource_group = "string?", name = "string?" },
-    "azcmk.playbook.audit")
+  options.check(o, { subscriptions = "table?", concurrency = "number?", progress = "function?",
+    sequential = "boolean?", resource_group = "string?", name = "string?", pipeline = "table?",
+    getenv = "function?" }, "azcmk.playbook.audit")
   for k, what in pairs({ resource_group = "resource group (-g)", name = "registry name (-n)" }) do
     if o[k] == "" then
       return nil, errors.input("the " .. what .. " to audit is empty",

@@ -8,8 +8,19 @@ local Registries = require("azcmk.client.registries")
 local Vaults = require("azcmk.client.vaults")
 local RoleAssignments = require("azcmk.client.role_assignments")
 local V = require("azcmk.client.api_versions")
+local options = require("azcmk.options")
 
 local M = {}
+
+--- The options every playbook takes (docs/playbooks.md "Conventions").
+M.OPTIONS = { pipeline = "table?", subscription = "string?", progress = "function?", getenv = "function?",
+  interval = "number?", timeout = "number?" }
+
+--- check(o, spec, where): the playbook's own keys (spec) plus M.OPTIONS; raises on a wrong
+-- type or an unknown key (with a did-you-mean), pointing at the playbook's caller.
+function M.check(o, spec, where)
+  return options.check(o, options.merge(M.OPTIONS, spec), where, 4)
+end
 
 local CLIENTS = { "resource_groups", "identities", "vaults", "keys", "role_assignments", "registries",
   "deployments", "resources" }

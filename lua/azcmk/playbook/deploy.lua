@@ -6,7 +6,8 @@ local cjson = require("cjson.safe")
 local errors = require("azcmk.errors")
 local ids = require("azcmk.client.ids")
 local common = require("azcmk.playbook.common")
-local check = require("azcmk.client.base").check
+local options = require("azcmk.options")
+local check = common.check
 
 local M = {}
 
@@ -39,34 +40,16 @@ local function value_of(v)
   return v
 end
 
---- Levenshtein distance (for "did you mean").
-function M.distance(a, b)
-  local prev = {}
-  for j = 0, #b do prev[j] = j end
-  for i = 1, #a do
-    local cur = { [0] = i }
-    for j = 1, #b do
-      local cost = a:sub(i, i) == b:sub(j, j) and 0 or 1
-      cur[j] = math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + cost)
-    end
-    prev = cur
-  end
-  return prev[#b]
-end
-
 --- Checks parameters against the template. Returns true or nil, err.
 function M.check_parameters(template, params, cloud)
   local declared = lower_map(template.parameters)
   for name, v in pairs(params) do
     local d = declared[tostring(name):lower()]
     if not d then
-      local suggestion
-      for _, x in pairs(declared) do
-        if M.distance(tostring(name):lower(), tostring(x.name):lower()) <= 2 then suggestion = x.name end
-      end
       local list = {}
       for _, x in pairs(declared) do list[#list + 1] = x.name end
       table.sort(list)
+      local suggestion = options.suggest(name, list)
       return nil, errors.input("the template has no parameter '" .. tostring(name) .. "'",
         { code = "UnknownParameter",
         hint = (suggestion and ("did you mean " .. suggestion .. "? ") or "")

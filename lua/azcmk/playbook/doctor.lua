@@ -5,7 +5,7 @@
 local common = require("azcmk.playbook.common")
 local facts = require("azcmk.doctor.facts")
 local fix = require("azcmk.doctor.fix")
-local check = require("azcmk.client.base").check
+local check = common.check
 
 local M = {}
 

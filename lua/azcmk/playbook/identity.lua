@@ -3,7 +3,7 @@
 -- access to identity" errors. PATCHes only the identity; nothing is removed.
 local common = require("azcmk.playbook.common")
 local Registries = require("azcmk.client.registries")
-local check = require("azcmk.client.base").check
+local check = common.check
 
 local M = {}
 

@@ -3,7 +3,7 @@
 local errors = require("azcmk.errors")
 local ids = require("azcmk.client.ids")
 local common = require("azcmk.playbook.common")
-local check = require("azcmk.client.base").check
+local check = common.check
 
 local M = {}
 

@@ -8,7 +8,7 @@ local ids = require("azcmk.client.ids")
 local common = require("azcmk.playbook.common")
 local Registries = require("azcmk.client.registries")
 local Keys = require("azcmk.client.keys")
-local check = require("azcmk.client.base").check
+local check = common.check
 
 local M = {}
 
@@ -19,8 +19,7 @@ local M = {}
 function M.rotate(o)
   check(o, { registry = "string?", name = "string?", resource_group = "string?", key_id = "string?",
     key = "string?", vault = "string?", identity = "string?", versionless = "boolean?",
-      new_version = "boolean?",
-    progress = "function?", disable = "boolean?" }, "azcmk.playbook.rotate")
+    new_version = "boolean?", disable = "boolean?" }, "azcmk.playbook.rotate")
   if o.disable then
     return nil,
       errors.input("encryption with a customer-managed key cannot be disabled once a registry has it",

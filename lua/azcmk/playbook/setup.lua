@@ -12,7 +12,7 @@ local ids = require("azcmk.client.ids")
 local common = require("azcmk.playbook.common")
 local Vaults = require("azcmk.client.vaults")
 local Registries = require("azcmk.client.registries")
-local check = require("azcmk.client.base").check
+local check = common.check
 
 local M = {}
 
@@ -176,8 +176,8 @@ end
 function M.setup(o)
   check(o, { resource_group = "string?", registry = "string?", name = "string?", vault = "string?",
     key = "string?", identity = "string?", location = "string?", access = "string?", versionless = "boolean?",
-    enable_purge_protection = "boolean?", key_type = "string?", sku = "string?", subscription = "string?",
-    progress = "function?" }, "azcmk.playbook.setup")
+    enable_purge_protection = "boolean?", key_type = "string?", key_size = "number?", sku = "string?" },
+    "azcmk.playbook.setup")
   local v, verr = M.validate(o)
   if not v then return nil, verr end
   local ctx, cerr = common.context(o)

@@ -6,7 +6,7 @@
 local common = require("azcmk.playbook.common")
 local Registries = require("azcmk.client.registries")
 local Keys = require("azcmk.client.keys")
-local check = require("azcmk.client.base").check
+local check = common.check
 
 local M = {}
 
