@@ -5,7 +5,7 @@
 -- move the encryption to the system identity, recover a soft-deleted key or vault, re-run the
 -- rotation. Nothing here deletes or purges anything.
 local common = require("azcmk.playbook.common")
-local vault_checks = require("azcmk.doctor.vault_checks")
+local rules = require("azcmk.state.rules")
 local Registries = require("azcmk.client.registries")
 
 local M = {}
@@ -34,7 +34,7 @@ local DESCRIBE = {
   end,
   use_system_identity = function(f)
     local steps = {}
-    if f.vault and vault_checks.firewall_on(f.vault) and not vault_checks.bypass_on(f.vault) then
+    if f.vault and rules.network_blocks(f.vault, "system") == "no_trusted_services" then
       steps[#steps + 1] = "allow trusted Microsoft services on vault " .. f.key.vault
     end
     local ri = f.reg.identity or {}
@@ -132,7 +132,7 @@ local APPLY = {
   end,
   enable_trusted_services = function(ctx, f) return trusted(ctx, f) end,
   use_system_identity = function(ctx, f)
-    if vault_checks.firewall_on(f.vault) and not vault_checks.bypass_on(f.vault) then
+    if rules.network_blocks(f.vault, "system") == "no_trusted_services" then
       local ok, err = trusted(ctx, f)
       if not ok then return nil, err end
     end

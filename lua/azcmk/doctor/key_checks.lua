@@ -2,11 +2,10 @@
 -- (exists, RSA, key_ops, enabled, nbf/exp), deletion, rotation drift (versionless ids and the
 -- one-hour pickup), the rotation policy, throttle headroom and the known CMK limits.
 local Keys = require("azcmk.client.keys")
+local rules = require("azcmk.state.rules")
 local short = require("azcmk.doctor.registry_checks").short
 
 local M = {}
-
-M.PICKUP_SECONDS = 3600
 
 local function now_of(f) return f.service_now or os.time() end
 
@@ -24,30 +23,8 @@ local function when(t, now)
 end
 M.when = when
 
-local function usable_ops(kb)
-  local ops = (kb.key or {}).key_ops
-  if type(ops) ~= "table" or #ops == 0 then return true end
-  local have = {}
-  for _, o in ipairs(ops) do have[tostring(o)] = true end
-  return have.wrapKey and have.unwrapKey
-end
-
--- the newest enabled version (f.versions is newest first)
-local function newest_enabled(f)
-  if f.newest and (f.newest.attributes or {}).enabled ~= false then
-    return { kid = f.newest.kid, version = f.newest.version, created = f.newest.attributes.created }
-  end
-  for _, v in ipairs(f.versions or {}) do
-    if (v.attributes or {}).enabled ~= false then
-      return { kid = v.kid, version = Keys.version_of(v.kid), created = (v.attributes or {}).created }
-    end
-  end
-  return nil
-end
-
-local function in_use_version(f)
-  return (f.key_inuse and f.key_inuse.version) or f.key.version
-end
+local newest_enabled = rules.newest_enabled
+local in_use_version = rules.in_use_version
 
 local function key_applies(f)
   return f.cmk and f.key and f.vault
@@ -94,7 +71,7 @@ M.list = {
           .. when(na.created, now)
       end
       local kty = tostring((kb.key or {}).kty)
-      if not kty:match("^RSA") then
+      if not rules.supported_kty(kty) then
         return { status = "fail", summary = "the key is an " .. kty
             .. " key; ACR supports only RSA or RSA-HSM",
           evidence = ev,
@@ -102,7 +79,7 @@ M.list = {
       end
       if nb and nb ~= kb and f.kvp.keyRotationEnabled then
         local nkty = tostring((nb.key or {}).kty)
-        if not nkty:match("^RSA") then
+        if not rules.supported_kty(nkty) then
           return { status = "fail", summary = "the newest version of the key is an " .. nkty
               .. " key (EC); ACR "
             .. "supports only RSA or RSA-HSM and cannot adopt it", evidence = ev,
@@ -111,7 +88,7 @@ M.list = {
               .. "rotate to an RSA key; never give a CMK key an EC version" }
         end
       end
-      if not usable_ops(kb) then
+      if not rules.usable_ops(kb) then
         return { status = "fail", summary = "the key's key_ops lack wrapKey or unwrapKey", evidence = ev,
           fix = "PATCH the key version's key_ops to include wrapKey and unwrapKey" }
       end
@@ -178,8 +155,8 @@ M.list = {
         return { status = "skip", summary = "no key versions to compare", evidence = {} }
       end
       local now = now_of(f)
-      local cur = in_use_version(f)
-      local ne = newest_enabled(f)
+      local d = rules.drift(f, now)
+      local cur, ne = d.in_use, d.newest
       local ev = { "versionedKeyIdentifier (in use) " .. tostring(f.kvp.versionedKeyIdentifier),
         "keyIdentifier " .. tostring(f.kvp.keyIdentifier) .. " (" .. (f.kvp.keyRotationEnabled
           and "versionless: ACR follows new versions within an hour" or "versioned: manual rotation") .. ")",
@@ -187,24 +164,22 @@ M.list = {
       if f.kvp.lastKeyRotationTimestamp then
         ev[#ev + 1] = "lastKeyRotationTimestamp " .. tostring(f.kvp.lastKeyRotationTimestamp)
       end
-      if not ne then
+      if d.state == "none" then
         return { status = "fail", summary = "no enabled version of the key", evidence = ev,
           fix = "enable a version of the key or create a new one" }
       end
       ev[#ev + 1] = "newest enabled version " .. ne.version .. ", created " .. when(ne.created, now)
-      if ne.version == cur then
+      if d.state == "current" then
         return { status = "ok", summary = "on the newest enabled version", evidence = ev }
       end
-      local age = now - (ne.created or now)
-      local cur_enabled = (f.key_bundle.attributes or {}).enabled ~= false
-      ev[#ev + 1] = "version in use " .. tostring(cur) .. " enabled " .. tostring(cur_enabled)
-      if not f.kvp.keyRotationEnabled then
+      ev[#ev + 1] = "version in use " .. tostring(cur) .. " enabled " .. tostring(d.in_use_enabled)
+      if d.state == "behind" then
         return { status = "warn",
             summary = "a newer key version exists; the versioned key id keeps the registry "
           .. "on " .. tostring(cur), evidence = ev,
           fix = "rotate: azcmk rotate -n " .. tostring(f.reg.name) .. " (or switch to the versionless id)" }
       end
-      if age > M.PICKUP_SECONDS then
+      if d.state == "stuck" then
         return { status = "fail",
             summary = string.format("versionless key id, but the registry is %s behind the "
           .. "newest version (ACR adopts new versions within an hour): rotation is stuck", when(ne.created,
@@ -215,7 +190,7 @@ M.list = {
             .. "registry with the same keyIdentifier: azcmk rotate -n " .. tostring(f.reg.name) .. ")",
           repair = { id = "rerun_rotation" } }
       end
-      if not cur_enabled then
+      if not d.in_use_enabled then
         return { status = "fail", summary = "a new version was created " .. (when(ne.created,
             now):match("%((.-)%)")
           or "") .. " (less than an hour) and the old version in use is already disabled: the registry " ..

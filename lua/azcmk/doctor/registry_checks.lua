@@ -2,7 +2,7 @@
 -- the registry (exists, Premium, CMK on, data plane), the identity binding and the
 -- user-assigned identity itself. Each check: run(f) -> { status = ok|warn|fail|skip,
 -- summary, evidence = {...}, fix?, repair? = { id, ... } }.
-local errors = require("azcmk.errors")
+local rules = require("azcmk.state.rules")
 
 local M = {}
 
@@ -130,11 +130,14 @@ M.list = {
       local ev = { "anonymous GET https://" .. tostring(f.login_server) .. "/v2/ -> " .. tostring(dp.status)
         .. (dp.code and (" " .. dp.code) or "") .. (dp.message and (": " .. tostring(dp.message):sub(1,
             240)) or "") }
-      if dp.status == 403 then
+      local verdict = rules.data_plane(dp)
+      if verdict == "denied" then
         return { status = "fail", summary = "the registry refuses to serve: it cannot use its key",
           evidence = ev, fix = "see the other failed checks for why (identity, access, network, key)" }
       end
-      if dp.ok then return { status = "ok", summary = "serving (asks for login)", evidence = ev } end
+      if verdict == "serving" then
+        return { status = "ok", summary = "serving (asks for login)", evidence = ev }
+      end
       return { status = "warn", summary = "unexpected data-plane answer " .. tostring(dp.status),
           evidence = ev }
     end },
@@ -149,8 +152,9 @@ M.list = {
       for k, v in pairs(ri.userAssignedIdentities or {}) do
         ev[#ev + 1] = "attached user-assigned identity " .. k .. " (clientId " .. tostring(v.clientId) .. ")"
       end
+      local health = rules.identity(f)
       if id.kind == "system" then
-        if id.attached then
+        if health ~= "missing" then
           ev[#ev + 1] = "system-assigned principalId " .. tostring(id.principal_id)
           return { status = "ok", summary = "system-assigned identity enabled", evidence = ev }
         end
@@ -159,7 +163,7 @@ M.list = {
             .. "(azcmk identity assign --identity [system], then azcmk doctor --fix)",
           repair = { id = "use_system_identity" } }
       end
-      if id.attached then
+      if health ~= "detached" then
         return { status = "ok", summary = "user-assigned identity " .. tostring(id.uai_id):match("[^/]+$")
           .. " attached", evidence = ev }
       end
@@ -193,7 +197,8 @@ M.list = {
       end
       if not id.uai_id then return { status = "skip", summary = "identity not attached", evidence = {} } end
       local ev = { "GET " .. id.uai_id .. " -> " .. (f.uai and "200" or "404") }
-      if not f.uai then
+      local state = rules.uai_state(f)
+      if state == "deleted" then
         ev[#ev + 1] = "the registry keeps working on the identity's last credential for about 3 months, then "
           .. "its data becomes inaccessible (403 'The identity associated with the registry is inactive')"
         return { status = "fail", summary = "the user-assigned identity was deleted", evidence = ev,
@@ -204,7 +209,7 @@ M.list = {
       end
       ev[#ev + 1] = "identity clientId " .. tostring(id.uai_client_id) .. ", principalId "
         .. tostring(id.uai_principal_id)
-      if tostring(id.uai_client_id):lower() ~= tostring(id.client_id):lower() then
+      if state == "recreated" then
         return { status = "fail", summary = "the identity was re-created: its clientId no longer matches "
           .. id.client_id, evidence = ev, fix = "rotate the registry to the system-assigned identity or to "
             .. "the new identity (azcmk rotate --identity " .. id.uai_id .. ")",
@@ -214,5 +219,4 @@ M.list = {
     end },
 }
 
-M.errors = errors
 return M

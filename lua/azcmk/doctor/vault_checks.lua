@@ -2,7 +2,7 @@
 -- tenant), its network path, the caller's own read access, the registry identity's
 -- permissions in the vault's access model (policy vs RBAC, and the mismatch), recoverability.
 local Vaults = require("azcmk.client.vaults")
-local facts = require("azcmk.doctor.facts")
+local rules = require("azcmk.state.rules")
 local short = require("azcmk.doctor.registry_checks").short
 
 local M = {}
@@ -11,38 +11,12 @@ local function applies(f)
   return f.cmk and f.key ~= nil
 end
 
-local function firewall_on(v)
-  local p = v.properties or {}
-  local acls = p.networkAcls or {}
-  return tostring(acls.defaultAction):lower() == "deny"
-      or tostring(p.publicNetworkAccess):lower() == "disabled"
-end
-M.firewall_on = firewall_on
+local model = rules.access_model
+local firewall_on = rules.firewall_on
 
-local function bypass_on(v)
-  local acls = (v.properties or {}).networkAcls or {}
-  return acls.bypass == nil or tostring(acls.bypass):lower():find("azureservices", 1, true) ~= nil
-end
-M.bypass_on = bypass_on
-
-local function model(v) return Vaults.uses_rbac(v) and "rbac" or "policy" end
-
--- Role assignments of the registry identity that apply to the key (vault scope, above, or the key).
+-- Role assignments of the registry identity that give the use of the key.
 local function key_roles(f)
-  local out = {}
-  local vid = f.vault.id:lower()
-  for _, a in ipairs(f.role_assignments or {}) do
-    local pr = a.properties or {}
-    local sc = tostring(pr.scope or ""):lower():gsub("/+$", "")
-    local at_or_above = sc == vid or vid:sub(1, #sc + 1) == sc .. "/"
-    local at_key = sc == vid .. "/keys/" .. f.key.name:lower()
-    local name = facts.KEY_ROLES[tostring(facts.guid_of(pr.roleDefinitionId)):lower()]
-    if (at_or_above or at_key) and name and tostring(pr.principalId):lower()
-      == tostring(f.ident.principal_id):lower() then
-      out[#out + 1] = { name = name, scope = pr.scope, id = a.id }
-    end
-  end
-  return out
+  return rules.key_roles(f.role_assignments, f.vault, f.ident.principal_id, f.key.name)
 end
 
 M.list = {
@@ -110,7 +84,8 @@ M.list = {
       if not firewall_on(f.vault) then
         return { status = "ok", summary = "no vault firewall", evidence = ev }
       end
-      if f.ident.kind == "user" then
+      local blocks = rules.network_blocks(f.vault, f.ident.kind)
+      if blocks == "user_identity_blocked" then
         return { status = "fail",
             summary = "vault firewall on with a user-assigned identity: the trusted-service "
           .. "bypass only works with the registry's system-assigned identity", evidence = ev,
@@ -119,7 +94,7 @@ M.list = {
             .. "grant it access and rotate with identity 'system'",
           repair = { id = "use_system_identity" } }
       end
-      if not bypass_on(f.vault) then
+      if blocks == "no_trusted_services" then
         return { status = "fail", summary = "vault firewall on without 'Allow trusted Microsoft services'",
           evidence = ev, fix = "set the vault's networkAcls.bypass to AzureServices",
           repair = { id = "enable_trusted_services" } }
@@ -235,7 +210,7 @@ M.recoverability = { id = "vault.recoverability", title = "Soft delete and purge
     local ev = { "enableSoftDelete " .. tostring(p.enableSoftDelete) .. ", softDeleteRetentionInDays "
       .. string.format("%g", tonumber(p.softDeleteRetentionInDays) or 0) .. ", enablePurgeProtection "
           .. tostring(p.enablePurgeProtection) }
-    if p.enablePurgeProtection ~= true then
+    if not rules.purge_protected(f.vault) then
       return { status = "warn",
           summary = "purge protection is off: a deleted key or vault can be purged for good",
         evidence = ev,

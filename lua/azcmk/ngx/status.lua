@@ -14,13 +14,16 @@
 -- the first result, a request triggers the check itself, or waits for the running one).
 --
 -- A registry is healthy when it can be read through ARM, has a customer-managed key, and its
--- data plane (https://{login server}/v2/) does not refuse because of the key: 401 (login
--- required) is normal, 403 means the registry cannot use its key. When the module
+-- data plane (https://{login server}/v2/) serves (azcmk.state.rules.data_plane: 401, login
+-- required, is normal; 403 means the registry cannot use its key). What it reports beside
+-- (key version in use, newest, up to date, warnings) is azcmk.playbook.show's judgement of the
+-- same facts. When the module
 -- azcmk.playbook.doctor exists (optional), its failed checks explain a failure (doctor = true:
 -- it runs on every check and its failures count too; false: never).
 -- /health answers 200 when every registry is healthy, 503 otherwise (also when the result is
 -- stale: older than stale_after, default 3 periods + timeout), with the reasons in the JSON.
 local cjson = require("cjson.safe")
+local rules = require("azcmk.state.rules")
 
 local ngx = rawget(_G, "ngx")
 
@@ -164,17 +167,16 @@ function M.check(reg, p)
     out.data_plane = { status = dp.status, code = dp.code, message = dp.message and one_line(dp.message),
       ok = dp.ok, error = dp.error and one_line(dp.error) }
   end
+  local serving = rules.data_plane(dp)
   if not r.cmk then
     reason = "customer-managed key not enabled (encryption " .. tostring(out.encryption_status) .. ")"
   elseif not dp then
     reason = "registry has no login server to probe"
-  elseif not dp.ok then
-    if dp.status then
-      reason = "data plane refuses (" .. tostring(dp.status) .. " " .. tostring(dp.code or "") ..
-        "): " .. one_line(dp.message) .. (dp.status == 403 and " - the registry cannot use its key" or "")
-    else
-      reason = "data plane unreachable: " .. one_line(dp.error)
-    end
+  elseif serving == "unreachable" then
+    reason = "data plane unreachable: " .. one_line(dp.error)
+  elseif serving ~= "serving" then
+    reason = "data plane refuses (" .. tostring(dp.status) .. " " .. tostring(dp.code or "") ..
+      "): " .. one_line(dp.message) .. (serving == "denied" and " - the registry cannot use its key" or "")
   end
   -- the doctor: always when doctor = true; by default only to explain a failure
   if cfg.doctor == true or (reason and cfg.doctor ~= false and r.cmk) then

@@ -7,12 +7,11 @@
 -- them) before any of them is inspected. Read-only: GETs only.
 local errors = require("azcmk.errors")
 local ids = require("azcmk.client.ids")
-local url = require("azcmk.url")
-local V = require("azcmk.client.api_versions")
-local Registries = require("azcmk.client.registries")
-local Keys = require("azcmk.client.keys")
-local facts = require("azcmk.doctor.facts")
 local options = require("azcmk.options")
+local client = require("azcmk.client")
+local Keys = require("azcmk.client.keys")
+local state = require("azcmk.state")
+local rules = require("azcmk.state.rules")
 
 local M = {}
 
@@ -32,17 +31,9 @@ local function short(err)
   return tostring(err.status or "") .. " " .. tostring(err.code or err.kind or "")
 end
 
---- The registry list of a subscription (pages followed). Returns list, service time | nil, err.
+--- The registry list of a subscription (pages followed). v: a pipeline (view).
 local function list_registries(v, sub)
-  local req = { method = "GET", url = v:_arm_url("/subscriptions/" .. url.encode(sub) .. "/providers/"
-    .. Registries.TYPE), api_version = V.registries }
-  local out, now = {}, nil
-  for res, err in require("azcmk.paging").pages(v, req) do
-    if not res then return nil, err end
-    now = facts.service_time(res.headers) or now
-    for _, item in ipairs(type(res.json) == "table" and res.json.value or {}) do out[#out + 1] = item end
-  end
-  return out, now
+  return client.new(v, { subscription = sub }).registries:list()
 end
 
 --- Does a listed registry pass the resource group / name filter? Both compare case-insensitively
@@ -65,112 +56,86 @@ function M.filter_text(f)
   return table.concat(parts, " ")
 end
 
---- One registry's row: GET the registry; for CMK ones also the key (version in use and the
--- current one), the user-assigned identity and the data plane. v: a pipeline view.
-local function inspect(v, sub, item, now)
+-- The row's identity columns and problems.
+local function judge_identity(row, f)
+  local health = rules.identity(f)
+  row.identity = f.ident.kind
+  row.identity_id = f.ident.attached and f.ident.uai_id or nil
+  row.identity_health = health
+  if health == "missing" then
+    worst(row, "fail", "the system-assigned identity used for CMK is not enabled")
+  elseif health == "detached" then
+    worst(row, "fail", "the encryption identity " .. tostring(f.ident.value)
+      .. " is not attached to the registry")
+  elseif health == "recreated" then
+    worst(row, "fail", "the user-assigned identity was re-created (clientId changed)")
+  elseif health == "deleted" then
+    worst(row, "fail", "the user-assigned identity was deleted")
+  elseif health == "unknown" then
+    worst(row, "warn", "cannot read the identity: " .. short(f.uai_err))
+  end
+end
+
+-- The row's key columns and problems: the version in use and the current (newest) one.
+local function judge_key(row, f, now)
+  row.vault = f.key.vault
+  row.key_name = f.key.name
+  if f.newest then
+    row.newest_key_version = f.newest.version
+    local drift = rules.drift(f, now)
+    row.up_to_date = drift.state == "current"
+    local a = f.key_bundle and f.key_bundle.attributes or {}
+    if a.created then
+      row.key_version_created = os.date("!%Y-%m-%dT%H:%M:%SZ", a.created)
+      row.key_age_days = math.floor((now - a.created) / 86400)
+    end
+    if f.key_bundle and a.enabled == false then worst(row, "fail", "the key version in use is disabled") end
+    if a.exp and a.exp <= now then worst(row, "warn", "the key version in use expired (wrap fails)") end
+    if drift.state == "stuck" then
+      worst(row, "fail", "versionless key, but the registry is more than an hour behind the newest version")
+    elseif not row.up_to_date then
+      worst(row, "warn", "a newer key version exists")
+    end
+  elseif f.key_missing then
+    worst(row, "fail", "the key or its vault is missing (" .. tostring(f.key_missing_code) .. ")")
+  elseif f.key_bundle_err then
+    worst(row, "warn", "cannot read the key as the caller: " .. short(f.key_bundle_err))
+  end
+end
+
+--- One registry's row, judged from its facts (azcmk.state, parts "audit": the registry; for
+-- CMK ones also the key versions in use and newest, the user-assigned identity and the data
+-- plane). v: a pipeline (view).
+local function inspect(v, sub, item)
   local row = { subscription = sub, name = item.name, id = item.id, health = "ok", problems = {},
     resource_group = (ids.parse_resource_id(item.id) or {}).resource_group, location = item.location }
-  local res, err = v:arm("GET", item.id, { api_version = V.registries })
-  if not res then
-    worst(row, errors.is(err, 404) and "warn" or "fail", "cannot read the registry: " .. short(err))
+  local f = state.read({ pipeline = v, subscription = sub, id = item.id, parts = state.parts.audit })
+  if not f.reg then
+    local err = f.reg_err or f.calls[#f.calls] or {}   -- a 404 is no error: its call says it
+    worst(row, (err.status == 404) and "warn" or "fail", "cannot read the registry: " .. short(err))
     return row
   end
-  local reg = res.json
-  now = facts.service_time(res.headers) or now or os.time()
-  local props = reg.properties or {}
-  row.sku = reg.sku and reg.sku.name
+  local now = f.service_now or os.time()
+  local props = f.reg.properties or {}
+  row.sku = f.reg.sku and f.reg.sku.name
   row.login_server = props.loginServer
-  row.cmk = Registries.cmk_enabled(reg)
+  row.cmk = f.cmk
   row.encryption = row.cmk and "enabled" or "disabled"
   if not row.cmk then return row end
-  local kvp = props.encryption.keyVaultProperties
+  local kvp = f.kvp
   row.key_id = kvp.keyIdentifier
   row.versioned_key_id = kvp.versionedKeyIdentifier
   row.auto_rotation = kvp.keyRotationEnabled == true
-  local key = ids.parse_key_id(kvp.keyIdentifier or kvp.versionedKeyIdentifier or "", v.cloud)
-  row.versioned = key ~= nil and key.version ~= nil
-  row.key_version_in_use = Keys.version_of(kvp.versionedKeyIdentifier) or (key and key.version)
-  -- identity health
-  local ident = tostring(kvp.identity or "")
-  if ident:lower() == "system" then
-    row.identity = "system"
-    local ri = reg.identity or {}
-    if ri.principalId and tostring(ri.type):lower():find("systemassigned", 1, true) then
-      row.identity_health = "ok"
-    else
-      row.identity_health = "missing"
-      worst(row, "fail", "the system-assigned identity used for CMK is not enabled")
-    end
-  else
-    row.identity = "user"
-    local uid, uv = Registries.user_identity(reg, ident)
-    if not uid then
-      row.identity_health = "detached"
-      worst(row, "fail", "the encryption identity " .. ident .. " is not attached to the registry")
-    else
-      row.identity_id = uid
-      local ures, uerr = v:arm("GET", uid, { api_version = V.identities })
-      if ures then
-        local cid = (ures.json.properties or {}).clientId
-        if tostring(cid):lower() ~= tostring(uv.clientId):lower() then
-          row.identity_health = "recreated"
-          worst(row, "fail", "the user-assigned identity was re-created (clientId changed)")
-        else
-          row.identity_health = "ok"
-        end
-      elseif errors.is(uerr, 404) then
-        row.identity_health = "deleted"
-        worst(row, "fail", "the user-assigned identity was deleted")
-      else
-        row.identity_health = "unknown"
-        worst(row, "warn", "cannot read the identity: " .. short(uerr))
-      end
-    end
-  end
-  -- the key: the version in use and the current (newest) one
-  if key then
-    row.vault = key.vault
-    row.key_name = key.name
-    local path = "/keys/" .. url.encode(key.name)
-    local cur, cerr = v:vault("GET", key.vault_url, path, { api_version = V.keys })
-    if cur then
-      local kb = cur.json or {}
-      row.newest_key_version = Keys.version_of((kb.key or {}).kid)
-      local in_use = kb
-      if row.key_version_in_use and row.key_version_in_use ~= row.newest_key_version then
-        local ures = v:vault("GET", key.vault_url, path .. "/" .. url.encode(row.key_version_in_use),
-          { api_version = V.keys })
-        in_use = ures and ures.json or nil
-      end
-      row.up_to_date = row.newest_key_version == row.key_version_in_use
-      local a = in_use and in_use.attributes or {}
-      if a.created then
-        row.key_version_created = os.date("!%Y-%m-%dT%H:%M:%SZ", a.created)
-        row.key_age_days = math.floor((now - a.created) / 86400)
-      end
-      if in_use and a.enabled == false then worst(row, "fail", "the key version in use is disabled") end
-      if a.exp and a.exp <= now then worst(row, "warn", "the key version in use expired (wrap fails)") end
-      if not row.up_to_date then
-        local age = now - ((kb.attributes or {}).created or now)
-        if row.auto_rotation and age > 3600 then
-          worst(row, "fail",
-              "versionless key, but the registry is more than an hour behind the newest version")
-        else
-          worst(row, "warn", "a newer key version exists")
-        end
-      end
-    elseif errors.is(cerr, 404) then
-      worst(row, "fail", "the key or its vault is missing (" .. tostring(cerr.code) .. ")")
-    else
-      worst(row, "warn", "cannot read the key as the caller: " .. short(cerr))
-    end
-  end
+  row.versioned = f.key ~= nil and f.key.version ~= nil
+  row.key_version_in_use = Keys.version_of(kvp.versionedKeyIdentifier) or (f.key and f.key.version)
+  judge_identity(row, f)
+  if f.key then judge_key(row, f, now) end
   -- the data plane: 401 serving, 403 the registry cannot use its key
   if row.login_server then
-    local pres, perr = v:send({ method = "GET", url = "https://" .. row.login_server .. "/v2/",
-        auth = false })
-    row.data_plane = pres and pres.status or (perr and perr.status)
-    if row.data_plane == 403 then worst(row, "fail", "the data plane refuses to serve (403)") end
+    row.data_plane = f.data_plane and f.data_plane.status or (f.data_plane_err and f.data_plane_err.status)
+    if rules.data_plane(f.data_plane) == "denied" then
+      worst(row, "fail", "the data plane refuses to serve (403)")
+    end
   end
   return row
 end
@@ -211,10 +176,9 @@ function M.audit(o)
     subs[#subs + 1] = s:lower()
   end
   if #subs == 0 then
-    for item, err in p:arm_pages("/subscriptions", { api_version = V.subscriptions }) do
-      if not item then return nil, err end
-      subs[#subs + 1] = item.subscriptionId
-    end
+    local err
+    subs, err = client.new(p).subscriptions:ids()
+    if not subs then return nil, err end
   end
   local conc = o.concurrency or M.DEFAULT_CONCURRENCY
   local function say(m) if o.progress then pcall(o.progress, { message = m }) end end
@@ -230,21 +194,20 @@ function M.audit(o)
   local lists = run(tasks)
   local sub_out, work, listed = {}, {}, 0
   for i, s in ipairs(subs) do
-    local list, now_or_err = lists[i][1], lists[i][2]
+    local list, err = lists[i][1], lists[i][2]
     if list then
       local n = 0
       for _, item in ipairs(list) do
         if matches(item, want_rg, want_name) then
           n = n + 1
-          work[#work + 1] = { sub = s, item = item, now = now_or_err }
+          work[#work + 1] = { sub = s, item = item }
         end
       end
       listed = listed + #list
       sub_out[#sub_out + 1] = { id = s, registries = n, listed = #list }
     else
-      sub_out[#sub_out + 1] = { id = s, registries = 0, listed = 0, error = { status = now_or_err
-        and now_or_err.status, code = now_or_err and now_or_err.code, message = now_or_err
-        and now_or_err.message } }
+      sub_out[#sub_out + 1] = { id = s, registries = 0, listed = 0, error = { status = err and err.status,
+        code = err and err.code, message = err and err.message } }
     end
   end
   if filter then
@@ -256,7 +219,7 @@ function M.audit(o)
   end
   -- 2. every registry, in parallel
   tasks = {}
-  for i, w in ipairs(work) do tasks[i] = function(v) return inspect(v, w.sub, w.item, w.now) end end
+  for i, w in ipairs(work) do tasks[i] = function(v) return inspect(v, w.sub, w.item) end end
   local out = run(tasks)
   local rows = {}
   local summary = { registries = #work, listed = listed, cmk = 0, ok = 0, warn = 0, fail = 0 }

@@ -4,10 +4,12 @@
 -- in either access model (access policy or RBAC).
 local errors = require("azcmk.errors")
 local ids = require("azcmk.client.ids")
+local client = require("azcmk.client")
 local Registries = require("azcmk.client.registries")
 local Vaults = require("azcmk.client.vaults")
 local RoleAssignments = require("azcmk.client.role_assignments")
-local V = require("azcmk.client.api_versions")
+local state = require("azcmk.state")
+local rules = require("azcmk.state.rules")
 local options = require("azcmk.options")
 
 local M = {}
@@ -22,8 +24,6 @@ function M.check(o, spec, where)
   return options.check(o, options.merge(M.OPTIONS, spec), where, 4)
 end
 
-local CLIENTS = { "resource_groups", "identities", "vaults", "keys", "role_assignments", "registries",
-  "deployments", "resources" }
 
 local Ctx = {}
 Ctx.__index = Ctx
@@ -50,9 +50,7 @@ function M.context(o)
   end
   local ctx = setmetatable({ p = p, subscription = sub, steps = {}, progress = o.progress, changed = false,
     warnings = {}, interval = o.interval, timeout = o.timeout }, Ctx)
-  for _, name in ipairs(CLIENTS) do
-    ctx[name] = require("azcmk.client." .. name).new(p, { subscription = sub })
-  end
+  for name, c in pairs(client.new(p, { subscription = sub })) do ctx[name] = c end
   return ctx
 end
 
@@ -93,10 +91,9 @@ end
 --- The caller's principal (object id, tenant) from its ARM token's claims.
 function Ctx:caller()
   if self._caller then return self._caller end
-  local tok, err = self.p:token(self.p.cloud.arm_scope)
-  if not tok then return nil, err end
-  local _, claims = require("azcmk.crypto").jwt_decode_unverified(tok.token)
-  if type(claims) ~= "table" or not claims.oid then
+  local claims, err = state.caller(self.p)
+  if not claims then return nil, err end
+  if not claims.oid then
     return nil, errors.new("auth", { code = "NoObjectId",
       message = "the caller's token carries no object id (oid)",
       hint = "use a credential of a service principal, user or managed identity" })
@@ -107,69 +104,36 @@ end
 
 -- ------------------------------------------------------------------ finding resources
 
+--- The registry of facts f (azcmk.state.read): registry, resource group, or nil, err - the
+-- input error of an invalid name, the error of the read, or RegistryNotFound.
+function M.registry_of(f)
+  local input = f.input or {}
+  if input.registry_err or input.rg_err then return nil, input.registry_err or input.rg_err end
+  if f.reg then return f.reg, f.rg end
+  if f.reg_err then return nil, f.reg_err end
+  local name, rg = tostring(input.registry), input.resource_group
+  if rg then
+    return nil, errors.new("azure", { status = 404, code = "RegistryNotFound", param = "registry",
+      message = "registry '" .. name .. "' not found in resource group '" .. rg .. "'",
+      hint = "check `registry` and `resource_group` (or leave `resource_group` out to search the "
+        .. "subscription)" })
+  end
+  return nil, errors.new("azure", { status = 404, code = "RegistryNotFound", param = "registry",
+    message = "registry '" .. name .. "' not found in subscription " .. tostring(f.subscription),
+    hint = "check `registry` and `subscription`" })
+end
+
+--- Read the facts of registry `name` (in rg when given, else found by name in the
+-- subscription): parts as azcmk.state.read (default: the registry only).
+function Ctx:read(name, rg, parts)
+  return state.read({ pipeline = self.p, subscription = self.subscription, registry = name,
+    resource_group = rg, parts = parts })
+end
+
 --- The registry `name` (in resource_group when given, else found by name in the
 -- subscription). Returns registry, resource group or nil, err (RegistryNotFound).
 function Ctx:find_registry(name, rg)
-  local ok, verr = ids.check_registry_name(name)
-  if not ok then return nil, verr end
-  if rg then
-    local vok, rerr = ids.check_resource_group(rg)
-    if not vok then return nil, rerr end
-    local reg, err = self.registries:get({ resource_group = rg, name = name })
-    if reg then return reg, rg end
-    if err then return nil, err end
-    return nil, errors.new("azure", { status = 404, code = "RegistryNotFound",
-      message = "registry '" .. name .. "' not found in resource group '" .. rg .. "'",
-      hint = "check -n/--name and -g/--resource-group (or leave -g out to search the subscription)" })
-  end
-  local found, ferr = self.resources:find({ type = "Microsoft.ContainerRegistry/registries", name = name })
-  if ferr then return nil, ferr end
-  if not found then
-    return nil, errors.new("azure", { status = 404, code = "RegistryNotFound",
-      message = "registry '" .. name .. "' not found in subscription " .. self.subscription,
-      hint = "check -n/--name and --subscription" })
-  end
-  local reg, err = self.registries:get({ id = found.id })
-  if not reg then
-    return nil, err or errors.new("azure", { status = 404, code = "RegistryNotFound",
-      message = "registry '" .. name .. "' not found (listed in subscription " .. self.subscription
-        .. " a moment ago: deleted meanwhile?)", hint = "check -n/--name and --subscription, then retry" })
-  end
-  return reg, found.resource_group
-end
-
-local VAULT_TYPE = "Microsoft.KeyVault/vaults"
-
---- Search the generic resource list for the vault `name`: in the context's subscription, then
--- in every other subscription the caller sees (vault names are global, and a registry may use a
--- key of a vault in another subscription of its tenant: reliability.md §4 item 14). trace(call,
--- err), when given, is told of every request (the doctor keeps them as evidence). Returns
--- { found = resource ({id, resource_group, ...}) or nil, subscription = where it was found,
--- subscriptions = those searched } or nil, err (a failure in the context's own subscription;
--- failures in the others count as "not there").
-function Ctx:search_vault(name, trace)
-  trace = trace or function() end
-  local subs = { self.subscription }
-  local i = 1
-  while i <= #subs do
-    local s = subs[i]
-    local found, err = self.resources:find({ type = VAULT_TYPE, name = name, subscription = s })
-    trace("GET /subscriptions/" .. s .. "/resources?$filter=resourceType eq '" .. VAULT_TYPE
-      .. "' and name eq '" .. name .. "'", err)
-    if err and i == 1 then return nil, err end
-    if found then return { found = found, subscription = s, subscriptions = subs } end
-    if i == 1 then
-      for item in self.p:arm_pages("/subscriptions", { api_version = V.subscriptions }) do
-        if not item then break end
-        if type(item) == "table" and tostring(item.subscriptionId):lower() ~= self.subscription:lower() then
-          subs[#subs + 1] = item.subscriptionId
-        end
-      end
-      trace("GET /subscriptions")
-    end
-    i = i + 1
-  end
-  return { subscriptions = subs }
+  return M.registry_of(self:read(name, rg))
 end
 
 --- The vault `name` (in rg when given and present there, else anywhere in the subscription;
@@ -183,10 +147,10 @@ function Ctx:find_vault(name, rg, anywhere)
   local found, ferr
   if anywhere then
     local r
-    r, ferr = self:search_vault(name)
+    r, ferr = state.search_vault(self, name, self.subscription)
     found = r and r.found
   else
-    found, ferr = self.resources:find({ type = VAULT_TYPE, name = name })
+    found, ferr = self.resources:find({ type = state.VAULT_TYPE, name = name })
   end
   if ferr then return nil, ferr end
   if not found then return nil end
@@ -292,21 +256,17 @@ end
 -- ------------------------------------------------------------------ access to the key
 
 --- The access model of a vault: "rbac" or "policy".
-function M.model(vault)
-  return (vault.properties or {}).enableRbacAuthorization == true and "rbac" or "policy"
-end
+M.model = rules.access_model
 
 local ENCRYPTION_USER = RoleAssignments.ROLES.crypto_service_encryption_user
 
---- Does principal reach the key through the vault's model? Returns true/false, details.
+--- Does principal reach the key through the vault's model (azcmk.state.rules.has_access)?
+-- Returns true/false, or nil, err when its role assignments cannot be read.
 function Ctx:has_access(vault, principal_id)
-  if M.model(vault) == "policy" then
-    return Vaults.policy_grants(vault, principal_id)
-  end
-  local found, err = self.role_assignments:find({ scope = vault.id, principal_id = principal_id,
-    role = ENCRYPTION_USER })
-  if not found then return nil, err end
-  return #found > 0, found
+  if M.model(vault) == "policy" then return rules.has_access(vault, principal_id) end
+  local list, err = self.role_assignments:list({ scope = vault.id, principal_id = principal_id })
+  if not list then return nil, err end
+  return rules.has_access(vault, principal_id, list)
 end
 
 --- Give principal get/wrapKey/unwrapKey on the vault's keys (policy) or the role "Key Vault

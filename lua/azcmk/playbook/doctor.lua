@@ -3,7 +3,7 @@
 -- reports ok / warn / fail (or skip when it does not apply), the REST facts it saw and the
 -- fix; failures come first. The doctor reads as the caller, never as the registry's identity.
 local common = require("azcmk.playbook.common")
-local facts = require("azcmk.doctor.facts")
+local state = require("azcmk.state")
 local fix = require("azcmk.doctor.fix")
 local check = common.check
 
@@ -63,9 +63,11 @@ local function summarize(f, results)
   }
 end
 
---- Diagnose once: facts, checks. Returns report, f.
+--- Diagnose once: every fact of the registry's CMK chain (azcmk.state, as the caller), then
+-- the checks. Returns report, f.
 function M.diagnose(ctx, o)
-  local f = facts.gather(ctx, { registry = o.registry or o.name, resource_group = o.resource_group })
+  local f = state.read({ pipeline = ctx.p, subscription = ctx.subscription, registry = o.registry or o.name,
+    resource_group = o.resource_group, parts = state.parts.all })
   local results = M.evaluate(f)
   return summarize(f, results), f
 end

@@ -4,8 +4,10 @@
 -- the identity behind `keyVaultProperties.identity`. With probe = true, also the data plane's
 -- answer (https://{registry}.azurecr.io/v2/: 401 = serving, 403 = cannot use its key).
 local common = require("azcmk.playbook.common")
-local Registries = require("azcmk.client.registries")
+local options = require("azcmk.options")
 local Keys = require("azcmk.client.keys")
+local state = require("azcmk.state")
+local rules = require("azcmk.state.rules")
 local check = common.check
 
 local M = {}
@@ -38,66 +40,75 @@ function M.show(o)
     "azcmk.playbook.show")
   local ctx, err = common.context(o)
   if not ctx then return nil, err end
-  local reg, rg = ctx:find_registry(o.registry or o.name, o.resource_group)
+  local f = ctx:read(o.registry or o.name, o.resource_group, options.merge(state.parts.show,
+    { probe = o.probe == true }))
+  local reg, rg = common.registry_of(f)
   if not reg then return nil, rg end
+  return M.summarize(f, ctx, o.probe)
+end
+
+--- The result of show from facts f (azcmk.state.read with parts "show"); warnings go to ctx.
+function M.summarize(f, ctx, probe)
+  local reg = f.reg
   local props = reg.properties or {}
   local enc = props.encryption or { status = "disabled" }
   local out = {
-    registry = { name = reg.name, id = reg.id, resource_group = rg, login_server = props.loginServer,
+    registry = { name = reg.name, id = reg.id, resource_group = f.rg, login_server = props.loginServer,
       sku = reg.sku and reg.sku.name },
-    encryption = enc, cmk = Registries.cmk_enabled(reg), warnings = ctx.warnings,
+    encryption = enc, cmk = f.cmk == true, warnings = ctx.warnings,
   }
-  if out.cmk then
-    local kvp = enc.keyVaultProperties
-    out.key_id = kvp.keyIdentifier
-    out.versioned_key_id = kvp.versionedKeyIdentifier
-    out.key_version_in_use = Keys.version_of(kvp.versionedKeyIdentifier or kvp.keyIdentifier)
-    out.auto_rotation = kvp.keyRotationEnabled == true
-    out.last_rotation = kvp.lastKeyRotationTimestamp
-    local ident = tostring(kvp.identity or "")
-    if ident:lower() == "system" then
-      out.identity = { kind = "system", principal_id = reg.identity and reg.identity.principalId }
-    else
-      local id, v = Registries.user_identity(reg, ident)
-      out.identity = { kind = "user", client_id = ident, id = id, principal_id = v and v.principalId }
-      if not id then
-        ctx:warn("the encryption identity " .. ident .. " is not attached to the registry; re-attach it with "
-          .. "`azcmk identity assign`")
-      end
-    end
-    local _, parsed = ctx:cmk_of(reg, "show")
-    if type(parsed) == "table" and parsed.vault_url then
-      local latest, kerr = ctx.keys:get({ vault_url = parsed.vault_url, name = parsed.name })
-      if latest and latest.key then
-        out.newest_key_id = latest.key.kid
-        out.newest_key_version = Keys.version_of(latest.key.kid)
-        out.up_to_date = out.newest_key_version == out.key_version_in_use
-        if not out.up_to_date and out.auto_rotation then
-          ctx:warn("a newer key version exists; a registry with a versionless key id adopts it within an "
-            .. "hour (rotate now with `azcmk rotate --key-encryption-key " .. parsed.versionless .. "`)")
-        end
-        local pol = ctx.keys:get_rotation_policy({ vault_url = parsed.vault_url, name = parsed.name })
-        if type(pol) == "table" then
-          local rot = rotation_of(pol)
-          out.key_rotation_policy = rot
-          if rot.enabled and not out.auto_rotation then
-            ctx:warn("Key Vault rotates this key automatically, but the registry's key id is versioned, "
-              .. "so the registry stays on its version; use a versionless key id "
-              .. "(azcmk rotate --versionless)")
-          end
-        end
-      elseif kerr then
-        ctx:warn("cannot read the key in the vault (" .. tostring(kerr.code or kerr.status) .. "): "
-          .. tostring(kerr.message):match("^[^\r\n]*"))
-      else
-        ctx:warn("the key " .. parsed.versionless .. " was not found in the vault (deleted? `azcmk recover`)")
-      end
+  if probe and props.loginServer then
+    out.data_plane = f.data_plane or { ok = false, error = tostring(f.data_plane_err) }
+  end
+  if not out.cmk then return out end
+  local kvp = f.kvp
+  out.key_id = kvp.keyIdentifier
+  out.versioned_key_id = kvp.versionedKeyIdentifier
+  out.key_version_in_use = Keys.version_of(kvp.versionedKeyIdentifier or kvp.keyIdentifier)
+  out.auto_rotation = kvp.keyRotationEnabled == true
+  out.last_rotation = kvp.lastKeyRotationTimestamp
+  local id = f.ident
+  if id.kind == "system" then
+    out.identity = { kind = "system", principal_id = id.principal_id }
+  else
+    out.identity = { kind = "user", client_id = id.client_id, id = id.uai_id, principal_id = id.principal_id }
+    if rules.identity(f) == "detached" then
+      ctx:warn("the encryption identity " .. tostring(id.client_id) .. " is not attached to the registry; "
+        .. "re-attach it (`identity_assign{registry = \"" .. reg.name
+        .. "\", identity = \"<its resource id>\"}`)")
     end
   end
-  if o.probe and props.loginServer then
-    local pr, perr = ctx.registries:probe({ login_server = props.loginServer })
-    if pr then out.data_plane = pr
-    else out.data_plane = { ok = false, error = tostring(perr) } end
+  local key = f.key
+  if not key then return out end
+  if f.newest then
+    out.newest_key_id = f.newest.kid
+    out.newest_key_version = f.newest.version
+    local drift = rules.drift(f)
+    out.up_to_date = drift.state == "current"
+    if drift.state == "pending" then
+      ctx:warn("a newer key version exists; a registry with a versionless key id adopts it within an hour of "
+        .. "its creation (or now: `rotate{registry = \"" .. reg.name .. "\", key_id = \"" .. key.versionless
+        .. "\"}`)")
+    elseif drift.state == "stuck" then
+      ctx:warn("a newer key version exists for more than an hour and the registry has not adopted it: the "
+        .. "rotation is stuck (`doctor{registry = \"" .. reg.name .. "\"}` says why)")
+    end
+    if type(f.rotation_policy) == "table" then
+      local rot = rotation_of(f.rotation_policy)
+      out.key_rotation_policy = rot
+      if rot.enabled and not out.auto_rotation then
+        ctx:warn("Key Vault rotates this key automatically, but the registry's key id is versioned, "
+          .. "so the registry stays on its version; use a versionless key id "
+          .. "(`rotate{registry = \"" .. reg.name .. "\", versionless = true}`)")
+      end
+    end
+  elseif f.key_bundle_err then
+    local kerr = f.key_bundle_err
+    ctx:warn("cannot read the key in the vault (" .. tostring(kerr.code or kerr.status) .. "): "
+      .. tostring(kerr.message):match("^[^\r\n]*"))
+  elseif f.key_missing then
+    ctx:warn("the key " .. key.versionless .. " was not found in the vault (deleted? `recover{vault = \""
+      .. key.vault .. "\", key = \"" .. key.name .. "\"}`)")
   end
   return out
 end

@@ -1,0 +1,192 @@
+--- The judgements on a registry's CMK facts (azcmk.state), each in one place: `show`,
+-- `audit`, the doctor's checks, the nginx status and the writing playbooks' refusals all ask
+-- these functions, so they cannot disagree. Every function is pure: facts in, a verdict out.
+local Registries = require("azcmk.client.registries")
+local Vaults = require("azcmk.client.vaults")
+local Keys = require("azcmk.client.keys")
+local RoleAssignments = require("azcmk.client.role_assignments")
+
+local M = {}
+
+-- A registry whose key id is versionless adopts a new key version within an hour of its creation.
+M.PICKUP_SECONDS = 3600
+
+-- ------------------------------------------------------------------ registry
+
+--- Is the registry encrypted with a customer-managed key?
+M.cmk_enabled = Registries.cmk_enabled
+
+--- The data plane's answer to an anonymous GET /v2/: "serving" (401: asks for a login),
+-- "denied" (403: the registry cannot use its key), "unexpected" (another status),
+-- "unreachable" (no answer), or nil (not probed).
+function M.data_plane(dp)
+  if not dp then return nil end
+  if not dp.status then return "unreachable" end
+  if dp.status == 403 then return "denied" end
+  if dp.ok then return "serving" end
+  return "unexpected"
+end
+
+-- ------------------------------------------------------------------ identity
+
+--- The user-assigned identity as read by its id (f.uai): nil (not read or not attached),
+-- "unknown" (could not be read), "deleted", "recreated" (same name, another client id than
+-- the encryption names), or "ok".
+function M.uai_state(f)
+  local id = f.ident
+  if not id or id.kind ~= "user" then return nil end
+  if f.uai_err then return "unknown" end
+  if not id.uai_id then return nil end
+  if not f.uai then return "deleted" end
+  if tostring(id.uai_client_id):lower() ~= tostring(id.client_id):lower() then return "recreated" end
+  return "ok"
+end
+
+--- The health of the identity the encryption uses, from facts f (f.ident, f.uai):
+-- "ok", "missing" (the system-assigned identity is not enabled), "detached" (the
+-- user-assigned identity was removed from the registry), "deleted", "recreated" (same name,
+-- new client id), "unknown" (the identity could not be read).
+function M.identity(f)
+  local id = f.ident
+  if not id then return nil end
+  if id.kind == "system" then return id.attached and "ok" or "missing" end
+  if not id.attached then return "detached" end
+  if not f.uai_checked then return "ok" end   -- not read: as far as the registry tells
+  return M.uai_state(f) or "ok"
+end
+
+-- ------------------------------------------------------------------ vault
+
+--- The vault's access model: "rbac" (Azure RBAC) or "policy" (access policies).
+function M.access_model(vault)
+  return Vaults.uses_rbac(vault) and "rbac" or "policy"
+end
+
+--- Is the vault's firewall on (default action Deny, or public network access disabled)?
+function M.firewall_on(vault)
+  local p = vault and vault.properties or {}
+  local acls = p.networkAcls or {}
+  return tostring(acls.defaultAction):lower() == "deny"
+    or tostring(p.publicNetworkAccess):lower() == "disabled"
+end
+
+--- Does the firewall let trusted Microsoft services through (bypass AzureServices, Azure's default)?
+function M.bypass_on(vault)
+  local acls = (vault and vault.properties or {}).networkAcls or {}
+  return acls.bypass == nil or tostring(acls.bypass):lower():find("azureservices", 1, true) ~= nil
+end
+
+--- Can a registry identity of kind ("user" | "system") reach the vault through its network
+-- settings? nil when it can, else "user_identity_blocked" (only the system-assigned identity
+-- passes a firewall as a trusted service) or "no_trusted_services" (the firewall lets no
+-- trusted service through).
+function M.network_blocks(vault, kind)
+  if not M.firewall_on(vault) then return nil end
+  if kind == "user" then return "user_identity_blocked" end
+  if not M.bypass_on(vault) then return "no_trusted_services" end
+  return nil
+end
+
+--- Does the vault have the purge protection a registry's key vault needs?
+function M.purge_protected(vault)
+  return (vault and vault.properties or {}).enablePurgeProtection == true
+end
+
+-- ------------------------------------------------------------------ access to the key
+
+--- The role assignments (f.role_assignments, listed at the vault) of principal_id that give
+-- the use of the key: a key-use role at the vault, above it, or on the key itself.
+-- Returns a list of { name, scope, id }.
+function M.key_roles(assignments, vault, principal_id, key_name)
+  local out = {}
+  if not vault or not principal_id then return out end
+  local vid = tostring(vault.id):lower()
+  for _, a in ipairs(assignments or {}) do
+    local pr = a.properties or {}
+    local sc = tostring(pr.scope or ""):lower():gsub("/+$", "")
+    local at_or_above = sc == vid or vid:sub(1, #sc + 1) == sc .. "/"
+    local at_key = key_name ~= nil and sc == vid .. "/keys/" .. key_name:lower()
+    local name = RoleAssignments.key_use_role(pr.roleDefinitionId)
+    local mine = tostring(pr.principalId):lower() == tostring(principal_id):lower()
+    if (at_or_above or at_key) and name and mine then
+      out[#out + 1] = { name = name, scope = pr.scope, id = a.id }
+    end
+  end
+  return out
+end
+
+--- Does principal_id have the use of the key, in the vault's own model? Access policies:
+-- get, wrapKey and unwrapKey (or all); RBAC: a key-use role (key_roles). Returns true/false.
+function M.has_access(vault, principal_id, assignments, key_name)
+  if M.access_model(vault) == "policy" then return Vaults.policy_grants(vault, principal_id) end
+  return #M.key_roles(assignments, vault, principal_id, key_name) > 0
+end
+
+-- ------------------------------------------------------------------ key
+
+--- Azure Container Registry takes RSA and RSA-HSM keys only.
+function M.supported_kty(kty)
+  return tostring(kty):match("^RSA") ~= nil
+end
+
+--- Does the key bundle allow wrapKey and unwrapKey (no key_ops = every operation)?
+function M.usable_ops(kb)
+  local ops = (kb.key or {}).key_ops
+  if type(ops) ~= "table" or #ops == 0 then return true end
+  local have = {}
+  for _, o in ipairs(ops) do have[tostring(o)] = true end
+  return have.wrapKey == true and have.unwrapKey == true
+end
+
+--- The version the registry uses (from versionedKeyIdentifier, else the key id's own version).
+function M.in_use_version(f)
+  return (f.key_inuse and f.key_inuse.version) or (f.key and f.key.version)
+end
+
+--- The newest enabled version: the current one when enabled, else the first enabled one of
+-- f.versions (newest first), else (versions not read) the current one. { kid, version, created }.
+function M.newest_enabled(f)
+  if f.newest and (f.newest.attributes or {}).enabled ~= false then
+    return { kid = f.newest.kid, version = f.newest.version, created = f.newest.attributes.created }
+  end
+  if f.versions then
+    for _, v in ipairs(f.versions) do
+      if (v.attributes or {}).enabled ~= false then
+        return { kid = v.kid, version = Keys.version_of(v.kid), created = (v.attributes or {}).created }
+      end
+    end
+    return nil
+  end
+  if f.newest then
+    return { kid = f.newest.kid, version = f.newest.version, created = f.newest.attributes.created }
+  end
+  return nil
+end
+
+--- Rotation drift: does the registry use the newest enabled key version? Returns
+-- { state, in_use, newest = newest_enabled(f), age (s since the newest was created), versionless,
+--   in_use_enabled } where state is
+--   "current"   the registry is on the newest enabled version
+--   "behind"    a newer version exists and the versioned key id keeps the registry where it is
+--   "pending"   versionless key id, the newest version is younger than PICKUP_SECONDS
+--   "stuck"     versionless key id, and the registry is more than PICKUP_SECONDS behind
+--   "none"      no enabled version of the key
+--   nil         the key was not read
+-- now: the service's clock (f.service_now), else this machine's.
+function M.drift(f, now)
+  if not (f.key and (f.newest or f.versions)) then return nil end
+  now = now or f.service_now or os.time()
+  local out = { in_use = M.in_use_version(f), versionless = f.kvp and f.kvp.keyRotationEnabled == true }
+  out.in_use_enabled = not (f.key_bundle and (f.key_bundle.attributes or {}).enabled == false)
+  local ne = M.newest_enabled(f)
+  out.newest = ne
+  if not ne then out.state = "none"; return out end
+  if ne.version == out.in_use then out.state = "current"; return out end
+  out.age = now - (ne.created or now)
+  if not out.versionless then out.state = "behind"
+  elseif out.age > M.PICKUP_SECONDS then out.state = "stuck"
+  else out.state = "pending" end
+  return out
+end
+
+return M
