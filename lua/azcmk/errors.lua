@@ -36,7 +36,7 @@ M.hints = {
   ObjectIsBeingDeleted = "the object is still being deleted; wait and retry",
   VaultNotFound = "the vault does not exist (or is soft-deleted); check the name or recover the vault",
   ResourceGroupNotFound = "the resource group does not exist in this subscription; create it or check "
-    .. "--resource-group and --subscription",
+    .. "`resource_group` and `subscription`",
   ResourceNotFound = "the resource does not exist; check names, resource group and subscription",
   SubscriptionNotFound = "the subscription is unknown to this tenant; check AZURE_SUBSCRIPTION_ID and "
     .. "AZURE_TENANT_ID",

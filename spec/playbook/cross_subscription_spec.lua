@@ -100,7 +100,8 @@ describe("setup with a vault resource id in another subscription", function()
     local err = H.refused(pb.setup, names_with(missing), "VaultNotFound", "does not exist",
       "az keyvault show")
     assert.equal(404, err.status)
-    assert.matches("%-%-subscription " .. esc(sub2), err.hint)
+    assert.matches('subscription = "' .. esc(sub2), err.hint)
+    assert.equal("vault", err.param)
     assert.matches("plain vault name", err.hint)
     H.refused(pb.setup, names_with("/subscriptions/" .. sub2 .. "/resourceGroups/rg/providers/"
       .. "Microsoft.ManagedIdentity/userAssignedIdentities/x"), "InvalidVaultId", "not the resource id",
@@ -113,7 +114,7 @@ describe("setup with a vault resource id in another subscription", function()
     local vid, vname = vault_in_sub2()
     assert.equal(200, H.E.arm("DELETE", vid, nil, { api_version = W.KV_API }).status)
     local err = H.refused(pb.setup, names_with(vid), "VaultDeleted", "soft%-deleted",
-      "azcmk recover %-%-vault " .. esc(vname) .. " %-%-subscription " .. esc(sub2))
+      '`recover{vault = "' .. esc(vname) .. '", subscription = "' .. esc(sub2) .. '"}`')
     assert.truthy(err.hint)
   end)
 
@@ -154,7 +155,9 @@ describe("setup with a vault resource id in another subscription", function()
     res = H.cli({ "setup", "-g", rg, "-n", reg .. "x", "--vault",
       W.vault_path(sub2, "nowhere-rg", "kvnone1") })
     assert.equal(2, res.code, res.stderr)
-    assert.matches("VaultNotFound 404", res.stderr)
+    assert.matches("VaultNotFound 404, %-%-vault", res.stderr)
     assert.matches("%-%- next: ", res.stderr)
+    -- the library's recover{...} is the command line's azcmk recover --vault ... --subscription ...
+    assert.matches("`azcmk recover %-%-vault kvnone1 %-%-subscription " .. esc(sub2) .. "`", res.stderr)
   end)
 end)

@@ -118,6 +118,77 @@ describe("playbook setup", function()
     assert.equal(0, #H.writes(seq), H.describe(H.writes(seq)))
   end)
 
+  describe("dry run", function()
+    local function plan_of(r)
+      local t = {}
+      for _, a in ipairs(r.plan) do t[#t + 1] = a.step .. "=" .. a.action end
+      return table.concat(t, " ")
+    end
+
+    it("returns the plan and writes nothing; the real run then does what it said", function()
+      local names = { resource_group = H.unique("rg-"), registry = H.unique("reg"), vault = H.unique("kv-"),
+        location = "westus", dry_run = true }
+      local seq = H.seq()
+      local r = assert(setup_pb.setup(H.opts(names)))
+      local writes = H.writes(seq)
+      assert.equal(0, #writes, H.describe(writes))
+      assert.is_true(r.dry_run)
+      assert.is_false(r.changed)
+      assert.equal(6, r.changes)
+      assert.equal("resource_group=create identity=create vault=create access=grant key=create "
+        .. "registry=create", plan_of(r))
+      local vault = r.plan[3]
+      assert.is_true(vault.irreversible)
+      assert.matches("purge protection", vault.description)
+      assert.matches("^PUT /subscriptions/.+/providers/Microsoft%.KeyVault/vaults/"
+        .. names.vault:gsub("%-", "%%-")
+        .. "$", vault.request)
+      for i, a in ipairs(r.plan) do
+        assert.equal(i, a.order)
+        assert.is_true(a.writes)
+        assert.truthy(a.description and a.request, a.step)
+      end
+      assert.is_nil(c.resource_groups:get({ name = names.resource_group }))
+      names.dry_run = nil
+      local r2 = assert(setup_pb.setup(H.opts(names)))
+      assert.equal("resource_group=created identity=created vault=created access=granted key=created "
+        .. "registry=created", actions(r2))
+      assert_end_state(c, names, r2)
+      -- planned again: every action reuses, and still nothing is written
+      names.dry_run = true
+      seq = H.seq()
+      local r3 = assert(setup_pb.setup(H.opts(names)))
+      assert.equal(0, r3.changes)
+      assert.equal("resource_group=reuse identity=reuse vault=reuse access=reuse key=reuse registry=reuse",
+        plan_of(r3))
+      assert.equal(0, #H.writes(seq))
+    end)
+
+    it("after an interrupted run, shows only what is left (RBAC: the caller's role, then the key)", function()
+      local names = { resource_group = H.unique("rg-"), registry = H.unique("reg"), vault = H.unique("kv-"),
+        location = "westus", access = "rbac" }
+      local rg_ = "/subscriptions/" .. seed.subscription_id .. "/resourceGroups/" .. names.resource_group
+      H.E.control("POST", "faults", { rules = { { host = "management.azure.com", method = "PUT", status = 400,
+        code = "InjectedFault", count = 1, path = rg_ .. "/providers/Microsoft.KeyVault/vaults/"
+          .. names.vault
+          .. "/providers/Microsoft.Authorization/roleAssignments/" } } })
+      local r, err = setup_pb.setup(H.opts(names))
+      H.E.control("DELETE", "faults")
+      assert.is_nil(r)
+      assert.equal("InjectedFault", err.code)
+      assert.matches("Crypto Officer", err.action)
+      names.dry_run = true
+      local seq = H.seq()
+      local p = assert(setup_pb.setup(H.opts(names)))
+      assert.equal(0, #H.writes(seq), H.describe(H.writes(seq)))
+      assert.equal("resource_group=reuse identity=reuse vault=reuse access=grant access=grant key=create "
+        .. "registry=create", plan_of(p))
+      assert.equal("caller", p.plan[4].name)
+      names.dry_run = nil
+      assert_end_state(c, names, assert(setup_pb.setup(H.opts(names))))
+    end)
+  end)
+
   describe("interrupted at each step, a re-run resumes and reaches the same end state", function()
     local function fault_for(step, names, sub)
       local arm = "/subscriptions/" .. sub .. "/resourcegroups/" .. names.resource_group
@@ -278,8 +349,12 @@ describe("playbook setup", function()
       return o
     end
 
-    it("invalid names", function()
-      refused(base({ registry = "my-registry" }), "InvalidName", "registry name", "alphanumeric")
+    it("invalid names, each naming its option", function()
+      assert.equal("registry", refused(base({ registry = "my-registry" }), "InvalidName", "registry name",
+        "alphanumeric").param)
+      assert.equal("vault", refused(base({ vault = "a--b" }), "InvalidName", "Key Vault name").param)
+      assert.equal("resource_group", refused(base({ resource_group = "bad/rg" }), "InvalidName",
+        "resource group").param)
       refused(base({ registry = "abc" }), "InvalidName", "registry name")
       refused(base({ vault = "1vault" }), "InvalidName", "Key Vault name", "3%-24")
       refused(base({ vault = "a--b" }), "InvalidName", "Key Vault name")
@@ -307,7 +382,8 @@ describe("playbook setup", function()
     it("a new resource group without a location", function()
       local o = base()
       o.location = nil
-      refused(o, "MissingArgument", "no location", "%-%-location")
+      local err = refused(o, "MissingArgument", "no location", "`location`")
+      assert.equal("location", err.param)
     end)
 
     it("an existing registry without CMK, or not Premium", function()
@@ -322,7 +398,7 @@ describe("playbook setup", function()
       refused(o2, "NonPremiumSku", "SKU Standard")
     end)
 
-    it("a vault without purge protection (offers --enable-purge-protection, irreversible), then enables it",
+    it("a vault without purge protection (offers enable_purge_protection, irreversible), then enables it",
       function()
       local o = base()
       assert(c.resource_groups:create_or_update({ name = o.resource_group, location = "westus" }))
@@ -331,7 +407,8 @@ describe("playbook setup", function()
           access_policies = { { tenantId = seed.tenant_id,
           objectId = seed.owner.object_id, permissions = { keys = { "all" } } } } }))
       local err = refused(o, "PurgeProtectionRequired", "no purge protection",
-        "%-%-enable%-purge%-protection")
+        "`enable_purge_protection = true`")
+      assert.equal("enable_purge_protection", err.param)
       assert.matches("irreversible", err.hint)
       o.enable_purge_protection = true
       local r = assert(setup_pb.setup(H.opts(o)))
@@ -347,7 +424,7 @@ describe("playbook setup", function()
       assert(c.resource_groups:create_or_update({ name = o.resource_group, location = "westus" }))
       assert(c.vaults:create({ resource_group = o.resource_group, name = o.vault, location = "westus",
         tenant_id = seed.tenant_id, enable_rbac = true }))
-      refused(o, "AccessModelMismatch", "Azure RBAC", "%-%-access rbac")
+      assert.equal("access", refused(o, "AccessModelMismatch", "Azure RBAC", "`access = rbac`").param)
     end)
 
     it("a vault firewall a user-assigned identity cannot pass", function()
@@ -373,12 +450,13 @@ describe("playbook setup", function()
       assert(c.keys:delete({ vault = o.vault, name = "gone" }))
       os.execute("sleep 1.2")
       o.key = "gone"
-      refused(o, "KeyDeleted", "soft%-deleted", "azcmk recover")
+      refused(o, "KeyDeleted", "soft%-deleted", "`recover{vault = \"" .. o.vault:gsub("%-", "%%-")
+        .. "\", key = \"gone\"}`")
       local o2 = base({ resource_group = o.resource_group })
       assert(c.vaults:create({ resource_group = o.resource_group, name = o2.vault, location = "westus",
         tenant_id = seed.tenant_id }))
       assert(c.vaults:delete({ resource_group = o.resource_group, name = o2.vault }))
-      refused(o2, "VaultDeleted", "soft%-deleted", "azcmk recover %-%-vault")
+      refused(o2, "VaultDeleted", "soft%-deleted", "`recover{vault = ")
     end)
   end)
 end)

@@ -4,6 +4,7 @@
 -- 1 when an operation failed).
 local cjson = require("cjson.safe")
 local args = require("azcmk.cli.args")
+local params = require("azcmk.cli.params")
 
 local M = {}
 
@@ -83,15 +84,21 @@ local function one_line(s)
 end
 M.one_line = one_line
 
---- The one-line reason + next step of a structured error.
+--- Library text (which names options and playbooks) as the command line's (flags and
+-- commands): azcmk.cli.params.
+function M.words(s, verb) return params.text(s, verb) end
+
+--- The one-line reason + next step of a structured error. The library names the offending
+-- option (err.param); the line names its flag.
 function M.error_line(verb, err)
   local errors = require("azcmk.errors")
   if type(err) ~= "table" then return "azcmk " .. verb .. ": " .. one_line(err) end
-  local msg = one_line(errors.scrub(err.message or tostring(err)))
-  local where = err.code and (" [" .. tostring(err.code) .. (err.status and (" " .. err.status) or "") .. "]")
-    or (err.status and (" [" .. err.status .. "]") or "")
+  local msg = one_line(M.words(errors.scrub(err.message or tostring(err)), verb))
+  local flag = err.param and params.flag(err.param, verb)
+  local where = err.code and (" [" .. tostring(err.code) .. (err.status and (" " .. err.status) or "")
+    .. (flag and (", " .. flag) or "") .. "]") or (err.status and (" [" .. err.status .. "]") or "")
   local line = "azcmk " .. verb .. ": " .. msg .. where
-  if err.hint then line = line .. " -- next: " .. one_line(err.hint) end
+  if err.hint then line = line .. " -- next: " .. one_line(M.words(err.hint, verb)) end
   if err.request_id and err.kind ~= "input" then line = line .. " (request id " .. tostring(err.request_id)
     .. ")" end
   return line
@@ -134,7 +141,7 @@ function M.base_options(opts, io_)
     pipeline = p }
   o.progress = function(ev)
     -- steps are listed with the result; stderr gets what happens meanwhile
-    if ev and ev.message and not ev.step then io_.stderr:write("  ", one_line(ev.message), "\n") end
+    if ev and ev.message and not ev.step then io_.stderr:write("  ", one_line(M.words(ev.message)), "\n") end
   end
   if not o.subscription then
     return nil, require("azcmk.errors").input("no subscription given", { code = "MissingSubscription",
@@ -179,6 +186,50 @@ function M.emit(io_, opts, result, json_value, rows, text)
   end
 end
 
+-- ------------------------------------------------------------------ plans (dry runs)
+
+--- The --dry-run flag every writing verb has.
+M.DRY_RUN = { "dry-run", nil, false, "show the plan (what would change) and change nothing; with -o json "
+  .. "the plan as data" }
+
+local MARK = { create = "+", recover = "+", deploy = "+", grant = "+", assign = "+", enable = "+",
+  remove = "-", reuse = "=", check = "?" }
+
+--- A plan (the actions of a playbook's result: plan.view) as lines, one per action:
+-- "+ create  key  cmk1: create the RSA 2048-bit key ...", marked + (adds), - (removes),
+-- ~ (changes), = (unchanged), ? (a check).
+function M.plan_lines(verb, actions)
+  local lines = {}
+  for _, a in ipairs(actions or {}) do
+    lines[#lines + 1] = string.format("  %s %-8s %-15s %s%s", MARK[a.action] or "~", a.action, a.step,
+      one_line(M.words(a.description, verb)), a.irreversible and "  (IRREVERSIBLE)" or "")
+  end
+  return lines
+end
+
+--- Writes the result of a dry run: -o json the result as data (dry_run, changes, plan, ...),
+-- -o table one row per action, else the plan as lines and what a real run would change.
+function M.emit_plan(io_, opts, verb, r)
+  if opts.output == "json" then
+    r.plan = setmetatable(r.plan or {}, M.array_mt)
+    io_.stdout:write(M.json(r), "\n")
+    return
+  end
+  if opts.output == "table" then
+    local rows = {}
+    for _, a in ipairs(r.plan or {}) do rows[#rows + 1] = { a.step, a.action .. "  "
+      .. tostring(a.name or "") } end
+    io_.stdout:write(M.table(rows))
+    return
+  end
+  local lines = { verb .. " would (dry run):" }
+  for _, l in ipairs(M.plan_lines(verb, r.plan)) do lines[#lines + 1] = l end
+  for _, w in ipairs(r.warnings or {}) do lines[#lines + 1] = "  warning: " .. one_line(M.words(w, verb)) end
+  lines[#lines + 1] = string.format("(dry run: nothing was changed; %d of %d actions would change something)",
+    r.changes or 0, #(r.plan or {}))
+  io_.stdout:write(table.concat(lines, "\n"), "\n")
+end
+
 --- Define a verb: spec = { verb, usage, flags, build = function(opts, pos, o) (adds the verb's
 -- flags to the playbook options o; returns true, or nil, err to refuse), call = function(o) ->
 -- result | nil, err; on_error = function(err, opts, io)?; render = function(result, opts, io) }.
@@ -199,7 +250,8 @@ function M.verb(spec)
       if spec.on_error then spec.on_error(err, opts, io_) end
       return M.fail(io_, spec.verb, err)
     end
-    spec.render(result, opts, io_)
+    if result.dry_run then M.emit_plan(io_, opts, spec.verb, result)
+    else spec.render(result, opts, io_) end
     return M.EXIT_OK
   end
 end

@@ -8,6 +8,7 @@ local FLAGS = {
   { "parameters", "p", "K=V", "a parameter (more may follow as K=V words), or @params.json" },
   { "location", "l", "REGION", "create the resource group in REGION when it does not exist" },
   { "mode", nil, "MODE", "Incremental (default) or Complete" },
+  common.DRY_RUN,
 }
 
 local M = {}
@@ -36,12 +37,12 @@ end
 
 M.run = common.verb({
   verb = "deploy",
-  usage = "azcmk deploy -g RG -f TEMPLATE.json [-n DEPLOYMENT] [--parameters K=V ...]",
+  usage = "azcmk deploy -g RG -f TEMPLATE.json [-n DEPLOYMENT] [--parameters K=V ...] [--dry-run]",
   flags = FLAGS,
   build = function(opts, pos, o)
     o.template_file = opts.template_file
     o.name = opts.name
-    o.location, o.mode = opts.location, opts.mode
+    o.location, o.mode, o.dry_run = opts.location, opts.mode, opts.dry_run
     local params = {}
     if opts.parameters then
       local ok, err = add_param(params, opts.parameters)
@@ -53,7 +54,9 @@ M.run = common.verb({
     end
     o.parameters = params
     if not o.resource_group then
-      return nil, errors.input("no resource group given", { code = "MissingArgument", hint = "pass -g RG" })
+      return nil, errors.input("no resource group given", { code = "MissingArgument",
+        param = "resource_group",
+        hint = "pass `resource_group`" })
     end
     return true
   end,

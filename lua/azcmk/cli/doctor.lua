@@ -9,9 +9,10 @@ local M = {}
 local FLAGS = {
   { "fix", nil, false, "apply the safe repairs (shows them first; never deletes or purges)" },
   { "yes", "y", false, "with --fix: apply without asking (scripts)" },
+  { "dry-run", nil, false, "with --fix: show the repairs and apply none (no confirmation asked)" },
 }
 
-local USAGE = "azcmk doctor -n REGISTRY [-g RG] [--fix [--yes]] [-o json|table]"
+local USAGE = "azcmk doctor -n REGISTRY [-g RG] [--fix [--yes | --dry-run]] [-o json|table]"
 
 local LABEL = { fail = "FAIL", warn = "WARN", ok = "ok  ", skip = "skip" }
 
@@ -39,7 +40,7 @@ function M.checks_text(report)
         common.one_line(r.summary))
       if r.status ~= "ok" then
         for _, e in ipairs(r.evidence or {}) do lines[#lines + 1] = "       - " .. common.one_line(e) end
-        if r.fix then lines[#lines + 1] = "       fix: " .. common.one_line(r.fix) end
+        if r.fix then lines[#lines + 1] = "       fix: " .. common.one_line(common.words(r.fix, "doctor")) end
       end
     end
   end
@@ -93,7 +94,8 @@ function M.run(argv, io_)
   o.registry = opts.name
   o.fix = opts.fix == true
   o.yes = opts.yes == true
-  if o.fix and not o.yes and opts.output ~= "json" and interactive() then
+  o.dry_run = opts.dry_run
+  if o.fix and not o.yes and not o.dry_run and opts.output ~= "json" and interactive() then
     o.confirm = function(plan)
       io_.stdout:write("doctor --fix would:\n", plan_text(plan), "apply? [y/N] ")
       io_.stdout:flush()
@@ -130,7 +132,7 @@ function M.run(argv, io_)
       if #fx.plan > 0 then
         io_.stdout:write("doctor --fix would:\n", plan_text(fx.plan))
       end
-      io_.stdout:write("(", fx.reason or "nothing applied", ")\n")
+      io_.stdout:write("(", common.words(fx.reason or "nothing applied", "doctor"), ")\n")
     elseif not fx and not report.healthy then
       io_.stdout:write("run `azcmk doctor -n ", tostring(report.registry.name),
           " --fix` to see the safe repairs\n")

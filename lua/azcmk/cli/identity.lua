@@ -5,13 +5,14 @@ local errors = require("azcmk.errors")
 local FLAGS = {
   { "identity", nil, "IDENTITY", "name, resource id, client id, or [system]" },
   { "identities", nil, "IDENTITY", "same as --identity (the Azure CLI's name)" },
+  common.DRY_RUN,
 }
 
 local M = {}
 
 M.run = common.verb({
   verb = "identity",
-  usage = "azcmk identity assign -n REGISTRY [-g RG] --identity NAME|ID|CLIENT_ID|[system]",
+  usage = "azcmk identity assign -n REGISTRY [-g RG] --identity NAME|ID|CLIENT_ID|[system] [--dry-run]",
   flags = FLAGS,
   build = function(opts, pos, o)
     if pos[1] ~= "assign" then
@@ -21,9 +22,10 @@ M.run = common.verb({
     end
     o.registry = opts.name
     o.identity = opts.identity or opts.identities
+    o.dry_run = opts.dry_run
     if not o.identity then
-      return nil, errors.input("no identity given", { code = "MissingArgument",
-        hint = "pass --identity NAME|RESOURCE_ID|CLIENT_ID|[system]" })
+      return nil, errors.input("no identity given", { code = "MissingArgument", param = "identity",
+        hint = "pass `identity`: a name, a resource id, a client id, or [system]" })
     end
     return true
   end,

@@ -4,20 +4,21 @@ local common = require("azcmk.cli.common")
 local FLAGS = {
   { "vault", nil, "NAME", "the vault (recovered first when it is soft-deleted)" },
   { "key", nil, "NAME", "the key to recover from soft delete" },
+  common.DRY_RUN,
 }
 
 local M = {}
 
 M.run = common.verb({
   verb = "recover",
-  usage = "azcmk recover --vault NAME [--key NAME] [-g RG]",
+  usage = "azcmk recover --vault NAME [--key NAME] [-g RG] [--dry-run]",
   flags = FLAGS,
   build = function(opts, _, o)
     if not opts.vault then
-      return nil, require("azcmk.errors").input("no vault given", { code = "MissingArgument",
-        hint = "pass --vault NAME (and --key NAME to recover a key)" })
+      return nil, require("azcmk.errors").input("no vault given", { code = "MissingArgument", param = "vault",
+        hint = "pass `vault` (and `key` to recover a key)" })
     end
-    o.vault, o.key = opts.vault, opts.key
+    o.vault, o.key, o.dry_run = opts.vault, opts.key, opts.dry_run
     return true
   end,
   call = function(o) return require("azcmk.playbook.recover").recover(o) end,

@@ -5,9 +5,12 @@ local M = {}
 
 M.run = common.verb({
   verb = "restore",
-  usage = "azcmk restore -n REGISTRY [-g RG]",
-  flags = {},
-  build = function(opts, _, o) o.registry = opts.name; return true end,
+  usage = "azcmk restore -n REGISTRY [-g RG] [--dry-run]",
+  flags = { common.DRY_RUN },
+  build = function(opts, _, o)
+    o.registry, o.dry_run = opts.name, opts.dry_run
+    return true
+  end,
   call = function(o) return require("azcmk.playbook.access").restore(o) end,
   render = function(r, opts, io_)
     local text = r.changed and ("Restored: registry " .. r.registry.name .. " can use its key again\n"

@@ -3,27 +3,30 @@ local common = require("azcmk.cli.common")
 
 local FLAGS = {
   { "yes", "y", false, "really revoke: ALL registry data becomes inaccessible until `azcmk restore`" },
+  common.DRY_RUN,
 }
 
 local M = {}
 
 M.run = common.verb({
   verb = "revoke",
-  usage = "azcmk revoke -n REGISTRY [-g RG] --yes",
+  usage = "azcmk revoke -n REGISTRY [-g RG] --yes | --dry-run",
   flags = FLAGS,
   build = function(opts, _, o)
     o.registry = opts.name
     o.yes = opts.yes == true
+    o.dry_run = opts.dry_run
     return true
   end,
   call = function(o) return require("azcmk.playbook.access").revoke(o) end,
   on_error = function(err, opts, io_)
     if type(err) == "table" and err.code == "ConfirmationRequired" and err.plan then
       if opts.output == "json" then
-        io_.stdout:write(common.json({ applied = false, plan = err.plan }), "\n")
+        io_.stdout:write(common.json({ applied = false, plan = setmetatable(err.plan, common.array_mt) }),
+          "\n")
       else
         io_.stdout:write("revoke would:\n")
-        for _, l in ipairs(err.plan) do io_.stdout:write("  - ", l, "\n") end
+        for _, l in ipairs(common.plan_lines("revoke", err.plan)) do io_.stdout:write(l, "\n") end
         io_.stdout:write("  => all data of the registry becomes inaccessible until `azcmk restore`\n")
       end
     end

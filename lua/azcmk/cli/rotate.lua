@@ -13,6 +13,7 @@ local FLAGS = {
     "no new key version: re-apply the key and identity (after a firewall change)" },
   { "new-version", nil, false, "with --key: also make a new version of that key" },
   { "disable", nil, false, "(refused: CMK cannot be disabled once enabled)" },
+  common.DRY_RUN,
 }
 
 local M = {}
@@ -20,17 +21,19 @@ local M = {}
 M.run = common.verb({
   verb = "rotate",
   usage = "azcmk rotate -n REGISTRY [-g RG] [--key-encryption-key KEY_ID | --key NAME [--vault NAME]] "
-    .. "[--identity NAME|ID|CLIENT_ID|[system]] [--versionless|--versioned]",
+    .. "[--identity NAME|ID|CLIENT_ID|[system]] [--versionless|--versioned] [--dry-run]",
   flags = FLAGS,
   build = function(opts, _, o)
     o.registry = opts.name
     o.key_id, o.key, o.vault, o.identity = opts.key_encryption_key, opts.key, opts.vault, opts.identity
     if opts.versionless and opts.versioned then
-      return nil, require("azcmk.errors").input("--versionless and --versioned exclude each other",
-        { code = "ConflictingArguments", hint = "pass one of them (or neither to keep the current style)" })
+      return nil, require("azcmk.errors").input("`versionless = true` and `versionless = false` exclude each "
+        .. "other", { code = "ConflictingArguments", param = "versionless",
+          hint = "pass one of them (or neither to keep the current style)" })
     end
     if opts.versionless then o.versionless = true elseif opts.versioned then o.versionless = false end
     o.disable = opts.disable
+    o.dry_run = opts.dry_run
     if opts.keep_version then o.new_version = false elseif opts.new_version then o.new_version = true end
     return true
   end,

@@ -16,6 +16,7 @@ local FLAGS = {
   { "key-type", nil, "KTY", "RSA (default) or RSA-HSM (EC keys are not supported by ACR)" },
   { "key-size", nil, "BITS", "2048 (default), 3072 or 4096" },
   { "sku", nil, "SKU", "registry SKU; only Premium supports customer-managed keys" },
+  common.DRY_RUN,
 }
 
 local M = {}
@@ -24,7 +25,7 @@ M.run = common.verb({
   verb = "setup",
   usage = "azcmk setup -g RG -n REGISTRY --vault NAME|VAULT_RESOURCE_ID [-l REGION] [--key KEY] "
     .. "[--identity NAME] "
-    .. "[--access policy|rbac] [--versionless] [--enable-purge-protection]",
+    .. "[--access policy|rbac] [--versionless] [--enable-purge-protection] [--dry-run]",
   flags = FLAGS,
   build = function(opts, _, o)
     o.registry = opts.name
@@ -33,10 +34,11 @@ M.run = common.verb({
     o.versionless = opts.versionless
     o.enable_purge_protection = opts.enable_purge_protection
     o.key_type, o.sku = opts.key_type, opts.sku
+    o.dry_run = opts.dry_run
     o.key_size = opts.key_size and tonumber(opts.key_size) or nil
     if opts.key_size and not o.key_size then
-      return nil, require("azcmk.errors").input("--key-size must be a number", { code = "InvalidKeySize",
-        hint = "use --key-size 2048, 3072 or 4096" })
+      return nil, require("azcmk.errors").input("the key size must be a number", { code = "InvalidKeySize",
+        param = "key_size", hint = "use `key_size` 2048, 3072 or 4096" })
     end
     return true
   end,

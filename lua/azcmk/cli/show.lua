@@ -60,7 +60,7 @@ M.run = common.verb({
       lines[#lines + 1] = "  data plane:        " .. (dp.ok and ("serving (" .. tostring(dp.status) .. ")")
         or ("DENIED " .. tostring(dp.status) .. ": " .. common.one_line(dp.message or dp.error)))
     end
-    for _, w in ipairs(r.warnings or {}) do lines[#lines + 1] = "  warning: " .. w end
+    for _, w in ipairs(r.warnings or {}) do lines[#lines + 1] = "  warning: " .. common.words(w, "show") end
     common.emit(io_, opts, r, M.json_value(r), {
       { "registry", r.registry.name }, { "status", r.encryption.status }, { "keyIdentifier", r.key_id },
       { "versionedKeyIdentifier", r.versioned_key_id }, { "keyVersionInUse", r.key_version_in_use },

@@ -1,11 +1,11 @@
 --- The doctor's safe repairs. Each failed check may name a repair; plan() turns them into an
--- ordered, de-duplicated list of steps that say what they will write, and apply() carries one
--- out through the service clients. Repairs only add or switch on: re-assign an identity,
--- re-grant access (access policy or RBAC, per the vault's model), allow trusted services,
--- move the encryption to the system identity, recover a soft-deleted key or vault, re-run the
--- rotation. Nothing here deletes or purges anything.
-local common = require("azcmk.playbook.common")
+-- ordered, de-duplicated list of actions (azcmk.playbook.plan) that say what they will write,
+-- and apply() carries one out through the service clients. Repairs only add or switch on:
+-- re-assign an identity, re-grant access (access policy or RBAC, per the vault's model),
+-- allow trusted services, move the encryption to the system identity, recover a soft-deleted
+-- key or vault, re-run the rotation. Nothing here deletes or purges anything.
 local rules = require("azcmk.state.rules")
+local plan = require("azcmk.playbook.plan")
 local Registries = require("azcmk.client.registries")
 
 local M = {}
@@ -64,7 +64,8 @@ local DESCRIBE = {
   end,
 }
 
---- plan(f, checks) -> list of { id, description, check (the check id that asked), repair }.
+--- plan(f, checks) -> actions { id (the repair), description, check (the check id that
+-- asked), args = { repair } } (azcmk.playbook.plan).
 function M.plan(f, checks)
   local wanted, by = {}, {}
   for _, c in ipairs(checks) do
@@ -84,7 +85,8 @@ function M.plan(f, checks)
   local out = {}
   for _, k in ipairs(M.ORDER) do
     if wanted[k] then
-      out[#out + 1] = { id = k, description = DESCRIBE[k](f, wanted[k]), check = by[k], repair = wanted[k] }
+      out[#out + 1] = plan.action({ id = k, kind = k, step = "repair", action = k, name = k,
+        description = DESCRIBE[k](f, wanted[k]), check = by[k], args = { repair = wanted[k] } })
     end
   end
   return out
@@ -180,10 +182,19 @@ local APPLY = {
   end,
 }
 
---- apply(ctx, f, item) -> true | nil, err.
-function M.apply(ctx, f, item)
-  return APPLY[item.id](ctx, f, item.repair)
+-- The repairs as handlers of azcmk.playbook.plan.apply: each records its own steps.
+local HANDLERS = {}
+for k, fn in pairs(APPLY) do
+  HANDLERS[k] = function(ctx, a, f)
+    local ok, err = fn(ctx, f, a.args.repair)
+    if not ok then return nil, err end
+    return plan.RECORDED
+  end
 end
 
-M.common = common
+--- apply(ctx, f, action) -> true | nil, err.
+function M.apply(ctx, f, action)
+  return plan.apply(ctx, { action }, HANDLERS, f)
+end
+
 return M

@@ -3,11 +3,15 @@
 -- one-hour pickup), the rotation policy, throttle headroom and the known CMK limits.
 local Keys = require("azcmk.client.keys")
 local rules = require("azcmk.state.rules")
-local short = require("azcmk.doctor.registry_checks").short
+local registry_checks = require("azcmk.doctor.registry_checks")
+local short, call = registry_checks.short, registry_checks.call
 
 local M = {}
 
 local function now_of(f) return f.service_now or os.time() end
+
+-- `rotate{registry = "NAME", ...}`: the rotation a fix proposes, as a playbook call
+local function rotate_call(f, extra) return call("rotate", f, extra) end
 
 local function when(t, now)
   if type(t) ~= "number" then return "?" end
@@ -75,7 +79,8 @@ M.list = {
         return { status = "fail", summary = "the key is an " .. kty
             .. " key; ACR supports only RSA or RSA-HSM",
           evidence = ev,
-              fix = "create an RSA key (or a new RSA version) and rotate to it (azcmk rotate --key NAME)" }
+              fix = "create an RSA key (or a new RSA version) and rotate to it ("
+                .. rotate_call(f, "key = \"<name>\"") .. ")" }
       end
       if nb and nb ~= kb and f.kvp.keyRotationEnabled then
         local nkty = tostring((nb.key or {}).kty)
@@ -111,8 +116,7 @@ M.list = {
         return { status = "warn",
             summary = "the key version in use expired: unwrap still works, wrap does not "
           .. "(new data keys and rotations fail)", evidence = ev,
-          fix = "create a new key version (or extend exp) and rotate to it (azcmk rotate -n "
-            .. tostring(f.reg.name) .. ")" }
+          fix = "create a new key version (or extend exp) and rotate to it (" .. rotate_call(f) .. ")" }
       end
       if a.nbf and a.nbf > now then
         return { status = "warn",
@@ -137,10 +141,10 @@ M.list = {
               now_of(f))
         return { status = "fail", summary = "the key was deleted (recoverable until "
           .. os.date("!%Y-%m-%d", d.scheduledPurgeDate or 0) .. ")", evidence = ev,
-          fix = "recover it: POST " .. f.key.vault_url .. "/deletedkeys/" .. f.key.name .. "/recover (azcmk "
-            .. "recover --vault " .. f.key.vault .. " --key " .. f.key.name
-                .. "); the registry resumes once it "
-            .. "can reach the key", repair = { id = "recover_key" } }
+          fix = "recover it: POST " .. f.key.vault_url .. "/deletedkeys/" .. f.key.name
+            .. "/recover (`recover{vault = \"" .. f.key.vault .. "\", key = \"" .. f.key.name
+            .. "\"}`); the registry resumes once "
+            .. "it can reach the key", repair = { id = "recover_key" } }
       end
       if f.deleted_key_err then ev[#ev + 1] = "deleted keys: " .. short(f.deleted_key_err) end
       return { status = "fail", summary = "the key is gone (not in the vault, not soft-deleted)",
@@ -177,7 +181,8 @@ M.list = {
         return { status = "warn",
             summary = "a newer key version exists; the versioned key id keeps the registry "
           .. "on " .. tostring(cur), evidence = ev,
-          fix = "rotate: azcmk rotate -n " .. tostring(f.reg.name) .. " (or switch to the versionless id)" }
+          fix = "rotate: " .. rotate_call(f) .. " (or switch to the versionless id: "
+            .. rotate_call(f, "versionless = true") .. ")" }
       end
       if d.state == "stuck" then
         return { status = "fail",
@@ -187,7 +192,7 @@ M.list = {
           :match("%((.-) ago%)") or "more than an hour"), evidence = ev,
           fix = "fix access and network first, keep the old version enabled, then re-run the rotation " ..
               "(PATCH the "
-            .. "registry with the same keyIdentifier: azcmk rotate -n " .. tostring(f.reg.name) .. ")",
+            .. "registry with the same keyIdentifier: " .. rotate_call(f, "new_version = false") .. ")",
           repair = { id = "rerun_rotation" } }
       end
       if not d.in_use_enabled then

@@ -6,6 +6,13 @@ local rules = require("azcmk.state.rules")
 
 local M = {}
 
+-- `verb{registry = "NAME", ...}`: what a fix proposes to run, as a playbook call
+local function call(verb, f, extra)
+  return "`" .. verb .. "{registry = \"" .. tostring(f.reg and f.reg.name or f.input.registry) .. "\""
+    .. (extra and (", " .. extra) or "") .. "}`"
+end
+M.call = call
+
 local function short(err)
   if type(err) ~= "table" then return tostring(err) end
   return string.format("%s%s%s", err.status and (err.status .. " ") or "", err.code and (err.code .. ": ")
@@ -35,7 +42,8 @@ M.list = {
             .. " cloud",
           evidence = { "keyIdentifier = " .. tostring(f.kvp.keyIdentifier), short(f.key_err) },
           fix = f.key_err.hint
-              or "rotate the registry to a valid key id (azcmk rotate --key-encryption-key ID)" }
+              or ("rotate the registry to a valid key id (" .. call("rotate", f, "key_id = \"<key id>\"")
+                .. ")") }
       end
       local ev = { "registry name '" .. tostring(f.input.registry) .. "' is valid", "cloud " .. f.cloud }
       if f.key then
@@ -74,7 +82,8 @@ M.list = {
           .. vt, evidence = ev,
           fix = "the registry's identity lives in tenant " .. tostring(f.ident and f.ident.tenant_id or c.tid)
             .. "; ACR has no cross-tenant CMK: move the key to a vault of that tenant and rotate to it "
-            .. "(azcmk rotate --key-encryption-key ID), or run the doctor with a credential of tenant "
+            .. "(" .. call("rotate", f, "key_id = \"<key id>\"")
+            .. "), or run the doctor with a credential of tenant "
                 .. vt }
       end
       if f.challenge_tenant and c.tid and f.challenge_tenant:lower() ~= c.tid:lower() then
@@ -101,7 +110,7 @@ M.list = {
         return { status = "fail", summary = "registry '" .. tostring(f.input.registry) .. "' not found",
           evidence = { "no registry of that name " .. (f.input.resource_group and ("in resource group "
             .. f.input.resource_group) or "in the subscription") },
-          fix = "check -n/--name, -g and --subscription" }
+          fix = "check `registry`, `resource_group` and `subscription`" }
       end
       local sku = f.reg.sku and f.reg.sku.name
       local enc = (f.reg.properties or {}).encryption or {}
@@ -110,7 +119,7 @@ M.list = {
       if not f.cmk then
         return { status = "fail", summary = "the registry is not encrypted with a customer-managed key",
           evidence = ev, fix = "CMK can only be enabled when a registry is created (Azure/acr#416): create a "
-            .. "new Premium registry with CMK (azcmk setup) and import the images (az acr import)" }
+            .. "new Premium registry with CMK (`setup{}`) and import the images (az acr import)" }
       end
       ev[#ev + 1] = "keyIdentifier " .. tostring(f.kvp.keyIdentifier)
       ev[#ev + 1] = "versionedKeyIdentifier " .. tostring(f.kvp.versionedKeyIdentifier)
@@ -160,7 +169,8 @@ M.list = {
         end
         return { status = "fail", summary = "the encryption uses the system identity, which is not enabled",
           evidence = ev, fix = "enable the registry's system-assigned identity and give it access to the key "
-            .. "(azcmk identity assign --identity [system], then azcmk doctor --fix)",
+            .. "(" .. call("identity_assign", f, "identity = \"[system]\"") .. ", then "
+            .. call("doctor", f, "fix = true") .. ")",
           repair = { id = "use_system_identity" } }
       end
       if health ~= "detached" then
@@ -172,8 +182,8 @@ M.list = {
       if f.uai then
         ev[#ev + 1] = "found in the subscription: " .. f.uai.id .. " (clientId "
             .. tostring(id.uai_client_id) .. ")"
-        r.fix = "re-assign the identity (PATCH identity: azcmk identity assign -n " .. tostring(f.reg.name)
-          .. " --identity " .. f.uai.id .. ")"
+        r.fix = "re-assign the identity (PATCH identity: " .. call("identity_assign", f, "identity = \""
+          .. f.uai.id .. "\"") .. ")"
         r.repair = { id = "reassign_identity", uai_id = f.uai.id }
       else
         ev[#ev + 1] = "no user-assigned identity with that client id in subscription"
@@ -204,7 +214,7 @@ M.list = {
         return { status = "fail", summary = "the user-assigned identity was deleted", evidence = ev,
           fix = "a deleted identity cannot come back (a new one gets new ids): switch the registry to its "
             .. "system-assigned identity (enable it, grant it, rotate with identity 'system') or rotate to "
-            .. "another user-assigned identity (azcmk rotate --identity NAME)",
+            .. "another user-assigned identity (" .. call("rotate", f, "identity = \"<name>\"") .. ")",
           repair = { id = "use_system_identity" } }
       end
       ev[#ev + 1] = "identity clientId " .. tostring(id.uai_client_id) .. ", principalId "
@@ -212,7 +222,7 @@ M.list = {
       if state == "recreated" then
         return { status = "fail", summary = "the identity was re-created: its clientId no longer matches "
           .. id.client_id, evidence = ev, fix = "rotate the registry to the system-assigned identity or to "
-            .. "the new identity (azcmk rotate --identity " .. id.uai_id .. ")",
+            .. "the new identity (" .. call("rotate", f, "identity = \"" .. id.uai_id .. "\"") .. ")",
           repair = { id = "use_system_identity" } }
       end
       return { status = "ok", summary = "exists, clientId matches", evidence = ev }

@@ -3,7 +3,8 @@
 -- permissions in the vault's access model (policy vs RBAC, and the mismatch), recoverability.
 local Vaults = require("azcmk.client.vaults")
 local rules = require("azcmk.state.rules")
-local short = require("azcmk.doctor.registry_checks").short
+local registry_checks = require("azcmk.doctor.registry_checks")
+local short, call = registry_checks.short, registry_checks.call
 
 local M = {}
 
@@ -45,17 +46,17 @@ M.list = {
           .. ", purge protection " .. (dp.purgeProtectionEnabled == true and "on" or "off")
         return { status = "fail", summary = "the vault " .. f.key.vault .. " is deleted (recoverable until "
           .. tostring(dp.scheduledPurgeDate) .. ")", evidence = ev,
-          fix = "recover the vault (PUT with createMode 'recover': azcmk recover --vault " .. f.key.vault
-            .. "); role assignments at the vault are lost with the deletion and must be re-granted",
+          fix = "recover the vault (PUT with createMode 'recover': `recover{vault = \"" .. f.key.vault
+            .. "\"}`); role assignments at the vault are lost with the deletion and must be re-granted",
           repair = { id = "recover_vault" } }
       end
       return { status = "fail", summary = "the vault " .. f.key.vault
           .. " is neither in the subscription nor "
         .. "soft-deleted there", evidence = ev,
             fix = "a purged vault cannot come back; if the vault lives in "
-          .. "another subscription, run the doctor with --subscription of that one; else rotate to a key " ..
+          .. "another subscription, run the doctor with `subscription` of that one; else rotate to a key " ..
               "in an "
-          .. "existing vault (azcmk rotate --key-encryption-key ID)" }
+          .. "existing vault (" .. call("rotate", f, "key_id = \"<key id>\"") .. ")" }
     end },
 
   { id = "vault.tenant", title = "Vault tenant = the registry identity's tenant",
@@ -68,7 +69,7 @@ M.list = {
         return { status = "fail", summary = "the vault is in tenant " .. vt .. ", the registry identity in "
             .. it,
           evidence = ev, fix = "ACR has no cross-tenant CMK: move the key to a vault in tenant " .. it
-            .. " and rotate to it (azcmk rotate --key-encryption-key ID)" }
+            .. " and rotate to it (" .. call("rotate", f, "key_id = \"<key id>\"") .. ")" }
       end
       return { status = "ok", summary = "same tenant", evidence = ev }
     end },
@@ -168,7 +169,7 @@ M.list = {
           evidence = ev } end
         local r = { status = "fail", evidence = ev, repair = { id = "grant" },
           fix = "add an access policy with keys get, wrapKey, unwrapKey for " .. pid
-            .. " (PUT .../accessPolicies/add; azcmk restore)" }
+            .. " (PUT .../accessPolicies/add; " .. call("restore", f) .. ")" }
         if #roles > 0 then
           r.summary = "access-model mismatch: the vault uses access policies but the identity only has " ..
               "the RBAC "

@@ -2,132 +2,123 @@
 -- article's "Revoke key" (az keyvault delete-policy, or deleting the role assignment on an
 -- RBAC vault). Revocation makes ALL registry data inaccessible until access returns, so
 -- revoke refuses to act without yes = true and then only reports its plan.
+--
+-- Both read the registry's chain (azcmk.state: registry, encryption identity, the key's vault),
+-- plan (revoke: what gives the identity the use of the key; restore: the grant, or nothing)
+-- and apply. dry_run = true returns the plan and writes nothing (no yes needed).
 local errors = require("azcmk.errors")
 local common = require("azcmk.playbook.common")
-local Registries = require("azcmk.client.registries")
+local plan = require("azcmk.playbook.plan")
+local state = require("azcmk.state")
 local check = common.check
 
 local M = {}
 
--- The registry, its encryption identity's principal, and the key's vault.
+-- The registry, its encryption identity's principal (who), and the key's vault, from the
+-- chain's facts; or nil, err.
 local function locate(ctx, o, verb)
-  local reg, rg = ctx:find_registry(o.registry or o.name, o.resource_group)
+  local f = ctx:read(o.registry or o.name, o.resource_group, state.parts.chain)
+  local reg, rg = common.registry_of(f)
   if not reg then return nil, rg end
   local enc, parsed = ctx:cmk_of(reg, verb)
   if not enc then return nil, parsed end
-  local kvp = enc.keyVaultProperties
-  local ident = tostring(kvp.identity or "")
+  local id = f.ident
   local who
-  if ident:lower() == "system" then
-    local pid = reg.identity and reg.identity.principalId
-    if not pid then
-      return nil,
-        errors.input("the registry's encryption uses its system-assigned identity, which is not enabled",
-        { code = "IdentityNotAssigned", hint = "azcmk identity assign -n " .. reg.name
-          .. " --identity [system]" })
+  if id.kind == "system" then
+    if not id.principal_id then
+      return nil, errors.input("the registry's encryption uses its system-assigned identity, which is not "
+        .. "enabled", { code = "IdentityNotAssigned", param = "registry",
+        hint = "enable it: `identity_assign{registry = \"" .. reg.name .. "\", identity = \"[system]\"}`" })
     end
-    who = { kind = "system", principal_id = pid, tenant_id = reg.identity.tenantId, label = "[system]" }
+    who = { kind = "system", principal_id = id.principal_id, tenant_id = id.tenant_id, label = "[system]" }
   else
-    local id, v = Registries.user_identity(reg, ident)
-    if not id then
-      -- detached identity: look it up in the subscription by client id
-      local found, ferr = ctx.identities:find({ client_id = ident })
-      if ferr then return nil, ferr end
-      if not found then
-        return nil, errors.input("the encryption identity " .. ident
-          .. " is neither attached to the registry nor "
-          .. "found in the subscription", { code = "IdentityNotFound",
-          hint = "re-attach the identity (azcmk identity assign) or rotate to another one" })
-      end
-      id, v = found.id, found.properties
+    if f.uai_err then return nil, f.uai_err end
+    if not id.attached and not f.uai then
+      return nil, errors.input("the encryption identity " .. tostring(id.value)
+        .. " is neither attached to the registry nor found in the subscription", { code = "IdentityNotFound",
+        param = "registry", hint = "re-attach the identity (`identity_assign{registry = \"" .. reg.name
+          .. "\", identity = \"<its resource id>\"}`) or rotate to another one" })
     end
-    who = { kind = "user", id = id, client_id = v.clientId, principal_id = v.principalId,
-      label = id:match("[^/]+$") }
+    who = { kind = "user", id = id.uai_id, client_id = id.uai_client_id or id.client_id,
+      principal_id = id.principal_id, label = tostring(id.uai_id):match("[^/]+$") }
   end
-  local vault, verr = ctx:find_vault(parsed.vault, rg, true)
-  if verr then return nil, verr end
-  if not vault then
-    return nil, errors.new("azure", { status = 404, code = "VaultNotFound",
+  if f.vault_err then return nil, f.vault_err end
+  if not f.vault then
+    return nil, errors.new("azure", { status = 404, code = "VaultNotFound", param = "registry",
       message = "Key Vault '" .. parsed.vault .. "' of the registry's key was not found in subscription "
         .. ctx.subscription .. " nor in another subscription the caller sees",
-      hint = "recover a deleted vault with `azcmk recover --vault " .. parsed.vault
-        .. "` (with --subscription of the vault's subscription when it is another one)" })
+      hint = "recover a deleted vault with `recover{vault = \"" .. parsed.vault .. "\"}` (with "
+        .. "`subscription` of the vault's subscription when it is another one)" })
   end
-  return { reg = reg, rg = rg, enc = enc, key = parsed, who = who, vault = vault }
+  return { reg = reg, rg = rg, enc = enc, key = parsed, who = who, vault = f.vault }
 end
 
-local function describe(plan, loc)
-  local lines = {}
-  for _, item in ipairs(plan) do
-    if item.action == "remove access policy" then
-      lines[#lines + 1] = "remove the key permissions " .. table.concat(item.keys, ", ") .. " of "
-        .. loc.who.label .. " (object id " .. loc.who.principal_id
-        .. ") from the access policies of Key Vault " .. loc.vault.name
-    else
-      lines[#lines + 1] = "delete role assignment " .. tostring(item.id)
-        .. " (" .. tostring(require("azcmk.client.role_assignments").key_use_role(item.role)) .. ")"
-    end
-    if item.note then lines[#lines] = lines[#lines] .. " - note: " .. item.note end
-  end
-  return lines
+local function summary(ctx, loc, actions)
+  return { plan = plan.view(actions),
+    registry = { name = loc.reg.name, id = loc.reg.id, resource_group = loc.rg }, identity = loc.who,
+    vault = { name = loc.vault.name, id = loc.vault.id, access_model = common.model(loc.vault) },
+    key_id = loc.enc.keyVaultProperties.keyIdentifier, warnings = ctx.warnings, steps = ctx.steps }
 end
 
---- revoke{registry (or name), resource_group?, yes, pipeline?, subscription?, progress?} ->
--- result { changed, steps, plan, registry, identity, vault } or nil, err. Without yes = true:
--- nil, err (kind input, code ConfirmationRequired) with err.plan describing what would happen.
+--- revoke{registry (or name), resource_group?, yes, dry_run?, pipeline?, subscription?,
+-- progress?} -> result { changed, steps, plan, registry, identity, vault } or nil, err.
+-- Without yes = true (and without dry_run): nil, err (kind input, code ConfirmationRequired)
+-- with err.plan, the actions it would take.
 function M.revoke(o)
-  check(o, { registry = "string?", name = "string?", resource_group = "string?", yes = "boolean?" },
-    "azcmk.playbook.revoke")
+  check(o, { registry = "string?", name = "string?", resource_group = "string?", yes = "boolean?",
+    dry_run = "boolean?" }, "azcmk.playbook.revoke")
   local ctx, err = common.context(o)
   if not ctx then return nil, err end
   local loc
   loc, err = locate(ctx, o, "revoke")
   if not loc then return nil, err end
-  local plan
-  plan, err = ctx:revoke_plan(loc.vault, loc.who.principal_id)
-  if not plan then return nil, err end
-  local text = describe(plan, loc)
-  local result = { plan = text, registry = { name = loc.reg.name, id = loc.reg.id, resource_group = loc.rg },
-    identity = loc.who, vault = { name = loc.vault.name, id = loc.vault.id,
-      access_model = common.model(loc.vault) },
-    key_id = loc.enc.keyVaultProperties.keyIdentifier, warnings = ctx.warnings }
-  if #plan == 0 then
-    result.changed = false
-    result.steps = ctx.steps
+  local actions
+  actions, err = ctx:revoke_actions(loc.vault, loc.who.principal_id, loc.who.label)
+  if not actions then return nil, err end
+  if #actions == 0 then
     ctx:step("access", "unchanged", { name = loc.who.label, detail = "the identity has no access to remove" })
-    return result
+    local r = summary(ctx, loc, actions)
+    r.changed = false
+    return r
   end
+  if o.dry_run then return plan.dry_result(ctx, actions, summary(ctx, loc, actions)) end
   if o.yes ~= true then
-    return nil, errors.input("revoke would " .. table.concat(text, "; ")
-      .. ". This makes ALL data of registry '"
-      .. loc.reg.name .. "' inaccessible until access is restored", { code = "ConfirmationRequired",
-      hint = "re-run with --yes (yes = true in Lua) to revoke; `azcmk restore` gives the access back",
-        plan = text })
+    local lines = {}
+    for _, a in ipairs(actions) do lines[#lines + 1] = a.description end
+    return nil, errors.input("revoke would " .. table.concat(lines, "; ") .. ". This makes ALL data of "
+      .. "registry '" .. loc.reg.name .. "' inaccessible until access is restored",
+      { code = "ConfirmationRequired", param = "yes", plan = plan.view(actions),
+        hint = "re-run with `yes = true` to revoke; `restore{registry = \"" .. loc.reg.name
+          .. "\"}` gives the access back" })
   end
   local ok
-  ok, err = ctx:revoke(loc.vault, loc.who.principal_id, plan, loc.who.label)
+  ok, err = plan.apply(ctx, actions, common.ACCESS, {})
   if not ok then return nil, err end
-  result.changed = true
-  result.steps = ctx.steps
-  return result
+  local r = summary(ctx, loc, actions)
+  r.changed = true
+  return r
 end
 
---- restore{registry (or name), resource_group?, pipeline?, subscription?, progress?} ->
--- result { changed, steps, registry, identity, vault } or nil, err. Idempotent.
+--- restore{registry (or name), resource_group?, dry_run?, pipeline?, subscription?, progress?}
+-- -> result { changed, steps, plan, registry, identity, vault } or nil, err. Idempotent.
 function M.restore(o)
-  check(o, { registry = "string?", name = "string?", resource_group = "string?" }, "azcmk.playbook.restore")
+  check(o, { registry = "string?", name = "string?", resource_group = "string?", dry_run = "boolean?" },
+    "azcmk.playbook.restore")
   local ctx, err = common.context(o)
   if not ctx then return nil, err end
   local loc
   loc, err = locate(ctx, o, "restore")
   if not loc then return nil, err end
+  local a
+  a, err = ctx:access_action(loc.vault, loc.who.principal_id, loc.who.tenant_id, loc.who.label)
+  if not a then return nil, err end
+  if o.dry_run then return plan.dry_result(ctx, { a }, summary(ctx, loc, { a })) end
   local ok
-  ok, err = ctx:grant(loc.vault, loc.who.principal_id, loc.who.tenant_id, loc.who.label)
+  ok, err = plan.apply(ctx, { a }, common.ACCESS, {})
   if not ok then return nil, err end
-  return { changed = ctx.changed, steps = ctx.steps, warnings = ctx.warnings,
-    registry = { name = loc.reg.name, id = loc.reg.id, resource_group = loc.rg }, identity = loc.who,
-    vault = { name = loc.vault.name, id = loc.vault.id, access_model = common.model(loc.vault) },
-    key_id = loc.enc.keyVaultProperties.keyIdentifier }
+  local r = summary(ctx, loc, { a })
+  r.changed = ctx.changed
+  return r
 end
 
 return M

@@ -10,6 +10,7 @@ local Vaults = require("azcmk.client.vaults")
 local RoleAssignments = require("azcmk.client.role_assignments")
 local state = require("azcmk.state")
 local rules = require("azcmk.state.rules")
+local plan = require("azcmk.playbook.plan")
 local options = require("azcmk.options")
 
 local M = {}
@@ -28,7 +29,8 @@ end
 local Ctx = {}
 Ctx.__index = Ctx
 
---- context(o): o.pipeline (default azcmk.new()), o.subscription (default
+--- context(o): o.pipeline (required: the face's composition root builds it - azcmk.new(),
+-- the command line, nginx), o.subscription (default: the pipeline's, else
 -- AZURE_SUBSCRIPTION_ID), o.progress (function(event)). Returns ctx or nil, err.
 function M.context(o)
   local p = o.pipeline
@@ -38,14 +40,14 @@ function M.context(o)
     if not p then return nil, err end
   end
   local getenv = o.getenv or os.getenv
-  local sub = o.subscription or getenv("AZURE_SUBSCRIPTION_ID")
+  local sub = o.subscription or p.subscription or getenv("AZURE_SUBSCRIPTION_ID")
   if type(sub) ~= "string" or sub == "" then
-    return nil, errors.input("no subscription given", { code = "MissingSubscription",
-      hint = "pass --subscription ID (subscription = in Lua) or set AZURE_SUBSCRIPTION_ID" })
+    return nil, errors.input("no subscription given", { code = "MissingSubscription", param = "subscription",
+      hint = "pass `subscription` or set AZURE_SUBSCRIPTION_ID" })
   end
   if not ids.is_uuid(sub) then
     return nil, errors.input("the subscription '" .. sub .. "' is not a subscription id (a GUID)",
-      { code = "InvalidSubscription",
+      { code = "InvalidSubscription", param = "subscription",
         hint = "pass the subscription's id, e.g. from `az account show --query id`" })
   end
   local ctx = setmetatable({ p = p, subscription = sub, steps = {}, progress = o.progress, changed = false,
@@ -164,9 +166,9 @@ function Ctx:cmk_of(reg, verb)
   if not R.cmk_enabled(reg) then
     return nil, errors.input("registry '" .. tostring(reg.name)
       .. "' is not encrypted with a customer-managed "
-      .. "key, so " .. (verb or "this") .. " does not apply", { code = "CmkNotEnabled",
+      .. "key, so " .. (verb or "this") .. " does not apply", { code = "CmkNotEnabled", param = "registry",
       hint = "CMK can only be enabled when a registry is created: create a new Premium registry with "
-        .. "`azcmk setup` and import the images (az acr import)" })
+        .. "`setup{}` and import the images (az acr import)" })
   end
   local enc = reg.properties.encryption
   local kid = enc.keyVaultProperties.keyIdentifier or enc.keyVaultProperties.versionedKeyIdentifier
@@ -220,11 +222,13 @@ function Ctx:resolve_identity(value, opts)
       and tostring(opts.registry.identity.principalId):lower() == v.value then
       return nil, errors.input("'" .. value
         .. "' is the principal id of the registry's system-assigned identity",
-        { code = "PrincipalIdGiven", hint = "pass --identity [system] for the system-assigned identity" })
+        { code = "PrincipalIdGiven", param = "identity",
+          hint = "pass `identity = [system]` for the system-assigned identity" })
     end
     return nil, errors.input("no user-assigned identity with client id '" .. value .. "' in subscription "
-      .. self.subscription, { code = "IdentityNotFound",
-      hint = "pass the identity's name (with -g), its resource id, or its client id (not its principal id)" })
+      .. self.subscription, { code = "IdentityNotFound", param = "identity",
+      hint = "pass the identity's name (with `resource_group`), its resource id, or its client id (not its "
+        .. "principal id)" })
   end
   local res, gerr
   if v.kind == "id" then
@@ -232,7 +236,8 @@ function Ctx:resolve_identity(value, opts)
   else
     if not opts.rg then
       return nil, errors.input("the identity name '" .. value .. "' needs a resource group",
-        { code = "MissingArgument", hint = "pass -g/--resource-group, or the identity's resource id" })
+        { code = "MissingArgument", param = "resource_group",
+          hint = "pass `resource_group`, or the identity's resource id" })
     end
     res, gerr = self.identities:get({ resource_group = opts.rg, name = v.value })
   end
@@ -240,15 +245,15 @@ function Ctx:resolve_identity(value, opts)
   if not res then
     return nil, errors.input("user-assigned identity '" .. value .. "' not found" ..
       (v.kind == "name" and (" in resource group '" .. opts.rg .. "'") or ""), { code = "IdentityNotFound",
-      hint = "create it (azcmk setup creates one) or pass an existing identity's name, resource id or "
-        .. "client id" })
+      param = "identity", hint = "create it (setup creates one) or pass an existing identity's name, "
+        .. "resource id or client id" })
   end
   return from(res)
 end
 
 function M.principal_refusal(uuid, id)
   return errors.input("'" .. uuid .. "' is the principal (object) id of identity " .. tostring(id)
-    .. ", not its client id", { code = "PrincipalIdGiven",
+    .. ", not its client id", { code = "PrincipalIdGiven", param = "identity",
     hint = "pass the identity's client id, its name or its resource id (the registry's encryption needs the "
       .. "client id; the Azure CLI would take this UUID as a client id and fail)" })
 end
@@ -269,40 +274,90 @@ function Ctx:has_access(vault, principal_id)
   return rules.has_access(vault, principal_id, list)
 end
 
---- Give principal get/wrapKey/unwrapKey on the vault's keys (policy) or the role "Key Vault
--- Crypto Service Encryption User" at the vault (RBAC). Idempotent. Returns action
--- ("granted" | "reused") or nil, err.
-function Ctx:grant(vault, principal_id, tenant_id, label)
-  local has, err = self:has_access(vault, principal_id)
-  if has == nil then return nil, err end
+local GRANT = { policy = "access policy: keys get, wrapKey, unwrapKey",
+  rbac = "role Key Vault Crypto Service Encryption User at the vault" }
+
+--- The action that gives principal (label: how steps name it) the use of the key in the
+-- vault's model: "reuse" when it has it, else "grant" - get/wrapKey/unwrapKey in an access
+-- policy, or the role Key Vault Crypto Service Encryption User at the vault (RBAC).
+-- principal_id nil: a principal that does not exist yet (a new identity); the grant's
+-- handler takes it from the apply's state. Returns the action or nil, err.
+function Ctx:access_action(vault, principal_id, tenant_id, label)
   local model = M.model(vault)
+  local has = false
+  if principal_id and vault.id then
+    local err
+    has, err = self:has_access(vault, principal_id)
+    if has == nil then return nil, err end
+  end
   if has then
-    self:step("access", "reused", { model = model, principal_id = principal_id, name = label })
-    return "reused"
+    return plan.action({ step = "access", action = "reuse", name = label, model = model,
+      principal_id = principal_id,
+      description = label .. " already has the use of the key (" .. GRANT[model] .. ")" })
   end
-  local ok, gerr
-  if model == "policy" then
-    ok, gerr = self.vaults:add_access_policy({ id = vault.id, tenant_id = tenant_id
-      or vault.properties.tenantId,
-      object_id = principal_id })
-  else
-    ok, gerr = self.role_assignments:create({ scope = vault.id, principal_id = principal_id,
-      role = ENCRYPTION_USER })
-  end
-  if not ok then return nil, gerr end
-  self:step("access", "granted", { model = model, principal_id = principal_id, name = label,
-    detail = model == "policy" and "access policy: keys get, wrapKey, unwrapKey"
-      or "role Key Vault Crypto Service Encryption User at the vault" })
-  return "granted"
+  return plan.action({ step = "access", action = "grant", kind = "grant", name = label, model = model,
+    principal_id = principal_id, detail = GRANT[model],
+    description = "give " .. label .. " the use of the key in vault " .. tostring(vault.name) .. " ("
+      .. GRANT[model] .. ")",
+    request = model == "policy" and ("PUT " .. tostring(vault.id) .. "/accessPolicies/add")
+      or ("PUT " .. tostring(vault.id) .. "/providers/Microsoft.Authorization/roleAssignments/..."),
+    args = { vault = vault, tenant_id = tenant_id } })
 end
 
---- What removing principal's access would do: a list of { model, action, id?, keys?, note? }.
--- Only what gives the use of the key is removed — the key permissions get/wrapKey/unwrapKey
--- (and "all"), or role assignments whose role grants keys read + wrap + unwrap — so that
--- restore gives back what revoke took; anything restore cannot give back is said in a note.
-function Ctx:revoke_plan(vault, principal_id)
+--- The write of a grant (ctx, vault, principal_id, tenant_id): true or nil, err. Idempotent on
+-- the service side too (accessPolicies/add merges; the role assignment has a stable name).
+function M.grant_write(ctx, vault, principal_id, tenant_id)
+  if M.model(vault) == "policy" then
+    return ctx.vaults:add_access_policy({ id = vault.id, tenant_id = tenant_id or vault.properties.tenantId,
+      object_id = principal_id })
+  end
+  return ctx.role_assignments:create({ scope = vault.id, principal_id = principal_id,
+    role = ENCRYPTION_USER })
+end
+
+--- The handlers of the access actions (azcmk.playbook.plan.apply): grant, and the removals of
+-- revoke. A grant whose vault or principal was not known when it was planned takes them from
+-- the apply's state (state.vault, state.principal_id, state.tenant_id).
+M.ACCESS = {
+  grant = function(ctx, a, st)
+    local vault = a.args.vault.id and a.args.vault or st.vault
+    local pid = a.principal_id or st.principal_id
+    local ok, err = M.grant_write(ctx, vault, pid, a.args.tenant_id or st.tenant_id)
+    if not ok then return nil, err end
+    return { principal_id = pid }
+  end,
+  remove_policy = function(ctx, a)
+    local v = a.args.vault
+    local ok, err = ctx.vaults:remove_access_policy({ id = v.id, tenant_id = v.properties.tenantId,
+      object_id = a.principal_id, keys = a.keys })
+    if not ok then return nil, err end
+    return { detail = "access policy removed" }
+  end,
+  delete_assignment = function(ctx, a)
+    local ok, err = ctx.role_assignments:delete({ id = a.id })
+    if not ok then return nil, err end
+    return { detail = "role assignment " .. tostring(a.id):match("[^/]+$") .. " deleted" }
+  end,
+}
+
+--- Give principal the use of the key now (plan and apply in one): "granted" | "reused", or
+-- nil, err. Records the step.
+function Ctx:grant(vault, principal_id, tenant_id, label)
+  local a, err = self:access_action(vault, principal_id, tenant_id, label)
+  if not a then return nil, err end
+  local ok, aerr = plan.apply(self, { a }, M.ACCESS, {})
+  if not ok then return nil, aerr end
+  return a.done
+end
+
+--- What removing principal's (label's) access would do: the actions. Only what gives the use
+-- of the key is removed - the key permissions get/wrapKey/unwrapKey (and "all"), or role
+-- assignments whose role grants keys read + wrap + unwrap - so that restore gives back what
+-- revoke took; anything restore cannot give back is said in a note (and a warning).
+-- Assignments above the vault are not removed: a warning says the revoke is incomplete.
+function Ctx:revoke_actions(vault, principal_id, label)
   local model = M.model(vault)
-  local plan = {}
+  local actions = {}
   if model == "policy" then
     local ap = Vaults.policy_of(vault, principal_id)
     local cmk = {}
@@ -316,23 +371,29 @@ function Ctx:revoke_plan(vault, principal_id)
       end
     end
     if #keys > 0 then
-      plan[#plan + 1] = { model = model, action = "remove access policy", object_id = principal_id,
-        keys = keys, note = note }
+      actions[#actions + 1] = plan.action({ step = "access", action = "remove", kind = "remove_policy",
+        model = model, name = label, principal_id = principal_id, keys = keys, note = note,
+        irreversible = true,
+        description = "remove the key permissions " .. table.concat(keys, ", ") .. " of " .. label
+          .. " (object id " .. principal_id .. ") from the access policies of Key Vault " .. vault.name,
+        request = "PUT " .. vault.id .. "/accessPolicies/remove", args = { vault = vault } })
     end
   else
     local list, err = self.role_assignments:list({ scope = vault.id, principal_id = principal_id })
     if not list then return nil, err end
     local vid = vault.id:lower()
-    for _, a in ipairs(list) do
-      local props = a.properties or {}
+    for _, ra in ipairs(list) do
+      local props = ra.properties or {}
       local role = RoleAssignments.key_use_role(props.roleDefinitionId)
       local sc = tostring(props.scope or "")
       local at_vault = sc:lower() == vid or sc:lower():sub(1, #vid + 1) == vid .. "/"
       if role and at_vault then
-        plan[#plan + 1] = { model = model, action = "delete role assignment", id = a.id,
-          role = props.roleDefinitionId, scope = sc,
+        actions[#actions + 1] = plan.action({ step = "access", action = "remove", kind = "delete_assignment",
+          model = model, name = label, principal_id = principal_id, id = ra.id, irreversible = true,
+          description = "delete role assignment " .. tostring(ra.id) .. " (" .. role .. ")",
+          request = "DELETE " .. tostring(ra.id),
           note = role ~= RoleAssignments.KEY_USE_ROLES[ENCRYPTION_USER]
-            and ("restore grants Key Vault Crypto Service Encryption User, not " .. role) or nil }
+            and ("restore grants Key Vault Crypto Service Encryption User, not " .. role) or nil })
       elseif role then
         self:warn("the identity keeps the use of the key through role " .. role .. " at " .. sc
           .. " (above the vault): azcmk does not remove assignments above the vault, so the revoke"
@@ -340,28 +401,13 @@ function Ctx:revoke_plan(vault, principal_id)
       end
     end
   end
-  for _, item in ipairs(plan) do
-    if item.note then self:warn(item.note) end
-  end
-  return plan
-end
-
---- Carry out a revoke plan. Returns true or nil, err.
-function Ctx:revoke(vault, principal_id, plan, label)
-  for _, item in ipairs(plan) do
-    local ok, err
-    if item.action == "remove access policy" then
-      ok, err = self.vaults:remove_access_policy({ id = vault.id, tenant_id = vault.properties.tenantId,
-        object_id = principal_id, keys = item.keys })
-    else
-      ok, err = self.role_assignments:delete({ id = item.id })
+  for _, a in ipairs(actions) do
+    if a.note then
+      self:warn(a.note)
+      a.description = a.description .. " - note: " .. a.note
     end
-    if not ok then return nil, err end
-    self:step("access", "removed", { model = item.model, principal_id = principal_id, id = item.id,
-      name = label, detail = item.action == "remove access policy" and "access policy removed"
-        or ("role assignment " .. tostring(item.id):match("[^/]+$") .. " deleted") })
   end
-  return true
+  return actions
 end
 
 return M

@@ -7,6 +7,7 @@ local errors = require("azcmk.errors")
 local ids = require("azcmk.client.ids")
 local common = require("azcmk.playbook.common")
 local options = require("azcmk.options")
+local plan = require("azcmk.playbook.plan")
 local check = common.check
 
 local M = {}
@@ -51,7 +52,7 @@ function M.check_parameters(template, params, cloud)
       table.sort(list)
       local suggestion = options.suggest(name, list)
       return nil, errors.input("the template has no parameter '" .. tostring(name) .. "'",
-        { code = "UnknownParameter",
+        { code = "UnknownParameter", param = "parameters",
         hint = (suggestion and ("did you mean " .. suggestion .. "? ") or "")
           .. "the template's parameters are: "
           .. table.concat(list, ", ") })
@@ -66,7 +67,7 @@ function M.check_parameters(template, params, cloud)
   for lname, x in pairs(declared) do
     if not given[lname] and (type(x.def) ~= "table" or x.def.defaultValue == nil) then
       return nil, errors.input("the template needs parameter '" .. x.name .. "'", { code = "MissingParameter",
-        hint = "pass " .. x.name .. "=VALUE" })
+        param = "parameters", hint = "pass `parameters` with " .. x.name .. " = VALUE" })
     end
   end
   return true
@@ -97,14 +98,14 @@ end
 -- result { changed, name, id, provisioning_state, outputs, deployment } or nil, err.
 function M.deploy(o)
   check(o, { resource_group = "string", template = "table?", template_file = "string?", parameters = "table?",
-    name = "string?", mode = "string?", location = "string?" }, "azcmk.playbook.deploy")
+    name = "string?", mode = "string?", location = "string?", dry_run = "boolean?" }, "azcmk.playbook.deploy")
   local ok, err = ids.check_resource_group(o.resource_group)
   if not ok then return nil, err end
   local template = o.template
   if not template then
     if not o.template_file then
-      return nil, errors.input("no template given", { code = "MissingArgument",
-        hint = "pass --template-file PATH (template_file = or template = in Lua)" })
+      return nil, errors.input("no template given", { code = "MissingArgument", param = "template_file",
+        hint = "pass `template_file` (a path), or `template` (the template as a table)" })
     end
     template, err = M.read_template(o.template_file)
     if not template then return nil, err end
@@ -113,7 +114,7 @@ function M.deploy(o)
   ok, err = ids.check_deployment_name(name)
   if not ok then return nil, err end
   if o.mode and o.mode ~= "Incremental" and o.mode ~= "Complete" then
-    return nil, errors.input("mode must be Incremental or Complete", { code = "InvalidMode",
+    return nil, errors.input("mode must be Incremental or Complete", { code = "InvalidMode", param = "mode",
       hint = "use Incremental (the default): Complete deletes resources the template does not name" })
   end
   local ctx
@@ -124,28 +125,52 @@ function M.deploy(o)
   if not ok then return nil, err end
   ok, err = M.check_resources(template)
   if not ok then return nil, err end
+  -- read, plan
   local rg
   rg, err = ctx.resource_groups:get({ name = o.resource_group })
   if err then return nil, err end
-  if not rg then
-    if not o.location then
-      return nil, errors.input("resource group '" .. o.resource_group .. "' does not exist", {
-        code = "ResourceGroupNotFound", hint = "create it first (azcmk setup does), or pass -l/--location" })
-    end
-    rg, err = ctx.resource_groups:create_or_update({ name = o.resource_group, location = o.location })
-    if not rg then return nil, err end
-    ctx:step("resource_group", "created", { name = o.resource_group })
+  local rgpath = "/subscriptions/" .. ctx.subscription .. "/resourceGroups/" .. o.resource_group
+  local actions = {}
+  if rg then
+    actions[1] = plan.action({ step = "resource_group", action = "reuse", name = o.resource_group, id = rg.id,
+      description = "resource group " .. o.resource_group .. " exists" })
+  elseif not o.location then
+    return nil, errors.input("resource group '" .. o.resource_group .. "' does not exist", {
+      code = "ResourceGroupNotFound", param = "location",
+      hint = "create it first (setup does), or pass `location` to create it" })
+  else
+    actions[1] = plan.action({ step = "resource_group", action = "create", kind = "create_rg",
+      name = o.resource_group, description = "create resource group " .. o.resource_group .. " in "
+        .. o.location, request = "PUT " .. rgpath })
   end
-  local lo = ctx:lro("deployment " .. name)
-  local d
-  d, err = ctx.deployments:create({ resource_group = o.resource_group, name = name, template = template,
-    parameters = params, mode = o.mode, progress = lo.progress, interval = lo.interval,
-      timeout = lo.timeout })
-  if not d then return nil, err end
-  local props = d.properties or {}
-  ctx:step("deployment", "succeeded", { name = name, id = d.id })
-  return { changed = true, steps = ctx.steps, warnings = ctx.warnings, name = name, id = d.id,
-    provisioning_state = props.provisioningState, outputs = props.outputs, deployment = d }
+  actions[2] = plan.action({ step = "deployment", action = "deploy", kind = "deploy", name = name,
+    description = "deploy template " .. (o.template_file or "(given as a table)") .. " as deployment " .. name
+      .. " into resource group " .. o.resource_group .. " (" .. (o.mode or "Incremental") .. " mode)",
+    request = "PUT " .. rgpath .. "/providers/Microsoft.Resources/deployments/" .. name })
+  if o.dry_run then return plan.dry_result(ctx, actions, { name = name }) end
+  -- apply
+  local st = {}
+  ok, err = plan.apply(ctx, actions, {
+    create_rg = function()
+      local r, rerr = ctx.resource_groups:create_or_update({ name = o.resource_group, location = o.location })
+      if not r then return nil, rerr end
+      return {}
+    end,
+    deploy = function()
+      local lo = ctx:lro("deployment " .. name)
+      local d, derr = ctx.deployments:create({ resource_group = o.resource_group, name = name,
+        template = template, parameters = params, mode = o.mode, progress = lo.progress,
+          interval = lo.interval,
+        timeout = lo.timeout })
+      if not d then return nil, derr end
+      st.d = d
+      return { id = d.id }
+    end,
+  }, st)
+  if not ok then return nil, err end
+  local props = st.d.properties or {}
+  return { changed = true, steps = ctx.steps, warnings = ctx.warnings, plan = plan.view(actions), name = name,
+    id = st.d.id, provisioning_state = props.provisioningState, outputs = props.outputs, deployment = st.d }
 end
 
 setmetatable(M, { __call = function(_, o) return M.deploy(o) end })

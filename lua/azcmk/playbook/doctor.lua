@@ -73,14 +73,14 @@ function M.diagnose(ctx, o)
 end
 
 --- doctor{registry (or name), resource_group?, fix?, yes?, confirm? = function(plan) -> bool,
--- pipeline?, subscription?, progress?} -> report { registry, caller, healthy, status, counts,
--- checks = [{id, title, status, summary, evidence, fix}], fix? = { plan, applied, steps,
--- rounds, before = (the first report's checks) } } or nil, err (only for bad options or no
--- subscription; everything else is a check result).
+-- dry_run?, pipeline?, subscription?, progress?} -> report { registry, caller, healthy,
+-- status, counts, checks = [{id, title, status, summary, evidence, fix}], fix? = { plan,
+-- applied, dry_run?, steps, rounds, before = (the first report's checks) } } or nil, err (only
+-- for bad options or no subscription; everything else is a check result). With fix and
+-- dry_run, the repairs are planned and none is applied (no confirmation needed).
 function M.doctor(o)
   check(o, { registry = "string?", name = "string?", resource_group = "string?", fix = "boolean?",
-      yes = "boolean?",
-    confirm = "function?" }, "azcmk.playbook.doctor")
+    yes = "boolean?", confirm = "function?", dry_run = "boolean?" }, "azcmk.playbook.doctor")
   local ctx, err = common.context(o)
   if not ctx then return nil, err end
   local report, f = M.diagnose(ctx, o)
@@ -90,13 +90,19 @@ function M.doctor(o)
   for _, item in ipairs(plan) do descr[#descr + 1] = { repair = item.id, check = item.check,
     description = item.description } end
   report.fix = { plan = descr, applied = false, steps = ctx.steps, rounds = 0 }
+  if o.dry_run then
+    report.fix.dry_run = true
+    report.fix.reason = #plan == 0 and (report.healthy and "nothing to repair"
+      or "no safe repair for the failures (see each fix)") or "dry run: nothing was changed"
+    return report
+  end
   if #plan == 0 then
     report.fix.reason = report.healthy and "nothing to repair"
         or "no safe repair for the failures (see each fix)"
     return report
   end
   if not o.yes and not (o.confirm and o.confirm(descr)) then
-    report.fix.reason = "not confirmed: run with --yes (yes = true) to apply the plan"
+    report.fix.reason = "not confirmed: run with `yes = true` to apply the plan"
     report.fix.needs_confirmation = true
     return report
   end

@@ -1,8 +1,14 @@
 --- recover: bring a soft-deleted key or vault back (the article's "Accidental deletion of key
 -- vault or key"). The registry picks its key up again once it is reachable. Never purges.
+--
+-- Read (the vault, or its soft-deleted record; the key, or its record), plan (the vault's
+-- resource group when it is gone, the vault, the key), apply (azcmk.playbook.plan).
+-- dry_run = true returns the plan. A key in a vault that is itself soft-deleted can only be
+-- read once the vault is back: its action decides then (recover it, or nothing to do).
 local errors = require("azcmk.errors")
 local ids = require("azcmk.client.ids")
 local common = require("azcmk.playbook.common")
+local plan = require("azcmk.playbook.plan")
 local check = common.check
 
 local M = {}
@@ -10,46 +16,188 @@ local M = {}
 M.WAIT_SECONDS = 30
 M.DELETING_SECONDS = 3
 
-local function recover_vault(ctx, name)
-  local deleted, err = ctx.vaults:find_deleted({ name = name })
-  if err then return nil, err end
-  if not deleted then
-    return nil, errors.input("Key Vault '" .. name .. "' is neither in subscription " .. ctx.subscription
-      .. " nor soft-deleted there", { code = "VaultNotFound",
-      hint = "check the name and --subscription; a purged vault cannot be recovered" })
-  end
-  local dp = deleted.properties or {}
-  local parsed = ids.parse_resource_id(dp.vaultId or "")
-  if not parsed then
-    return nil, errors.new("azure", { code = "InvalidDeletedVault",
-      message = "the deleted vault record has no vaultId to recover into",
-      hint = "recover the vault with `az keyvault recover --name " .. name .. "`, then run azcmk recover "
-        .. "again" })
-  end
-  local caller, cerr = ctx:caller()
-  if not caller then return nil, cerr end
-  local rg, rerr = ctx.resource_groups:get({ name = parsed.resource_group })
-  if rerr then return nil, rerr end   -- a failed read is no reason to PUT the group (tags would go)
-  if not rg then
-    local ok, gerr = ctx.resource_groups:create_or_update({ name = parsed.resource_group,
-      location = dp.location })
-    if not ok then return nil, gerr end
-    ctx:step("resource_group", "created", { name = parsed.resource_group })
-  end
-  local lo = ctx:lro("vault " .. name .. " recovery")
-  local vault, verr = ctx.vaults:recover({ resource_group = parsed.resource_group, name = name,
-    location = dp.location, tenant_id = caller.tenant_id, progress = lo.progress, interval = lo.interval,
-    timeout = lo.timeout })
-  if not vault then return nil, verr end
-  ctx:step("vault", "recovered", { name = name, id = vault.id })
-  return vault
+local function key_not_found(o)
+  return errors.input("key '" .. o.key .. "' is neither in vault '" .. o.vault .. "' nor soft-deleted there",
+    { code = "KeyNotFound", param = "key", hint = "check the key name; a purged key cannot be recovered" })
 end
 
---- recover{vault, key?, resource_group?, pipeline?, subscription?, progress?} -> result
--- { changed, steps, vault = {name, id}, key = {name, kid}? } or nil, err. A vault that is
--- soft-deleted is recovered first; then the key when one is named.
+-- The key's soft-deleted record; a key deleted a moment ago is "being deleted" (not yet
+-- listed) for a few seconds, so an absent record is asked for again for a while.
+local function deleted_key(ctx, vault_url, o)
+  local deleted, err
+  for i = 0, M.DELETING_SECONDS do
+    deleted, err = ctx.keys:get_deleted({ vault_url = vault_url, name = o.key })
+    if deleted or err then break end
+    if i < M.DELETING_SECONDS then
+      if i == 0 then ctx:say("key " .. o.key .. " is not (yet) listed as deleted; waiting a moment") end
+      ctx.p.sleep(1)
+    end
+  end
+  return deleted, err
+end
+
+--- read(ctx, o) -> facts { vault | deleted_vault, vault_rg (of the deleted one), rg (exists?),
+-- caller, key | deleted_key } or nil, err (including the refusals that only need a read).
+function M.read(ctx, o)
+  local f = {}
+  local err
+  f.vault, err = ctx:find_vault(o.vault, o.resource_group)
+  if err then return nil, err end
+  if not f.vault then
+    f.deleted_vault, err = ctx.vaults:find_deleted({ name = o.vault })
+    if err then return nil, err end
+    if not f.deleted_vault then
+      return nil, errors.input("Key Vault '" .. o.vault .. "' is neither in subscription " .. ctx.subscription
+        .. " nor soft-deleted there", { code = "VaultNotFound", param = "vault",
+        hint = "check the name and `subscription`; a purged vault cannot be recovered" })
+    end
+    local dp = f.deleted_vault.properties or {}
+    local parsed = ids.parse_resource_id(dp.vaultId or "")
+    if not parsed then
+      return nil, errors.new("azure", { code = "InvalidDeletedVault",
+        message = "the deleted vault record has no vaultId to recover into",
+        hint = "recover the vault with `az keyvault recover --name " .. o.vault .. "`, then run recover "
+          .. "again" })
+    end
+    f.vault_rg, f.location = parsed.resource_group, dp.location
+    f.caller, err = ctx:caller()
+    if not f.caller then return nil, err end
+    local rg, rerr = ctx.resource_groups:get({ name = parsed.resource_group })
+    if rerr then return nil, rerr end   -- a failed read is no reason to PUT the group (tags would go)
+    f.rg_exists = rg ~= nil
+    return f
+  end
+  if o.key then
+    local vault_url = ids.vault_url(o.vault, ctx.p.cloud)
+    f.key, err = ctx.keys:get({ vault_url = vault_url, name = o.key })
+    if err then return nil, err end
+    if not f.key then
+      f.deleted_key, err = deleted_key(ctx, vault_url, o)
+      if err then return nil, err end
+      if not f.deleted_key then return nil, key_not_found(o) end
+    end
+  end
+  return f
+end
+
+--- plan(ctx, o, f) -> actions.
+function M.plan(ctx, o, f)
+  local actions = {}
+  local function add(a) actions[#actions + 1] = plan.action(a) end
+  if f.vault then
+    add({ step = "vault", action = "reuse", name = o.vault, id = f.vault.id, detail = "not deleted",
+      description = "Key Vault " .. o.vault .. " is not deleted" })
+  else
+    if not f.rg_exists then
+      add({ step = "resource_group", action = "create", kind = "create_rg", name = f.vault_rg,
+        description = "create resource group " .. f.vault_rg .. " in " .. tostring(f.location)
+          .. " to recover the vault into", request = "PUT /subscriptions/" .. ctx.subscription
+          .. "/resourcegroups/" .. f.vault_rg })
+    end
+    add({ step = "vault", action = "recover", kind = "recover_vault", name = o.vault,
+      description = "recover the soft-deleted Key Vault " .. o.vault .. " into resource group " .. f.vault_rg
+        .. " (PUT with createMode recover)", request = "PUT /subscriptions/" .. ctx.subscription
+        .. "/resourceGroups/" .. f.vault_rg .. "/providers/Microsoft.KeyVault/vaults/" .. o.vault })
+  end
+  if o.key then
+    local vault_url = ids.vault_url(o.vault, ctx.p.cloud)
+    local request = "POST " .. vault_url .. "/deletedkeys/" .. o.key .. "/recover"
+    if f.key then
+      add({ step = "key", action = "reuse", name = o.key, id = f.key.key.kid, detail = "not deleted",
+        description = "key " .. o.key .. " is not deleted" })
+    elseif f.deleted_key then
+      add({ step = "key", action = "recover", kind = "recover_key", name = o.key,
+        description = "recover the soft-deleted key " .. o.key .. " in vault " .. o.vault,
+          request = request })
+    else
+      add({ step = "key", action = "recover", kind = "ensure_key", name = o.key,
+        description = "recover key " .. o.key .. " once the vault is back, if it is soft-deleted there",
+        request = request })
+    end
+  end
+  return actions
+end
+
+-- Recover the key and wait until it answers: { id = its kid } or nil, err.
+local function recover_key(ctx, o)
+  local vault_url = ids.vault_url(o.vault, ctx.p.cloud)
+  local tries, key = 0
+  while true do
+    local err
+    key, err = ctx.keys:recover({ vault_url = vault_url, name = o.key })
+    if key then break end
+    if errors.is(err, 404) or errors.is(err, "KeyNotFound") then return nil, key_not_found(o) end
+    if not errors.is(err, "ObjectIsBeingDeleted") or tries >= M.WAIT_SECONDS then return nil, err end
+    ctx:say("key " .. o.key .. " is still being deleted; waiting to recover it")
+    ctx.p.sleep(1)
+    tries = tries + 1
+  end
+  -- recovery completes asynchronously: wait until the key answers again
+  local waited = 0
+  while true do
+    local k = ctx.keys:get({ vault_url = vault_url, name = o.key })
+    if k then key = k; break end
+    if waited >= M.WAIT_SECONDS then
+      return nil, errors.new("timeout", { code = "RecoveryPending",
+        message = "key '" .. o.key .. "' was recovered but does not answer yet",
+        hint = "wait a minute and check with `show{}` on the registry" })
+    end
+    ctx.p.sleep(1)
+    waited = waited + 1
+  end
+  return { id = key.key and key.key.kid }
+end
+
+--- The handlers (azcmk.playbook.plan.apply). state: o (the options), f (the facts), vault, kid.
+M.HANDLERS = {
+  create_rg = function(ctx, a, st)
+    local rg, err = ctx.resource_groups:create_or_update({ name = a.name, location = st.f.location })
+    if not rg then return nil, err end
+    return {}
+  end,
+  recover_vault = function(ctx, a, st)
+    local lo = ctx:lro("vault " .. a.name .. " recovery")
+    local vault, err = ctx.vaults:recover({ resource_group = st.f.vault_rg, name = a.name,
+      location = st.f.location, tenant_id = st.f.caller.tenant_id, progress = lo.progress,
+        interval = lo.interval,
+      timeout = lo.timeout })
+    if not vault then return nil, err end
+    st.vault = vault
+    return { id = vault.id }
+  end,
+  recover_key = function(ctx, _, st)
+    local r, err = recover_key(ctx, st.o)
+    if not r then return nil, err end
+    st.kid = r.id
+    return r
+  end,
+  -- the key of a vault that was soft-deleted itself: read now that the vault is back
+  ensure_key = function(ctx, _, st)
+    local vault_url = ids.vault_url(st.o.vault, ctx.p.cloud)
+    local key, err = ctx.keys:get({ vault_url = vault_url, name = st.o.key })
+    if err then return nil, err end
+    if key then
+      st.kid = key.key.kid
+      return { id = st.kid, action = "reused", detail = "not deleted" }
+    end
+    local deleted
+    deleted, err = deleted_key(ctx, vault_url, st.o)
+    if err then return nil, err end
+    if not deleted then return nil, key_not_found(st.o) end
+    local r
+    r, err = recover_key(ctx, st.o)
+    if not r then return nil, err end
+    st.kid = r.id
+    return r
+  end,
+}
+
+--- recover{vault, key?, resource_group?, dry_run?, pipeline?, subscription?, progress?} ->
+-- result { changed, steps, plan, vault = {name, id}, key = {name, kid}? } or nil, err. A vault
+-- that is soft-deleted is recovered first; then the key when one is named.
 function M.recover(o)
-  check(o, { vault = "string", key = "string?", resource_group = "string?" }, "azcmk.playbook.recover")
+  check(o, { vault = "string", key = "string?", resource_group = "string?", dry_run = "boolean?" },
+    "azcmk.playbook.recover")
   local ok, err = ids.check_vault_name(o.vault)
   if not ok then return nil, err end
   if o.key then
@@ -59,74 +207,19 @@ function M.recover(o)
   local ctx
   ctx, err = common.context(o)
   if not ctx then return nil, err end
-  local vault
-  vault, err = ctx:find_vault(o.vault, o.resource_group)
-  if err then return nil, err end
-  if vault then
-    ctx:step("vault", "reused", { name = o.vault, id = vault.id, detail = "not deleted" })
-  else
-    vault, err = recover_vault(ctx, o.vault)
-    if not vault then return nil, err end
+  local f
+  f, err = M.read(ctx, o)
+  if not f then return nil, err end
+  local actions = M.plan(ctx, o, f)
+  if o.dry_run then
+    return plan.dry_result(ctx, actions, { vault = { name = o.vault, id = f.vault and f.vault.id },
+      key = o.key and { name = o.key } or nil })
   end
-  local result = { steps = ctx.steps, warnings = ctx.warnings, vault = { name = o.vault, id = vault.id } }
-  if o.key then
-    local vault_url = ids.vault_url(o.vault, ctx.p.cloud)
-    local key
-    key, err = ctx.keys:get({ vault_url = vault_url, name = o.key })
-    if err then return nil, err end
-    if key then
-      ctx:step("key", "reused", { name = o.key, id = key.key.kid, detail = "not deleted" })
-    else
-      -- a key deleted a moment ago is "being deleted" (not yet listed) for a few seconds
-      local p = ctx.p
-      local deleted
-      for i = 0, M.DELETING_SECONDS do
-        deleted, err = ctx.keys:get_deleted({ vault_url = vault_url, name = o.key })
-        if deleted or err then break end
-        if i < M.DELETING_SECONDS then
-          if i == 0 then ctx:say("key " .. o.key .. " is not (yet) listed as deleted; waiting a moment") end
-          p.sleep(1)
-        end
-      end
-      if err then return nil, err end
-      if not deleted then
-        return nil, errors.input("key '" .. o.key .. "' is neither in vault '" .. o.vault
-          .. "' nor soft-deleted there", { code = "KeyNotFound",
-          hint = "check the key name; a purged key cannot be recovered" })
-      end
-      local tries = 0
-      while true do
-        key, err = ctx.keys:recover({ vault_url = vault_url, name = o.key })
-        if key then break end
-        if errors.is(err, 404) or errors.is(err, "KeyNotFound") then
-          return nil, errors.input("key '" .. o.key .. "' is neither in vault '" .. o.vault
-            .. "' nor soft-deleted there", { code = "KeyNotFound",
-            hint = "check the key name; a purged key cannot be recovered" })
-        end
-        if not errors.is(err, "ObjectIsBeingDeleted") or tries >= M.WAIT_SECONDS then return nil, err end
-        ctx:say("key " .. o.key .. " is still being deleted; waiting to recover it")
-        p.sleep(1)
-        tries = tries + 1
-      end
-      -- recovery completes asynchronously: wait until the key answers again
-      local waited = 0
-      while true do
-        local k = ctx.keys:get({ vault_url = vault_url, name = o.key })
-        if k then key = k; break end
-        if waited >= M.WAIT_SECONDS then
-          return nil, errors.new("timeout", { code = "RecoveryPending",
-            message = "key '" .. o.key .. "' was recovered but does not answer yet",
-            hint = "wait a minute and check with `azcmk show`" })
-        end
-        p.sleep(1)
-        waited = waited + 1
-      end
-      ctx:step("key", "recovered", { name = o.key, id = key.key and key.key.kid })
-    end
-    result.key = { name = o.key, kid = key.key and key.key.kid }
-  end
-  result.changed = ctx.changed
-  return result
+  local st = { o = o, f = f, vault = f.vault, kid = f.key and f.key.key.kid }
+  ok, err = plan.apply(ctx, actions, M.HANDLERS, st)
+  if not ok then return nil, err end
+  return { changed = ctx.changed, steps = ctx.steps, warnings = ctx.warnings, plan = plan.view(actions),
+    vault = { name = o.vault, id = st.vault.id }, key = o.key and { name = o.key, kid = st.kid } or nil }
 end
 
 setmetatable(M, { __call = function(_, o) return M.recover(o) end })

@@ -3,34 +3,35 @@
 -- (key_id); with the current identity, another user-assigned identity, or the registry's
 -- system-assigned identity ("[system]": enabled first, then given access to the key). After
 -- the PATCH the registry is read back and must report the expected version.
+--
+-- Read (registry, identity, target vault and key), plan (identity, access, key, the PATCH,
+-- the verification), apply (azcmk.playbook.plan). dry_run = true returns the plan.
 local errors = require("azcmk.errors")
 local ids = require("azcmk.client.ids")
 local common = require("azcmk.playbook.common")
+local plan = require("azcmk.playbook.plan")
+local identity = require("azcmk.playbook.identity")
 local Registries = require("azcmk.client.registries")
 local Keys = require("azcmk.client.keys")
+local rules = require("azcmk.state.rules")
 local check = common.check
 
 local M = {}
 
---- rotate{registry (or name), resource_group?, key_id? | key? (name in vault, or the current
--- vault) | new_version? (default when neither), vault?, identity?, versionless?, pipeline?,
--- subscription?, progress?} -> result { changed, steps, before, after, key_id,
--- versioned_key_id, identity, verified } or nil, err.
-function M.rotate(o)
-  check(o, { registry = "string?", name = "string?", resource_group = "string?", key_id = "string?",
-    key = "string?", vault = "string?", identity = "string?", versionless = "boolean?",
-    new_version = "boolean?", disable = "boolean?" }, "azcmk.playbook.rotate")
+local function refuse(message, code, param, hint)
+  return nil, errors.input(message, { code = code, param = param, hint = hint })
+end
+
+-- The options that can be refused before anything is read.
+local function validate(o)
   if o.disable then
-    return nil,
-      errors.input("encryption with a customer-managed key cannot be disabled once a registry has it",
-      { code = "CmkCannotBeDisabled",
-        hint = "to stop using the key, create a new registry without CMK and import "
-        .. "the images (az acr import); to change the key, rotate to another key instead" })
+    return refuse("encryption with a customer-managed key cannot be disabled once a registry has it",
+      "CmkCannotBeDisabled", "disable", "to stop using the key, create a new registry without CMK and import "
+        .. "the images (az acr import); to change the key, rotate to another key instead")
   end
   if o.key_id and (o.key or o.vault) then
-    return nil,
-      errors.input("pass either a key id (--key-encryption-key) or a key name (--key/--vault), not both",
-      { code = "ConflictingArguments", hint = "use --key-encryption-key alone, or --key [--vault]" })
+    return refuse("pass either a key id (`key_id`) or a key name (`key`, `vault`), not both",
+      "ConflictingArguments", "key_id", "use `key_id` alone, or `key` (and `vault`)")
   end
   if o.key then
     local ok, kerr = ids.check_key_name(o.key)
@@ -40,173 +41,228 @@ function M.rotate(o)
     local ok, verr = ids.check_vault_name(o.vault)
     if not ok then return nil, verr end
   end
-  local ctx, err = common.context(o)
-  if not ctx then return nil, err end
-  local given
-  if o.key_id then
-    given, err = ids.parse_key_id(o.key_id, ctx.p.cloud)
-    if not given then return nil, err end
-  end
   if o.identity then
     local _, ierr = ids.parse_identity(o.identity)
     if ierr then return nil, ierr end
   end
-  local reg, rg = ctx:find_registry(o.registry or o.name, o.resource_group)
-  if not reg then return nil, rg end
-  local enc, current = ctx:cmk_of(reg, "key rotation")
-  if not enc then return nil, current end
-  local before = enc
+  return true
+end
 
-  -- which identity
-  local ident
+-- The identity the rotation uses: the given one, else the encryption's current one.
+local function which_identity(ctx, o, reg, rg, enc)
   local kvp_ident = tostring(enc.keyVaultProperties.identity or "")
-  if o.identity then
-    ident, err = ctx:resolve_identity(o.identity, { rg = rg, registry = reg })
-    if not ident then return nil, err end
-  elseif kvp_ident:lower() == "system" then
-    ident = { kind = "system" }
-  else
-    local id, v = Registries.user_identity(reg, kvp_ident)
-    if not id then
-      return nil, errors.input("the registry's encryption identity " .. kvp_ident .. " is not attached to it",
-        { code = "IdentityNotAssigned", hint = "re-attach it first: azcmk identity assign -n " .. reg.name ..
-          " --identity <its resource id>, then rotate" })
-    end
-    ident = { kind = "user", id = id, name = tostring(id):match("[^/]+$"), client_id = v.clientId,
-      principal_id = v.principalId }
+  if o.identity then return ctx:resolve_identity(o.identity, { rg = rg, registry = reg }) end
+  if kvp_ident:lower() == "system" then return { kind = "system" } end
+  local id, v = Registries.user_identity(reg, kvp_ident)
+  if not id then
+    return refuse("the registry's encryption identity " .. kvp_ident .. " is not attached to it",
+      "IdentityNotAssigned", "identity", "re-attach it first (`identity_assign{registry = \"" .. reg.name
+        .. "\", identity = \"<its resource id>\"}`), then rotate")
   end
+  return { kind = "user", id = id, name = tostring(id):match("[^/]+$"), client_id = v.clientId,
+    principal_id = v.principalId }
+end
 
-  -- which key: target vault and name
-  local target = given or { vault = o.vault or current.vault, name = o.key or current.name }
-  if not given then
+--- read(ctx, o) -> facts { reg, rg, enc (before), current (parsed key id), given (parsed
+-- key_id), ident, target {vault, vault_url, name, versionless}, vault, existing (key bundle) }
+-- or nil, err (what cannot be read, or a refusal that needs no more than a read).
+function M.read(ctx, o)
+  local f = {}
+  local err
+  if o.key_id then
+    f.given, err = ids.parse_key_id(o.key_id, ctx.p.cloud)
+    if not f.given then return nil, err end
+  end
+  f.reg, f.rg = ctx:find_registry(o.registry or o.name, o.resource_group)
+  if not f.reg then return nil, f.rg end
+  f.enc, f.current = ctx:cmk_of(f.reg, "key rotation")
+  if not f.enc then return nil, f.current end
+  f.ident, err = which_identity(ctx, o, f.reg, f.rg, f.enc)
+  if not f.ident then return nil, err end
+  local target = f.given or { vault = o.vault or f.current.vault, name = o.key or f.current.name }
+  if not f.given then
     target.vault_url = ids.vault_url(target.vault, ctx.p.cloud)
     target.versionless = target.vault_url .. "/keys/" .. target.name
   end
-  local vault, verr = ctx:find_vault(target.vault, rg, true)
-  if verr then return nil, verr end
-  if not vault then
-    return nil, errors.input("Key Vault '" .. target.vault .. "' was not found in subscription "
-      .. ctx.subscription .. " nor in another subscription the caller sees",
-      { code = "VaultNotFound", hint = "check the vault name; a soft-deleted vault can be recovered with "
-        .. "`azcmk recover --vault " .. target.vault .. "`" })
-  end
-  if (vault.properties or {}).enablePurgeProtection ~= true then
-    return nil, errors.input("Key Vault '" .. target.vault
-      .. "' has no purge protection, which a registry's key "
-      .. "vault needs", { code = "PurgeProtectionRequired", hint = "switch it on first (irreversible): "
-      .. "azcmk setup ... --enable-purge-protection, or az keyvault update --enable-purge-protection" })
-  end
-  local existing
-  existing, err = ctx.keys:get({ vault_url = target.vault_url, name = target.name, version = given
-    and given.version })
+  f.target = target
+  f.vault, err = ctx:find_vault(target.vault, f.rg, true)
   if err then return nil, err end
+  if f.vault then
+    f.existing, err = ctx.keys:get({ vault_url = target.vault_url, name = target.name,
+      version = f.given and f.given.version })
+    if err then return nil, err end
+  end
+  return f
+end
+
+--- plan(ctx, f, o) -> actions, or nil, err (a refusal).
+function M.plan(ctx, f, o)
+  local target, vault = f.target, f.vault
+  if not vault then
+    return refuse("Key Vault '" .. target.vault .. "' was not found in subscription " .. ctx.subscription
+      .. " nor in another subscription the caller sees", "VaultNotFound", o.key_id and "key_id" or "vault",
+      "check the vault name; a soft-deleted vault can be recovered with `recover{vault = \"" .. target.vault
+        .. "\"}`")
+  end
+  if not rules.purge_protected(vault) then
+    return refuse("Key Vault '" .. target.vault .. "' has no purge protection, which a registry's key vault "
+      .. "needs", "PurgeProtectionRequired", o.key_id and "key_id" or "vault", "switch it on first "
+      .. "(irreversible): run setup for this vault with `enable_purge_protection = true`, or az keyvault "
+      .. "update --enable-purge-protection")
+  end
+  local existing = f.existing
   if existing then
     local kty = tostring((existing.key or {}).kty)
-    if not kty:match("^RSA") then
-      return nil, errors.input("key '" .. target.name .. "' is a " .. kty .. " key; Azure Container Registry "
-        .. "supports only RSA or RSA-HSM keys", { code = "UnsupportedKeyType",
-          hint = "rotate to an RSA key" })
+    if not rules.supported_kty(kty) then
+      return refuse("key '" .. target.name .. "' is a " .. kty .. " key; Azure Container Registry supports "
+        .. "only RSA or RSA-HSM keys", "UnsupportedKeyType", o.key_id and "key_id" or "key",
+        "rotate to an RSA key")
     end
-  elseif given or not (o.key or o.vault) then
-    return nil, errors.input("the key " .. (given and given.id or target.versionless) .. " does not exist",
-      { code = "KeyNotFound", hint = "check the key id; a deleted key can be recovered with `azcmk recover "
-        .. "--vault " .. target.vault .. " --key " .. target.name .. "`" })
+  elseif f.given or not (o.key or o.vault) then
+    return refuse("the key " .. (f.given and f.given.id or target.versionless) .. " does not exist",
+      "KeyNotFound", f.given and "key_id" or "registry", "check the key id; a deleted key can be recovered "
+        .. "with `recover{vault = \"" .. target.vault .. "\", key = \"" .. target.name .. "\"}`")
   end
-  local acls = (vault.properties or {}).networkAcls or {}
-  if ident.kind == "user" and tostring(acls.defaultAction):lower() == "deny" then
-    return nil, errors.input("Key Vault '" .. target.vault
-      .. "' has its firewall on; a user-assigned identity "
-      .. "cannot pass it as a trusted service", { code = "VaultFirewallBlocksUserIdentity",
-      hint = "rotate with --identity [system] (and keep 'Allow trusted Microsoft services' on)" })
-  end
-  if ident.kind == "system" and tostring(acls.defaultAction):lower() == "deny"
-    and tostring(acls.bypass):lower() ~= "azureservices" then
-    return nil, errors.input("Key Vault '" .. target.vault .. "' has its firewall on without 'Allow trusted "
-      .. "Microsoft services'", { code = "VaultFirewallNoTrustedServices",
-      hint = "set the vault's network bypass to AzureServices, then rotate again" })
+  local ident = f.ident
+  local blocks = rules.network_blocks(vault, ident.kind)
+  if blocks == "user_identity_blocked" then
+    return refuse("Key Vault '" .. target.vault .. "' has its firewall on; a user-assigned identity cannot "
+      .. "pass it as a trusted service", "VaultFirewallBlocksUserIdentity", "identity",
+      "rotate with `identity = [system]` (and keep 'Allow trusted Microsoft services' on)")
+  elseif blocks == "no_trusted_services" then
+    return refuse("Key Vault '" .. target.vault .. "' has its firewall on without 'Allow trusted Microsoft "
+      .. "services'", "VaultFirewallNoTrustedServices", "vault",
+      "set the vault's network bypass to AzureServices, then rotate again")
   end
 
-  -- writes: identity, access, key version, PATCH
-  if ident.kind == "system" then
-    local principal = reg.identity and reg.identity.principalId
-    local t = tostring(reg.identity and reg.identity.type or ""):lower()
-    if not t:find("systemassigned", 1, true) or not principal then
-      local lo = ctx:lro("registry " .. reg.name .. " identity")
-      reg, err = ctx.registries:assign_identity({ id = reg.id, system = true, registry = reg,
-        progress = lo.progress, interval = lo.interval, timeout = lo.timeout })
-      if not reg then return nil, err end
-      principal = reg.identity and reg.identity.principalId
-      ctx:step("identity", "enabled", { name = "[system]", principal_id = principal })
-    else
-      ctx:step("identity", "reused", { name = "[system]", principal_id = principal })
-    end
-    ident.principal_id = principal
-    ident.tenant_id = reg.identity and reg.identity.tenantId
-  elseif not Registries.user_identity(reg, ident.client_id) then
-    local lo = ctx:lro("registry " .. reg.name .. " identity")
-    reg, err = ctx.registries:assign_identity({ id = reg.id, identity_id = ident.id, registry = reg,
-      progress = lo.progress, interval = lo.interval, timeout = lo.timeout })
-    if not reg then return nil, err end
-    ctx:step("identity", "assigned", { name = ident.name or ident.id, id = ident.id })
+  local actions = {}
+  local reg = f.reg
+  -- 1. the identity: enabled or attached first
+  local ia = identity.action(reg, ident)
+  actions[#actions + 1] = ia
+  if ident.kind == "system" and not ia.kind then
+    ident.principal_id = reg.identity.principalId
+    ident.tenant_id = reg.identity.tenantId
   end
-  local ok
-  ok, err = ctx:grant(vault, ident.principal_id, ident.tenant_id, ident.kind == "system" and "[system]"
-    or (ident.name or ident.client_id))
-  if not ok then return nil, err end
-
-  local kid, kaction
-  if given then
-    kid, kaction = given.versioned or existing.key.kid, "reused"
-  elseif existing and (o.new_version == false or ((o.key or o.vault) and not o.new_version)) then
-    kid, kaction = existing.key.kid, "reused"
-  else
-    local kb
-    kb, err = ctx.keys:create({ vault_url = target.vault_url, name = target.name,
-      kty = (existing and existing.key and existing.key.kty) or "RSA" })
-    if not kb then return nil, err end
-    kid, kaction = kb.key.kid, existing and "new version" or "created"
-  end
-  ctx:step("key", kaction, { name = target.name, id = kid })
-  local parsed = ids.parse_key_id(kid, ctx.p.cloud)
+  -- 2. its access to the key (a [system] identity enabled by step 1 has no principal yet)
+  local label = ident.kind == "system" and "[system]" or (ident.name or ident.client_id)
+  local aa, err = ctx:access_action(vault, ident.principal_id, ident.tenant_id, label)
+  if not aa then return nil, err end
+  actions[#actions + 1] = aa
+  -- 3. the key version
   local versionless = o.versionless
   if versionless == nil then
-    if given then versionless = given.version == nil
-    else versionless = current.version == nil end
+    if f.given then versionless = f.given.version == nil else versionless = f.current.version == nil end
   end
-  local key_id = versionless and parsed.versionless or parsed.versioned
+  local ka
+  if f.given then
+    ka = plan.action({ step = "key", action = "reuse", name = target.name, id = f.given.versioned
+      or existing.key.kid, description = "use the given key id " .. f.given.id })
+  elseif existing and (o.new_version == false or ((o.key or o.vault) and not o.new_version)) then
+    ka = plan.action({ step = "key", action = "reuse", name = target.name, id = existing.key.kid,
+      description = "use the current version of key " .. target.name })
+  else
+    ka = plan.action({ step = "key", action = "create", done = existing and "new version" or "created",
+      kind = "create_key", name = target.name,
+      description = (existing and "create a new version of key " or "create the RSA key ") .. target.name
+        .. " in vault " .. target.vault, request = "POST " .. target.vault_url .. "/keys/" .. target.name
+        .. "/create", args = { vault_url = target.vault_url, kty = (existing and existing.key
+        and existing.key.kty) or "RSA" } })
+  end
+  actions[#actions + 1] = ka
+  -- 4. the PATCH of the encryption, 5. the read-back that verifies it
   local identity_value = ident.kind == "system" and "system" or ident.client_id
+  local shown = ka.id and ids.parse_key_id(ka.id, ctx.p.cloud)
+  local key_text = versionless and target.versionless or (shown and shown.versioned
+    or ("the new version of " .. target.versionless))
+  actions[#actions + 1] = plan.action({ step = "registry", action = "rotate", kind = "set_encryption",
+    name = reg.name, description = "rotate registry " .. reg.name .. " to " .. key_text .. " with identity "
+      .. (identity_value or "[system]") .. " (PATCH encryption)", request = "PATCH " .. reg.id,
+    args = { versionless = versionless, identity = identity_value, kid = ka.id } })
+  actions[#actions + 1] = plan.action({ step = "verify", action = "check", kind = "verify", name = reg.name,
+    description = "read registry " .. reg.name .. " back: it must report the new key version" })
+  return actions
+end
 
-  ctx:say("rotating registry " .. reg.name .. " to " .. key_id)
-  local lo = ctx:lro("registry " .. reg.name .. " encryption")
-  local after
-  after, err = ctx.registries:set_encryption({ id = reg.id, key_id = key_id, identity = identity_value,
-    progress = lo.progress, interval = lo.interval, timeout = lo.timeout })
-  if not after then return nil, err end
-  ctx:step("registry", "rotated", { name = reg.name, key_id = key_id, identity = identity_value })
+--- The handlers (azcmk.playbook.plan.apply): the identity's and the access's, and the key,
+-- PATCH and verification. state: reg, kid, after.
+M.HANDLERS = {
+  enable_system = identity.HANDLERS.enable_system,
+  assign_user = identity.HANDLERS.assign_user,
+  grant = common.ACCESS.grant,
+  create_key = function(ctx, a, st)
+    local kb, err = ctx.keys:create({ vault_url = a.args.vault_url, name = a.name, kty = a.args.kty })
+    if not kb then return nil, err end
+    st.kid = kb.key.kid
+    return { id = st.kid }
+  end,
+  set_encryption = function(ctx, a, st)
+    local kid = st.kid or a.args.kid
+    local parsed = ids.parse_key_id(kid, ctx.p.cloud)
+    local key_id = a.args.versionless and parsed.versionless or parsed.versioned
+    local identity_value = a.args.identity or "system"
+    st.expected = parsed
+    ctx:say("rotating registry " .. st.reg.name .. " to " .. key_id)
+    local lo = ctx:lro("registry " .. st.reg.name .. " encryption")
+    local after, err = ctx.registries:set_encryption({ id = st.reg.id, key_id = key_id,
+      identity = identity_value,
+      progress = lo.progress, interval = lo.interval, timeout = lo.timeout })
+    if not after then return nil, err end
+    st.after, st.identity_value = after, identity_value
+    return { key_id = key_id, identity = identity_value }
+  end,
+  -- `after` is the registry as read back once the operation ended, so no second GET
+  verify = function(_, _, st)
+    local aenc = Registries.encryption(st.after) or {}
+    local akvp = aenc.keyVaultProperties or {}
+    if type(akvp.versionedKeyIdentifier) ~= "string"
+      or akvp.versionedKeyIdentifier:lower() ~= st.expected.versioned:lower() then
+      return nil, errors.new("azure", { code = "RotationNotApplied",
+        message = "the registry reports key version "
+          .. tostring(Keys.version_of(akvp.versionedKeyIdentifier))
+          .. " after the rotation, expected " .. tostring(st.expected.version),
+        hint = "check the identity's access to the key (`doctor{registry = \"" .. st.reg.name
+          .. "\"}`), then "
+          .. "rotate again", before = st.before, after = aenc })
+    end
+    return { versioned_key_id = akvp.versionedKeyIdentifier }
+  end,
+}
 
-  -- verify: the registry must report the version we expect (`after` is the registry as read
-  -- back once the operation ended, so no second GET)
-  local aenc = Registries.encryption(after) or {}
+--- rotate{registry (or name), resource_group?, key_id? | key? (name in vault, or the current
+-- vault) | new_version? (default when neither), vault?, identity?, versionless?, dry_run?,
+-- pipeline?, subscription?, progress?} -> result { changed, steps, plan, before, after, key_id,
+-- versioned_key_id, identity, verified } or nil, err.
+function M.rotate(o)
+  check(o, { registry = "string?", name = "string?", resource_group = "string?", key_id = "string?",
+    key = "string?", vault = "string?", identity = "string?", versionless = "boolean?",
+    new_version = "boolean?", disable = "boolean?", dry_run = "boolean?" }, "azcmk.playbook.rotate")
+  local ok, err = validate(o)
+  if not ok then return nil, err end
+  local ctx
+  ctx, err = common.context(o)
+  if not ctx then return nil, err end
+  local f
+  f, err = M.read(ctx, o)
+  if not f then return nil, err end
+  local actions
+  actions, err = M.plan(ctx, f, o)
+  if not actions then return nil, err end
+  local registry = { name = f.reg.name, id = f.reg.id, resource_group = f.rg }
+  if o.dry_run then return plan.dry_result(ctx, actions, { registry = registry, before = f.enc }) end
+  local st = { reg = f.reg, before = f.enc }
+  ok, err = plan.apply(ctx, actions, M.HANDLERS, st)
+  if not ok then return nil, err end
+  local aenc = Registries.encryption(st.after) or {}
   local akvp = aenc.keyVaultProperties or {}
-  local expected = parsed.versioned
-  local verified = type(akvp.versionedKeyIdentifier) == "string"
-    and akvp.versionedKeyIdentifier:lower() == expected:lower()
-  if not verified then
-    return nil, errors.new("azure", { code = "RotationNotApplied",
-      message = "the registry reports key version " .. tostring(Keys.version_of(akvp.versionedKeyIdentifier))
-        .. " after the rotation, expected " .. tostring(parsed.version),
-      hint = "check the identity's access to the key (azcmk doctor), then run rotate again",
-      before = before, after = aenc })
-  end
-  ctx:step("verify", "checked", { name = reg.name, versioned_key_id = akvp.versionedKeyIdentifier })
   return {
-    changed = true, steps = ctx.steps, warnings = ctx.warnings,
-    registry = { name = after.name, id = after.id, resource_group = rg },
-    before = before, after = aenc, encryption = aenc,
+    changed = true, steps = ctx.steps, warnings = ctx.warnings, plan = plan.view(actions),
+    registry = { name = st.after.name, id = st.after.id, resource_group = f.rg },
+    before = f.enc, after = aenc, encryption = aenc,
     key_id = akvp.keyIdentifier, versioned_key_id = akvp.versionedKeyIdentifier,
     key_version_in_use = Keys.version_of(akvp.versionedKeyIdentifier),
-      auto_rotation = akvp.keyRotationEnabled,
-    identity = identity_value, verified = true,
+    auto_rotation = akvp.keyRotationEnabled,
+    identity = st.identity_value, verified = true,
   }
 end
 

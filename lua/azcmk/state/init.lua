@@ -54,7 +54,7 @@ M.parts = {
   -- `audit`, per registry: the identity, the key versions in use and newest, the data plane
   audit = { identity = true, key = true, probe = true },
   -- the writing verbs that act on a registry's chain (revoke, restore): identity and vault
-  chain = { identity = true, detached = true, vault = true },
+  chain = { detached = true, vault = true },
 }
 
 -- ------------------------------------------------------------------ helpers
@@ -129,9 +129,10 @@ local function read_identity(c, f, parts)
   local uid, v = Registries.user_identity(f.reg, ident)
   f.ident = { kind = "user", value = ident, client_id = ident, uai_id = uid, attached = uid ~= nil,
     principal_id = v and v.principalId }
-  if not parts.identity then return end
-  -- the user-assigned identity itself; a detached one is looked up by its client id
+  -- the user-assigned identity itself (parts.identity); a detached one is looked up by its
+  -- client id (parts.detached)
   if uid then
+    if not parts.identity then return end
     f.uai, f.uai_err = c.identities:get({ id = uid })
     f.uai_checked = true
   elseif parts.detached then
