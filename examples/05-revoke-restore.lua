@@ -9,7 +9,7 @@ local function data_plane() return assert(pb.show({ registry = "ex05registry", p
 
 print("before:  data plane " .. data_plane().status)
 local _, err = pb.revoke({ registry = "ex05registry" })           -- no yes: only the plan
-print("without yes: " .. err.code .. " - " .. err.plan[1])
+print("without yes: " .. err.code .. " - " .. err.plan[1].description)
 assert(pb.revoke({ registry = "ex05registry", yes = true }))
 local dp = data_plane()
 print("revoked: data plane " .. dp.status .. " " .. tostring(dp.code))
