@@ -655,7 +655,7 @@ function M.start(opts)
     local ok, taken = ports_free(want)
     if not ok then
       return nil, "port " .. taken .. " is in use (Address already in use); the emulator needs " ..
-        want .. ".." .. (want + M.PORTS - 1) .. " (https, http, proxy): choose another --port, or none to " ..
+        want .. ".." .. (want + M.PORTS - 1) .. " (https, http, proxy): choose another `port`, or none to " ..
         "pick free ports"
     end
   end

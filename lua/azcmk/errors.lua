@@ -30,8 +30,8 @@ M.hints = {
     .. "endpoint, or enable 'Allow trusted Microsoft services' for the registry",
   Forbidden = "access denied; check access policy / RBAC and the vault firewall",
   KeyNotFound = "the key does not exist in this vault; if it was deleted recently, recover it "
-    .. "(azcmk recover) from soft delete",
-  ObjectIsDeletedButRecoverable = "an object with this name is soft-deleted; recover it (azcmk recover) "
+    .. "(`recover{}`) from soft delete",
+  ObjectIsDeletedButRecoverable = "an object with this name is soft-deleted; recover it (`recover{}`) "
     .. "instead of creating it again, or purge it if you really mean to",
   ObjectIsBeingDeleted = "the object is still being deleted; wait and retry",
   VaultNotFound = "the vault does not exist (or is soft-deleted); check the name or recover the vault",

@@ -1,5 +1,6 @@
 --- `azcmk emulator start|stop|status`: the local Azure emulator (see docs/emulator.md).
 local emulator = require("azcmk.emulator")
+local params = require("azcmk.cli.params")
 
 local M = {}
 
@@ -82,7 +83,7 @@ function M.run(argv, io_)
   if sub == "start" then
     local info, e = emulator.start({ port = tonumber(o.port), dir = o.dir, workers = tonumber(o.workers),
       only = o.only })
-    if not info then err:write("azcmk emulator: ", tostring(e), "\n") return 1 end
+    if not info then err:write("azcmk emulator: ", params.text(tostring(e), "emulator"), "\n") return 1 end
     local p = emulator.ports(info.port)
     err:write(string.format("azcmk emulator: %s: https 127.0.0.1:%d, http 127.0.0.1:%d, " ..
       "proxy http://127.0.0.1:%d (pid %d, dir %s)\n", info.already and "already running" or "started",

@@ -152,11 +152,11 @@ function M.audit(o)
   options.check(o, { subscriptions = "table?", concurrency = "number?", progress = "function?",
     sequential = "boolean?", resource_group = "string?", name = "string?", pipeline = "table?",
     getenv = "function?" }, "azcmk.playbook.audit")
-  for k, what in pairs({ resource_group = "resource group (-g)", name = "registry name (-n)" }) do
+  for k, what in pairs({ resource_group = "resource group", name = "registry name" }) do
     if o[k] == "" then
-      return nil, errors.input("the " .. what .. " to audit is empty",
-        { code = "InvalidFilter",
-          hint = "pass -g RESOURCE_GROUP and/or -n REGISTRY with a name, or neither" })
+      return nil, errors.input("the " .. what .. " to audit (`" .. k .. "`) is empty",
+        { code = "InvalidFilter", param = k,
+          hint = "pass `resource_group` and/or `name` with a name, or neither" })
     end
   end
   local filter = (o.resource_group or o.name) and { resource_group = o.resource_group, name = o.name } or nil
@@ -171,7 +171,8 @@ function M.audit(o)
   for _, s in ipairs(o.subscriptions or {}) do
     if not ids.is_uuid(s) then
       return nil, errors.input("the subscription '" .. tostring(s) .. "' is not a subscription id (a GUID)",
-        { code = "InvalidSubscription", hint = "pass --subscription with a subscription id" })
+        { code = "InvalidSubscription", param = "subscriptions",
+          hint = "give subscription ids (GUIDs) in `subscriptions`, e.g. from `az account show --query id`" })
     end
     subs[#subs + 1] = s:lower()
   end
