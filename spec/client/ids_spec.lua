@@ -71,4 +71,28 @@ describe("azcmk.client.ids", function()
     assert.is_nil(bad)
     assert.equal("InvalidIdentity", err.code)
   end)
+  it("builds the ids and URLs a plan names, which the parsers read back", function()
+    local sub = "0f6a2b3c-4d5e-4f70-8a9b-0c1d2e3f4a5b"
+    local vid = ids.resource_id(sub, "rg1", "vault", "kv1")
+    assert.equal("/subscriptions/" .. sub .. "/resourceGroups/rg1/providers/Microsoft.KeyVault/vaults/kv1",
+      vid)
+    local parsed = ids.parse_resource_id(vid)
+    assert.equal("kv1", parsed.name)
+    assert.equal("Microsoft.KeyVault/vaults", parsed.type)
+    assert.equal("rg1", ids.parse_resource_id(ids.resource_id(sub, "rg1", "registry", "r1")).resource_group)
+    assert.equal("/subscriptions/" .. sub .. "/resourceGroups/rg1", ids.resource_group_id(sub, "rg1"))
+    assert.equal(vid .. "/providers/Microsoft.Authorization/roleAssignments/...", ids.role_assignment_id(vid))
+    assert.equal(vid .. "/providers/Microsoft.Authorization/roleAssignments",
+      ids.role_assignment_id(vid, false))
+    assert.equal(vid .. "/accessPolicies/add", ids.access_policy_path(vid, "add"))
+    local kurl = ids.key_url("https://kv1.vault.azure.net/", "k1")
+    assert.equal("https://kv1.vault.azure.net/keys/k1", kurl)
+    assert.equal("k1", ids.parse_key_id(kurl).name)
+    assert.equal("https://kv1.vault.azure.net/keys/k1/create",
+      ids.key_url("https://kv1.vault.azure.net", "k1", "create"))
+    assert.equal("https://kv1.vault.azure.net/deletedkeys/k1/recover",
+      ids.deleted_key_url("https://kv1.vault.azure.net", "k1", "recover"))
+    assert.is_true(ids.looks_like_key_id(kurl))
+    assert.is_false(ids.looks_like_key_id("https://example.com/other"))
+  end)
 end)

@@ -24,8 +24,8 @@ local function dry(fn, opts)
   assert.equal(0, #r.steps)
   for i, a in ipairs(r.plan) do
     assert.equal(i, a.order)
-    assert.truthy(a.step and a.action and a.description, plan_of(r))
-    if a.writes then assert.truthy(a.request, a.description) end
+    assert.truthy(a.step and a.action and a.description and a.reason, plan_of(r))
+    if a.writes then assert.truthy(a.request and a.id, a.description) end
   end
   return r
 end
@@ -121,6 +121,9 @@ describe("dry run of every writing playbook", function()
     assert.is_true(r.fix.dry_run)
     assert.is_false(r.fix.applied)
     assert.equal("grant", r.fix.plan[1].repair)
+    assert.equal(s.vault.id, r.fix.plan[1].id)
+    assert.equal("access", r.fix.plan[1].check)
+    assert.truthy(r.fix.plan[1].reason)
     assert.equal(403, (H.data_plane(s.registry.login_server)))
   end)
 end)

@@ -146,7 +146,7 @@ describe("playbook setup", function()
       for i, a in ipairs(r.plan) do
         assert.equal(i, a.order)
         assert.is_true(a.writes)
-        assert.truthy(a.description and a.request, a.step)
+        assert.truthy(a.description and a.request and a.reason, a.step)
       end
       assert.is_nil(c.resource_groups:get({ name = names.resource_group }))
       names.dry_run = nil

@@ -238,4 +238,61 @@ function M.parse_identity(v, param)
   return { kind = "name", value = v }
 end
 
+-- ------------------------------------------------------------------ building ids and URLs
+-- Resource ids and Key Vault URLs are put together here and in the clients only: a plan
+-- names the resource a write is about and the request it sends, a check names what it read,
+-- with these builders (scripts/require-graph refuses a path built by hand elsewhere).
+
+--- The resource types azcmk works with.
+M.TYPES = { vault = "Microsoft.KeyVault/vaults", registry = "Microsoft.ContainerRegistry/registries",
+  identity = "Microsoft.ManagedIdentity/userAssignedIdentities",
+  deployment = "Microsoft.Resources/deployments" }
+
+--- /subscriptions/{sub}
+function M.subscription_id(sub) return "/subscriptions/" .. tostring(sub) end
+
+--- /subscriptions/{sub}/resourceGroups/{rg}
+function M.resource_group_id(sub, rg) return M.subscription_id(sub) .. "/resourceGroups/" .. tostring(rg) end
+
+--- The id of resource `name` of `kind` (a key of M.TYPES, or a provider type) in a resource group.
+function M.resource_id(sub, rg, kind, name)
+  return M.resource_group_id(sub, rg) .. "/providers/" .. (M.TYPES[kind] or kind) .. "/" .. tostring(name)
+end
+
+--- The role assignments at scope (an id), or the assignment `name` there ("..." when its
+-- name is not known yet).
+function M.role_assignment_id(scope, name)
+  local list = tostring(scope) .. "/providers/Microsoft.Authorization/roleAssignments"
+  if name == false then return list end
+  return list .. "/" .. (name or "...")
+end
+
+--- The access policy edit of a vault: op "add" or "remove".
+function M.access_policy_path(vault_id, op) return tostring(vault_id) .. "/accessPolicies/" .. op end
+
+--- The soft-deleted vaults of a subscription ("..." when it is not known).
+function M.deleted_vaults_id(sub)
+  return M.subscription_id(sub or "...") .. "/providers/Microsoft.KeyVault/deletedVaults"
+end
+
+--- The URL of key `name` in a vault, with more segments (a version, "create") when given.
+function M.key_url(vault_url, name, ...)
+  local parts = { tostring(vault_url):gsub("/+$", "") .. "/keys/" .. tostring(name), ... }
+  return table.concat(parts, "/")
+end
+
+--- The URL of soft-deleted key `name` ("recover" and so on when given).
+function M.deleted_key_url(vault_url, name, ...)
+  local parts = { tostring(vault_url):gsub("/+$", "") .. "/deletedkeys/" .. tostring(name), ... }
+  return table.concat(parts, "/")
+end
+
+--- The RBAC scope of key `name` in the vault of vault_id.
+function M.key_scope(vault_id, name) return tostring(vault_id) .. "/keys/" .. tostring(name) end
+
+--- Does s look like a Key Vault key id (an https URL with /keys/)? (parse_key_id checks it.)
+function M.looks_like_key_id(s)
+  return type(s) == "string" and s:match("^https://") ~= nil and s:find("/keys/", 1, true) ~= nil
+end
+
 return M

@@ -7,6 +7,7 @@
 local rules = require("azcmk.state.rules")
 local plan = require("azcmk.playbook.plan")
 local Registries = require("azcmk.client.registries")
+local ids = require("azcmk.client.ids")
 
 local M = {}
 
@@ -21,8 +22,8 @@ local DESCRIBE = {
     return "recover the soft-deleted vault " .. f.key.vault .. " (PUT vault with createMode 'recover')"
   end,
   recover_key = function(f)
-    return "recover the soft-deleted key " .. f.key.name .. " (POST " .. f.key.vault_url .. "/deletedkeys/"
-      .. f.key.name .. "/recover)"
+    return "recover the soft-deleted key " .. f.key.name .. " (POST "
+      .. ids.deleted_key_url(f.key.vault_url, f.key.name, "recover") .. ")"
   end,
   reassign_identity = function(f, r)
     return "re-assign the user-assigned identity " .. tostring(r.uai_id):match("[^/]+$") .. " to registry "
@@ -64,14 +65,27 @@ local DESCRIBE = {
   end,
 }
 
---- plan(f, checks) -> actions { id (the repair), description, check (the check id that
--- asked), args = { repair } } (azcmk.playbook.plan).
+-- The resource a repair writes to (its id or key URL), from the facts.
+local TARGET = {
+  recover_vault = function(f) return ((f.deleted_vault or {}).properties or {}).vaultId end,
+  recover_key = function(f) return ids.key_url(f.key.vault_url, f.key.name) end,
+  enable_trusted_services = function(f) return f.vault and f.vault.id end,
+  grant = function(f) return f.vault and f.vault.id end,
+}
+local function target_of(k, f)
+  if TARGET[k] then return TARGET[k](f) end
+  return f.reg and f.reg.id
+end
+
+--- plan(f, checks) -> actions { repair (its name), id (the resource it writes to),
+-- description, check (the check id that asked), reason (that check's summary), args =
+-- { repair } } (azcmk.playbook.plan).
 function M.plan(f, checks)
-  local wanted, by = {}, {}
+  local wanted, by, why = {}, {}, {}
   for _, c in ipairs(checks) do
     if c.status == "fail" and c.repair and not wanted[c.repair.id] then
       wanted[c.repair.id] = c.repair
-      by[c.repair.id] = c.id
+      by[c.repair.id], why[c.repair.id] = c.id, c.summary
     end
   end
   -- moving to the system identity replaces granting the old one and the firewall switch
@@ -85,8 +99,9 @@ function M.plan(f, checks)
   local out = {}
   for _, k in ipairs(M.ORDER) do
     if wanted[k] then
-      out[#out + 1] = plan.action({ id = k, kind = k, step = "repair", action = k, name = k,
-        description = DESCRIBE[k](f, wanted[k]), check = by[k], args = { repair = wanted[k] } })
+      out[#out + 1] = plan.action({ repair = k, id = target_of(k, f), kind = k, step = "repair", action = k,
+        name = k, description = DESCRIBE[k](f, wanted[k]), check = by[k], reason = why[k],
+        args = { repair = wanted[k] } })
     end
   end
   return out

@@ -2,6 +2,7 @@
 -- (exists, RSA, key_ops, enabled, nbf/exp), deletion, rotation drift (versionless ids and the
 -- one-hour pickup), the rotation policy, throttle headroom and the known CMK limits.
 local Keys = require("azcmk.client.keys")
+local ids = require("azcmk.client.ids")
 local rules = require("azcmk.state.rules")
 local registry_checks = require("azcmk.doctor.registry_checks")
 local short, call = registry_checks.short, registry_checks.call
@@ -136,13 +137,13 @@ M.list = {
       local ev = { "GET " .. f.key.versionless .. " -> 404" }
       if f.deleted_key then
         local d = f.deleted_key
-        ev[#ev + 1] = "GET " .. f.key.vault_url .. "/deletedkeys/" .. f.key.name .. ": deletedDate "
+        ev[#ev + 1] = "GET " .. ids.deleted_key_url(f.key.vault_url, f.key.name) .. ": deletedDate "
           .. when(d.deletedDate, now_of(f)) .. ", scheduledPurgeDate " .. when(d.scheduledPurgeDate,
               now_of(f))
         return { status = "fail", summary = "the key was deleted (recoverable until "
           .. os.date("!%Y-%m-%d", d.scheduledPurgeDate or 0) .. ")", evidence = ev,
-          fix = "recover it: POST " .. f.key.vault_url .. "/deletedkeys/" .. f.key.name
-            .. "/recover (`recover{vault = \"" .. f.key.vault .. "\", key = \"" .. f.key.name
+          fix = "recover it: POST " .. ids.deleted_key_url(f.key.vault_url, f.key.name, "recover")
+            .. " (`recover{vault = \"" .. f.key.vault .. "\", key = \"" .. f.key.name
             .. "\"}`); the registry resumes once "
             .. "it can reach the key", repair = { id = "recover_key" } }
       end

@@ -2,6 +2,7 @@
 -- tenant), its network path, the caller's own read access, the registry identity's
 -- permissions in the vault's access model (policy vs RBAC, and the mismatch), recoverability.
 local Vaults = require("azcmk.client.vaults")
+local ids = require("azcmk.client.ids")
 local rules = require("azcmk.state.rules")
 local registry_checks = require("azcmk.doctor.registry_checks")
 local short, call = registry_checks.short, registry_checks.call
@@ -24,7 +25,8 @@ M.list = {
   { id = "vault", title = "Key Vault resolvable (not deleted)",
     run = function(f)
       if not applies(f) then return { status = "skip", summary = "no CMK key", evidence = {} } end
-      local ev = { "GET /subscriptions/.../resources?$filter=resourceType eq 'Microsoft.KeyVault/vaults' and "
+      local ev = { "GET " .. ids.subscription_id(f.subscription or "...")
+        .. "/resources?$filter=resourceType eq '" .. ids.TYPES.vault .. "' and "
         .. "name eq '" .. f.key.vault .. "' -> " .. (f.vault and "found" or "not found") }
       if f.vault_err then
         return { status = "fail", summary = "cannot read the vault", evidence = { short(f.vault_err) },
@@ -41,7 +43,8 @@ M.list = {
       end
       if f.deleted_vault then
         local dp = f.deleted_vault.properties or {}
-        ev[#ev + 1] = "GET .../providers/Microsoft.KeyVault/deletedVaults: " .. f.key.vault .. " deleted "
+        ev[#ev + 1] = "GET " .. ids.deleted_vaults_id(f.vault_subscription or f.subscription) .. ": "
+          .. f.key.vault .. " deleted "
           .. tostring(dp.deletionDate) .. ", scheduled purge " .. tostring(dp.scheduledPurgeDate)
           .. ", purge protection " .. (dp.purgeProtectionEnabled == true and "on" or "off")
         return { status = "fail", summary = "the vault " .. f.key.vault .. " is deleted (recoverable until "
@@ -158,7 +161,7 @@ M.list = {
         ev[#ev + 1] = "role assignments: " .. short(f.role_assignments_err)
       else
         roles = key_roles(f)
-        ev[#ev + 1] = "GET " .. f.vault.id .. "/providers/Microsoft.Authorization/roleAssignments?$filter="
+        ev[#ev + 1] = "GET " .. ids.role_assignment_id(f.vault.id, false) .. "?$filter="
           .. "assignedTo('" .. pid .. "') -> " .. #(f.role_assignments or {}) .. " assignment(s)"
         for _, r in ipairs(roles) do ev[#ev + 1] = "role " .. r.name .. " at " .. tostring(r.scope) end
       end
@@ -169,7 +172,7 @@ M.list = {
           evidence = ev } end
         local r = { status = "fail", evidence = ev, repair = { id = "grant" },
           fix = "add an access policy with keys get, wrapKey, unwrapKey for " .. pid
-            .. " (PUT .../accessPolicies/add; " .. call("restore", f) .. ")" }
+            .. " (PUT " .. ids.access_policy_path(f.vault.id, "add") .. "; " .. call("restore", f) .. ")" }
         if #roles > 0 then
           r.summary = "access-model mismatch: the vault uses access policies but the identity only has " ..
               "the RBAC "

@@ -291,16 +291,17 @@ function Ctx:access_action(vault, principal_id, tenant_id, label)
     if has == nil then return nil, err end
   end
   if has then
-    return plan.action({ step = "access", action = "reuse", name = label, model = model,
-      principal_id = principal_id,
+    return plan.action({ step = "access", action = "reuse", name = label, model = model, id = vault.id,
+      principal_id = principal_id, reason = "it has it",
       description = label .. " already has the use of the key (" .. GRANT[model] .. ")" })
   end
   return plan.action({ step = "access", action = "grant", kind = "grant", name = label, model = model,
-    principal_id = principal_id, detail = GRANT[model],
+    principal_id = principal_id, detail = GRANT[model], id = vault.id,
     description = "give " .. label .. " the use of the key in vault " .. tostring(vault.name) .. " ("
       .. GRANT[model] .. ")",
-    request = model == "policy" and ("PUT " .. tostring(vault.id) .. "/accessPolicies/add")
-      or ("PUT " .. tostring(vault.id) .. "/providers/Microsoft.Authorization/roleAssignments/..."),
+    reason = principal_id and "the identity has no access to the key" or "the identity is new",
+    request = "PUT " .. (model == "policy" and ids.access_policy_path(vault.id, "add")
+      or ids.role_assignment_id(vault.id)),
     args = { vault = vault, tenant_id = tenant_id } })
 end
 
@@ -372,11 +373,12 @@ function Ctx:revoke_actions(vault, principal_id, label)
     end
     if #keys > 0 then
       actions[#actions + 1] = plan.action({ step = "access", action = "remove", kind = "remove_policy",
-        model = model, name = label, principal_id = principal_id, keys = keys, note = note,
+        model = model, id = vault.id, name = label, principal_id = principal_id, keys = keys, note = note,
         irreversible = true,
         description = "remove the key permissions " .. table.concat(keys, ", ") .. " of " .. label
           .. " (object id " .. principal_id .. ") from the access policies of Key Vault " .. vault.name,
-        request = "PUT " .. vault.id .. "/accessPolicies/remove", args = { vault = vault } })
+        request = "PUT " .. ids.access_policy_path(vault.id, "remove"), args = { vault = vault },
+        reason = "the access policy gives the identity the use of the key" })
     end
   else
     local list, err = self.role_assignments:list({ scope = vault.id, principal_id = principal_id })
@@ -391,6 +393,7 @@ function Ctx:revoke_actions(vault, principal_id, label)
         actions[#actions + 1] = plan.action({ step = "access", action = "remove", kind = "delete_assignment",
           model = model, name = label, principal_id = principal_id, id = ra.id, irreversible = true,
           description = "delete role assignment " .. tostring(ra.id) .. " (" .. role .. ")",
+          reason = "the role gives the identity the use of the key",
           request = "DELETE " .. tostring(ra.id),
           note = role ~= RoleAssignments.KEY_USE_ROLES[ENCRYPTION_USER]
             and ("restore grants Key Vault Crypto Service Encryption User, not " .. role) or nil })

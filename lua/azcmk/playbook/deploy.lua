@@ -58,7 +58,7 @@ function M.check_parameters(template, params, cloud)
           .. table.concat(list, ", ") })
     end
     local val = value_of(v)
-    if type(val) == "string" and val:match("^https://") and val:find("/keys/", 1, true) then
+    if ids.looks_like_key_id(val) then
       local ok, kerr = ids.parse_key_id(val, cloud)
       if not ok then return nil, kerr end
     end
@@ -129,24 +129,27 @@ function M.deploy(o)
   local rg
   rg, err = ctx.resource_groups:get({ name = o.resource_group })
   if err then return nil, err end
-  local rgpath = "/subscriptions/" .. ctx.subscription .. "/resourceGroups/" .. o.resource_group
+  local rgpath = ids.resource_group_id(ctx.subscription, o.resource_group)
+  local deployment_id = ids.resource_id(ctx.subscription, o.resource_group, "deployment", name)
   local actions = {}
   if rg then
     actions[1] = plan.action({ step = "resource_group", action = "reuse", name = o.resource_group, id = rg.id,
-      description = "resource group " .. o.resource_group .. " exists" })
+      description = "resource group " .. o.resource_group .. " exists", reason = "it exists" })
   elseif not o.location then
     return nil, errors.input("resource group '" .. o.resource_group .. "' does not exist", {
       code = "ResourceGroupNotFound", param = "location",
       hint = "create it first (setup does), or pass `location` to create it" })
   else
     actions[1] = plan.action({ step = "resource_group", action = "create", kind = "create_rg",
-      name = o.resource_group, description = "create resource group " .. o.resource_group .. " in "
-        .. o.location, request = "PUT " .. rgpath })
+      name = o.resource_group, id = rgpath, description = "create resource group " .. o.resource_group
+        .. " in " .. o.location, request = "PUT " .. rgpath,
+      reason = "it does not exist and `location` was given" })
   end
   actions[2] = plan.action({ step = "deployment", action = "deploy", kind = "deploy", name = name,
     description = "deploy template " .. (o.template_file or "(given as a table)") .. " as deployment " .. name
       .. " into resource group " .. o.resource_group .. " (" .. (o.mode or "Incremental") .. " mode)",
-    request = "PUT " .. rgpath .. "/providers/Microsoft.Resources/deployments/" .. name })
+    request = "PUT " .. deployment_id, id = deployment_id,
+    reason = "a deployment is always sent: the template decides what it changes" })
   if o.dry_run then return plan.dry_result(ctx, actions, { name = name }) end
   -- apply
   local st = {}

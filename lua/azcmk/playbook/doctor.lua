@@ -63,6 +63,13 @@ local function summarize(f, results)
   }
 end
 
+--- A repair of the plan as the report shows it: { repair, id (the resource it writes to),
+-- check (the failed check that asked for it), reason (that check's summary), description }.
+function M.describe(item)
+  return { repair = item.repair, id = item.id, check = item.check, reason = item.reason,
+    description = item.description }
+end
+
 --- Diagnose once: every fact of the registry's CMK chain (azcmk.state, as the caller), then
 -- the checks. Returns report, f.
 function M.diagnose(ctx, o)
@@ -87,8 +94,7 @@ function M.doctor(o)
   if not o.fix then return report end
   local plan = fix.plan(f, report.checks)
   local descr = {}
-  for _, item in ipairs(plan) do descr[#descr + 1] = { repair = item.id, check = item.check,
-    description = item.description } end
+  for _, item in ipairs(plan) do descr[#descr + 1] = M.describe(item) end
   report.fix = { plan = descr, applied = false, steps = ctx.steps, rounds = 0 }
   if o.dry_run then
     report.fix.dry_run = true
@@ -112,12 +118,12 @@ function M.doctor(o)
     for _, item in ipairs(plan) do
       ctx:say("repair: " .. item.description)
       local ok, aerr = fix.apply(ctx, f, item)
-      done[item.id] = (done[item.id] or 0) + 1
+      done[item.repair] = (done[item.repair] or 0) + 1
       if not ok then
         report = M.diagnose(ctx, o)
         report.fix = { plan = descr, applied = true, steps = ctx.steps, rounds = round, before = first.checks,
           error = { code = type(aerr) == "table" and aerr.code or nil, message = type(aerr) == "table"
-            and aerr.message or tostring(aerr), repair = item.id } }
+            and aerr.message or tostring(aerr), repair = item.repair } }
         return report
       end
     end
@@ -125,10 +131,11 @@ function M.doctor(o)
     plan = fix.plan(f, report.checks)
     local again = {}
     for _, item in ipairs(plan) do
-      if (done[item.id] or 0) < 1 then
+      if (done[item.repair] or 0) < 1 then
         again[#again + 1] = item
-        descr[#descr + 1] = { repair = item.id, check = item.check, description = item.description,
-            round = round + 1 }
+        local d = M.describe(item)
+        d.round = round + 1
+        descr[#descr + 1] = d
       end
     end
     report.fix = { plan = descr, applied = true, steps = ctx.steps, rounds = round, before = first.checks }

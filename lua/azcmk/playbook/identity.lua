@@ -16,19 +16,22 @@ function M.action(reg, ident)
   if ident.kind == "system" then
     if tostring(cur.type):lower():find("systemassigned", 1, true) and cur.principalId then
       return plan.action({ step = "identity", action = "reuse", name = "[system]",
-        principal_id = cur.principalId,
+        principal_id = cur.principalId, reason = "it is enabled",
         description = "the system-assigned identity of registry " .. reg.name .. " is enabled" })
     end
     return plan.action({ step = "identity", action = "enable", kind = "enable_system", name = "[system]",
+      id = reg.id, reason = "the registry's system-assigned identity is not enabled",
       description = "enable the system-assigned identity of registry " .. reg.name .. " (PATCH identity)",
       request = "PATCH " .. reg.id })
   end
   if Registries.user_identity(reg, ident.client_id) then
     return plan.action({ step = "identity", action = "reuse", name = ident.name, id = ident.id,
-      description = "identity " .. tostring(ident.name) .. " is attached to registry " .. reg.name })
+      description = "identity " .. tostring(ident.name) .. " is attached to registry " .. reg.name,
+      reason = "it is attached" })
   end
   return plan.action({ step = "identity", action = "assign", kind = "assign_user", name = ident.name,
-    id = ident.id, description = "attach the user-assigned identity " .. tostring(ident.name or ident.id)
+    id = ident.id, reason = "it is not attached to the registry",
+    description = "attach the user-assigned identity " .. tostring(ident.name or ident.id)
       .. " to registry " .. reg.name .. " (PATCH identity)", request = "PATCH " .. reg.id })
 end
 

@@ -11,8 +11,10 @@
 --                "rotate", "recover", "deploy", ... or "reuse" (writes nothing: kept so the plan
 --                shows the whole chain)
 --   done         the step's action once applied ("created", "granted", ...; default `action`)
---   name, id     the resource it is about (name or label; id when known before the write)
---   description  one line for people
+--   name, id     the resource it is about (name or label; id: its resource id or key URL,
+--                built with azcmk.client.ids before the write when it can be known)
+--   description  one line for people: what changes
+--   reason       why (what the facts said: "it does not exist", "the identity has no access")
 --   request      the write it sends ("PUT /subscriptions/.../vaults/kv1"), when known
 --   irreversible true when it cannot be undone (purge protection, revocation)
 --   detail, model, principal_id, ...   extra facts for the step it records
@@ -27,7 +29,8 @@ local DONE = { create = "created", update = "updated", grant = "granted", remove
   deploy = "succeeded", check = "checked" }
 
 -- the fields of an action that describe it (what a plan shows); kind and args are the playbook's
-local PUBLIC = { "step", "action", "name", "id", "description", "request", "irreversible", "detail", "model",
+local PUBLIC = { "step", "action", "name", "id", "description", "reason", "request", "irreversible", "detail",
+  "model",
   "principal_id", "keys", "note" }
 
 -- What a handler returns when it recorded its own steps (a compound action: one repair of the

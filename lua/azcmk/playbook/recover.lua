@@ -86,33 +86,35 @@ function M.plan(ctx, o, f)
   local function add(a) actions[#actions + 1] = plan.action(a) end
   if f.vault then
     add({ step = "vault", action = "reuse", name = o.vault, id = f.vault.id, detail = "not deleted",
-      description = "Key Vault " .. o.vault .. " is not deleted" })
+      description = "Key Vault " .. o.vault .. " is not deleted", reason = "it exists" })
   else
     if not f.rg_exists then
-      add({ step = "resource_group", action = "create", kind = "create_rg", name = f.vault_rg,
+      local rgid = ids.resource_group_id(ctx.subscription, f.vault_rg)
+      add({ step = "resource_group", action = "create", kind = "create_rg", name = f.vault_rg, id = rgid,
         description = "create resource group " .. f.vault_rg .. " in " .. tostring(f.location)
-          .. " to recover the vault into", request = "PUT /subscriptions/" .. ctx.subscription
-          .. "/resourcegroups/" .. f.vault_rg })
+          .. " to recover the vault into", request = "PUT " .. rgid,
+        reason = "the vault's resource group was deleted" })
     end
-    add({ step = "vault", action = "recover", kind = "recover_vault", name = o.vault,
+    local vault_id = ids.resource_id(ctx.subscription, f.vault_rg, "vault", o.vault)
+    add({ step = "vault", action = "recover", kind = "recover_vault", name = o.vault, id = vault_id,
       description = "recover the soft-deleted Key Vault " .. o.vault .. " into resource group " .. f.vault_rg
-        .. " (PUT with createMode recover)", request = "PUT /subscriptions/" .. ctx.subscription
-        .. "/resourceGroups/" .. f.vault_rg .. "/providers/Microsoft.KeyVault/vaults/" .. o.vault })
+        .. " (PUT with createMode recover)", request = "PUT " .. vault_id, reason = "it is soft-deleted" })
   end
   if o.key then
     local vault_url = ids.vault_url(o.vault, ctx.p.cloud)
-    local request = "POST " .. vault_url .. "/deletedkeys/" .. o.key .. "/recover"
+    local request = "POST " .. ids.deleted_key_url(vault_url, o.key, "recover")
+    local key_id = ids.key_url(vault_url, o.key)
     if f.key then
       add({ step = "key", action = "reuse", name = o.key, id = f.key.key.kid, detail = "not deleted",
-        description = "key " .. o.key .. " is not deleted" })
+        description = "key " .. o.key .. " is not deleted", reason = "it exists" })
     elseif f.deleted_key then
-      add({ step = "key", action = "recover", kind = "recover_key", name = o.key,
+      add({ step = "key", action = "recover", kind = "recover_key", name = o.key, id = key_id,
         description = "recover the soft-deleted key " .. o.key .. " in vault " .. o.vault,
-          request = request })
+        request = request, reason = "it is soft-deleted" })
     else
-      add({ step = "key", action = "recover", kind = "ensure_key", name = o.key,
+      add({ step = "key", action = "recover", kind = "ensure_key", name = o.key, id = key_id,
         description = "recover key " .. o.key .. " once the vault is back, if it is soft-deleted there",
-        request = request })
+        request = request, reason = "the keys of a soft-deleted vault can be read only once it is back" })
     end
   end
   return actions

@@ -82,7 +82,7 @@ function M.read(ctx, o)
   local target = f.given or { vault = o.vault or f.current.vault, name = o.key or f.current.name }
   if not f.given then
     target.vault_url = ids.vault_url(target.vault, ctx.p.cloud)
-    target.versionless = target.vault_url .. "/keys/" .. target.name
+    target.versionless = ids.key_url(target.vault_url, target.name)
   end
   f.target = target
   f.vault, err = ctx:find_vault(target.vault, f.rg, true)
@@ -107,8 +107,8 @@ function M.plan(ctx, f, o)
   if not rules.purge_protected(vault) then
     return refuse("Key Vault '" .. target.vault .. "' has no purge protection, which a registry's key vault "
       .. "needs", "PurgeProtectionRequired", o.key_id and "key_id" or "vault", "switch it on first "
-      .. "(irreversible): run setup for this vault with `enable_purge_protection = true`, or az keyvault "
-      .. "update --enable-purge-protection")
+      .. "(irreversible): run setup for this vault with `enable_purge_protection = true`, or "
+      .. "`az keyvault update --enable-purge-protection`")
   end
   local existing = f.existing
   if existing then
@@ -157,16 +157,20 @@ function M.plan(ctx, f, o)
   local ka
   if f.given then
     ka = plan.action({ step = "key", action = "reuse", name = target.name, id = f.given.versioned
-      or existing.key.kid, description = "use the given key id " .. f.given.id })
+      or existing.key.kid, description = "use the given key id " .. f.given.id,
+      reason = "a key id was given" })
   elseif existing and (o.new_version == false or ((o.key or o.vault) and not o.new_version)) then
     ka = plan.action({ step = "key", action = "reuse", name = target.name, id = existing.key.kid,
-      description = "use the current version of key " .. target.name })
+      description = "use the current version of key " .. target.name,
+      reason = "no new version was asked for" })
   else
     ka = plan.action({ step = "key", action = "create", done = existing and "new version" or "created",
       kind = "create_key", name = target.name,
       description = (existing and "create a new version of key " or "create the RSA key ") .. target.name
-        .. " in vault " .. target.vault, request = "POST " .. target.vault_url .. "/keys/" .. target.name
-        .. "/create", args = { vault_url = target.vault_url, kty = (existing and existing.key
+        .. " in vault " .. target.vault,
+      request = "POST " .. ids.key_url(target.vault_url, target.name, "create"),
+      id = target.versionless, reason = existing and "a rotation to the current key makes a new version"
+        or "the key does not exist", args = { vault_url = target.vault_url, kty = (existing and existing.key
         and existing.key.kty) or "RSA" } })
   end
   actions[#actions + 1] = ka
@@ -176,10 +180,12 @@ function M.plan(ctx, f, o)
   local key_text = versionless and target.versionless or (shown and shown.versioned
     or ("the new version of " .. target.versionless))
   actions[#actions + 1] = plan.action({ step = "registry", action = "rotate", kind = "set_encryption",
-    name = reg.name, description = "rotate registry " .. reg.name .. " to " .. key_text .. " with identity "
+    name = reg.name, id = reg.id, reason = "the rotation itself",
+    description = "rotate registry " .. reg.name .. " to " .. key_text .. " with identity "
       .. (identity_value or "[system]") .. " (PATCH encryption)", request = "PATCH " .. reg.id,
     args = { versionless = versionless, identity = identity_value, kid = ka.id } })
   actions[#actions + 1] = plan.action({ step = "verify", action = "check", kind = "verify", name = reg.name,
+    id = reg.id, reason = "a write is read back, never guessed",
     description = "read registry " .. reg.name .. " back: it must report the new key version" })
   return actions
 end

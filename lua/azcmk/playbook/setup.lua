@@ -257,8 +257,8 @@ local function refusal(v, f)
       end
       return input("Key Vault " .. v.vault_id .. " does not exist; setup creates a vault only from a name, "
         .. "never from a resource id", "VaultNotFound", "vault",
-        "check the subscription, resource group and name of the id (`az keyvault show --name " .. v.vault
-          .. " --query id`), recover a soft-deleted vault with " .. recover .. ", or pass a plain vault name "
+        "check the subscription, resource group and name of the id (`az keyvault show --query id --name "
+          .. v.vault .. "`), recover a soft-deleted vault with " .. recover .. ", or pass a plain vault name "
           .. "(`vault`) to have setup create it in resource group '" .. v.resource_group .. "'",
             { status = 404 })
     end
@@ -292,13 +292,13 @@ local function refusal(v, f)
   return nil
 end
 
-local function caller_role(vault_name)
+local function caller_role(vault_name, vault_id)
   return plan.action({ step = "access", action = "grant", kind = "grant_caller", name = "caller",
     model = "rbac",
     detail = "role Key Vault Crypto Officer at the vault (to create the key)",
     description = "give the caller the role Key Vault Crypto Officer at vault " .. vault_name
-      .. " (to create the key)", request = "PUT .../vaults/" .. vault_name
-      .. "/providers/Microsoft.Authorization/roleAssignments/..." })
+      .. " (to create the key)", request = "PUT " .. ids.role_assignment_id(vault_id),
+    reason = "the caller needs a data-plane role to create the key in an RBAC vault" })
 end
 
 --- plan(ctx, v, f) -> actions (in order: resource group, identity, vault, access, key,
@@ -315,59 +315,64 @@ function M.plan(ctx, v, f)
   if f.reg and f.ident then
     -- an existing CMK registry: nothing to create; report what it uses
     local kid = f.reg.properties.encryption.keyVaultProperties.keyIdentifier
-    local want = ids.vault_url(v.vault, ctx.p.cloud) .. "/keys/" .. v.key
+    local want = ids.key_url(ids.vault_url(v.vault, ctx.p.cloud), v.key)
     if type(kid) ~= "string" or kid:lower():sub(1, #want) ~= want:lower() then
       ctx:warn("registry '" .. v.registry .. "' already uses key " .. tostring(kid)
         .. "; setup leaves it as it "
         .. "is (use `rotate{registry = \"" .. v.registry .. "\"}` to change it)")
     end
   end
-  local rgid = "/subscriptions/" .. ctx.subscription .. "/resourceGroups/" .. v.resource_group
+  local rgid = ids.resource_group_id(ctx.subscription, v.resource_group)
+  local vault_id = f.vault and f.vault.id
+    or ids.resource_id(ctx.subscription, v.resource_group, "vault", v.vault)
   local actions = {}
   local function add(a) actions[#actions + 1] = plan.action(a) end
 
   if f.rg then
     add({ step = "resource_group", action = "reuse", name = v.resource_group, id = f.rg.id,
-      description = "resource group " .. v.resource_group .. " exists" })
+      description = "resource group " .. v.resource_group .. " exists", reason = "it exists" })
   else
-    add({ step = "resource_group", action = "create", kind = "create_rg", name = v.resource_group,
+    add({ step = "resource_group", action = "create", kind = "create_rg", name = v.resource_group, id = rgid,
       description = "create resource group " .. v.resource_group .. " in " .. location,
-      request = "PUT " .. rgid, args = { location = location } })
+      request = "PUT " .. rgid, args = { location = location }, reason = "it does not exist" })
   end
 
   if f.ident then
     add({ step = "identity", action = "reuse", name = v.identity, id = f.ident.id,
-      description = "user-assigned identity " .. v.identity .. " exists" })
+      description = "user-assigned identity " .. v.identity .. " exists", reason = "it exists" })
   else
-    add({ step = "identity", action = "create", kind = "create_identity", name = v.identity,
+    local id = ids.resource_id(ctx.subscription, v.resource_group, "identity", v.identity)
+    add({ step = "identity", action = "create", kind = "create_identity", name = v.identity, id = id,
       description = "create user-assigned identity " .. v.identity .. " in " .. location,
-      request = "PUT " .. rgid .. "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/"
-        .. v.identity,
-      args = { location = location } })
+      request = "PUT " .. id, args = { location = location },
+      reason = "the registry's encryption needs a user-assigned identity, and this one does not exist" })
   end
 
   local vault = f.vault
   local model = vault and common.model(vault) or (v.access or "policy")
   if not vault then
     add({ step = "vault", action = "create", kind = "create_vault", name = v.vault, model = model,
+      id = vault_id,
+      reason = "it does not exist (nor soft-deleted)",
       irreversible = true, detail = "soft delete (90 days) and purge protection (irreversible)",
       description = "create Key Vault " .. v.vault .. " (" .. (model == "rbac" and "Azure RBAC"
         or "access policies") .. ") with soft delete (90 days retention) and purge protection ("
         .. M.IRREVERSIBLE_PURGE_PROTECTION .. ")",
-      request = "PUT " .. rgid .. "/providers/Microsoft.KeyVault/vaults/" .. v.vault,
-      args = { location = location, model = model } })
-    if model == "rbac" then actions[#actions + 1] = caller_role(v.vault) end
+      request = "PUT " .. vault_id, args = { location = location, model = model } })
+    if model == "rbac" then actions[#actions + 1] = caller_role(v.vault, vault_id) end
   elseif not rules.purge_protected(vault) then
     add({ step = "vault", action = "update", kind = "enable_purge_protection", name = v.vault, id = vault.id,
       irreversible = true, detail = "purge protection enabled (irreversible)",
+      reason = "a registry's key vault needs purge protection (`enable_purge_protection = true`)",
       description = "enable purge protection on Key Vault " .. v.vault .. ": "
         .. M.IRREVERSIBLE_PURGE_PROTECTION,
       request = "PATCH " .. vault.id })
   else
     add({ step = "vault", action = "reuse", name = v.vault, id = vault.id, model = model,
-      description = "Key Vault " .. v.vault .. " exists (" .. model .. "), with purge protection" })
+      description = "Key Vault " .. v.vault .. " exists (" .. model .. "), with purge protection",
+      reason = "it exists with purge protection" })
   end
-  if f.key_unreadable then actions[#actions + 1] = caller_role(v.vault) end
+  if f.key_unreadable then actions[#actions + 1] = caller_role(v.vault, vault_id) end
 
   -- the identity's use of the key: in a new access-policy vault's own PUT, else its own grant
   local ip = f.ident and f.ident.properties or {}
@@ -376,38 +381,47 @@ function M.plan(ctx, v, f)
       detail = "access policy: keys get, wrapKey, unwrapKey (with the vault)",
       description = "give " .. v.identity
         .. " keys get, wrapKey, unwrapKey in the new vault's access policies "
-        .. "(in its PUT)", request = "PUT " .. rgid .. "/providers/Microsoft.KeyVault/vaults/" .. v.vault
-        .. " (the vault's own request)" })
+        .. "(in its PUT)", request = "PUT " .. vault_id .. " (the vault's own request)",
+      reason = "the registry's identity needs the use of the key" })
   else
     local a
     a, err = ctx:access_action(vault or { name = v.vault,
       properties = { enableRbacAuthorization = model == "rbac" } },
       ip.principalId, ip.tenantId, v.identity)
     if not a then return nil, err end
+    if not vault then   -- a new RBAC vault: its id is known, the assignment's name is not
+      a.id, a.request = vault_id, "PUT " .. ids.role_assignment_id(vault_id)
+    end
     actions[#actions + 1] = a
   end
 
   local vault_url = ids.vault_url(v.vault, ctx.p.cloud)
   if f.key then
     add({ step = "key", action = "reuse", name = v.key, id = f.key.key and f.key.key.kid,
-      description = "key " .. v.key .. " exists (" .. tostring((f.key.key or {}).kty) .. ")" })
+      description = "key " .. v.key .. " exists (" .. tostring((f.key.key or {}).kty) .. ")",
+      reason = "it exists" })
   else
     add({ step = "key", action = "create", kind = f.key_unreadable and "ensure_key" or "create_key",
       name = v.key,
       description = "create the " .. v.key_type .. " " .. v.key_size .. "-bit key " .. v.key .. " in vault "
         .. v.vault .. (f.key_unreadable and " unless it exists (it can be read once the caller has its role)"
           or ""),
-      request = "POST " .. vault_url .. "/keys/" .. v.key .. "/create" })
+      request = "POST " .. ids.key_url(vault_url, v.key, "create"), id = ids.key_url(vault_url, v.key),
+      reason = f.key_unreadable and "the caller cannot read the vault's keys before its role"
+        or "it does not exist" })
   end
 
   if f.reg then
     add({ step = "registry", action = "reuse", name = v.registry, id = f.reg.id,
-      description = "registry " .. v.registry .. " exists with a customer-managed key" })
+      description = "registry " .. v.registry .. " exists with a customer-managed key",
+      reason = "it exists" })
   else
-    add({ step = "registry", action = "create", kind = "create_registry", name = v.registry,
+    local id = ids.resource_id(ctx.subscription, v.resource_group, "registry", v.registry)
+    add({ step = "registry", action = "create", kind = "create_registry", name = v.registry, id = id,
+      reason = "it does not exist; CMK can only be enabled when a registry is created",
       description = "create Premium registry " .. v.registry .. " in " .. location .. ", encrypted with the "
         .. (v.versionless and "versionless" or "versioned") .. " id of key " .. v.key .. " through identity "
-        .. v.identity, request = "PUT " .. rgid .. "/providers/" .. Registries.TYPE .. "/" .. v.registry,
+        .. v.identity, request = "PUT " .. id,
       args = { location = location } })
   end
   return actions
@@ -569,7 +583,7 @@ function M.setup(o)
       access_model = common.model(vault) },
     identity = { name = ident.name, id = ident.id, client_id = ip.clientId, principal_id = ip.principalId },
     key_id = key_id, versioned_key_id = kvp.versionedKeyIdentifier or kid,
-    versionless = key_id:match("/keys/[^/]+/?$") ~= nil,
+    versionless = (ids.parse_key_id(key_id, ctx.p.cloud) or {}).version == nil,
     encryption = enc,
   }
 end

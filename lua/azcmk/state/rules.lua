@@ -5,6 +5,7 @@ local Registries = require("azcmk.client.registries")
 local Vaults = require("azcmk.client.vaults")
 local Keys = require("azcmk.client.keys")
 local RoleAssignments = require("azcmk.client.role_assignments")
+local ids = require("azcmk.client.ids")
 
 local M = {}
 
@@ -105,7 +106,7 @@ function M.key_roles(assignments, vault, principal_id, key_name)
     local pr = a.properties or {}
     local sc = tostring(pr.scope or ""):lower():gsub("/+$", "")
     local at_or_above = sc == vid or vid:sub(1, #sc + 1) == sc .. "/"
-    local at_key = key_name ~= nil and sc == vid .. "/keys/" .. key_name:lower()
+    local at_key = key_name ~= nil and sc == ids.key_scope(vid, key_name:lower())
     local name = RoleAssignments.key_use_role(pr.roleDefinitionId)
     local mine = tostring(pr.principalId):lower() == tostring(principal_id):lower()
     if (at_or_above or at_key) and name and mine then
