@@ -57,6 +57,16 @@ describe("azcmk.options", function()
     raises("did you mean yes%?", pb.revoke, { registry = "myregistry1", yse = true })
     raises("did you mean versionless%?", pb.rotate, { registry = "myregistry1", versoinless = true })
     raises("did you mean concurrency%?", pb.audit, { concurency = 4 })
+    raises("azcmk.playbook.restore: unknown option 'dryrun' %(did you mean dry_run%?%)", pb.restore,
+      { registry = "myregistry1", dryrun = true })
+    raises("azcmk.playbook.identity.assign: unknown option 'identiy' %(did you mean identity%?%)",
+      pb.identity_assign, { registry = "myregistry1", identity = "[system]", identiy = "x" })
+    raises("azcmk.playbook.recover: unknown option 'kye' %(did you mean key%?%)", pb.recover,
+      { vault = "kv1", kye = "k" })
+    raises("azcmk.playbook.deploy: unknown option 'paramters' %(did you mean parameters%?%)", pb.deploy,
+      { resource_group = "rg1", template = {}, paramters = {} })
+    raises("azcmk.playbook.doctor: unknown option 'fixx' %(did you mean fix%?%)", pb.doctor,
+      { registry = "myregistry1", fixx = true })
     local client = require("azcmk.client")
     local p = { arm = function() error("no request may be sent") end, cloud = {} }
     local c = client.new(p, { subscription = "00000000-0000-4000-8000-000000000000" })
@@ -64,5 +74,21 @@ describe("azcmk.options", function()
       c.registries.get, c.registries, { resource_grup = "rg1", name = "r" })
     raises("azcmk.client.keys:create: unknown option 'ktype' %(did you mean kty%?%)",
       c.keys.create, c.keys, { vault = "kv1", name = "k", ktype = "RSA" })
+  end)
+
+  it("is what every composition root uses: azcmk.new, compose, pipeline.new, the nginx status", function()
+    local azcmk = require("azcmk")
+    local getenv = function() return nil end
+    raises("azcmk.new: unknown option 'subscripton' %(did you mean subscription%?%)", azcmk.new,
+      { getenv = getenv, subscripton = "x" })
+    raises("azcmk.compose.pipeline: unknown option 'credentail' %(did you mean credential%?%)",
+      require("azcmk.compose").pipeline, { getenv = getenv, credentail = {} })
+    raises("azcmk.pipeline.new: unknown option 'lro_intervall' %(did you mean lro_interval%?%)",
+      require("azcmk.pipeline").new, { cloud = "AzureCloud", lro_intervall = 1 })
+    raises("azcmk.ngx.status.configure: unknown option 'periode' %(did you mean period%?%)",
+      require("azcmk.ngx.status").configure, { registries = {}, periode = 5 })
+    -- the playbooks behind azcmk.playbook (the face that makes a pipeline when none is given)
+    raises("azcmk.playbook.setup: unknown option 'versionles'", azcmk.playbook.setup,
+      { pipeline = {}, resource_group = "rg1", registry = "myregistry1", vault = "kv-1", versionles = true })
   end)
 end)

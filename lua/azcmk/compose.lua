@@ -18,6 +18,7 @@ local M = {}
 -- network I/O happens here.
 function M.pipeline(opts)
   opts = opts or {}
+  require("azcmk.options").check(opts, pipeline.OPTIONS, "azcmk.compose.pipeline")
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   local getenv = o.getenv or os.getenv

@@ -27,6 +27,7 @@ end
 -- happens until the first call.
 function M.new(opts)
   opts = opts or {}
+  require("azcmk.options").check(opts, require("azcmk.pipeline").OPTIONS, "azcmk.new")
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   if o.transport == nil and in_nginx() then

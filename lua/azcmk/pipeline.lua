@@ -18,6 +18,7 @@ local logm = require("azcmk.log")
 local headers = require("azcmk.headers")
 local base = require("azcmk.credential.base")
 local policy = require("azcmk.policy")
+local options = require("azcmk.options")
 
 local M = {}
 
@@ -86,10 +87,16 @@ end
 --   token_cache  a token_cache (default: one per pipeline)
 --   vault_api_version           default api-version for p:vault
 --   subscription  default subscription id for service clients (p.subscription)
--- Returns the pipeline, or nil, err when the cloud profile is invalid.
+-- Returns the pipeline, or nil, err when the cloud profile is invalid. An unknown key raises
+-- (azcmk.options: a typo must not silently fall back to a default).
+M.OPTIONS = { cloud = "any?", credential = "table?", transport = "table?", retry = "table?", log = "any?",
+  log_sink = "function?", user_agent = "string?", per_call = "table?", per_retry = "table?",
+  now = "function?", sleep = "function?", getenv = "function?", lro_interval = "number?",
+  lro_timeout = "number?", token_cache = "table?", vault_api_version = "string?", subscription = "string?" }
+
 function M.new(opts)
   opts = opts or {}
-  if type(opts) ~= "table" then error("azcmk.pipeline.new: options table expected", 2) end
+  options.check(opts, M.OPTIONS, "azcmk.pipeline.new")
   local cloud = opts.cloud
   if type(cloud) ~= "table" or not cloud.arm_endpoint then
     local c, err = cloudm.from_env({ cloud = opts.cloud, getenv = opts.getenv })

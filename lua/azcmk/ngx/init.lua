@@ -39,6 +39,9 @@ end
 -- libcurl where nginx has no cosockets (init, init_worker).
 function M.new(opts)
   opts = opts or {}
+  local options = require("azcmk.options")
+  options.check(opts, options.merge(require("azcmk.pipeline").OPTIONS, { token_dict = "any?",
+    lock_ttl = "number?", wait_s = "number?" }), "azcmk.ngx.new")
   local o = {}
   for k, v in pairs(opts) do o[k] = v end
   local dict = o.token_dict

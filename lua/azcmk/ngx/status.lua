@@ -58,6 +58,9 @@ end
 -- explain a failure; true: on every check; false: never)}. No I/O.
 function M.configure(opts)
   opts = opts or {}
+  require("azcmk.options").check(opts, { registries = "table?", period = "number?", dict = "string?",
+    subscription = "string?", pipeline = "table?", timeout_s = "number?", stale_after = "number?",
+    doctor = "boolean?" }, "azcmk.ngx.status.configure")
   local regs = opts.registries or split_registries(os.getenv("AZCMK_STATUS_REGISTRIES"))
   cfg.registries = {}
   for _, r in ipairs(regs) do cfg.registries[#cfg.registries + 1] = norm_registry(r) end
