@@ -381,7 +381,7 @@ function M.plan(ctx, v, f)
       detail = "access policy: keys get, wrapKey, unwrapKey (with the vault)",
       description = "give " .. v.identity
         .. " keys get, wrapKey, unwrapKey in the new vault's access policies "
-        .. "(in its PUT)", request = "PUT " .. vault_id .. " (the vault's own request)",
+        .. "(in its PUT)", request = "PUT " .. vault_id .. " (the vault's own request)", id = vault_id,
       reason = "the registry's identity needs the use of the key" })
   else
     local a
