@@ -5,11 +5,7 @@
 -- the plan said.
 local H = require("support.cmk_helper")
 
-local function plan_of(j)
-  local t = {}
-  for _, a in ipairs(j.plan) do t[#t + 1] = a.step .. "=" .. a.action end
-  return table.concat(t, " ")
-end
+local function plan_of(j) return H.plan_of(j.plan) end
 
 -- Runs argv (with --dry-run -o json), asserts no write and the plan's shape; returns the JSON.
 local function dry_json(argv)
@@ -22,21 +18,8 @@ local function dry_json(argv)
   local writes = H.writes(seq)
   assert.equal(0, #writes, H.describe(writes))
   local j = assert(H.json(r.stdout), r.stdout)
-  assert.is_true(j.dry_run)
-  assert.is_false(j.changed)
   assert.equal("table", type(j.plan))
-  local n = 0
-  for i, a in ipairs(j.plan) do
-    assert.equal(i, a.order)
-    assert.truthy(a.step and a.action and a.description and a.reason, r.stdout)
-    assert.equal("boolean", type(a.writes))
-    if a.writes then
-      n = n + 1
-      assert.truthy(a.request and a.id, a.description)
-    end
-  end
-  assert.equal(n, j.changes)
-  return j
+  return H.assert_dry(j)
 end
 
 describe("azcmk --dry-run", function()

@@ -5,11 +5,7 @@
 local H = require("support.cmk_helper")
 local pb = require("azcmk.playbook")
 
-local function plan_of(r)
-  local t = {}
-  for _, a in ipairs(r.plan) do t[#t + 1] = a.step .. "=" .. a.action end
-  return table.concat(t, " ")
-end
+local function plan_of(r) return H.plan_of(r.plan) end
 
 -- Runs fn(opts + dry_run) and asserts it wrote nothing; returns the result.
 local function dry(fn, opts)
@@ -19,15 +15,8 @@ local function dry(fn, opts)
   assert(r, tostring(err))
   local writes = H.writes(seq)
   assert.equal(0, #writes, H.describe(writes))
-  assert.is_true(r.dry_run)
-  assert.is_false(r.changed)
   assert.equal(0, #r.steps)
-  for i, a in ipairs(r.plan) do
-    assert.equal(i, a.order)
-    assert.truthy(a.step and a.action and a.description and a.reason, plan_of(r))
-    if a.writes then assert.truthy(a.request and a.id, a.description) end
-  end
-  return r
+  return H.assert_dry(r)
 end
 
 describe("dry run of every writing playbook", function()

@@ -128,6 +128,34 @@ function H.refused(fn, opts, code, message_pat, hint_pat)
   return err
 end
 
+--- "step=action ..." of a plan (a result's or -o json's plan list).
+function H.plan_of(plan)
+  local t = {}
+  for _, a in ipairs(plan) do t[#t + 1] = a.step .. "=" .. a.action end
+  return table.concat(t, " ")
+end
+
+--- Asserts the result r of a dry run (playbook or -o json): dry_run, nothing changed, and
+-- every action of its plan in order with what it changes and why; a writing action names
+-- its target (id) and request; r.changes counts them. Returns r.
+function H.assert_dry(r)
+  local assert = require("luassert")
+  assert.is_true(r.dry_run)
+  assert.is_false(r.changed)
+  local n = 0
+  for i, a in ipairs(r.plan) do
+    assert.equal(i, a.order)
+    assert.truthy(a.step and a.action and a.description and a.reason, H.plan_of(r.plan))
+    assert.equal("boolean", type(a.writes))
+    if a.writes then
+      n = n + 1
+      assert.truthy(a.request and a.id, a.description)
+    end
+  end
+  assert.equal(n, r.changes)
+  return r
+end
+
 --- Describe log entries for assertion messages.
 function H.describe(entries)
   local l = {}
