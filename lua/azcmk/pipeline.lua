@@ -100,7 +100,7 @@ function M.new(opts)
   local cloud = opts.cloud
   if type(cloud) ~= "table" or not cloud.arm_endpoint then
     local c, err = cloudm.from_env({ cloud = opts.cloud, getenv = opts.getenv })
-    if not c then return nil, errors.input(err, { code = "InvalidCloud" }) end
+    if not c then return nil, errors.input(err, { code = "InvalidCloud", param = "cloud" }) end
     cloud = c
   end
   local log = opts.log

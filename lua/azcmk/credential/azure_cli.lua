@@ -98,11 +98,12 @@ function C:get_token(scope, opts)
   if not sok then return nil, serr end
   local tenant = (opts and opts.tenant_id) or self.tenant_id
   if tenant ~= nil and not base.valid_tenant(tenant) then
-    return nil, errors.input("tenant id must be only [A-Za-z0-9.-]", { code = "InvalidTenant" })
+    return nil, errors.input("tenant id must be only [A-Za-z0-9.-]", { code = "InvalidTenant",
+      param = "tenant_id" })
   end
   if self.subscription ~= nil and not tostring(self.subscription):match("^[%w_%. %-]+$") then
     return nil, errors.input("subscription must be only [A-Za-z0-9_. -]", { code = "InvalidSubscription",
-      hint = "pass the subscription's id (a GUID) or its name" })
+      param = "subscription", hint = "pass the subscription's id (a GUID) or its name" })
   end
   local az = self:_az() or "az"
   if az:find("'", 1, true) then

@@ -42,7 +42,7 @@ function C:_load()
     local f, ferr = io.open(self.certificate_path, "rb")
     if not f then
       return nil, errors.input("cannot read certificate file: " .. tostring(ferr),
-        { code = "CertificateUnreadable" })
+        { code = "CertificateUnreadable", param = "certificate_path" })
     end
     data = f:read("*a")
     f:close()
@@ -56,10 +56,12 @@ function C:_load()
   end
   if not r then
     return nil, errors.input("cannot load certificate: " .. tostring(err), { code = "CertificateInvalid",
+      param = self.certificate_data and "certificate" or "certificate_path",
       hint = "give a PEM with certificate and private key, or a PKCS#12 (.pfx) with its password" })
   end
   if not r.key then
-    return nil, errors.input("the certificate file holds no private key", { code = "CertificateInvalid" })
+    return nil, errors.input("the certificate file holds no private key", { code = "CertificateInvalid",
+      param = self.certificate_data and "certificate" or "certificate_path" })
   end
   self.loaded = r
   return r

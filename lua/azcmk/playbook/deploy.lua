@@ -17,14 +17,15 @@ function M.read_template(path)
   local f, ferr = io.open(path, "rb")
   if not f then
     return nil, errors.input("cannot read template file " .. path .. ": " .. tostring(ferr),
-      { code = "TemplateNotFound", hint = "pass the path of an ARM template (JSON)" })
+      { code = "TemplateNotFound", param = "template_file",
+        hint = "pass the path of an ARM template (JSON) in `template_file`" })
   end
   local s = f:read("a")
   f:close()
   local t, jerr = cjson.decode(s)
   if type(t) ~= "table" then
     return nil, errors.input("template file " .. path .. " is not valid JSON: " .. tostring(jerr),
-      { code = "InvalidTemplate", hint = "fix the JSON of the template" })
+      { code = "InvalidTemplate", param = "template_file", hint = "fix the JSON of the template" })
   end
   return t
 end
@@ -84,7 +85,7 @@ function M.check_resources(template)
         and not sku:find("^%[") and sku:lower() ~= "premium" then
         return nil, errors.input("the template creates a registry with a customer-managed key and SKU "
           .. sku,
-          { code = "NonPremiumSku",
+          { code = "NonPremiumSku", param = "template",
             hint = "customer-managed keys need the Premium SKU; set sku.name to Premium" })
       end
     end
