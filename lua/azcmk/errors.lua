@@ -1,4 +1,4 @@
---- Structured errors (DESIGN.md "Conventions").
+--- Structured errors (docs/architecture.md "Where errors come from").
 -- An error is a table { kind, status, code, message, request_id, hint, ... } with a
 -- __tostring that never shows secrets. kind is one of: auth, http, azure, input, network,
 -- timeout, io (a local read or write failed: the output on a full disk). Helpers build them

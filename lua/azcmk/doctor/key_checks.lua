@@ -1,4 +1,4 @@
---- Doctor checks, part 3 (reliability.md §5 #8-#11, #13, #14): the key version in use
+--- Doctor checks, part 3 (docs/doctor.md #8-#11, #13, #14): the key version in use
 -- (exists, RSA, key_ops, enabled, nbf/exp), deletion, rotation drift (versionless ids and the
 -- one-hour pickup), the rotation policy, throttle headroom and the known CMK limits.
 local Keys = require("azcmk.client.keys")

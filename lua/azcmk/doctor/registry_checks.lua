@@ -1,4 +1,4 @@
---- Doctor checks, part 1 (reliability.md §5 #0-#4): inputs, the caller's tokens and tenant,
+--- Doctor checks, part 1 (docs/doctor.md #0-#4): inputs, the caller's tokens and tenant,
 -- the registry (exists, Premium, CMK on, data plane), the identity binding and the
 -- user-assigned identity itself. Each check: run(f) -> { status = ok|warn|fail|skip,
 -- summary, evidence = {...}, fix?, repair? = { id, ... } }.

@@ -1,4 +1,4 @@
---- Doctor checks, part 2 (reliability.md §5 #5-#7, #12): the vault (resolvable, deleted,
+--- Doctor checks, part 2 (docs/doctor.md #5-#7, #12): the vault (resolvable, deleted,
 -- tenant), its network path, the caller's own read access, the registry identity's
 -- permissions in the vault's access model (policy vs RBAC, and the mismatch), recoverability.
 local Vaults = require("azcmk.client.vaults")

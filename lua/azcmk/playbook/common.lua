@@ -160,7 +160,7 @@ function Ctx:find_vault(name, rg, anywhere)
 end
 
 --- The registry's CMK settings: encryption table, parsed key id. Refuses registries
--- without CMK (reliability.md §4 item 1).
+-- without CMK (it can only be enabled when a registry is created).
 function Ctx:cmk_of(reg, verb)
   local R = Registries
   if not R.cmk_enabled(reg) then
@@ -182,7 +182,8 @@ end
 --- Resolve an identity value as the Azure CLI takes it. opts: rg (for names), registry (its
 -- identity map is searched first). Returns { kind = "system" } or { kind = "user", id, name,
 -- client_id, principal_id, tenant_id } or nil, err. A UUID is a client id; a UUID that is the
--- principal id of a known identity is refused (reliability.md §4 item 8).
+-- principal id of a known identity is refused (the Azure CLI would take it as a client id
+-- and fail).
 function Ctx:resolve_identity(value, opts)
   opts = opts or {}
   local v, err = ids.parse_identity(value)

@@ -1,4 +1,4 @@
---- doctor: find what breaks a CMK registry, in the order of reliability.md §5, and with
+--- doctor: find what breaks a CMK registry, link by link from the caller to the key, and with
 -- fix = true apply the safe repairs (lua/azcmk/doctor/fix.lua), then check again. Every check
 -- reports ok / warn / fail (or skip when it does not apply), the REST facts it saw and the
 -- fix; failures come first. The doctor reads as the caller, never as the registry's identity.
@@ -12,7 +12,7 @@ local M = {}
 M.RANK = { fail = 1, warn = 2, ok = 3, skip = 4 }
 M.MAX_ROUNDS = 3
 
---- The checks, in the order of reliability.md §5.
+--- The checks, in the order of the chain (docs/doctor.md "The checks").
 function M.checks()
   local out = {}
   local function add(list) for _, c in ipairs(list) do out[#out + 1] = c end end

@@ -1,7 +1,7 @@
---- setup: create or reuse everything a CMK-encrypted registry needs (DESIGN.md "The job",
--- steps 1-4): resource group, user-assigned identity, Key Vault with soft delete and purge
--- protection, the identity's access to the key (access policy or RBAC, following the vault),
--- an RSA key, and a Premium registry encrypted with it (versioned or versionless key id).
+--- setup: create or reuse everything a CMK-encrypted registry needs: resource group,
+-- user-assigned identity, Key Vault with soft delete and purge protection, the identity's
+-- access to the key (access policy or RBAC, following the vault), an RSA key, and a Premium
+-- registry encrypted with it (versioned or versionless key id).
 --
 -- validate (the options) -> read (what exists) -> plan (refusals, or the actions) -> apply
 -- (azcmk.playbook.plan). Everything that can be known in advance is refused before the first
