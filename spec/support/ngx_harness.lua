@@ -1,5 +1,5 @@
 --- Starts a real nginx (Debian's nginx + libnginx-mod-http-lua) that embeds azcmk, for the
--- specs in spec/nginx/ and bench/openresty.sh. Only loopback.
+-- specs in spec/ngx/ and bench/openresty.sh. Only loopback.
 --
 --   local N = require("support.ngx_harness")
 --   local srv = N.start{ workers = 1, env = E.ensure(), http = "...", server = "...",
