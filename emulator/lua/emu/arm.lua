@@ -11,6 +11,7 @@ local auth = require("emu.auth")
 local rbac = require("emu.rbac")
 local json = require("emu.json")
 local util = require("emu.util")
+local throttle = require("emu.throttle")
 
 local M = {}
 
@@ -104,6 +105,7 @@ function M.route(spec)
   r.kind = spec.kind or "arm"
   r.handler = function(req)
     auth.arm(req)
+    throttle.arm(req) -- Azure counts a request after authentication, before anything else
     if spec.type then M.check_api_version(req, spec.type, spec.api_location and spec.api_location(req)) end
     if req.params.sub then M.require_subscription(req.params.sub) end
     if spec.action and spec.authorize ~= false then

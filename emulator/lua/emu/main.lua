@@ -9,6 +9,7 @@ local reqlog = require("emu.reqlog")
 local util = require("emu.util")
 local clock = require("emu.clock")
 local state = require("emu.state")
+local throttle = require("emu.throttle")
 
 local M = {}
 
@@ -53,6 +54,7 @@ function M.init(dir)
   for _, name in ipairs(M.SERVICES) do services[#services + 1] = require(name) end
   ngx.shared.emu_meta:flush_all()
   ngx.shared.emu_log:flush_all()
+  throttle.init()
   M.reseed()
 end
 
@@ -166,10 +168,7 @@ local function send(req, status, body, headers)
     h["x-ms-routing-request-id"] = "WESTUS:" .. os.date("!%Y%m%dT%H%M%SZ", math.floor(req.now)) .. ":" ..
       req.request_id
     h["Strict-Transport-Security"] = "max-age=31536000; includeSubDomains"
-    local m = req.method
-    if m == "GET" or m == "HEAD" then h["x-ms-ratelimit-remaining-subscription-reads"] = "11999"
-    elseif m == "DELETE" then h["x-ms-ratelimit-remaining-subscription-deletes"] = "11999"
-    else h["x-ms-ratelimit-remaining-subscription-writes"] = "11999" end
+    for k, v in pairs(throttle.arm_headers(req) or {}) do h[k] = v end
     h["X-Content-Type-Options"] = "nosniff"
   end
   if req.client_request_id then

@@ -1,13 +1,14 @@
 --- emu.services.control: the control API under /_emulator/ (answered on every emulated host
 -- name and loopback address; others get 421, see emu.hosts.control_allowed).
 --   GET  /_emulator/health          {"status":"ok","internal_errors":N,...}
---   POST /_emulator/reset           back to the seeded state (state, clock, faults, LRO config)
+--   POST /_emulator/reset           back to the seeded state (state, clock, faults, LRO config,
+--                                   throttling: its start config, every bucket full)
 --   GET  /_emulator/clock           {"now":unix,"iso":...,"offset":S}
 --   POST /_emulator/clock           {"advance":S}  (S >= 0)
 --   GET|POST|DELETE /_emulator/faults   {"rules":[...]}
 --   GET  /_emulator/log[?since=SEQ] JSON lines;  DELETE /_emulator/log forgets them
 --   GET  /_emulator/seed            the seeded ids and credentials
---   GET|POST /_emulator/config      {"lro":{"polls","seconds","retry_after"}}
+--   GET|POST /_emulator/config      {"lro":{"polls","seconds","retry_after",...},"throttle":{...}}
 --   POST /_emulator/federated-token {"sub","aud","lifetime"} -> {"token"} (also DIR/federated-token)
 --   GET|POST|DELETE /_emulator/vm/identities, /_emulator/appservice/identities
 --                                   user-assigned identities attached to the managed identity hosts
@@ -22,6 +23,7 @@ local reqlog = require("emu.reqlog")
 local state = require("emu.state")
 local lro = require("emu.lro")
 local errors = require("emu.errors")
+local throttle = require("emu.throttle")
 
 local M = {}
 
@@ -45,7 +47,7 @@ route("GET", "/health", function()
   local seed = require("emu.seed").data
   return 200, { status = "ok", internal_errors = ngx.shared.emu_meta:get("internal_errors") or 0,
     pid = ngx.worker.pid(), worker = ngx.worker.id(), port = seed.port, http_port = seed.http_port,
-    log_seq = reqlog.last_seq() }
+    log_seq = reqlog.last_seq(), throttled = throttle.count() }
 end)
 
 route("POST", "/reset", function()
@@ -53,6 +55,7 @@ route("POST", "/reset", function()
   clock.reset()
   faults.clear()
   lro.reset_config()
+  throttle.reset()
   return 200, { status = "reset" }
 end)
 
@@ -112,16 +115,24 @@ route("GET", "/seed", function()
   return 200, require("emu.seed").data
 end)
 
-route("GET", "/config", function() return 200, { lro = lro.config() } end)
+local function config_body() return { lro = lro.config(), throttle = throttle.config() } end
+
+route("GET", "/config", function() return 200, config_body() end)
 route("POST", "/config", function(req)
   local b = body_object(req)
-  for k in pairs(b) do if k ~= "lro" then return bad("unknown setting '" .. tostring(k) .. "'") end end
+  for k in pairs(b) do
+    if k ~= "lro" and k ~= "throttle" then return bad("unknown setting '" .. tostring(k) .. "'") end
+  end
   if b.lro ~= nil then
     if type(b.lro) ~= "table" then return bad("'lro' must be an object") end
     local c, err = lro.configure(b.lro)
     if not c then return bad(err) end
   end
-  return 200, { lro = lro.config() }
+  if b.throttle ~= nil then
+    local c, err = throttle.configure(b.throttle)
+    if not c then return bad(err) end
+  end
+  return 200, config_body()
 end)
 
 route("POST", "/federated-token", function(req)

@@ -13,6 +13,7 @@ local errors = require("emu.errors")
 local auth = require("emu.auth")
 local store = require("emu.keyvault.store")
 local access = require("emu.keyvault.access")
+local throttle = require("emu.throttle")
 
 local M = {}
 
@@ -97,6 +98,8 @@ end
 function M.route(method, path, perm, handler)
   router.add({ kind = "vault", method = method, path = path, ci = false, handler = function(req)
     local vault = M.open(req)
+    local busy = throttle.vault(req, vault)
+    if busy then fail(429, "Throttled", busy, nil, vault) end
     local p = type(perm) == "function" and perm(req) or perm
     if p then M.authorize(req, p, req.params.name) end
     local st, body, h = handler(req, vault)
