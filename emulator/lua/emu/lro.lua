@@ -15,12 +15,13 @@ local errors = require("emu.errors")
 local M = {}
 
 local meta = ngx.shared.emu_meta
-local completers = {}
+local completers, failers = {}, {}
 
 M.DEFAULTS = { polls = 1, seconds = 0, retry_after = 1 }
 -- Forced outcomes for rehearsing failures: the next `fail_next` operations end with
--- `fail_status` ("Failed" or "Canceled") and the error below, without running their completer
--- (the resource stays as the operation left it, as when Azure gives up half way).
+-- `fail_status` ("Failed" or "Canceled") and the error below, without running their completer;
+-- the operation's failure hook (register's on_fail) leaves the resource as Azure does. A fault
+-- rule's `lro_fail` forces the operation its request starts the same way.
 M.FORCED = { fail_next = "number", fail_status = "string", fail_code = "string", fail_message = "string" }
 
 function M.config()
@@ -55,8 +56,32 @@ end
 
 --- Registers the function that finishes operations of `name`:
 -- fn(args, op) -> true[, result_body[, result_status]] | false, error_table[, error_status]
-function M.register(name, fn)
+-- on_fail(args, op), optional, leaves the resource as Azure does when such an operation ends
+-- Failed or Canceled by a forced outcome (the completer does not run then).
+function M.register(name, fn, on_fail)
   completers[name] = fn
+  failers[name] = on_fail
+end
+
+-- The forced outcome of an operation starting now, or nil: a fault rule's `lro_fail` on this
+-- request (emu.faults), else the next of the configured `fail_next`.
+local function forced_outcome(cfg)
+  local f = ngx.ctx.lro_fail
+  if f then
+    return { status = "Failed", code = f.code or "InternalServerError", http = 500,
+      message = f.message or "The operation failed because of an internal error. Please retry the operation " ..
+        "later. (Injected by the emulator's faults.)" } -- synthetic
+  end
+  if (cfg.fail_next or 0) <= 0 then return nil end
+  -- Take one forced failure; the config is shared by all workers, so decrement atomically.
+  return state.with_lock("lro:config", function()
+    local c = M.config()
+    if (c.fail_next or 0) <= 0 then return nil end
+    c.fail_next = c.fail_next - 1
+    meta:set("lro:config", json.encode(c))
+    return { status = c.fail_status or "Failed", code = c.fail_code or "OperationFailed",
+      message = c.fail_message or "The operation failed (forced by the emulator's lro.fail_next)." }
+  end)
 end
 
 local function uuid()
@@ -92,18 +117,7 @@ function M.begin(opts)
     retry_after = opts.retry_after or cfg.retry_after,
     short = opts.short_status or nil, api = api,
   }
-  if (cfg.fail_next or 0) > 0 then
-    -- Take one forced failure; the config is shared by all workers, so decrement atomically.
-    state.with_lock("lro:config", function()
-      local c = M.config()
-      if (c.fail_next or 0) > 0 then
-        c.fail_next = c.fail_next - 1
-        meta:set("lro:config", json.encode(c))
-        op.forced = { status = c.fail_status or "Failed", code = c.fail_code or "OperationFailed",
-          message = c.fail_message or "The operation failed (forced by the emulator's lro.fail_next)." }
-      end
-    end)
-  end
+  op.forced = forced_outcome(cfg)
   state.put("op:" .. id, op)
   local h = { ["Retry-After"] = tostring(math.floor(op.retry_after)) }
   local style = opts.style or "both"
@@ -121,7 +135,15 @@ function M.poll(id)
       and op.forced then
       op.end_time = clock.now()
       op.status = op.forced.status
-      op.error, op.error_status = { code = op.forced.code, message = op.forced.message }, 400
+      op.error, op.error_status = { code = op.forced.code, message = op.forced.message }, op.forced.http or 400
+      local undo = op.action and failers[op.action]
+      if undo then
+        local pok, e = pcall(undo, op.args, op)
+        if not pok then
+          ngx.log(ngx.ERR, "emulator: LRO failure hook ", op.action, " failed: ", tostring(e))
+          ngx.shared.emu_meta:incr("internal_errors", 1, 0)
+        end
+      end
     elseif op.status == "InProgress" and op.polls >= op.polls_needed and clock.now() >= op.done_at then
       local fn = op.action and completers[op.action]
       local ok, a, b = true, nil, nil

@@ -291,6 +291,9 @@ function M.handle()
   if not req._body_read and (tonumber(req.headers["content-length"]) or 0) <= M.BODY_LIMIT then
     pcall(ngx.req.read_body)
   end
+  -- A fault rule with `after`: the request was processed; now its answer is delayed, lost or
+  -- replaced by an error.
+  if ngx.ctx.fault_after then status, body, headers = faults.after(req, status, body, headers) end
   if type(body) == "table" then
     local ok, enc = pcall(json.encode, body)
     if not ok then

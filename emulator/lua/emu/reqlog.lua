@@ -1,7 +1,8 @@
 --- emu.reqlog: the request log behind GET /_emulator/log. One JSON object per request:
 -- seq, ts (simulated ISO time), method, host, path, query (secret values redacted), status,
--- ms, principal (object id of the authenticated caller), kind, request_id, and `error` for
--- internal errors (status 500 from a Lua error in a handler). Never tokens, secrets,
+-- ms, principal (object id of the authenticated caller), kind, request_id, `error` for
+-- internal errors (status 500 from a Lua error in a handler), and for an injected fault `fault`
+-- (the rule's id) and `fault_action` ("status:503", "drop", "drop_after", "delay", ...). Never tokens, secrets,
 -- assertions, keys or identity headers: only the fields above are written.
 local json = require("emu.json")
 local clock = require("emu.clock")
@@ -53,6 +54,7 @@ function M.record()
     request_id = ctx.request_id,
     error = ctx.internal_error,
     fault = ctx.fault,
+    fault_action = ctx.fault_action,
   }
   logdict:set("e:" .. seq, json.encode(entry))
   if seq > MAX then logdict:delete("e:" .. (seq - MAX)) end

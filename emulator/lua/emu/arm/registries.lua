@@ -401,14 +401,23 @@ end
 
 -- ---------------------------------------------------------------- settle / pickup
 
+-- A failed operation (emu.lro's forced outcomes) leaves the registry "Failed", its change not made.
+local function fail_target(id, opid)
+  return arm.update(id, function(cur)
+    if not cur or not cur._target or (opid and cur._op ~= opid) then return cur end
+    cur._target, cur._op = nil, nil
+    cur.properties.provisioningState = "Failed"
+    return cur
+  end)
+end
+
 --- Completes a pending operation's target now (force) or when its time is due.
 local function settle(id, force)
   local rec = arm.get(id)
   if not rec or not rec._op then return rec end
-  if not force then
-    local op = lro.get(rec._op)
-    if op and op.status == "InProgress" and clock.now() < (op.done_at or 0) then return rec end
-  end
+  local op = lro.get(rec._op)
+  if not force and op and op.status == "InProgress" and clock.now() < (op.done_at or 0) then return rec end
+  if op and op.forced then return fail_target(id, rec._op) end
   return arm.update(id, function(cur)
     if not cur or not cur._op or not cur._target then return cur end
     local t = cur._target
@@ -426,7 +435,7 @@ lro.register("registries.apply", function(args)
   end)
   require("emu.acr.content_key").follow(rec) -- a new key version re-wraps the content key now
   return true
-end)
+end, function(args) fail_target(args.id, args.op) end)
 
 --- Versionless keys: adopt a newer enabled version once the simulated clock passed its
 -- creation + PICKUP_DELAY, if the registry identity reaches it and the version in use is still

@@ -95,6 +95,12 @@ arm.route({ method = "PATCH", path = PATH, type = M.TYPE, scope = rg_scope,
 lro.register("resourceGroups.delete", function(args)
   arm.delete_tree(args.id)
   return true, nil, 200
+end, function(args)
+  -- a deletion that failed (emu.lro's forced outcomes) leaves the group as it was
+  arm.update(args.id, function(cur)
+    if cur then cur.properties.provisioningState = "Succeeded" end
+    return cur
+  end)
 end)
 
 arm.route({ method = "DELETE", path = PATH, type = M.TYPE, scope = rg_scope,
