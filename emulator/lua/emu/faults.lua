@@ -8,10 +8,11 @@
 -- What it does (an action): `status` (+ `retry_after`, `code`, `message`, `headers`) answers an
 -- error in the service's envelope (429 in Azure's throttling shape); `drop` closes the
 -- connection without an answer (nginx 444: HTTP/1.1 connection closed, HTTP/2 stream reset);
--- `delay_ms` waits first; `lro_fail` lets the request run but makes the long-running
--- operation it starts end Failed. By default the action replaces the request (nothing is
--- processed, except after a bare delay); with `after = true` the request is processed first
--- and the action hits its answer: a write applied whose answer is lost, slow or an error.
+-- `delay_ms` waits first (a bare delay: the request is processed after the wait, even when its
+-- client gave up meanwhile: applied late); `lro_fail` lets the request run but makes the
+-- long-running operation it starts end Failed. By default the action replaces the request;
+-- with `after = true` the request is processed first and the action hits its answer: a write
+-- applied whose answer is lost, slow or an error.
 -- `pick` draws one action per firing from a list of actions, or "all": every kind Azure makes
 -- for the request's service (docs/emulator.md lists them).
 local json = require("emu.json")
@@ -263,7 +264,12 @@ function M.apply(req)
     return nil
   end
   if a.lro_fail then ctx.lro_fail = { code = a.code, message = a.message } end
-  if a.delay_ms and a.delay_ms > 0 then ngx.sleep(a.delay_ms / 1000) end
+  if a.delay_ms and a.delay_ms > 0 then
+    -- The body is read first: a request that waits is then processed whether or not its
+    -- client is still there (nginx could no longer read the body of one that went away).
+    if not a.drop and not a.status then pcall(ngx.req.read_body) end
+    ngx.sleep(a.delay_ms / 1000)
+  end
   if a.drop then return ngx.exit(444) end
   if not a.status then return nil end
   return error_answer(req, a)
