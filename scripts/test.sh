@@ -55,7 +55,9 @@ EMU_DIR=$OUT/test-emulator
 if [ -f lua/azcmk/emulator.lua ]; then
   ./bin/azcmk emulator stop --dir "$EMU_DIR" >/dev/null 2>&1
   p0=$(port_at 0)
-  if env_lines=$(./bin/azcmk emulator start ${p0:+--port "$p0"} --dir "$EMU_DIR" --only azcmk); then
+  # Throttling: Azure's buckets x1000 (spec/support/emulator_throttle.json; docs/emulator.md)
+  if env_lines=$(AZCMK_EMULATOR_THROTTLE="$(cat spec/support/emulator_throttle.json)" \
+      ./bin/azcmk emulator start ${p0:+--port "$p0"} --dir "$EMU_DIR" --only azcmk); then
     eval "$env_lines"
     trap './bin/azcmk emulator stop --dir "$EMU_DIR" >/dev/null 2>&1' EXIT
   else
