@@ -249,7 +249,7 @@ describe("emulator faults", function()
       assert.truthy(r.json.access_token)
       local seen = {}
       for _, e in ipairs(log_since(seq, function(e) return e.kind == "login" end)) do
-        seen[#seen + 1] = e.status .. ":" .. tostring(e.fault_action)
+        seen[#seen + 1] = string.format("%d:%s", e.status, tostring(e.fault_action))
       end
       assert.same({ "503:status:503", "444:drop", "200:nil" }, seen)
     end)
