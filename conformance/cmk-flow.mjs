@@ -340,7 +340,7 @@ await step("rotate-versionless", ["rotate"], async () => {
   eq(kvp.keyRotationEnabled, true, "keyRotationEnabled");
 });
 
-// Rotation to the registry's system-assigned identity (azure-wire.md §1.8, §2.3): assign it with a
+// Rotation to the registry's system-assigned identity: assign it with a
 // PATCH, give its principal an access policy, rotate with identity "system".
 await step("rotate-system-identity", ["rotate-versionless"], async () => {
   const upd = await acr.registries.beginUpdateAndWait(names.rg, names.reg, {
@@ -361,7 +361,7 @@ await step("rbac-vault", ["identity"], async () => {
     location,
     properties: {
       tenantId, sku: { family: "A", name: "standard" }, enableRbacAuthorization: true,
-      accessPolicies: [],     // required unless createMode "recover" (azure-wire §4), ignored under RBAC
+      accessPolicies: [],     // required unless createMode "recover", ignored under RBAC
       enableSoftDelete: true, softDeleteRetentionInDays: 7, enablePurgeProtection: true,
     },
   }, POLL);
@@ -447,7 +447,7 @@ await step("delete-recover", ["key"], async () => {
 await step("identity-wraps", ["token-managed-identity", "access-policy", "key-new-version", "rbac-key"], async () => {
   const mi = new ManagedIdentityCredential({ clientId: ctx.uai.clientId });
   const got = [];
-  const refusal = {   // azure-wire.md §3.3: access-policy and RBAC denials read differently
+  const refusal = {   // access-policy and RBAC denials read differently
     [ctx.key2.id]: /does not have keys sign permission on key vault/,
     [ctx.rbacKey.id]: /Caller is not authorized to perform action on resource/,
   };
@@ -521,7 +521,7 @@ await step("rule-cmk-existing", ["key", "identity"], async () => {
 });
 
 // A CMK registry stays CMK: encryption cannot be disabled, the SKU cannot leave Premium, content
-// trust is refused (the last with the service's own code and typo'd text, azure-wire.md §7.2).
+// trust is refused (the last with the service's own code and typo'd text).
 await step("rule-cmk-locked", ["registry-cmk"], async () => {
   const got = [];
   got.push(await expectRestError(acr.registries.beginUpdateAndWait(names.rg, names.reg,

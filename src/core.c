@@ -1,5 +1,5 @@
 /* core.c - entry point of the C module `azcmk.core`.
- * Layer 1 of DESIGN.md: HTTP (libcurl) and crypto (OpenSSL), no Azure knowledge. */
+ * Layer 1: HTTP (libcurl) and crypto (OpenSSL), no Azure knowledge. */
 #include "azcmk.h"
 
 int luaopen_azcmk_core(lua_State *L) {

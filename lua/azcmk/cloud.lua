@@ -1,5 +1,5 @@
 --- Cloud profiles: AzureCloud, AzureChinaCloud, AzureUSGovernment and custom ones
--- (azure-wire.md §8.6). Chosen by option or AZURE_CLOUD / AZURE_AUTHORITY_HOST.
+--. Chosen by option or AZURE_CLOUD / AZURE_AUTHORITY_HOST.
 local M = {}
 
 -- Token scopes follow from the endpoints, for built-in and custom profiles alike.

@@ -85,7 +85,7 @@ describe("doctor", function()
     expect(r, "registry.data_plane", "ok", nil, "%-> 401")
     expect(r, "caller", "ok", nil, "not as the registry's identity")
     expect(r, "access", "ok", "access policy grants")
-    -- the checks run in the order of reliability.md section 5
+    -- the checks run in the order of the CMK chain (caller, registry, identity, vault, key)
     local order = {}
     for _, c in ipairs(r.checks) do order[#order + 1] = c.id end
     assert.equal("inputs caller registry registry.data_plane identity.binding identity.exists vault " ..

@@ -1,4 +1,4 @@
--- Wire fidelity against reference/azure-wire.md where the other specs assert less: ARM's
+-- Wire fidelity (Azure's documented and recorded answers) where the other specs assert less: ARM's
 -- standard response headers, the exact WWW-Authenticate of every ARM 401 (incl. the wrong
 -- tenant), Retry-After on every long-running answer, role-assignment conflicts, the
 -- identity api-version differences, the discovery documents and IMDS instance metadata.

@@ -1,4 +1,4 @@
---- The api-version of every surface azcmk calls, in one place (azure-wire.md §0).
+--- The api-version of every surface azcmk calls, in one place.
 -- Chosen as the newest stable version the local emulator also accepts.
 return {
   resource_groups = "2025-04-01",      -- Microsoft.Resources/resourceGroups
@@ -10,5 +10,5 @@ return {
   registries = "2025-04-01",           -- Microsoft.ContainerRegistry
   deployments = "2025-04-01",          -- Microsoft.Resources/deployments
   resources = "2021-04-01",            -- generic resource list (resources?$filter=)
-  resources_vaults = "2015-11-01",     -- the generic list filtered to vaults (azure-wire §0)
+  resources_vaults = "2015-11-01",     -- the generic list filtered to vaults
 }

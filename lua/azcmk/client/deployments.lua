@@ -1,4 +1,4 @@
---- ARM template deployments (azure-wire.md §1.11): create (long-running), get, operations.
+--- ARM template deployments: create (long-running), get, operations.
 local base = require("azcmk.client.base")
 local V = require("azcmk.client.api_versions")
 

@@ -1,4 +1,4 @@
---- User-assigned managed identities (azure-wire.md §1.2, §5): get, create, list, find by
+--- User-assigned managed identities: get, create, list, find by
 -- principal or client id.
 local base = require("azcmk.client.base")
 local ids = require("azcmk.client.ids")

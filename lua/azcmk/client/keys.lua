@@ -1,4 +1,4 @@
---- Key Vault keys, data plane (azure-wire.md §1.5, §3): create (or new version), get,
+--- Key Vault keys, data plane: create (or new version), get,
 -- versions, update, rotate, rotation policy, delete, deleted keys, recover, wrap / unwrap.
 -- Every call takes vault_url ("https://kv.vault.azure.net") or vault (a name, with the
 -- pipeline's cloud suffix).

@@ -1,5 +1,5 @@
---- Container registries (azure-wire.md §1.6-§1.8, §2): create (with CMK), get, update
--- (PATCH only what changes - never a GET->PUT round trip, reliability.md §4 item 9),
+--- Container registries: create (with CMK), get, update
+-- (PATCH only what changes - never a GET->PUT round trip),
 -- identity assign, encryption (rotate-key), list.
 local base = require("azcmk.client.base")
 local V = require("azcmk.client.api_versions")

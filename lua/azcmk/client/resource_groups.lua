@@ -1,4 +1,4 @@
---- Resource groups (azure-wire.md §1.1): get, create_or_update, list.
+--- Resource groups: get, create_or_update, list.
 local base = require("azcmk.client.base")
 local V = require("azcmk.client.api_versions")
 

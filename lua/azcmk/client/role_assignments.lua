@@ -1,4 +1,4 @@
---- Role assignments (azure-wire.md §6): create (idempotent: a deterministic name per scope,
+--- Role assignments: create (idempotent: a deterministic name per scope,
 -- principal and role; RoleAssignmentExists counts as done), list, find, delete.
 local base = require("azcmk.client.base")
 local errors = require("azcmk.errors")

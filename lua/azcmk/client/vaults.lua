@@ -1,4 +1,4 @@
---- Key Vault management plane (azure-wire.md §1.3, §1.4, §1.9, §4): vaults, access policies
+--- Key Vault management plane: vaults, access policies
 -- (add / remove), network ACLs, purge protection, deleted vaults, recover, purge.
 local base = require("azcmk.client.base")
 local V = require("azcmk.client.api_versions")

@@ -9,7 +9,7 @@
 -- same CMK rules), and answers 201 + Azure-AsyncOperation with provisioningState "Accepted".
 -- The outcome shows (Running until the LRO pacing of /_emulator/config is met, then Succeeded
 -- or Failed) on GET and on the status URL. A failure is ARM's DeploymentFailed with each inner
--- RP error as a JSON string in details[].message (azure-wire §7.1, §1.11).
+-- RP error as a JSON string in details[].message.
 local arm = require("emu.arm")
 local router = require("emu.router")
 local errors = require("emu.errors")

@@ -10,7 +10,7 @@
 --   _key_created simulated time the key version in use was created (versionless pickup)
 -- "acr:name:<lower name>" -> lower id reserves the globally unique login server name.
 --
--- Texts: those quoted in reference/azure-wire.md §7.2 are Azure's; the ones marked
+-- Texts: those Azure is documented or recorded to send are Azure's; the ones marked
 -- `-- synthetic` are written in the service's style because the exact text is unknown.
 local arm = require("emu.arm")
 local errors = require("emu.errors")
@@ -269,7 +269,7 @@ end
 no_identity_access_early = no_identity_access
 
 local function failed_access(kid, client)
-  -- Text: azure-wire §7.2 (real). The error code is not known: -- synthetic code
+  -- Text: Azure's own (documented). The error code is not known: -- synthetic code
   bad("KeyVaultAccessFailed", string.format("Failed to access KeyId '%s'. Verify that identity '%s' has 'Get, " ..
     "Wrap Key, Unwrap Key' permission on key '%s'. %s", kid, tostring(client), kid, CMK_LINK))
 end
@@ -439,7 +439,7 @@ end, function(args) fail_target(args.id, args.op) end)
 
 --- Versionless keys: adopt a newer enabled version once the simulated clock passed its
 -- creation + PICKUP_DELAY, if the registry identity reaches it and the version in use is still
--- enabled (reliability.md §4 item 10). Otherwise the registry stays on the version in use.
+-- enabled. Otherwise the registry stays on the version in use.
 local function pickup(rec)
   local enc = rec.properties and rec.properties.encryption
   local kvp = enc and enc.keyVaultProperties
@@ -500,7 +500,7 @@ end
 
 --- A user-assigned identity removed underneath the registry (its resource deleted, or re-created
 -- with another client id) keeps working until its credential expires, about three months later
--- (reliability.md §3.5); after that the registry's identity is inactive.
+--; after that the registry's identity is inactive.
 M.IDENTITY_GRACE = 90 * 86400
 
 --- Simulated time since which the registry's CMK identity is gone, or nil. The first read that
@@ -698,7 +698,7 @@ local function prepare(ctx, sub, rg, name, b, rec, patch)
       virtualNetworkRules = json.array({}), ipRules = json.array(type(ip) == "table" and json.copy(ip) or {}) }
   end
   if p.publicNetworkAccess == "Disabled" and not premium then
-    -- Real text (azure-wire §7.2, S38).
+    -- Real text (documented).
     bad("DisablingPublicNetworkAccessNotSupported", "Disabling public network access is not supported for the SKU " ..
       t.sku.name .. ". For more information, please visit https://aka.ms/acr/private-link.")
   end

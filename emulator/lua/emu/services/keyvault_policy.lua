@@ -1,7 +1,7 @@
 --- emu.services.keyvault_policy: key rotation policies on the Key Vault data plane.
 --   GET /keys/{name}/rotationpolicy   (getrotationpolicy) -> the policy, or the default one
 --   PUT /keys/{name}/rotationpolicy   (setrotationpolicy) -> validated, stored, echoed
--- Rules (reliability.md 3.3): at most two lifetime actions, one Rotate and one Notify;
+-- Rules (Key Vault's documented rotation-policy rules): at most two lifetime actions, one Rotate and one Notify;
 -- triggers timeAfterCreate (Rotate only) or timeBeforeExpiry; ISO-8601 durations;
 -- attributes.expiryTime >= P28D; rotation >= 7 days after creation and >= 7 days before
 -- expiry; action type compared case-insensitively. Automatic rotation by the simulated clock
