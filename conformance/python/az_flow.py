@@ -296,6 +296,17 @@ def rotate_user():
     check(kvp["versionedKeyIdentifier"] == VARS["_kid2"] and kvp.get("lastKeyRotationTimestamp"), "%s" % kvp)
 
 
+def acr_login():
+    # not in the article, but what an operator runs next: the registry's token exchange
+    # (/oauth2/exchange, /oauth2/token) and the data plane, through the proxy
+    _, out, _ = sh("az acr login --name %s --expose-token --output json" % N["registry"])
+    tok = json.JSONDecoder().raw_decode(out[out.index("{"):])[0]  # az's warning follows on stderr
+    check(tok.get("loginServer") == N["registry"] + ".azurecr.io" and tok.get("accessToken", "").count(".") == 2,
+          "expose-token answer %s" % list(tok))
+    _, out, _ = sh("az acr repository list --name %s --output json" % N["registry"])
+    check(isinstance(json.JSONDecoder().raw_decode(out[out.index("["):])[0], list), "repository list %r" % out[-300:])
+
+
 def revoke():
     sh("az keyvault delete-policy \\\n  --resource-group %s \\\n  --name %s \\\n  --object-id $identityPrincipalID"
        % (N["rg"], N["vault"]))
@@ -305,9 +316,12 @@ def revoke():
         "keyvaultID"]
     arm("DELETE", ra, "2022-04-01")
     check(v2_status(N["registry"]) == 403, "registry data plane should answer 403 once the key is revoked")
-    # access back (set-policy again): the registry serves again
+    rc, out, _ = sh("az acr login --name %s --expose-token --output json" % N["registry"], expect_fail=True)
+    check(rc != 0 and "have access to registry" in out, "az acr login while revoked: rc %d: %s" % (rc, out[-300:]))
+    # access back (set-policy again): the registry serves again, az acr login works again
     set_policy()
     check(v2_status(N["registry"]) == 401, "registry should serve again")
+    acr_login()
 
 
 def identity_assign_uai():
@@ -399,7 +413,8 @@ def main():
     step("az acr encryption show", encryption_show)
     step("az keyvault key create (new version)", new_key_version, "debian-broken")
     step("az acr encryption rotate-key --identity <user-assigned>", rotate_user, "article-error")
-    step("az keyvault delete-policy (revoke), then access back", revoke)
+    step("az acr login --expose-token, az acr repository list", acr_login)
+    step("az keyvault delete-policy (revoke: az acr login refused), then access back", revoke)
     step("az acr identity assign --identities <resource id>", identity_assign_uai)
     step("az acr identity assign --identities <GUID> (2020-21 translations)", identity_assign_guid, "article-error")
     step("az acr identity assign [system] + policy + firewall Deny", system_identity_and_firewall)
