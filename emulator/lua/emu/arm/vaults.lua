@@ -420,7 +420,14 @@ local function put_vault(req)
   if conflict == "exists" then
     -- a racing PUT of the same vault created it a moment ago: answer like an update
     local e = store.name_entry(p.name)
-    local now_there = e and not e.deleted and e.id:lower() == id:lower() and arm.get(id)
+    local same = e and not e.deleted and e.id:lower() == id:lower()
+    local now_there = same and arm.get(id)
+    -- the racing PUT has claimed the name but not stored the vault yet: wait for it (bounded)
+    for _ = 1, 200 do
+      if now_there or not same then break end
+      ngx.sleep(0.01)
+      now_there = arm.get(id)
+    end
     if now_there then return 200, render(now_there) end
     return errors.arm(409, "VaultAlreadyExists", in_use_message(p.name))
   end
