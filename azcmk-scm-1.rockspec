@@ -73,6 +73,7 @@ build = {
     ["azcmk.policy.log"] = "lua/azcmk/policy/log.lua",
     ["azcmk.policy.trace"] = "lua/azcmk/policy/trace.lua",
     ["azcmk.retry"] = "lua/azcmk/retry.lua",
+    ["azcmk.repeatable"] = "lua/azcmk/repeatable.lua",
     ["azcmk.sender"] = "lua/azcmk/sender.lua",
     ["azcmk.token_cache"] = "lua/azcmk/token_cache.lua",
     ["azcmk.transport.contract"] = "lua/azcmk/transport/contract.lua",

@@ -1,10 +1,12 @@
 --- Retry rules: when a call is tried again, and after how long.
 -- Retries 408, 429, 500, 502, 503, 504 and connection failures; exponential backoff
 -- (0.8 s base, jitter, cap 60 s); honours Retry-After (seconds or HTTP date), retry-after-ms
--- and x-ms-retry-after-ms; POST/PATCH only on 500/503/504, when Retry-After is present, or
--- when the request is marked idempotent; a total time budget per call; TLS verification
--- failures never retried.
+-- and x-ms-retry-after-ms; a total time budget per call; TLS verification failures never
+-- retried. A request that is not repeatable (azcmk.repeatable: a key create, a rotate, ...)
+-- is sent again only when the failed try surely was not applied (not connected, or 429);
+-- any other failure of it is left to its caller to read back (azcmk.client.reconcile).
 local clock = require("azcmk.clock")
+local repeatable = require("azcmk.repeatable")
 
 local M = {}
 
@@ -18,8 +20,6 @@ M.DEFAULTS = {
 }
 
 M.RETRY_STATUS = { [408] = true, [429] = true, [500] = true, [502] = true, [503] = true, [504] = true }
-M.POST_RETRY_STATUS = { [500] = true, [503] = true, [504] = true }
-M.SAFE_METHODS = { GET = true, HEAD = true, PUT = true, DELETE = true, OPTIONS = true, TRACE = true }
 
 --- Delay in seconds requested by a response, or nil. headers have lower-case names.
 -- `now` (unix seconds) converts HTTP dates; the result is clamped at >= 0.
@@ -63,11 +63,10 @@ function policy:backoff(n)
   return d
 end
 
-local function idempotent(req)
-  if req.idempotent ~= nil then return req.idempotent end
-  return M.SAFE_METHODS[(req.method or "GET"):upper()] == true
+--- Whether req may be sent again after a try whose outcome is unknown (azcmk.repeatable).
+function M.idempotent(req)
+  return (repeatable.classify(req))
 end
-M.idempotent = idempotent
 
 --- Decide on a retry after attempt number `attempt` (1 = first try).
 -- Returns delay_seconds, reason to retry; or nil, reason to stop.
@@ -76,19 +75,20 @@ function policy:decide(req, res, err, attempt, now)
   if err then
     if err.tls then return nil, "TLS verification failed (never retried)" end
     if not err.retryable then return nil, "not retryable" end
-    if err.phase ~= "connect" and not idempotent(req) then
-      return nil, "request may have reached the server and is not idempotent"
+    if not repeatable.not_applied(nil, err) and not M.idempotent(req) then
+      return nil, "request may have reached the server and is not repeatable"
     end
     return self:backoff(attempt), tostring(err.code or err.kind)
   end
   if not res or res.status < 400 or res.status == 401 then return nil, "not a retryable status" end
+  if not repeatable.not_applied(res) and not M.idempotent(req) then
+    return nil, "status " .. res.status .. " does not prove the request was not applied, and it is not "
+      .. "repeatable"
+  end
   local ra = M.retry_after(res.headers, now)
   if ra and self.max_retry_after and ra > self.max_retry_after then ra = self.max_retry_after end
   if ra then return ra, "status " .. res.status .. " with retry-after" end
   if not M.RETRY_STATUS[res.status] then return nil, "not a retryable status" end
-  if not idempotent(req) and not M.POST_RETRY_STATUS[res.status] then
-    return nil, "status " .. res.status .. " not retried for " .. tostring(req.method)
-  end
   return self:backoff(attempt), "status " .. res.status
 end
 

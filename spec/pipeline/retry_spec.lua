@@ -43,12 +43,13 @@ describe("azcmk.retry", function()
     assert.is_nil((p:decide(get, { status = 404, headers = {} }, nil, 1)))
     assert.is_nil((p:decide(get, { status = 401, headers = { ["retry-after"] = "1" } }, nil, 1)))
     assert.is_nil((p:decide(get, { status = 503, headers = {} }, nil, 4)))      -- 3 retries
-    -- POST: only 500/503/504 unless Retry-After or idempotent
-    assert.is_nil((p:decide(post, { status = 429, headers = {} }, nil, 1)))
+    -- a POST that is not repeatable: only when the try surely was not applied (429, not connected)
+    assert.truthy(p:decide(post, { status = 429, headers = {} }, nil, 1))
     assert.is_nil((p:decide(post, { status = 502, headers = {} }, nil, 1)))
-    assert.truthy(p:decide(post, { status = 503, headers = {} }, nil, 1))
+    assert.is_nil((p:decide(post, { status = 503, headers = {} }, nil, 1)))
+    assert.is_nil((p:decide(post, { status = 503, headers = { ["retry-after"] = "3" } }, nil, 1)))
     assert.equal(3, (p:decide(post, { status = 429, headers = { ["retry-after"] = "3" } }, nil, 1)))
-    assert.truthy(p:decide({ method = "POST", idempotent = true }, { status = 429, headers = {} }, nil, 1))
+    assert.truthy(p:decide({ method = "POST", idempotent = true }, { status = 503, headers = {} }, nil, 1))
     -- any >= 400 with Retry-After is retried (Python azure-core)
     assert.equal(1, (p:decide(get, { status = 409, headers = { ["retry-after"] = "1" } }, nil, 1)))
     -- connection failures

@@ -53,6 +53,7 @@ function P.send(_, req, next)
   e.request_id = e.request_id or crid
   local target = req.target or url.parse(req.url)
   e.operation = req.method .. " " .. (target and target.path or req.url)
+  e.outcome = res.outcome   -- "unknown": a write that may have been applied (policy.retry)
   return nil, e, res
 end
 

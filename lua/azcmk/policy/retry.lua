@@ -2,8 +2,11 @@
 -- (the rules - which statuses, methods and failures, how long to wait - are azcmk.retry's).
 -- Each try gets a copy of the request and a timeout that never reaches past the budget; a
 -- server asking to wait beyond the budget gets its answer returned instead. res.attempts /
--- err.attempts count the tries.
+-- err.attempts count the tries. A request that is not repeatable (azcmk.repeatable) and
+-- ends in a failure that may have been applied comes back with outcome = "unknown" (on the
+-- error, or on the answer, which the response policy copies to its error).
 local rules_m = require("azcmk.retry")
+local repeatable = require("azcmk.repeatable")
 local clock = require("azcmk.clock")
 local errors = require("azcmk.errors")
 local url = require("azcmk.url")
@@ -67,7 +70,13 @@ function P:send(req, next)
     local delay, why
     if decide then delay, why = decide(req, res, err, attempt, now())
     else delay, why = rules:decide(req, res, err, attempt, now()) end
-    if not delay then return res, err, raw end
+    if not delay then
+      if (err or (res and res.status >= 500)) and not rules_m.idempotent(req)
+        and not repeatable.not_applied(res, err) and (res or repeatable.ambiguous(err)) then
+        if err then err.outcome = "unknown" else res.outcome = "unknown" end
+      end
+      return res, err, raw
+    end
     if now() + delay > deadline then
       if log then
         log:info(string.format("not retrying %s %s: wait %.1fs exceeds the time budget", req.method,
