@@ -89,6 +89,7 @@ build = {
     ["azcmk.client"] = "lua/azcmk/client/init.lua",
     ["azcmk.client.api_versions"] = "lua/azcmk/client/api_versions.lua",
     ["azcmk.client.base"] = "lua/azcmk/client/base.lua",
+    ["azcmk.client.reconcile"] = "lua/azcmk/client/reconcile.lua",
     ["azcmk.client.ids"] = "lua/azcmk/client/ids.lua",
     ["azcmk.client.resource_groups"] = "lua/azcmk/client/resource_groups.lua",
     ["azcmk.client.identities"] = "lua/azcmk/client/identities.lua",

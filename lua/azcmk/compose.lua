@@ -13,6 +13,7 @@ local M = {}
 --   credential    default: the DefaultAzureCredential chain (environment, workload identity,
 --                 managed identity, Azure CLI)
 --   subscription  default: AZURE_SUBSCRIPTION_ID
+--   operation_id  default: AZCMK_OPERATION_ID (docs/reliability.md)
 --   getenv        replaces os.getenv for all of the above (nginx strips the environment)
 -- Returns the pipeline, or nil, err (an invalid cloud, AZURE_TOKEN_CREDENTIALS, ...). No
 -- network I/O happens here.
@@ -25,6 +26,10 @@ function M.pipeline(opts)
   if o.subscription == nil then
     local s = getenv("AZURE_SUBSCRIPTION_ID")
     if s and s ~= "" then o.subscription = s end
+  end
+  if o.operation_id == nil then
+    local s = getenv("AZCMK_OPERATION_ID")
+    if s and s ~= "" then o.operation_id = s end
   end
   if o.transport == nil then
     o.transport = require("azcmk.transport.curl").new({ getenv = o.getenv,

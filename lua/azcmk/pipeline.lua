@@ -87,12 +87,16 @@ end
 --   token_cache  a token_cache (default: one per pipeline)
 --   vault_api_version           default api-version for p:vault
 --   subscription  default subscription id for service clients (p.subscription)
+--   operation_id  names the job this run belongs to, the same for every re-run of it
+--                 (p.operation_id): steps that create something find what an earlier,
+--                 interrupted run made for it (docs/reliability.md)
 -- Returns the pipeline, or nil, err when the cloud profile is invalid. An unknown key raises
 -- (azcmk.options: a typo must not silently fall back to a default).
 M.OPTIONS = { cloud = "any?", credential = "table?", transport = "table?", retry = "table?", log = "any?",
   log_sink = "function?", user_agent = "string?", per_call = "table?", per_retry = "table?",
   now = "function?", sleep = "function?", getenv = "function?", lro_interval = "number?",
-  lro_timeout = "number?", token_cache = "table?", vault_api_version = "string?", subscription = "string?" }
+  lro_timeout = "number?", token_cache = "table?", vault_api_version = "string?", subscription = "string?",
+  operation_id = "string?" }
 
 function M.new(opts)
   opts = opts or {}
@@ -118,6 +122,7 @@ function M.new(opts)
     lro_interval = opts.lro_interval, lro_timeout = opts.lro_timeout,
     vault_api_version = opts.vault_api_version or M.VAULT_API_VERSION,
     challenges = challenge.cache(), subscription = opts.subscription, host_kinds = { 0 },
+    operation_id = opts.operation_id,
     per_call = list(opts.per_call, "per_call"), per_retry = list(opts.per_retry, "per_retry"),
   }, P)
   p.tokens = opts.token_cache or token_cache.new({ now = now, log = log })

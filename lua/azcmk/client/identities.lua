@@ -1,6 +1,7 @@
 --- User-assigned managed identities: get, create, list, find by
 -- principal or client id.
 local base = require("azcmk.client.base")
+local reconcile = require("azcmk.client.reconcile")
 local ids = require("azcmk.client.ids")
 local V = require("azcmk.client.api_versions")
 
@@ -26,8 +27,25 @@ end
 function C:create(o)
   base.check(o, { resource_group = "string", name = "string", location = "string", tags = "table?" },
     "identities:create")
-  local res, err = self.p:arm("PUT", path(self, o), { api_version = V.identities,
-    body = { location = o.location, tags = o.tags or {} } })
+  -- a PUT that fails ambiguously after its retries is read back: the identity in the asked
+  -- location is the one this call made (or an earlier one of the same name: a PUT is a PUT)
+  local res, err = reconcile.write(self.p, {
+    what = "identity " .. o.name,
+    send = function()
+      return self.p:arm("PUT", path(self, o), { api_version = V.identities,
+        body = { location = o.location, tags = o.tags or {} } })
+    end,
+    read = function()
+      local got, gerr = self:get({ resource_group = o.resource_group, name = o.name,
+        subscription = o.subscription })
+      if not got then return nil, gerr end
+      local function loc(s) return (tostring(s):lower():gsub("%s", "")) end
+      if loc(got.location) ~= loc(o.location) then return nil end
+      return { json = got }
+    end,
+    check = "see whether identity " .. o.name .. " exists in " .. o.resource_group
+      .. " (az identity show)",
+  })
   if not res then return nil, err end
   return res.json
 end

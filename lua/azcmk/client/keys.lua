@@ -4,6 +4,7 @@
 -- pipeline's cloud suffix).
 local base = require("azcmk.client.base")
 local errors = require("azcmk.errors")
+local reconcile = require("azcmk.client.reconcile")
 local V = require("azcmk.client.api_versions")
 
 local C = base.class("keys")
@@ -27,15 +28,80 @@ local function seg(s) return base.seg(s) end
 local VAULT = { vault_url = "string?", vault = "string?" }
 local function check(o, spec, where) return base.check(o, spec, where, VAULT) end
 
---- create{vault_url | vault, name, kty = "RSA", key_size?, key_ops?, enabled?, exp?, nbf?, tags?}
--- -> KeyBundle. On an existing name this makes a new version.
+-- Every version create() makes carries this tag, whose value names the intent it was made
+-- for (`once`, or a fresh one per call): a create whose answer was lost is found again by
+-- it, and a re-run of the same step reuses its version instead of making another. A tag,
+-- not the created time: it is exact whatever the clocks say and whoever else writes the key,
+-- and Key Vault keeps a version's tags and lists them with the versions.
+C.INTENT_TAG = "azcmk-op"
+
+--- A short intent value from its parts (the same parts give the same value on every run).
+function C.intent(...)
+  local parts = {}
+  for i = 1, select("#", ...) do parts[i] = tostring((select(i, ...))):lower() end
+  local crypto = require("azcmk.crypto")
+  return crypto.hex(crypto.sha256(table.concat(parts, "|"))):sub(1, 32)
+end
+
+local fresh_n = 0
+local function fresh_intent(self)
+  fresh_n = fresh_n + 1
+  return C.intent("call", self.p.now and self.p.now() or os.time(), os.clock(), fresh_n, math.random())
+end
+
+local function vault_of(o)
+  return { vault_url = o.vault_url, vault = o.vault, name = o.name, subscription = o.subscription }
+end
+
+-- The version made for intent id (the oldest with the tag: Key Vault's own rotations copy a
+-- version's tags to the next), as a KeyBundle; nil when there is none; nil, err.
+local function made_for(self, o, id)
+  local list, err = self:versions(vault_of(o))
+  if not list then
+    if errors.is(err, 404) then return nil end      -- no key yet: nothing made
+    return nil, err
+  end
+  for i = #list, 1, -1 do
+    local it = list[i]
+    if type(it.tags) == "table" and it.tags[C.INTENT_TAG] == id then
+      local kb, gerr = self:get({ vault_url = o.vault_url, vault = o.vault, name = o.name,
+        subscription = o.subscription, version = C.version_of(it.kid) })
+      if gerr then return nil, gerr end
+      if kb then return kb end
+    end
+  end
+  return nil
+end
+
+--- create{vault_url | vault, name, kty = "RSA", key_size?, key_ops?, enabled?, exp?, nbf?, tags?,
+-- once?} -> KeyBundle. On an existing name this makes a new version. once: an intent (C.intent)
+-- that makes the call idempotent: a version made for it earlier is returned (with
+-- reused = true) instead of a new one. A create that fails ambiguously is read back
+-- (azcmk.client.reconcile) by its intent tag.
 function C:create(o)
   check(o, { name = "string", kty = "string?", key_size = "number?", key_ops = "table?",
-    tags = "table?", exp = "number?", nbf = "number?", enabled = "boolean?", crv = "string?" }, "keys:create")
+    tags = "table?", exp = "number?", nbf = "number?", enabled = "boolean?", crv = "string?",
+    once = "string?" }, "keys:create")
+  local id = o.once
+  if id then
+    local found, ferr = made_for(self, o, id)
+    if ferr then return nil, ferr end
+    if found then found.reused = true; return found end
+  else
+    id = fresh_intent(self)
+  end
+  local tags = base.copy(o.tags)
+  tags[C.INTENT_TAG] = id
   local body = { kty = o.kty or "RSA",
     attributes = { enabled = o.enabled ~= false, exp = o.exp, nbf = o.nbf },
-    key_size = o.key_size, key_ops = o.key_ops, tags = o.tags, crv = o.crv }
-  return call(self, o, "POST", "/keys/" .. seg(o.name) .. "/create", body)
+    key_size = o.key_size, key_ops = o.key_ops, tags = tags, crv = o.crv }
+  return reconcile.write(self.p, {
+    what = "new version of key " .. o.name,
+    send = function() return call(self, o, "POST", "/keys/" .. seg(o.name) .. "/create", body) end,
+    read = function() return made_for(self, o, id) end,
+    check = "list the versions of key " .. o.name .. " (az keyvault key list-versions) and look for the tag "
+      .. C.INTENT_TAG .. "=" .. id,
+  })
 end
 
 --- get{vault_url | vault, name, version?} -> KeyBundle, nil (absent: KeyNotFound), or nil, err.
@@ -88,10 +154,35 @@ function C:update(o)
     { attributes = attrs, tags = o.tags, key_ops = o.key_ops })
 end
 
---- rotate{vault_url | vault, name} -> KeyBundle of the new version (needs keys/rotate).
+--- rotate{vault_url | vault, name} -> KeyBundle of the new version (needs keys/rotate). Key
+-- Vault's rotate takes no tags, so a rotate that fails ambiguously is read back by the
+-- versions that were not there before it: exactly one new is it; none is not applied; more
+-- is someone else's rotation too, and an error.
 function C:rotate(o)
   check(o, { name = "string" }, "keys:rotate")
-  return call(self, o, "POST", "/keys/" .. seg(o.name) .. "/rotate")
+  local before, berr = self:versions(vault_of(o))
+  if not before then return nil, berr end
+  local seen = {}
+  for _, it in ipairs(before) do seen[it.kid] = true end
+  return reconcile.write(self.p, {
+    what = "rotation of key " .. o.name,
+    send = function() return call(self, o, "POST", "/keys/" .. seg(o.name) .. "/rotate") end,
+    read = function()
+      local now, err = self:versions(vault_of(o))
+      if not now then return nil, err end
+      local new = {}
+      for _, it in ipairs(now) do if not seen[it.kid] then new[#new + 1] = it end end
+      if #new == 0 then return nil end
+      if #new > 1 then
+        return nil, errors.new("azure", { code = "ConcurrentKeyVersions",
+          message = #new .. " new versions of key " .. o.name .. " appeared during the rotation" })
+      end
+      return self:get({ vault_url = o.vault_url, vault = o.vault, name = o.name,
+        version = C.version_of(new[1].kid) })
+    end,
+    check = "list the versions of key " .. o.name .. " (az keyvault key list-versions): a version created "
+      .. "just now is this rotation's",
+  })
 end
 
 --- get_rotation_policy{vault_url | vault, name} -> KeyRotationPolicy.
@@ -137,9 +228,16 @@ function C:get_deleted(o)
 end
 
 --- recover{vault_url | vault, name} -> KeyBundle (the latest version, back from soft delete).
+-- A recover that fails ambiguously is read back: a live key means it was applied.
 function C:recover(o)
   check(o, { name = "string" }, "keys:recover")
-  return call(self, o, "POST", "/deletedkeys/" .. seg(o.name) .. "/recover")
+  return reconcile.write(self.p, {
+    what = "recovery of key " .. o.name,
+    send = function() return call(self, o, "POST", "/deletedkeys/" .. seg(o.name) .. "/recover") end,
+    read = function() return self:get(vault_of(o)) end,
+    check = "see whether key " .. o.name .. " is live (az keyvault key show) or still deleted "
+      .. "(az keyvault key show-deleted)",
+  })
 end
 
 --- purge{vault_url | vault, name} -> true. Permanent; refused by a purge-protected vault.

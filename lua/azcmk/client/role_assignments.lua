@@ -2,6 +2,7 @@
 -- principal and role; RoleAssignmentExists counts as done), list, find, delete.
 local base = require("azcmk.client.base")
 local errors = require("azcmk.errors")
+local reconcile = require("azcmk.client.reconcile")
 local V = require("azcmk.client.api_versions")
 
 local C = base.class("role_assignments")
@@ -102,15 +103,29 @@ function C:create(o)
   local scope = scope_path(o.scope)
   local sub = scope:match("^/subscriptions/([^/]+)") or base.sub(self, o)
   local name = o.name or C.stable_guid(scope:lower() .. "|" .. o.principal_id:lower() .. "|" .. guid)
-  local res, err = self.p:arm("PUT", scope .. "/providers/Microsoft.Authorization/roleAssignments/" .. name,
-    { api_version = V.role_assignments, body = { properties = {
-      roleDefinitionId = "/subscriptions/" .. sub .. "/providers/Microsoft.Authorization/roleDefinitions/"
-        .. guid,
-      principalId = o.principal_id, principalType = o.principal_type or "ServicePrincipal" } } })
-  if res then return res.json end
+  local function lookup()
+    local found, ferr = self:find({ scope = scope, principal_id = o.principal_id, role = guid })
+    if not found then return nil, ferr end
+    return found[1]
+  end
+  -- a PUT that fails ambiguously after its retries is looked up by principal, role and scope
+  local res, err = reconcile.write(self.p, {
+    what = "role assignment of " .. o.principal_id .. " at " .. scope,
+    send = function()
+      return self.p:arm("PUT", scope .. "/providers/Microsoft.Authorization/roleAssignments/" .. name,
+        { api_version = V.role_assignments, body = { properties = {
+          roleDefinitionId = "/subscriptions/" .. sub .. "/providers/Microsoft.Authorization/roleDefinitions/"
+            .. guid,
+          principalId = o.principal_id, principalType = o.principal_type or "ServicePrincipal" } } })
+    end,
+    read = lookup,
+    check = "list the role assignments of principal " .. o.principal_id .. " at " .. scope
+      .. " (az role assignment list --assignee ... --scope ...)",
+  })
+  if res then return res.json or res end
   if errors.is(err, "RoleAssignmentExists") then
-    local found = self:find({ scope = scope, principal_id = o.principal_id, role = guid })
-    if found and found[1] then return found[1] end
+    local found = lookup()
+    if found then return found end
   end
   return nil, err
 end

@@ -1,6 +1,7 @@
 --- Key Vault management plane: vaults, access policies
 -- (add / remove), network ACLs, purge protection, deleted vaults, recover, purge.
 local base = require("azcmk.client.base")
+local reconcile = require("azcmk.client.reconcile")
 local V = require("azcmk.client.api_versions")
 
 local C = base.class("vaults")
@@ -95,10 +96,28 @@ end
 local function edit_policy(self, o, kind)
   base.check(o, { tenant_id = "string", object_id = "string", keys = "table?", id = "string?",
     resource_group = "string?", name = "string?" }, "vaults:" .. kind .. "_access_policy")
-  local res, err = self.p:arm("PUT", path(self, o) .. "/accessPolicies/" .. kind,
-    { api_version = V.vaults, body = policy_body(o) })
+  -- an edit that fails ambiguously after its retries is read back: the vault's entry for
+  -- object_id grants the permissions (add) or none of them (remove)
+  local res, err = reconcile.write(self.p, {
+    what = "access policy " .. kind .. " for " .. o.object_id,
+    send = function()
+      return self.p:arm("PUT", path(self, o) .. "/accessPolicies/" .. kind,
+        { api_version = V.vaults, body = policy_body(o) })
+    end,
+    read = function()
+      local vault, verr = self:get(o.id and { id = o.id }
+        or { resource_group = o.resource_group, name = o.name, subscription = o.subscription })
+      if not vault then return nil, verr end
+      local done
+      if kind == "add" then done = C.policy_grants(vault, o.object_id, o.keys)
+      else done = C.policy_lacks(vault, o.object_id, o.keys) end
+      return done and { properties = { accessPolicies = vault.properties.accessPolicies } } or nil
+    end,
+    check = "look at the access policies of the vault (az keyvault show --query properties.accessPolicies) "
+      .. "for object id " .. o.object_id,
+  })
   if not res then return nil, err end
-  return res.json
+  return res.json or res
 end
 
 --- add_access_policy{resource_group, name, tenant_id, object_id, keys = {"get","wrapKey","unwrapKey"}}
@@ -126,6 +145,18 @@ function C.policy_grants(vault, object_id, keys)
   if have.all then return true end
   for _, k in ipairs(keys or C.CMK_KEY_PERMISSIONS) do
     if not have[k:lower()] then return false end
+  end
+  return true
+end
+
+--- True when the entry of object_id grants none of the permissions in `keys`.
+function C.policy_lacks(vault, object_id, keys)
+  local ap = C.policy_of(vault, object_id)
+  if not ap then return true end
+  local have = {}
+  for _, k in ipairs((ap.permissions or {}).keys or {}) do have[tostring(k):lower()] = true end
+  for _, k in ipairs(keys or C.CMK_KEY_PERMISSIONS) do
+    if have[k:lower()] then return false end
   end
   return true
 end

@@ -171,7 +171,8 @@ function M.plan(ctx, f, o)
       request = "POST " .. ids.key_url(target.vault_url, target.name, "create"),
       id = target.versionless, reason = existing and "a rotation to the current key makes a new version"
         or "the key does not exist", args = { vault_url = target.vault_url, kty = (existing and existing.key
-        and existing.key.kty) or "RSA" } })
+        and existing.key.kty) or "RSA", versionless = target.versionless,
+        in_use = f.enc.keyVaultProperties.versionedKeyIdentifier } })
   end
   actions[#actions + 1] = ka
   -- 4. the PATCH of the encryption, 5. the read-back that verifies it
@@ -197,10 +198,13 @@ M.HANDLERS = {
   assign_user = identity.HANDLERS.assign_user,
   grant = common.ACCESS.grant,
   create_key = function(ctx, a, st)
-    local kb, err = ctx.keys:create({ vault_url = a.args.vault_url, name = a.name, kty = a.args.kty })
+    -- once: a re-run of this rotation (same job, or the registry still on the same version)
+    -- reuses the version an interrupted run made instead of making another
+    local kb, err = ctx.keys:create({ vault_url = a.args.vault_url, name = a.name, kty = a.args.kty,
+      once = Keys.intent("rotate", st.reg.id, a.args.versionless, ctx.p.operation_id or a.args.in_use) })
     if not kb then return nil, err end
     st.kid = kb.key.kid
-    return { id = st.kid }
+    return { id = st.kid, action = kb.reused and "reused (made by an earlier run)" or nil }
   end,
   set_encryption = function(ctx, a, st)
     local kid = st.kid or a.args.kid
