@@ -10,7 +10,8 @@
 -- After each run, with faults off, the state is checked over plain REST: no duplicated key
 -- version, identity, access-policy entry or role assignment, registry or vault; nothing lost
 -- (the registry encrypted with the rotated version, the identity able to use the key).
--- Prints one line of counts; exits 1 when a duplicate or a loss was found.
+-- Prints one line of counts; exits 1 when a duplicate or a loss was found (runs that gave up
+-- with an error are counted apart, and their state is not checked).
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
 local compose = require("azcmk.compose")
 local client = require("azcmk.client")
@@ -127,7 +128,7 @@ for run = 1, RUNS do
   local run_ok = true
   for si, verb in ipairs(STORY) do
     local opid = "soak-" .. tag .. "-" .. si
-    local done = false
+    local done, last_err = false, nil
     stats.steps = stats.steps + 1
     for attempt = 1, MAX do
       stats.tries = stats.tries + 1
@@ -143,6 +144,7 @@ for run = 1, RUNS do
         stats.reused = stats.reused + 1
       end
       if code == 0 then done = true break end
+      last_err = text
       if attempt == 1 and not killed then stats.first_try_failed = stats.first_try_failed + 1 end
       if text and text ~= "" and os.getenv("SOAK_VERBOSE") then io.stderr:write(text) end
     end
@@ -150,7 +152,7 @@ for run = 1, RUNS do
       stats.gave_up = stats.gave_up + 1
       run_ok = false
       problems[#problems + 1] = { kind = "gave up", msg = names.registry .. ": " .. verb .. " failed " .. MAX
-        .. " times" }
+        .. " times; last: " .. tostring(last_err):gsub("\n.*", "") }
       break
     end
     if verb == "setup" then
@@ -187,4 +189,4 @@ print(string.format("soak rate=%.0f%% kill=%.0f%%: runs=%d ok=%d failed=%d steps
   table.concat(kinds, " "), stats.reconcile.applied, stats.reconcile["not applied"], stats.reconcile.unknown,
   stats.reused, stats.duplicates, stats.losses, os.time() - t0))
 for _, pr in ipairs(problems) do print("  " .. pr.kind .. ": " .. pr.msg) end
-os.exit((stats.duplicates == 0 and stats.losses == 0 and stats.failed_runs == 0) and 0 or 1)
+os.exit((stats.duplicates == 0 and stats.losses == 0) and 0 or 1)

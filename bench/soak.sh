@@ -7,7 +7,7 @@
 #   bench/soak.sh --short                           10 runs at 20% (the make test stage)
 #   SOAK_PORT=N      the emulator's port (default: a free one);  SOAK_PROGRESS=1: a line per run
 #   SOAK_DIR=DIR     the emulator's directory (default build/soak-emulator); SOAK_SEED=N: the seed
-# Exit 1 when a run found a duplicate or a loss, or gave up.
+# Exit 1 when a run found a duplicate or a loss (runs that gave up are counted apart).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ "${1:-}" = "--short" ]; then RUNS=10; RATES="0.2"; KILL=0.2

@@ -239,7 +239,8 @@ local function refusal(v, f)
         .. "enabled when a registry is created", "CmkOnlyAtCreation", "registry",
         "create a new registry with CMK (another name) and import the images (az acr import)")
     end
-  elseif f.elsewhere then
+  -- (a registry that failed to provision in this group is created again: not elsewhere)
+  elseif f.elsewhere and tostring(f.elsewhere.resource_group):lower() ~= v.resource_group:lower() then
     return input("registry '" .. v.registry .. "' already exists in resource group '"
       .. tostring(f.elsewhere.resource_group) .. "'", "RegistryInOtherResourceGroup", "resource_group",
       "pass `resource_group = " .. tostring(f.elsewhere.resource_group)
