@@ -2,7 +2,7 @@
 # Runs every test stage of `make test` and ends with one line "N passed, N failed".
 # Busted stages count their own tests; other stages (lint, fuzzers, packaging) count as one each.
 #   AZCMK_TEST_PORT=N  emulators on fixed ports: N.. (the suite's), N+3.. (conformance),
-#                      N+6.. (conformance-az); unset: free ports
+#                      N+6.. (conformance-az), N+9.. (soak); unset: free ports
 #   TEST_ONLY="a b"    run only these stages;  TEST_OUT=DIR  logs there (default build)
 set -u
 cd "$(dirname "$0")/.."
@@ -95,6 +95,8 @@ stage conformance check env CONFORMANCE_PORT="$(port_at 3)" \
 # Debian's azure-cli runs the article, the Python SDK the CMK job, recorded Azure traffic is replayed.
 stage conformance-az check env CONFORMANCE_AZ_PORT="$(port_at 6)" \
   CONFORMANCE_AZ_DIR="$OUT/test-conformance-az-emulator" ./scripts/conformance-az.sh
+# A short soak: the CMK story under random faults and SIGKILLs, 0 duplicates and 0 losses (bench/soak.sh).
+stage soak check env SOAK_PORT="$(port_at 9)" SOAK_DIR="$OUT/test-soak-emulator" ./bench/soak.sh --short
 
 # A failed stage's failing cases again at the end, where a truncated CI log still shows them.
 for name in $failed_stages; do

@@ -12,12 +12,22 @@ describe("azcmk.compose", function()
       AZCMK_CONNECT_TO = "management.azure.com:443:127.0.0.1:1", AZURE_TENANT_ID = "t", AZURE_CLIENT_ID = "c",
       AZURE_CLIENT_SECRET = "s" }) }))
     assert.equal(SUB, p.subscription)
+    assert.is_nil(p.operation_id)
     assert.equal("curl", p.transport.name)
     assert.same({ "management.azure.com:443:127.0.0.1:1" }, p.transport.cfg.connect_to)
     assert.equal("DefaultAzureCredential", p.credential.name)
     -- the credential does its I/O through the pipeline's transport, not one of its own
     assert.equal(p.transport, p.credential.ctx.transport)
     assert.truthy(p.transport.cfg.user_agent:match("^azcmk/"))
+  end)
+
+  it("names the job from AZCMK_OPERATION_ID, unless the face gives operation_id", function()
+    local p = assert(compose.pipeline({ getenv = env({ AZCMK_OPERATION_ID = "nightly-42",
+      AZURE_TENANT_ID = "t", AZURE_CLIENT_ID = "c", AZURE_CLIENT_SECRET = "s" }) }))
+    assert.equal("nightly-42", p.operation_id)
+    p = assert(compose.pipeline({ operation_id = "mine", getenv = env({ AZCMK_OPERATION_ID = "nightly-42",
+      AZURE_TENANT_ID = "t", AZURE_CLIENT_ID = "c", AZURE_CLIENT_SECRET = "s" }) }))
+    assert.equal("mine", p.operation_id)
   end)
 
   it("keeps what the face gives: transport, credential, subscription", function()
