@@ -13,7 +13,7 @@ local M = {}
 --   credential    default: the DefaultAzureCredential chain (environment, workload identity,
 --                 managed identity, Azure CLI)
 --   subscription  default: AZURE_SUBSCRIPTION_ID
---   operation_id  default: AZCMK_OPERATION_ID (docs/reliability.md)
+--   operation_id  default: AZCMK_OPERATION_ID (docs/read-back.md)
 --   getenv        replaces os.getenv for all of the above (nginx strips the environment)
 -- Returns the pipeline, or nil, err (an invalid cloud, AZURE_TOKEN_CREDENTIALS, ...). No
 -- network I/O happens here.

@@ -89,7 +89,7 @@ end
 --   subscription  default subscription id for service clients (p.subscription)
 --   operation_id  names the job this run belongs to, the same for every re-run of it
 --                 (p.operation_id): steps that create something find what an earlier,
---                 interrupted run made for it (docs/reliability.md)
+--                 interrupted run made for it (docs/read-back.md)
 -- Returns the pipeline, or nil, err when the cloud profile is invalid. An unknown key raises
 -- (azcmk.options: a typo must not silently fall back to a default).
 M.OPTIONS = { cloud = "any?", credential = "table?", transport = "table?", retry = "table?", log = "any?",

@@ -1,6 +1,6 @@
 --- Which requests are safe to send again when their first try's outcome is unknown, and
 -- which failures leave that outcome unknown: the one table the retry rules (azcmk.retry) and
--- the clients' read-backs (azcmk.client.reconcile) go by. docs/reliability.md explains it.
+-- the clients' read-backs (azcmk.client.reconcile) go by. docs/read-back.md explains it.
 --
 -- A request is repeatable when sending it twice leaves Azure as sending it once: reads, and
 -- writes that name their whole result (ARM's PUT, PATCH and DELETE must be idempotent by

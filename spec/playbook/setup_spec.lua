@@ -301,7 +301,7 @@ describe("playbook setup", function()
 
   it("a dropped connection while creating the key (a POST, not sent again blindly) is read back: "
     .. "one key version, setup completes", function()
-    -- before the reconcile (docs/reliability.md) this failed with a network error and needed a re-run
+    -- before the reconcile (docs/read-back.md) this failed with a network error and needed a re-run
     local names = { resource_group = H.unique("rg-"), registry = H.unique("reg"), vault = H.unique("kv-"),
       location = "westus" }
     H.E.control("POST", "faults", { rules = { { host = names.vault .. ".vault.azure.net", method = "POST",

@@ -1,4 +1,4 @@
---- Writes whose outcome may be unknown, settled by reading back (docs/reliability.md).
+--- Writes whose outcome may be unknown, settled by reading back (docs/read-back.md).
 -- When a write fails in a way that may or may not have been applied (a connection dropped
 -- after sending, a timeout, a 5xx: azcmk.repeatable.ambiguous), the service clients do not
 -- guess: they read the state back and decide
