@@ -6,8 +6,8 @@
 --   not applied  the read-back shows nothing: the write is sent again (a few times at most);
 --   unknown      the read-back failed: a structured error (code WriteOutcomeUnknown) that
 --                names what to check.
--- A timeout is read back once more after a short wait before it counts as not applied: a
--- server may still be working on a request its client gave up on.
+-- A timeout is read back a few more times, a short wait apart, before it counts as not
+-- applied: a server may still be working on a request its client gave up on.
 local errors = require("azcmk.errors")
 local repeatable = require("azcmk.repeatable")
 
@@ -15,6 +15,7 @@ local M = {}
 
 M.SENDS = 3          -- tries of the write in all (the first and two after "not applied")
 M.SETTLE = 2         -- seconds to wait before reading a timed-out write back again
+M.SETTLE_READS = 3   -- how often, at most
 
 local function note(p, what, outcome, err)
   if p.log then
@@ -49,9 +50,12 @@ function M.write(p, o)
     if res then return res, nil, outcome end
     if not repeatable.ambiguous(err) then return nil, err end
     local found, rerr = o.read()
-    if not found and not rerr and err.kind == "timeout" then
-      sleep(M.SETTLE)
-      found, rerr = o.read()
+    if err.kind == "timeout" then
+      for _ = 1, M.SETTLE_READS do
+        if found or rerr then break end
+        sleep(M.SETTLE)
+        found, rerr = o.read()
+      end
     end
     if rerr then
       note(p, o.what, "unknown", err)
