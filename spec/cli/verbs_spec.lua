@@ -4,8 +4,9 @@ local H = require("support.cmk_helper")
 
 local VERBS = { setup = { "--vault", "--access", "--versionless", "--enable-purge-protection", "--location" },
   show = { "--probe" }, rotate = { "--key-encryption-key", "--identity", "--key", "--vault",
-    "--versionless" },
-  revoke = { "--yes" }, restore = {}, identity = { "--identity" }, recover = { "--vault", "--key" },
+    "--versionless", "--force" },
+  revoke = { "--yes" }, restore = {},
+  identity = { "--identity", "--force" }, recover = { "--vault", "--key" },
   deploy = { "--template-file", "--parameters" } }
 
 local function one_line_error(r, pat)
@@ -136,6 +137,20 @@ describe("azcmk command line", function()
     assert.equal(403, (H.data_plane(s.registry.login_server)))
     r = H.cli({ "show", "-n", name, "--probe" })
     assert.matches("DENIED 403", r.stdout)
+    assert.matches("state:%s+REVOKED on %S+ by %S+", r.stdout)
+    -- recorded: rotate, identity assign, setup and doctor --fix refuse (exit 2, no write), --force is named
+    local seq = H.seq()
+    one_line_error(H.cli({ "rotate", "-n", name }),
+      "RegistryRevoked.*%-n/%-%-name.*next: end the revocation with `azcmk restore %-n " .. name
+        .. "`, or pass %-%-force")
+    one_line_error(H.cli({ "identity", "assign", "-n", name, "--identity", "[system]" }), "RegistryRevoked")
+    one_line_error(H.cli({ "doctor", "-n", name, "--fix", "--yes" }), "RegistryRevoked")
+    assert.equal(0, #H.writes(seq), H.describe(H.writes(seq)))
+    r = H.cli({ "doctor", "-n", name })
+    assert.equal(1, r.code)
+    assert.matches(": REVOKED %(0 failed", r.stdout)
+    assert.matches("revoked deliberately on %S+ by %S+: run `azcmk restore %-n " .. name .. "` to undo",
+      r.stdout)
 
     r = H.cli({ "restore", "-n", name })
     assert.equal(0, r.code)

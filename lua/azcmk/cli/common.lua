@@ -192,6 +192,11 @@ end
 M.DRY_RUN = { "dry-run", nil, false, "show the plan (what would change) and change nothing; with -o json "
   .. "the plan as data" }
 
+--- The --force flag of the verbs that refuse a revoked registry (rotate, identity assign,
+-- setup, doctor --fix).
+M.FORCE = { "force", nil, false, "act on a revoked registry anyway (its tag azcmk-revoked): re-opens the "
+  .. "key path; `azcmk restore` is the ordinary way back" }
+
 local MARK = { create = "+", recover = "+", deploy = "+", grant = "+", assign = "+", enable = "+",
   remove = "-", reuse = "=", check = "?" }
 

@@ -10,9 +10,11 @@ local FLAGS = {
   { "fix", nil, false, "apply the safe repairs (shows them first; never deletes or purges)" },
   { "yes", "y", false, "with --fix: apply without asking (scripts)" },
   { "dry-run", nil, false, "with --fix: show the repairs and apply none (no confirmation asked)" },
+  { "force", nil, false, "with --fix: repair a revoked registry anyway (re-opens its key path and removes "
+    .. "the tag azcmk-revoked; `azcmk restore` is the ordinary way back)" },
 }
 
-local USAGE = "azcmk doctor -n REGISTRY [-g RG] [--fix [--yes | --dry-run]] [-o json|table]"
+local USAGE = "azcmk doctor -n REGISTRY [-g RG] [--fix [--yes | --dry-run] [--force]] [-o json|table]"
 
 local LABEL = { fail = "FAIL", warn = "WARN", ok = "ok  ", skip = "skip" }
 
@@ -24,7 +26,8 @@ end
 function M.checks_text(report)
   local c = report.counts or {}
   local lines = { string.format("registry %s: %s (%d failed, %d warnings, %d ok, %d skipped)",
-    tostring(report.registry.name), report.healthy and "HEALTHY" or "BROKEN", c.fail or 0, c.warn or 0, c.ok
+    tostring(report.registry.name), string.upper(report.status or (report.healthy and "healthy" or "broken")),
+    c.fail or 0, c.warn or 0, c.ok
         or 0,
     c.skip or 0) }
   if report.caller then
@@ -94,7 +97,7 @@ function M.run(argv, io_)
   o.registry = opts.name
   o.fix = opts.fix == true
   o.yes = opts.yes == true
-  o.dry_run = opts.dry_run
+  o.dry_run, o.force = opts.dry_run, opts.force
   if o.fix and not o.yes and not o.dry_run and opts.output ~= "json" and interactive() then
     o.confirm = function(plan)
       io_.stdout:write("doctor --fix would:\n", plan_text(plan), "apply? [y/N] ")
@@ -133,6 +136,10 @@ function M.run(argv, io_)
         io_.stdout:write("doctor --fix would:\n", plan_text(fx.plan))
       end
       io_.stdout:write("(", common.words(fx.reason or "nothing applied", "doctor"), ")\n")
+    elseif not fx and report.revoked then
+      io_.stdout:write("revoked deliberately on ", tostring(report.revoked.at), " by ",
+        tostring(report.revoked.by), ": run `azcmk restore -n ", tostring(report.registry.name),
+        "` to undo\n")
     elseif not fx and not report.healthy then
       io_.stdout:write("run `azcmk doctor -n ", tostring(report.registry.name),
           " --fix` to see the safe repairs\n")

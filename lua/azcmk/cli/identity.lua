@@ -5,6 +5,7 @@ local errors = require("azcmk.errors")
 local FLAGS = {
   { "identity", nil, "IDENTITY", "name, resource id, client id, or [system]" },
   { "identities", nil, "IDENTITY", "same as --identity (the Azure CLI's name)" },
+  common.FORCE,
   common.DRY_RUN,
 }
 
@@ -12,7 +13,8 @@ local M = {}
 
 M.run = common.verb({
   verb = "identity",
-  usage = "azcmk identity assign -n REGISTRY [-g RG] --identity NAME|ID|CLIENT_ID|[system] [--dry-run]",
+  usage = "azcmk identity assign -n REGISTRY [-g RG] --identity NAME|ID|CLIENT_ID|[system] [--force] "
+    .. "[--dry-run]",
   flags = FLAGS,
   build = function(opts, pos, o)
     if pos[1] ~= "assign" then
@@ -22,7 +24,7 @@ M.run = common.verb({
     end
     o.registry = opts.name
     o.identity = opts.identity or opts.identities
-    o.dry_run = opts.dry_run
+    o.dry_run, o.force = opts.dry_run, opts.force
     if not o.identity then
       return nil, errors.input("no identity given", { code = "MissingArgument", param = "identity",
         hint = "pass `identity`: a name, a resource id, a client id, or [system]" })

@@ -17,7 +17,7 @@ M.FLAGS = {
   location = { "location", "l" }, access = { "access" }, versionless = { "versionless" },
   enable_purge_protection = { "enable-purge-protection" }, key_type = { "key-type" },
   key_size = { "key-size" }, sku = { "sku" }, yes = { "yes", "y" }, fix = { "fix" },
-  dry_run = { "dry-run" }, new_version = { "new-version" }, disable = { "disable" },
+  dry_run = { "dry-run" }, force = { "force" }, new_version = { "new-version" }, disable = { "disable" },
   template_file = { "template-file", "f" }, parameters = { "parameters", "p" }, mode = { "mode" },
   probe = { "probe" }, concurrency = { "concurrency" }, output = { "output", "o" },
 }

@@ -13,6 +13,7 @@ local FLAGS = {
     "no new key version: re-apply the key and identity (after a firewall change)" },
   { "new-version", nil, false, "with --key: also make a new version of that key" },
   { "disable", nil, false, "(refused: CMK cannot be disabled once enabled)" },
+  common.FORCE,
   common.DRY_RUN,
 }
 
@@ -21,7 +22,7 @@ local M = {}
 M.run = common.verb({
   verb = "rotate",
   usage = "azcmk rotate -n REGISTRY [-g RG] [--key-encryption-key KEY_ID | --key NAME [--vault NAME]] "
-    .. "[--identity NAME|ID|CLIENT_ID|[system]] [--versionless|--versioned] [--dry-run]",
+    .. "[--identity NAME|ID|CLIENT_ID|[system]] [--versionless|--versioned] [--force] [--dry-run]",
   flags = FLAGS,
   build = function(opts, _, o)
     o.registry = opts.name
@@ -33,7 +34,7 @@ M.run = common.verb({
     end
     if opts.versionless then o.versionless = true elseif opts.versioned then o.versionless = false end
     o.disable = opts.disable
-    o.dry_run = opts.dry_run
+    o.dry_run, o.force = opts.dry_run, opts.force
     if opts.keep_version then o.new_version = false elseif opts.new_version then o.new_version = true end
     return true
   end,

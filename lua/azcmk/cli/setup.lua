@@ -16,6 +16,7 @@ local FLAGS = {
   { "key-type", nil, "KTY", "RSA (default) or RSA-HSM (EC keys are not supported by ACR)" },
   { "key-size", nil, "BITS", "2048 (default), 3072 or 4096" },
   { "sku", nil, "SKU", "registry SKU; only Premium supports customer-managed keys" },
+  common.FORCE,
   common.DRY_RUN,
 }
 
@@ -25,7 +26,7 @@ M.run = common.verb({
   verb = "setup",
   usage = "azcmk setup -g RG -n REGISTRY --vault NAME|VAULT_RESOURCE_ID [-l REGION] [--key KEY] "
     .. "[--identity NAME] "
-    .. "[--access policy|rbac] [--versionless] [--enable-purge-protection] [--dry-run]",
+    .. "[--access policy|rbac] [--versionless] [--enable-purge-protection] [--force] [--dry-run]",
   flags = FLAGS,
   build = function(opts, _, o)
     o.registry = opts.name
@@ -34,7 +35,7 @@ M.run = common.verb({
     o.versionless = opts.versionless
     o.enable_purge_protection = opts.enable_purge_protection
     o.key_type, o.sku = opts.key_type, opts.sku
-    o.dry_run = opts.dry_run
+    o.dry_run, o.force = opts.dry_run, opts.force
     o.key_size = opts.key_size and tonumber(opts.key_size) or nil
     if opts.key_size and not o.key_size then
       return nil, require("azcmk.errors").input("the key size must be a number", { code = "InvalidKeySize",

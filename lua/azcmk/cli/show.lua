@@ -15,7 +15,8 @@ function M.json_value(r)
     keyVersionInUse = r.key_version_in_use, newestKeyVersion = r.newest_key_version,
     newestKeyId = r.newest_key_id, autoRotation = r.auto_rotation, upToDate = r.up_to_date,
     keyRotationPolicy = r.key_rotation_policy,
-    identity = r.identity, dataPlane = r.data_plane, warnings = r.warnings }
+    identity = r.identity, dataPlane = r.data_plane, state = r.state, revoked = r.revoked,
+    warnings = r.warnings }
   return out
 end
 
@@ -36,6 +37,8 @@ M.run = common.verb({
       lines[#lines + 1] = "  encryption: " .. tostring(r.encryption.status) .. " (no customer-managed key)"
     else
       lines[#lines + 1] = "  encryption:        enabled (customer-managed key)"
+      lines[#lines + 1] = "  state:             " .. (r.revoked and ("REVOKED on " .. tostring(r.revoked.at)
+        .. " by " .. tostring(r.revoked.by)) or tostring(r.state))
       lines[#lines + 1] = "  key id:            " .. tostring(r.key_id)
       lines[#lines + 1] = "  version in use:    " .. tostring(r.key_version_in_use)
       lines[#lines + 1] = "  newest version:    " .. tostring(r.newest_key_version or "?")
@@ -62,7 +65,9 @@ M.run = common.verb({
     end
     for _, w in ipairs(r.warnings or {}) do lines[#lines + 1] = "  warning: " .. common.words(w, "show") end
     common.emit(io_, opts, r, M.json_value(r), {
-      { "registry", r.registry.name }, { "status", r.encryption.status }, { "keyIdentifier", r.key_id },
+      { "registry", r.registry.name }, { "status", r.encryption.status }, { "state", r.state and (r.state
+        .. (r.revoked and (" " .. tostring(r.revoked.at) .. " by " .. tostring(r.revoked.by)) or "")) },
+      { "keyIdentifier", r.key_id },
       { "versionedKeyIdentifier", r.versioned_key_id }, { "keyVersionInUse", r.key_version_in_use },
       { "newestKeyVersion", r.newest_key_version }, { "keyRotationEnabled", r.auto_rotation },
       { "identity", r.encryption.keyVaultProperties and r.encryption.keyVaultProperties.identity },

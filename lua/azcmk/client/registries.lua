@@ -2,6 +2,7 @@
 -- (PATCH only what changes - never a GET->PUT round trip),
 -- identity assign, encryption (rotate-key), list.
 local base = require("azcmk.client.base")
+local errors = require("azcmk.errors")
 local V = require("azcmk.client.api_versions")
 
 local C = base.class("registries")
@@ -99,6 +100,41 @@ function C:set_encryption(o)
     subscription = o.subscription, progress = o.progress, interval = o.interval, timeout = o.timeout,
     body = { properties = { encryption = { status = "enabled", keyVaultProperties = {
       keyIdentifier = o.key_id, identity = o.identity } } } } })
+end
+
+--- The registry's tag `name` (ARM compares tag names case-insensitively): value, stored name, or nil.
+function C.tag(reg, name)
+  local want = tostring(name):lower()
+  for k, v in pairs(reg and reg.tags or {}) do
+    if type(k) == "string" and k:lower() == want then return v, k end
+  end
+  return nil
+end
+
+--- set_tags{id | resource_group + name, set = {name = value}?, remove = {name, ...}?} -> the
+-- registry after the PATCH. ARM's PATCH replaces the whole tag map, so the registry is read
+-- first and the user's other tags are sent back with it (read just before the write, to keep
+-- the window for a concurrent tag change short); names compare case-insensitively.
+function C:set_tags(o)
+  base.check(o, { set = "table?", remove = "table?", id = "string?", resource_group = "string?",
+    name = "string?" }, "registries:set_tags", base.LRO)
+  local reg, err = self:get({ id = o.id, resource_group = o.resource_group, name = o.name })
+  if err then return nil, err end
+  if not reg then
+    return nil, errors.new("azure", { status = 404, code = "ResourceNotFound",
+      param = "registry", message = "registry " .. tostring(o.id or o.name) .. " was not found",
+      hint = "check `registry` and `resource_group`" })
+  end
+  local drop = {}
+  for _, k in ipairs(o.remove or {}) do drop[k:lower()] = true end
+  for k in pairs(o.set or {}) do drop[k:lower()] = true end
+  local tags = {}
+  for k, v in pairs(reg.tags or {}) do
+    if not drop[tostring(k):lower()] then tags[k] = v end
+  end
+  for k, v in pairs(o.set or {}) do tags[k] = v end
+  return self:update({ id = reg.id, subscription = o.subscription, progress = o.progress,
+    interval = o.interval, timeout = o.timeout, body = { tags = tags } })
 end
 
 --- list{resource_group?} -> registries of a group or of the subscription.

@@ -8,12 +8,13 @@ local rules = require("azcmk.state.rules")
 local plan = require("azcmk.playbook.plan")
 local Registries = require("azcmk.client.registries")
 local ids = require("azcmk.client.ids")
+local common = require("azcmk.playbook.common")
 
 local M = {}
 
 M.ORDER = { "recover_vault", "recover_key", "reassign_identity", "enable_trusted_services",
     "use_system_identity",
-  "grant", "rerun_rotation" }
+  "grant", "rerun_rotation", "clear_revocation" }
 
 local function reg_label(f) return tostring(f.reg and f.reg.name) end
 
@@ -58,6 +59,10 @@ local DESCRIBE = {
         or "access policy keys get, wrapKey, unwrapKey on vault " .. f.key.vault
             .. " (PUT accessPolicies/add)")
   end,
+  clear_revocation = function(f)
+    return "remove the tag " .. rules.REVOKED_TAG .. " from registry " .. reg_label(f)
+      .. " (`force = true`: the repairs re-open the key path)"
+  end,
   rerun_rotation = function(f)
     return "re-run the rotation: PATCH registry " .. reg_label(f) .. " encryption with keyIdentifier "
       .. tostring(f.kvp.keyIdentifier) .. " and identity " .. tostring(f.kvp.identity)
@@ -77,13 +82,15 @@ local function target_of(k, f)
   return f.reg and f.reg.id
 end
 
---- plan(f, checks) -> actions { repair (its name), id (the resource it writes to),
+--- plan(f, checks, force) -> actions { repair (its name), id (the resource it writes to),
 -- description, check (the check id that asked), reason (that check's summary), args =
--- { repair } } (azcmk.playbook.plan).
-function M.plan(f, checks)
+-- { repair } } (azcmk.playbook.plan). The findings a recorded revocation explains are
+-- repaired only with force = true, and then the record goes too.
+function M.plan(f, checks, force)
   local wanted, by, why = {}, {}, {}
   for _, c in ipairs(checks) do
-    if c.status == "fail" and c.repair and not wanted[c.repair.id] then
+    local failed = c.status == "fail" or (force == true and c.revoked == true)
+    if failed and c.repair and not wanted[c.repair.id] then
       wanted[c.repair.id] = c.repair
       by[c.repair.id], why[c.repair.id] = c.id, c.summary
     end
@@ -95,6 +102,11 @@ function M.plan(f, checks)
     for _, k in ipairs(M.ORDER) do
       if k ~= "recover_vault" and k ~= "recover_key" then wanted[k] = nil end
     end
+  end
+  local rec = rules.revocation(f)
+  if force == true and rec and next(wanted) then
+    wanted.clear_revocation, by.clear_revocation = {}, "registry"
+    why.clear_revocation = "`force = true` re-opens the key path of a revoked registry"
   end
   local out = {}
   for _, k in ipairs(M.ORDER) do
@@ -184,6 +196,11 @@ local APPLY = {
           or f.ident.client_id):match("[^/]+$"))
     if not ok then return nil, err end
     return true
+  end,
+  clear_revocation = function(ctx, f)
+    local a = common.clear_revocation_action(f.reg, rules.revocation(f),
+      "`force = true`: the doctor's repairs re-open the key path")
+    return plan.apply(ctx, { a }, common.REVOCATION, {})
   end,
   rerun_rotation = function(ctx, f)
     local lo = lro(ctx, "registry " .. f.reg.name .. " encryption")

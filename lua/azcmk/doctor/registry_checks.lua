@@ -26,6 +26,12 @@ function M.missing_action(err)
   return type(err) == "table" and tostring(err.message or ""):match("perform action '([^']+)'") or nil
 end
 
+--- "<what>: revoked deliberately on <at> by <by> (run restore to undo)": how the checks name a
+-- finding that a recorded revocation explains (rec: azcmk.state.rules.revocation).
+function M.revoked_text(rec, what)
+  return what .. ": revoked deliberately on " .. rec.at .. " by " .. rec.by .. " (run restore to undo)"
+end
+
 M.list = {
   { id = "inputs", title = "Inputs: registry name, key id shape and vault suffix for the cloud",
     run = function(f)
@@ -125,6 +131,10 @@ M.list = {
       ev[#ev + 1] = "versionedKeyIdentifier " .. tostring(f.kvp.versionedKeyIdentifier)
       ev[#ev + 1] = "identity " .. tostring(f.kvp.identity) .. ", keyRotationEnabled "
         .. tostring(f.kvp.keyRotationEnabled)
+      local rec = rules.revocation(f)
+      if rec then
+        ev[#ev + 1] = "tag " .. rules.REVOKED_TAG .. " = " .. rec.value .. " (revoked deliberately)"
+      end
       if sku ~= "Premium" then
         return { status = "fail", summary = "a CMK registry must be Premium (sku " .. tostring(sku) .. ")",
           evidence = ev, fix = "switch the registry back to Premium" }
@@ -140,6 +150,12 @@ M.list = {
         .. (dp.code and (" " .. dp.code) or "") .. (dp.message and (": " .. tostring(dp.message):sub(1,
             240)) or "") }
       local verdict = rules.data_plane(dp)
+      local rec = rules.revocation(f)
+      if verdict == "denied" and rec then
+        return { status = "warn", revoked = true,
+          summary = M.revoked_text(rec, "the registry refuses to serve"), evidence = ev,
+          fix = "end the revocation: " .. call("restore", f) }
+      end
       if verdict == "denied" then
         return { status = "fail", summary = "the registry refuses to serve: it cannot use its key",
           evidence = ev, fix = "see the other failed checks for why (identity, access, network, key)" }

@@ -7,6 +7,17 @@ local rules = require("azcmk.state.rules")
 local registry_checks = require("azcmk.doctor.registry_checks")
 local short, call = registry_checks.short, registry_checks.call
 
+-- A failed access finding on a revoked registry: the revocation took the access on purpose,
+-- so it is reported as such, with restore as the way back (its repair runs only with force).
+local function or_revoked(f, r)
+  local rec = rules.revocation(f)
+  if not rec or r.status ~= "fail" then return r end
+  r.status, r.revoked = "warn", true
+  r.summary = registry_checks.revoked_text(rec, "no access to the key")
+  r.fix = "end the revocation: " .. call("restore", f)
+  return r
+end
+
 local M = {}
 
 local function applies(f)
@@ -182,7 +193,7 @@ M.list = {
         else
           r.summary = "the registry identity has no access policy on the vault (access removed)"
         end
-        return r
+        return or_revoked(f, r)
       end
       if f.role_assignments_err then
         return { status = "warn", summary = "cannot list the identity's role assignments", evidence = ev,
@@ -202,7 +213,7 @@ M.list = {
             "(RBAC role "
           .. "missing)"
       end
-      return r
+      return or_revoked(f, r)
     end },
 }
 

@@ -4,12 +4,16 @@
 -- revoke refuses to act without yes = true and then only reports its plan.
 --
 -- Both read the registry's chain (azcmk.state: registry, encryption identity, the key's vault),
--- plan (revoke: what gives the identity the use of the key; restore: the grant, or nothing)
--- and apply. dry_run = true returns the plan and writes nothing (no yes needed).
+-- plan (revoke: the record of the revocation - the registry's tag azcmk-revoked = "<time> by
+-- <caller>", which makes rotate, identity assign, setup and the doctor's repairs refuse - then
+-- what gives the identity the use of the key; restore: the grant, or nothing, then the
+-- record's removal) and apply. dry_run = true returns the plan and writes nothing (no yes
+-- needed).
 local errors = require("azcmk.errors")
 local common = require("azcmk.playbook.common")
 local plan = require("azcmk.playbook.plan")
 local state = require("azcmk.state")
+local rules = require("azcmk.state.rules")
 local check = common.check
 
 local M = {}
@@ -50,8 +54,13 @@ local function locate(ctx, o, verb)
       hint = "recover a deleted vault with `recover{vault = \"" .. parsed.vault .. "\"}` (with "
         .. "`subscription` of the vault's subscription when it is another one)" })
   end
-  return { reg = reg, rg = rg, enc = enc, key = parsed, who = who, vault = f.vault }
+  return { reg = reg, rg = rg, enc = enc, key = parsed, who = who, vault = f.vault, f = f }
 end
+
+-- the handlers of both verbs: the access's and the record's
+local HANDLERS = {}
+for k, h in pairs(common.ACCESS) do HANDLERS[k] = h end
+for k, h in pairs(common.REVOCATION) do HANDLERS[k] = h end
 
 local function summary(ctx, loc, actions)
   return { plan = plan.view(actions),
@@ -60,8 +69,17 @@ local function summary(ctx, loc, actions)
     key_id = loc.enc.keyVaultProperties.keyIdentifier, warnings = ctx.warnings, steps = ctx.steps }
 end
 
+-- the record of a planned or applied revocation, for the result
+local function record_of(actions, loc)
+  for _, a in ipairs(actions) do
+    if a.kind == "record_revocation" then return rules.revocation({ revoked_tag = a.args.value }) end
+  end
+  return rules.revocation(loc.f)
+end
+
 --- revoke{registry (or name), resource_group?, yes, dry_run?, pipeline?, subscription?,
--- progress?} -> result { changed, steps, plan, registry, identity, vault } or nil, err.
+-- progress?} -> result { changed, steps, plan, registry, identity, vault, revoked = {at, by,
+-- value} (the record) } or nil, err.
 -- Without yes = true (and without dry_run): nil, err (kind input, code ConfirmationRequired)
 -- with err.plan, the actions it would take.
 function M.revoke(o)
@@ -75,13 +93,24 @@ function M.revoke(o)
   local actions
   actions, err = ctx:revoke_actions(loc.vault, loc.who.principal_id, loc.who.label)
   if not actions then return nil, err end
+  -- the record first: from then on nothing re-grants what the removals take away
+  if not rules.revocation(loc.f) then
+    local ra
+    ra, err = ctx:record_revocation_action(loc.reg)
+    if not ra then return nil, err end
+    table.insert(actions, 1, ra)
+  end
   if #actions == 0 then
     ctx:step("access", "unchanged", { name = loc.who.label, detail = "the identity has no access to remove" })
     local r = summary(ctx, loc, actions)
-    r.changed = false
+    r.changed, r.revoked = false, record_of(actions, loc)
     return r
   end
-  if o.dry_run then return plan.dry_result(ctx, actions, summary(ctx, loc, actions)) end
+  if o.dry_run then
+    local r = plan.dry_result(ctx, actions, summary(ctx, loc, actions))
+    r.revoked = record_of(actions, loc)
+    return r
+  end
   if o.yes ~= true then
     local lines = {}
     for _, a in ipairs(actions) do lines[#lines + 1] = a.description end
@@ -92,15 +121,16 @@ function M.revoke(o)
           .. "\"}` gives the access back" })
   end
   local ok
-  ok, err = plan.apply(ctx, actions, common.ACCESS, {})
+  ok, err = plan.apply(ctx, actions, HANDLERS, {})
   if not ok then return nil, err end
   local r = summary(ctx, loc, actions)
-  r.changed = true
+  r.changed, r.revoked = true, record_of(actions, loc)
   return r
 end
 
 --- restore{registry (or name), resource_group?, dry_run?, pipeline?, subscription?, progress?}
--- -> result { changed, steps, plan, registry, identity, vault } or nil, err. Idempotent.
+-- -> result { changed, steps, plan, registry, identity, vault } or nil, err. Idempotent. Gives
+-- the access back and removes the revocation record (the tag).
 function M.restore(o)
   check(o, { registry = "string?", name = "string?", resource_group = "string?", dry_run = "boolean?" },
     "azcmk.playbook.restore")
@@ -112,11 +142,17 @@ function M.restore(o)
   local a
   a, err = ctx:access_action(loc.vault, loc.who.principal_id, loc.who.tenant_id, loc.who.label)
   if not a then return nil, err end
-  if o.dry_run then return plan.dry_result(ctx, { a }, summary(ctx, loc, { a })) end
+  local actions = { a }
+  -- the record goes once the access is back (a failed grant leaves the registry revoked)
+  local rec = rules.revocation(loc.f)
+  if rec then
+    actions[2] = common.clear_revocation_action(loc.reg, rec, "the revocation ends with the restore")
+  end
+  if o.dry_run then return plan.dry_result(ctx, actions, summary(ctx, loc, actions)) end
   local ok
-  ok, err = plan.apply(ctx, { a }, common.ACCESS, {})
+  ok, err = plan.apply(ctx, actions, HANDLERS, {})
   if not ok then return nil, err end
-  local r = summary(ctx, loc, { a })
+  local r = summary(ctx, loc, actions)
   r.changed = ctx.changed
   return r
 end

@@ -1,8 +1,9 @@
 --- audit: every container registry of one or more subscriptions with its encryption and key
--- health - SKU, CMK on/off, key id, versioned or versionless, key version in use vs the newest,
--- age of the version in use, identity health, data plane - fetched in parallel with bounded
--- concurrency (p:parallel: the transport's batch on the core's curl multi handle, every
--- request on the pipeline's ordinary path: tokens, retries honouring Retry-After, errors).
+-- health - SKU, CMK on/off, state (active, or revoked on purpose: when, by whom), key id,
+-- versioned or versionless, key version in use vs the newest, age of the version in use,
+-- identity health, data plane - fetched in parallel with bounded concurrency (p:parallel:
+-- the transport's batch on the core's curl multi handle, every request on the pipeline's
+-- ordinary path: tokens, retries honouring Retry-After, errors).
 -- resource_group / name narrow the listed registries (case-insensitive, as Azure compares
 -- them) before any of them is inspected. Read-only: GETs only.
 local errors = require("azcmk.errors")
@@ -128,13 +129,21 @@ local function inspect(v, sub, item)
   row.auto_rotation = kvp.keyRotationEnabled == true
   row.versioned = f.key ~= nil and f.key.version ~= nil
   row.key_version_in_use = Keys.version_of(kvp.versionedKeyIdentifier) or (f.key and f.key.version)
+  local rec = rules.revocation(f)
+  row.state = rec and "revoked" or "active"
+  if rec then row.revoked_at, row.revoked_by = rec.at, rec.by end
   judge_identity(row, f)
   if f.key then judge_key(row, f, now) end
-  -- the data plane: 401 serving, 403 the registry cannot use its key
+  -- the data plane: 401 serving, 403 the registry cannot use its key (or was revoked on purpose)
   if row.login_server then
     row.data_plane = f.data_plane and f.data_plane.status or (f.data_plane_err and f.data_plane_err.status)
     if rules.data_plane(f.data_plane) == "denied" then
-      worst(row, "fail", "the data plane refuses to serve (403)")
+      if rec then
+        worst(row, "warn", "revoked deliberately on " .. rec.at .. " by " .. rec.by
+          .. " (run restore to undo)")
+      else
+        worst(row, "fail", "the data plane refuses to serve (403)")
+      end
     end
   end
   return row

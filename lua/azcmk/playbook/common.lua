@@ -133,9 +133,13 @@ function Ctx:read(name, rg, parts)
 end
 
 --- The registry `name` (in resource_group when given, else found by name in the
--- subscription). Returns registry, resource group or nil, err (RegistryNotFound).
+-- subscription). Returns registry, resource group, facts (azcmk.state.read: the registry's
+-- own, such as revoked_tag) or nil, err (RegistryNotFound).
 function Ctx:find_registry(name, rg)
-  return M.registry_of(self:read(name, rg))
+  local f = self:read(name, rg)
+  local reg, rg_or_err = M.registry_of(f)
+  if not reg then return nil, rg_or_err end
+  return reg, rg_or_err, f
 end
 
 --- The vault `name` (in rg when given and present there, else anywhere in the subscription;
@@ -176,6 +180,103 @@ function Ctx:cmk_of(reg, verb)
   if not parsed then return nil, perr end
   return enc, parsed
 end
+
+-- ------------------------------------------------------------------ revocation
+
+local REVOKED_TAG = rules.REVOKED_TAG
+
+--- The refusal of `verb` (what it would do, for the message) on registry `name` whose facts f
+-- record a revocation (azcmk.state.rules.reopen_blocked; force = true overrides), or nil.
+function M.revoked_refusal(f, name, verb, force)
+  local rec = rules.reopen_blocked(f, force)
+  if not rec then return nil end
+  return errors.input("registry '" .. tostring(name) .. "' was revoked on " .. rec.at .. " by " .. rec.by
+    .. " (tag " .. REVOKED_TAG .. "); " .. verb .. " would re-open its key path, so it is refused",
+    { code = "RegistryRevoked", status = 409, param = "registry", revoked = { at = rec.at, by = rec.by },
+      hint = "end the revocation with `restore{registry = \"" .. tostring(name) .. "\"}`, or pass "
+        .. "`force = true` if you mean to re-open it anyway" })
+end
+
+--- Who the caller is, for the revocation record: its object id, else "app <app id>".
+function Ctx:caller_label()
+  local claims, err = state.caller(self.p)
+  if not claims then return nil, err end
+  return claims.oid or (claims.appid and ("app " .. claims.appid)) or "unknown"
+end
+
+-- the registry's other tags (what a tag write must keep)
+local function other_tags(reg)
+  local keep = {}
+  for k, v in pairs(reg.tags or {}) do
+    if tostring(k):lower() ~= REVOKED_TAG then keep[k] = v end
+  end
+  return keep
+end
+
+--- The action that records the revocation on registry reg (the tag REVOKED_TAG = "<now> by
+-- <caller>", the other tags kept), or nil, err when the caller cannot be named.
+function Ctx:record_revocation_action(reg)
+  local who, err = self:caller_label()
+  if not who then return nil, err end
+  local value = rules.revocation_value(self.p.now(), who)
+  return plan.action({ step = "revocation", action = "record", kind = "record_revocation", name = reg.name,
+    id = reg.id, detail = REVOKED_TAG .. " = " .. value,
+    description = "tag registry " .. reg.name .. " " .. REVOKED_TAG .. " = " .. value
+      .. " (its other tags kept)",
+    reason = "the revocation is recorded on Azure, so that rotate, identity assign, setup and the doctor's "
+      .. "repairs do not undo it",
+    request = "PATCH " .. reg.id, args = { value = value, keep = other_tags(reg) } })
+end
+
+--- The action that removes the revocation record of registry reg (rec: rules.revocation);
+-- why: its reason.
+function M.clear_revocation_action(reg, rec, why)
+  return plan.action({ step = "revocation", action = "clear", kind = "clear_revocation", name = reg.name,
+    id = reg.id, detail = REVOKED_TAG .. " removed",
+    description = "remove the tag " .. REVOKED_TAG .. " (" .. rec.value .. ") from registry " .. reg.name
+      .. " (its other tags kept)",
+    reason = why, request = "PATCH " .. reg.id, args = { keep = other_tags(reg) } })
+end
+
+-- Reads back the registry after a tag write: the revocation tag as wanted (value, or absent)
+-- and the other tags as they were. Returns true or nil, err.
+local function tags_read_back(reg, want, keep)
+  local have = Registries.tag(reg, REVOKED_TAG)
+  local lost = {}
+  for k, v in pairs(keep) do
+    if Registries.tag(reg, k) ~= v then lost[#lost + 1] = k end
+  end
+  if have == want and #lost == 0 then return true end
+  table.sort(lost)
+  return nil, errors.new("azure", { code = "RevocationTagNotApplied", param = "registry",
+    message = "registry " .. tostring(reg.name) .. " reads back with " .. REVOKED_TAG .. " = "
+      .. tostring(have) .. " (expected " .. tostring(want) .. ")"
+      .. (#lost > 0 and ("; tags changed meanwhile: " .. table.concat(lost, ", ")) or ""),
+    hint = "another writer may have changed the registry's tags at the same time: check them "
+      .. "(`az acr show --query tags`) and run the verb again" })
+end
+
+--- The handlers of the revocation record (azcmk.playbook.plan.apply).
+M.REVOCATION = {
+  record_revocation = function(ctx, a)
+    local lo = ctx:lro("registry " .. a.name .. " tags")
+    local after, err = ctx.registries:set_tags({ id = a.id, set = { [REVOKED_TAG] = a.args.value },
+      progress = lo.progress, interval = lo.interval, timeout = lo.timeout })
+    if not after then return nil, err end
+    local ok, rerr = tags_read_back(after, a.args.value, a.args.keep)
+    if not ok then return nil, rerr end
+    return {}
+  end,
+  clear_revocation = function(ctx, a)
+    local lo = ctx:lro("registry " .. a.name .. " tags")
+    local after, err = ctx.registries:set_tags({ id = a.id, remove = { REVOKED_TAG },
+      progress = lo.progress, interval = lo.interval, timeout = lo.timeout })
+    if not after then return nil, err end
+    local ok, rerr = tags_read_back(after, nil, a.args.keep)
+    if not ok then return nil, rerr end
+    return {}
+  end,
+}
 
 -- ------------------------------------------------------------------ identities
 

@@ -4,6 +4,7 @@
 -- fix; failures come first. The doctor reads as the caller, never as the registry's identity.
 local common = require("azcmk.playbook.common")
 local state = require("azcmk.state")
+local rules = require("azcmk.state.rules")
 local fix = require("azcmk.doctor.fix")
 local check = common.check
 
@@ -51,6 +52,7 @@ function M.evaluate(f)
 end
 
 local function summarize(f, results)
+  local revoked = rules.revocation(f)
   local counts = { ok = 0, warn = 0, fail = 0, skip = 0 }
   for _, r in ipairs(results) do counts[r.status] = (counts[r.status] or 0) + 1 end
   return {
@@ -58,7 +60,9 @@ local function summarize(f, results)
       resource_group = f.rg or f.input.resource_group, login_server = f.login_server },
     caller = f.caller and { object_id = f.caller.oid, tenant_id = f.caller.tid, app_id = f.caller.appid }
         or nil,
-    healthy = counts.fail == 0, status = counts.fail == 0 and "healthy" or "broken",
+    healthy = counts.fail == 0 and not revoked,
+    status = counts.fail > 0 and "broken" or (revoked and "revoked") or "healthy",
+    revoked = revoked and { at = revoked.at, by = revoked.by } or nil,
     counts = counts, checks = results,
   }
 end
@@ -80,19 +84,29 @@ function M.diagnose(ctx, o)
 end
 
 --- doctor{registry (or name), resource_group?, fix?, yes?, confirm? = function(plan) -> bool,
--- dry_run?, pipeline?, subscription?, progress?} -> report { registry, caller, healthy,
--- status, counts, checks = [{id, title, status, summary, evidence, fix}], fix? = { plan,
--- applied, dry_run?, steps, rounds, before = (the first report's checks) } } or nil, err (only
--- for bad options or no subscription; everything else is a check result). With fix and
+-- dry_run?, force?, pipeline?, subscription?, progress?} -> report { registry, caller, healthy,
+-- status ("healthy", "broken", or "revoked": nothing fails but what a recorded revocation
+-- explains), revoked? = {at, by}, counts, checks = [{id, title, status, summary, evidence, fix,
+-- revoked?}], fix? = { plan, applied, dry_run?, steps, rounds, before = (the first report's
+-- checks) } } or nil, err (only for bad options or no subscription, and for fix on a
+-- revoked registry without force: RegistryRevoked, with err.report; everything else is a
+-- check result). With fix and
 -- dry_run, the repairs are planned and none is applied (no confirmation needed).
 function M.doctor(o)
   check(o, { registry = "string?", name = "string?", resource_group = "string?", fix = "boolean?",
-    yes = "boolean?", confirm = "function?", dry_run = "boolean?" }, "azcmk.playbook.doctor")
+    yes = "boolean?", confirm = "function?", dry_run = "boolean?", force = "boolean?" },
+    "azcmk.playbook.doctor")
   local ctx, err = common.context(o)
   if not ctx then return nil, err end
   local report, f = M.diagnose(ctx, o)
   if not o.fix then return report end
-  local plan = fix.plan(f, report.checks)
+  -- a revoked registry stays revoked: the repairs would re-open its key path
+  local revoked = f.reg and common.revoked_refusal(f, f.reg.name, "the doctor's repairs", o.force)
+  if revoked then
+    revoked.report = report
+    return nil, revoked
+  end
+  local plan = fix.plan(f, report.checks, o.force)
   local descr = {}
   for _, item in ipairs(plan) do descr[#descr + 1] = M.describe(item) end
   report.fix = { plan = descr, applied = false, steps = ctx.steps, rounds = 0 }
@@ -128,7 +142,7 @@ function M.doctor(o)
       end
     end
     report, f = M.diagnose(ctx, o)
-    plan = fix.plan(f, report.checks)
+    plan = fix.plan(f, report.checks, o.force)
     local again = {}
     for _, item in ipairs(plan) do
       if (done[item.repair] or 0) < 1 then

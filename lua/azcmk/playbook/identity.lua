@@ -59,15 +59,20 @@ M.HANDLERS = {
 }
 
 --- assign{registry (or name), resource_group?, identity (name | resource id | client id |
--- "[system]"), dry_run?, pipeline?, subscription?, progress?} -> result { changed, steps, plan,
--- registry, identity = {kind, id, client_id, principal_id} } or nil, err.
+-- "[system]"), force?, dry_run?, pipeline?, subscription?, progress?} -> result { changed, steps,
+-- plan, registry, identity = {kind, id, client_id, principal_id} } or nil, err. A revoked
+-- registry (the tag azcmk-revoked) is refused (RegistryRevoked) unless force = true; force
+-- leaves the record in place (no access is given here: `restore` gives it back).
 function M.assign(o)
   check(o, { registry = "string?", name = "string?", resource_group = "string?", identity = "string",
-    dry_run = "boolean?" }, "azcmk.playbook.identity.assign")
+    dry_run = "boolean?", force = "boolean?" }, "azcmk.playbook.identity.assign")
   local ctx, err = common.context(o)
   if not ctx then return nil, err end
-  local reg, rg = ctx:find_registry(o.registry or o.name, o.resource_group)
+  local reg, rg, f = ctx:find_registry(o.registry or o.name, o.resource_group)
   if not reg then return nil, rg end
+  -- a revoked registry stays revoked: an identity attached now could reach the key again
+  local revoked = common.revoked_refusal(f, reg.name, "assigning an identity", o.force)
+  if revoked then return nil, revoked end
   local ident
   ident, err = ctx:resolve_identity(o.identity, { rg = rg, registry = reg })
   if not ident then return nil, err end

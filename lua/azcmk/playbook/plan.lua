@@ -8,8 +8,8 @@
 --   step         what it is about: "resource_group", "identity", "vault", "access", "key",
 --                "registry", "deployment", ...
 --   action       what it does: "create", "update", "grant", "remove", "assign", "enable",
---                "rotate", "recover", "deploy", ... or "reuse" (writes nothing: kept so the plan
---                shows the whole chain)
+--                "rotate", "recover", "deploy", "record" / "clear" (the revocation tag), ... or
+--                "reuse" (writes nothing: kept so the plan shows the whole chain)
 --   done         the step's action once applied ("created", "granted", ...; default `action`)
 --   name, id     the resource it is about (name or label; id: its resource id or key URL,
 --                built with azcmk.client.ids before the write when it can be known)
@@ -26,7 +26,7 @@ local M = {}
 -- what an applied action records as its step's action
 local DONE = { create = "created", update = "updated", grant = "granted", remove = "removed",
   assign = "assigned", enable = "enabled", rotate = "rotated", recover = "recovered", reuse = "reused",
-  deploy = "succeeded", check = "checked" }
+  deploy = "succeeded", check = "checked", record = "recorded", clear = "cleared" }
 
 -- the fields of an action that describe it (what a plan shows); kind and args are the playbook's
 local PUBLIC = { "step", "action", "name", "id", "description", "reason", "request", "irreversible", "detail",

@@ -63,7 +63,7 @@ local function which_identity(ctx, o, reg, rg, enc)
     principal_id = v.principalId }
 end
 
---- read(ctx, o) -> facts { reg, rg, enc (before), current (parsed key id), given (parsed
+--- read(ctx, o) -> facts { reg, rg, revoked_tag, enc (before), current (parsed key id), given (parsed
 -- key_id), ident, target {vault, vault_url, name, versionless}, vault, existing (key bundle) }
 -- or nil, err (what cannot be read, or a refusal that needs no more than a read).
 function M.read(ctx, o)
@@ -73,8 +73,10 @@ function M.read(ctx, o)
     f.given, err = ids.parse_key_id(o.key_id, ctx.p.cloud)
     if not f.given then return nil, err end
   end
-  f.reg, f.rg = ctx:find_registry(o.registry or o.name, o.resource_group)
+  local facts
+  f.reg, f.rg, facts = ctx:find_registry(o.registry or o.name, o.resource_group)
   if not f.reg then return nil, f.rg end
+  f.revoked_tag = facts.revoked_tag
   f.enc, f.current = ctx:cmk_of(f.reg, "key rotation")
   if not f.enc then return nil, f.current end
   f.ident, err = which_identity(ctx, o, f.reg, f.rg, f.enc)
@@ -97,6 +99,9 @@ end
 
 --- plan(ctx, f, o) -> actions, or nil, err (a refusal).
 function M.plan(ctx, f, o)
+  -- a revoked registry stays revoked: a rotation would give its identity the key again
+  local revoked = common.revoked_refusal(f, f.reg.name, "the rotation", o.force)
+  if revoked then return nil, revoked end
   local target, vault = f.target, f.vault
   if not vault then
     return refuse("Key Vault '" .. target.vault .. "' was not found in subscription " .. ctx.subscription
@@ -188,6 +193,12 @@ function M.plan(ctx, f, o)
   actions[#actions + 1] = plan.action({ step = "verify", action = "check", kind = "verify", name = reg.name,
     id = reg.id, reason = "a write is read back, never guessed",
     description = "read registry " .. reg.name .. " back: it must report the new key version" })
+  -- 6. forced on a revoked registry: the key path is open again, so the record goes
+  local rec = rules.revocation(f)
+  if rec then
+    actions[#actions + 1] = common.clear_revocation_action(reg, rec,
+      "`force = true`: the rotation re-opened the key path")
+  end
   return actions
 end
 
@@ -197,6 +208,7 @@ M.HANDLERS = {
   enable_system = identity.HANDLERS.enable_system,
   assign_user = identity.HANDLERS.assign_user,
   grant = common.ACCESS.grant,
+  clear_revocation = common.REVOCATION.clear_revocation,
   create_key = function(ctx, a, st)
     -- once: a re-run of this rotation (same job, or the registry still on the same version)
     -- reuses the version an interrupted run made instead of making another
@@ -240,13 +252,14 @@ M.HANDLERS = {
 }
 
 --- rotate{registry (or name), resource_group?, key_id? | key? (name in vault, or the current
--- vault) | new_version? (default when neither), vault?, identity?, versionless?, dry_run?,
--- pipeline?, subscription?, progress?} -> result { changed, steps, plan, before, after, key_id,
+-- vault) | new_version? (default when neither), vault?, identity?, versionless?, force?,
+-- dry_run?, pipeline?, subscription?, progress?} -> result { changed, steps, plan, before, after, key_id,
 -- versioned_key_id, identity, verified } or nil, err.
 function M.rotate(o)
   check(o, { registry = "string?", name = "string?", resource_group = "string?", key_id = "string?",
     key = "string?", vault = "string?", identity = "string?", versionless = "boolean?",
-    new_version = "boolean?", disable = "boolean?", dry_run = "boolean?" }, "azcmk.playbook.rotate")
+    new_version = "boolean?", disable = "boolean?", dry_run = "boolean?", force = "boolean?" },
+    "azcmk.playbook.rotate")
   local ok, err = validate(o)
   if not ok then return nil, err end
   local ctx

@@ -14,6 +14,7 @@ local ids = require("azcmk.client.ids")
 local common = require("azcmk.playbook.common")
 local plan = require("azcmk.playbook.plan")
 local rules = require("azcmk.state.rules")
+local cmk_state = require("azcmk.state")
 local Vaults = require("azcmk.client.vaults")
 local Registries = require("azcmk.client.registries")
 local check = common.check
@@ -97,6 +98,7 @@ function M.validate(o)
   v.access = o.access
   v.versionless = o.versionless == true
   v.enable_purge_protection = o.enable_purge_protection == true
+  v.force = o.force == true
   return v
 end
 
@@ -164,7 +166,7 @@ function M.settled(ctx, reg, rg, name)
   return nil
 end
 
---- read(ctx, v) -> facts { rg, ident, reg, elsewhere, vault, vault_deleted, key, key_deleted,
+--- read(ctx, v) -> facts { rg, ident, reg, revoked_tag, elsewhere, vault, vault_deleted, key, key_deleted,
 -- key_unreadable, key_err, caller } or nil, err. Reads only (and waits for a registry an earlier run
 -- left being created).
 function M.read(ctx, v)
@@ -187,6 +189,7 @@ function M.read(ctx, v)
   if err then return nil, err end
   f.reg, err = M.settled(ctx, f.reg, v.resource_group, v.registry)
   if err then return nil, err end
+  f.revoked_tag = f.reg and cmk_state.revoked_tag(f.reg)
   if not f.reg then
     f.elsewhere, err = ctx.resources:find({ type = Registries.TYPE, name = v.registry })
     if err then return nil, err end
@@ -312,6 +315,11 @@ function M.plan(ctx, v, f)
   end
   local denied = refusal(v, f)
   if denied then return nil, denied end
+  -- a revoked registry stays revoked: a re-run would give its identity the key again
+  if f.reg then
+    denied = common.revoked_refusal(f, v.registry, "setup", v.force)
+    if denied then return nil, denied end
+  end
   local err
   if f.reg and f.ident then
     -- an existing CMK registry: nothing to create; report what it uses
@@ -416,6 +424,12 @@ function M.plan(ctx, v, f)
     add({ step = "registry", action = "reuse", name = v.registry, id = f.reg.id,
       description = "registry " .. v.registry .. " exists with a customer-managed key",
       reason = "it exists" })
+    -- forced on a revoked registry: the access is back, so the record goes
+    local rec = rules.revocation(f)
+    if rec then
+      actions[#actions + 1] = common.clear_revocation_action(f.reg, rec,
+        "`force = true`: setup re-opened the key path")
+    end
   else
     local id = ids.resource_id(ctx.subscription, v.resource_group, "registry", v.registry)
     add({ step = "registry", action = "create", kind = "create_registry", name = v.registry, id = id,
@@ -446,6 +460,7 @@ end
 --- The handlers (azcmk.playbook.plan.apply). state: v (the options), rg, ident, vault, key,
 -- reg, caller; principal_id / tenant_id of the identity for its grant.
 M.HANDLERS = {
+  clear_revocation = common.REVOCATION.clear_revocation,
   create_rg = function(ctx, a, st)
     local rg, err = ctx.resource_groups:create_or_update({ name = a.name, location = a.args.location })
     if not rg then return nil, err end
@@ -536,14 +551,15 @@ M.HANDLERS = {
 -- ------------------------------------------------------------------ setup
 
 --- setup{resource_group, registry (or name), vault, key?, identity?, location?, access?,
--- versionless?, enable_purge_protection?, key_type?, key_size?, sku?, dry_run?, subscription?,
+-- versionless?, enable_purge_protection?, key_type?, key_size?, sku?, force? (re-run on a
+-- revoked registry), dry_run?, subscription?,
 -- pipeline?, progress?} -> result { changed, steps, plan, registry, key_id, identity, vault,
 -- encryption } (dry_run: { dry_run, changes, plan, ... } and nothing written) or nil, err.
 function M.setup(o)
   check(o, { resource_group = "string?", registry = "string?", name = "string?", vault = "string?",
     key = "string?", identity = "string?", location = "string?", access = "string?", versionless = "boolean?",
     enable_purge_protection = "boolean?", key_type = "string?", key_size = "number?", sku = "string?",
-    dry_run = "boolean?" }, "azcmk.playbook.setup")
+    dry_run = "boolean?", force = "boolean?" }, "azcmk.playbook.setup")
   local v, err = M.validate(o)
   if not v then return nil, err end
   local ctx

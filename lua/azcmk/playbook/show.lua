@@ -30,7 +30,8 @@ end
 
 --- show{registry (or name), resource_group?, subscription?, pipeline?, probe?} -> result:
 -- { registry = {name, id, resource_group, login_server, sku}, encryption (verbatim),
---   cmk (bool), key_id, key_version_in_use, versioned_key_id, auto_rotation, newest_key_version,
+--   cmk (bool), state ("active", or "revoked": the revocation tag), revoked = {at, by}?, key_id,
+--   key_version_in_use, versioned_key_id, auto_rotation, newest_key_version,
 --   newest_key_id, up_to_date, identity = {kind, client_id, principal_id, id}, data_plane?,
 --   key_rotation_policy = {enabled, rotate_after, rotate_before_expiry, notify_before_expiry,
 --   expiry}? (Key Vault's automatic rotation of the key),
@@ -61,6 +62,14 @@ function M.summarize(f, ctx, probe)
     out.data_plane = f.data_plane or { ok = false, error = tostring(f.data_plane_err) }
   end
   if not out.cmk then return out end
+  -- revoked on purpose (the tag revoke writes), or active
+  local rec = rules.revocation(f)
+  out.state = rec and "revoked" or "active"
+  if rec then
+    out.revoked = { at = rec.at, by = rec.by }
+    ctx:warn("the registry was revoked deliberately on " .. rec.at .. " by " .. rec.by .. "; its data is "
+      .. "inaccessible until `restore{registry = \"" .. reg.name .. "\"}`")
+  end
   local kvp = f.kvp
   out.key_id = kvp.keyIdentifier
   out.versioned_key_id = kvp.versionedKeyIdentifier

@@ -18,6 +18,7 @@
 --   input = {registry, resource_group, registry_err?, rg_err?}, cloud, subscription
 --   caller = {oid, tid, appid, upn} | arm_token_err
 --   reg | reg_err, rg, login_server, data_plane = {status, ok, code, message} | data_plane_err
+--   revoked_tag (the registry's revocation tag, state.rules.REVOKED_TAG: "<time> by <who>")
 --   cmk, kvp (encryption.keyVaultProperties), key (the parsed key id) | key_err, key_inuse
 --   ident = {kind = "system"|"user", value, principal_id, tenant_id, attached, client_id,
 --            uai_id, uai_client_id, uai_principal_id}, uai | uai_err, uai_checked,
@@ -36,6 +37,7 @@ local client = require("azcmk.client")
 local Registries = require("azcmk.client.registries")
 local Keys = require("azcmk.client.keys")
 local trace = require("azcmk.state.trace")
+local rules = require("azcmk.state.rules")
 
 local M = {}
 
@@ -58,6 +60,12 @@ M.parts = {
 }
 
 -- ------------------------------------------------------------------ helpers
+
+--- The registry's revocation tag (state.rules.REVOKED_TAG), or nil: the fact the rules judge
+-- (for verbs that read the registry themselves: f.revoked_tag = state.revoked_tag(reg)).
+function M.revoked_tag(reg)
+  return (Registries.tag(reg, rules.REVOKED_TAG))
+end
 
 --- The caller's claims from its ARM token: { oid, tid, appid, upn } or nil, err.
 function M.caller(p)
@@ -271,6 +279,7 @@ function M.read(o)
   f.input.registry = f.input.registry or f.reg.name
   f.rg = (ids.parse_resource_id(f.reg.id) or {}).resource_group
   local props = f.reg.properties or {}
+  f.revoked_tag = M.revoked_tag(f.reg)
   f.login_server = props.loginServer
   if parts.probe and f.login_server then
     f.data_plane, f.data_plane_err = c.registries:probe({ login_server = f.login_server })

@@ -28,6 +28,38 @@ function M.data_plane(dp)
   return "unexpected"
 end
 
+-- ------------------------------------------------------------------ revocation
+
+--- The tag `revoke` writes on the registry and `restore` removes: "<UTC time> by <who>", who
+-- being the caller's object id (else its app id). Recorded on Azure itself, so every machine
+-- and every script sees that the registry's key access was taken away on purpose.
+M.REVOKED_TAG = "azcmk-revoked"
+
+-- Azure's limit on a tag value
+local TAG_VALUE_MAX = 256
+
+--- The tag's value for a revocation at t (seconds since the epoch) by who.
+function M.revocation_value(t, who)
+  return (os.date("!%Y-%m-%dT%H:%M:%SZ", math.floor(t)) .. " by " .. tostring(who or "unknown"))
+    :sub(1, TAG_VALUE_MAX)
+end
+
+--- The revocation the registry records (the fact f.revoked_tag): { at, by, value } or nil.
+function M.revocation(f)
+  local v = f and f.revoked_tag
+  if type(v) ~= "string" then return nil end
+  local at, by = v:match("^(%S+) by (.+)$")
+  return { at = at or v, by = by or "unknown", value = v }
+end
+
+--- May a verb re-open the key path (grant the identity access, attach an identity, re-apply
+-- the key, repair)? nil when it may; else the revocation that stands in the way. force = true
+-- (the caller means it) overrides.
+function M.reopen_blocked(f, force)
+  if force == true then return nil end
+  return M.revocation(f)
+end
+
 -- ------------------------------------------------------------------ identity
 
 --- The user-assigned identity as read by its id (f.uai): nil (not read or not attached),
