@@ -15,7 +15,8 @@ local FLAGS = {
     .. "the tag azcmk-revoked; `azcmk restore` is the ordinary way back)" },
 }
 
-local USAGE = "azcmk doctor -n REGISTRY [-g RG] [--fix [--yes | --dry-run] [--force]] [-o FORMAT] [--query JMESPATH]"
+local USAGE = "azcmk doctor -n REGISTRY [-g RG] [--fix [--yes | --dry-run] [--force]] [-o FORMAT] "
+  .. "[--query JMESPATH]"
 
 local LABEL = { fail = "FAIL", warn = "WARN", ok = "ok  ", skip = "skip" }
 
