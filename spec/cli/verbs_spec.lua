@@ -41,8 +41,8 @@ describe("azcmk command line", function()
   end)
 
   it("usage errors: unknown flag, bad output format, no subscription - exit 2, one line", function()
-    one_line_error(H.cli({ "show", "--bogus" }), "unknown flag %-%-bogus.*next:")
-    one_line_error(H.cli({ "show", "-n", "x", "-o", "yaml" }), "json or table")
+    one_line_error(H.cli({ "show", "--bogus" }), "unknown flag '%-%-bogus'.*next:")
+    one_line_error(H.cli({ "show", "-n", "x", "-o", "xml" }), "unknown output format")
     local r = H.cli({ "show", "-n", "someregistry" }, { AZURE_SUBSCRIPTION_ID = false })
     assert.equal(2, r.code)
     one_line_error(r, "no subscription.*next: .*AZURE_SUBSCRIPTION_ID")
@@ -77,12 +77,13 @@ describe("azcmk command line", function()
     assert.equal(extra.keyVersionInUse, extra.newestKeyVersion)
     r = H.cli({ "show", "-n", reg, "-o", "table" })
     assert.equal(0, r.code)
-    assert.matches("versionedKeyIdentifier%s+https://", r.stdout)
+    assert.matches("^Registry%s+Status%s+State%s+KeyIdentifier%s+VersionedKeyIdentifier", r.stdout)
+    assert.matches("\n" .. reg .. "%s+enabled%s+active%s+https://", r.stdout)
     r = H.cli({ "show", "-n", reg, "--probe" })
     assert.matches("data plane:%s+serving %(401%)", r.stdout)
   end)
 
-  it("--subscription instead of AZURE_SUBSCRIPTION_ID; a subscription that is not a GUID is refused",
+  it("--subscription instead of AZURE_SUBSCRIPTION_ID; a name that is no subscription's is refused",
     function()
     local s = H.setup()
     local r = H.cli({ "show", "-n", s.registry.name, "--subscription", seed.subscription_id, "-o", "json" },
@@ -90,7 +91,7 @@ describe("azcmk command line", function()
     assert.equal(0, r.code, r.stderr)
     assert.equal("enabled", H.json(r.stdout).status)
     one_line_error(H.cli({ "show", "-n", s.registry.name, "--subscription", "my-sub" }),
-      "not a subscription id")
+      "no subscription named 'my%-sub'")
   end)
 
   it("refusals before any write: exit 2, one line with the next step, no write", function()

@@ -110,6 +110,15 @@ function H.log(since)
   return E.log(since)
 end
 
+--- Requests to Azure's hosts logged after since (the control API left out).
+function H.sent(since)
+  local out = {}
+  for _, e in ipairs(H.log(since)) do
+    if not tostring(e.path):match("^/_emulator") then out[#out + 1] = e end
+  end
+  return out
+end
+
 --- Asserts that playbook `fn` refuses `opts` before any write: an input error with `code`, a
 -- message matching message_pat and a hint (matching hint_pat when given). Returns the error.
 function H.refused(fn, opts, code, message_pat, hint_pat)
@@ -140,7 +149,7 @@ end
 -- its target (id) and request; r.changes counts them. Returns r.
 function H.assert_dry(r)
   local assert = require("luassert")
-  assert.is_true(r.dry_run)
+  assert.is_true(r.dry_run or r.dryRun)  -- Lua results say dry_run; the CLI's JSON is camelCase
   assert.is_false(r.changed)
   local n = 0
   for i, a in ipairs(r.plan) do
@@ -168,9 +177,9 @@ end
 local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 H.shq = shq
 
---- Runs bin/azcmk (under the interpreter of this run) with the emulator's environment.
--- Returns { code, stdout, stderr }.
-function H.cli(argv, extra_env)
+--- "env K=V ..." with the emulator's environment as the seeded owner (extra_env: more
+-- variables; false removes one), to put in front of a shell command.
+function H.cli_env(extra_env)
   local env = E.ensure()
   local parts = {}
   for _, k in ipairs({ "AZCMK_CONNECT_TO", "AZCMK_CA_FILE", "AZURE_TENANT_ID", "AZURE_SUBSCRIPTION_ID",
@@ -186,13 +195,23 @@ function H.cli(argv, extra_env)
       for i = #parts, 2, -1 do if parts[i]:match("^" .. k .. "=") then table.remove(parts, i) end end
     else parts[#parts + 1] = k .. "=" .. shq(v) end
   end
-  local interp = rawget(_G, "jit") and "luajit" or "lua5.4"
+  return "env " .. table.concat(parts, " ")
+end
+
+--- The shell command that runs bin/azcmk (under the interpreter of this run) with the
+-- emulator's environment (H.cli runs it; specs that signal it start it themselves).
+function H.cli_command(argv, extra_env)
   local args = {}
   for _, a in ipairs(argv) do args[#args + 1] = shq(a) end
+  return H.cli_env(extra_env) .. " " .. (rawget(_G, "jit") and "luajit" or "lua5.4") .. " ./bin/azcmk "
+    .. table.concat(args, " ")
+end
+
+--- Runs bin/azcmk with the emulator's environment. Returns { code, stdout, stderr }.
+-- stdout_to: a file to send stdout to instead (e.g. /dev/full).
+function H.cli(argv, extra_env, stdout_to)
   local out, err = os.tmpname(), os.tmpname()
-  local cmd = "env " .. table.concat(parts, " ") .. " " .. interp .. " ./bin/azcmk " .. table.concat(args,
-    " ")
-    .. " >" .. out .. " 2>" .. err .. "; echo $?"
+  local cmd = H.cli_command(argv, extra_env) .. " >" .. (stdout_to or out) .. " 2>" .. err .. "; echo $?"
   local p = io.popen(cmd)
   local code = tonumber(p:read("a"):match("(%d+)%s*$"))
   p:close()
@@ -207,6 +226,12 @@ function H.cli(argv, extra_env)
 end
 
 function H.json(s) return cjson.decode(s) end
+
+--- H.start, then one CMK registry (H.setup): the setup of spec files about one registry.
+function H.start_with_registry()
+  H.start()
+  return H.setup()
+end
 
 --- Set up a CMK registry quickly (the playbook itself); returns the result and the names.
 function H.setup(extra)

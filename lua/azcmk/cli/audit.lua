@@ -1,10 +1,11 @@
---- `azcmk audit [--subscription ID ...] [-g RG] [-n REGISTRY] [--concurrency N] [-o json|table]`:
+--- `azcmk audit [--subscription NAME_OR_ID ...] [-g RG] [-n REGISTRY] [--concurrency N] [-o json|table]`:
 -- every registry of the subscriptions (default: all the caller sees) with its encryption and key
 -- health; -g / -n keep only the registries of that resource group / of that name (compared
 -- case-insensitively; the others are not inspected).
 -- Exit status: 0 every registry healthy, 1 a registry failed a check, a subscription could not
 -- be listed, or -g / -n matched no registry (a line on stderr says what to check), 2 bad flags.
 local common = require("azcmk.cli.common")
+local json = require("azcmk.json")
 
 local M = {}
 
@@ -12,8 +13,8 @@ local FLAGS = {
   { "concurrency", nil, "N", "requests in flight at once (default 16)" },
 }
 
-local USAGE = "azcmk audit [--subscription ID ...] [-g RESOURCE_GROUP] [-n REGISTRY] [--concurrency N] "
-  .. "[-o json|table]"
+local USAGE = "azcmk audit [--subscription NAME_OR_ID ...] [-g RESOURCE_GROUP] [-n REGISTRY] "
+  .. "[--concurrency N] [-o FORMAT] [--query JMESPATH]"
 
 local audit = require("azcmk.playbook.audit")
 
@@ -24,7 +25,7 @@ local function no_match(result)
     audit.filter_text(result.filter), #result.subscriptions, result.summary.listed)
 end
 
---- --subscription may repeat and may hold comma-separated ids: collect them all.
+--- --subscription may repeat and may hold comma-separated ids or names: collect them all.
 local function subscriptions(argv)
   local subs, rest = {}, {}
   local i = 1
@@ -33,7 +34,10 @@ local function subscriptions(argv)
     local v = a:match("^%-%-subscription=(.*)$")
     if a == "--subscription" then v = argv[i + 1]; i = i + 1 end
     if v then
-      for s in v:gmatch("[^,%s]+") do subs[#subs + 1] = s end
+      for s in v:gmatch("[^,]+") do
+        s = s:match("^%s*(.-)%s*$")
+        if s ~= "" then subs[#subs + 1] = s end
+      end
     else
       rest[#rest + 1] = a
     end
@@ -103,6 +107,23 @@ function M.table_text(result)
   return table.concat(lines, "\n") .. "\n"
 end
 
+local ROW = { "Subscription", "ResourceGroup", "Registry", "Sku", "Cmk", "Key", "KeyVersionInUse",
+  "NewestKeyVersion", "KeyAgeDays", "Identity", "DataPlane", "Health" }
+
+--- -o table: one row per registry, worst first, columns in ROW's order.
+function M.rows(result)
+  local rows = {}
+  for i, r in ipairs(result.registries) do
+    rows[i] = json.object({ Subscription = r.subscription, ResourceGroup = r.resource_group,
+      Registry = r.name, Sku = r.sku, Cmk = r.cmk, Key = r.cmk and key_cell(r) or nil,
+      KeyVersionInUse = r.key_version_in_use,
+      NewestKeyVersion = r.newest_key_version, KeyAgeDays = r.key_age_days,
+      Identity = r.cmk and (tostring(r.identity) .. ":" .. tostring(r.identity_health)) or nil,
+      DataPlane = r.data_plane, Health = r.health }, ROW)
+  end
+  return json.array(rows)
+end
+
 local function json_value(result)
   local rows = {}
   for i, r in ipairs(result.registries) do
@@ -128,19 +149,22 @@ function M.run(argv, io_)
       return common.EXIT_REFUSED
     end
   end
-  local p, err = common.pipeline()
+  local p, err = common.pipeline(opts, io_.stderr)
   if not p then return common.fail(io_, "audit", err) end
+  for i, s in ipairs(subs) do
+    subs[i], err = require("azcmk.cli.subscription").resolve(p, s)
+    if not subs[i] then return common.fail(io_, "audit", err) end
+  end
   local result
   result, err = audit.audit({ pipeline = p, subscriptions = #subs > 0 and subs or nil,
     resource_group = opts.resource_group, name = opts.name,
     concurrency = conc, progress = function(ev) io_.stderr:write("  ", common.one_line(ev.message),
         "\n") end })
   if not result then return common.fail(io_, "audit", err) end
-  if opts.output == "json" then
-    io_.stdout:write(common.json(json_value(result)), "\n")
-  else
-    io_.stdout:write(M.table_text(result))
-  end
+  -- readable: the fleet table; -o / --query: the data (-o table: a row per registry)
+  local ok, werr = common.emit(io_, opts, json_value(result), nil, function() return M.rows(result) end,
+    M.table_text(result))
+  if not ok then return common.fail(io_, "audit", werr) end
   local bad = result.summary.fail > 0
   for _, s in ipairs(result.subscriptions) do if s.error then bad = true end end
   local none = no_match(result)
