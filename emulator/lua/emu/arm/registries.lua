@@ -8,6 +8,7 @@
 --   _op        id of that operation (emu.lro, action "registries.apply")
 --   _sys_client  client id of the system-assigned identity
 --   _key_created simulated time the key version in use was created (versionless pickup)
+--   _failed_create  its create failed: the next PUT creates it again
 -- "acr:name:<lower name>" -> lower id reserves the globally unique login server name.
 --
 -- Texts: those Azure is documented or recorded to send are Azure's; the ones marked
@@ -406,6 +407,9 @@ local function fail_target(id, opid)
   return arm.update(id, function(cur)
     if not cur or not cur._target or (opid and cur._op ~= opid) then return cur end
     cur._target, cur._op = nil, nil
+    -- a create that failed leaves a Failed registry that a PUT creates again (ARM's rule for
+    -- a failed create: send the PUT again), encryption included
+    if cur.properties.provisioningState == "Creating" then cur._failed_create = true end
     cur.properties.provisioningState = "Failed"
     return cur
   end)
@@ -859,12 +863,14 @@ function M.put_resource(ctx, sub, rg, name, b, opts)
   arm.require_object(b)
   local id = reg_id(sub, rg, name)
   local rec = settle(id, true)
+  local failed_create = rec and rec._failed_create
+  if failed_create then rec = nil end
   local t
   t, id = prepare(ctx, sub, rg, name, b, rec, false)
   if not rec then reserve_name(name, id, cloud_of(ctx)) end
   local ok, s, body, h = pcall(commit, ctx, rec, t, opts)
   if not ok then
-    if not rec then state.delete("acr:name:" .. name:lower()) end
+    if not rec and not failed_create then state.delete("acr:name:" .. name:lower()) end
     error(s, 0)
   end
   return s, body, h
