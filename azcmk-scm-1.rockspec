@@ -12,7 +12,7 @@ OpenSSL, a command-line tool and a local Azure emulator.]],
 }
 -- lua-cjson and lyaml (-o yaml) come from Debian (lua-cjson, lua-yaml); install offline with
 -- --deps-mode=none.
-dependencies = { "lua >= 5.1, < 5.5", "lua-cjson", "lyaml" }
+dependencies = { "lua >= 5.1, < 5.5", "lua-cjson", "lyaml", "argparse >= 0.7" }
 -- No header for CURL: Debian keeps curl.h in the multiarch include directory, where
 -- LuaRocks 3.8 does not look (see docs/packaging.md).
 external_dependencies = {

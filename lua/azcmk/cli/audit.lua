@@ -128,7 +128,7 @@ function M.run(argv, io_)
       return common.EXIT_REFUSED
     end
   end
-  local p, err = common.pipeline()
+  local p, err = common.pipeline(opts)
   if not p then return common.fail(io_, "audit", err) end
   local result
   result, err = audit.audit({ pipeline = p, subscriptions = #subs > 0 and subs or nil,

@@ -112,16 +112,28 @@ end
 
 -- ------------------------------------------------------------------ running a verb
 
---- Parses argv; handles --help. Returns opts, positional, or nil, exit code.
-function M.parse(argv, io_, verb, usage, flags)
-  local opts, pos = args.parse(argv, flags)
+--- Parses argv; handles --help; checks -o and compiles --query (refused before anything
+-- runs). Returns opts (opts.query_c: the compiled query), positional, or nil, exit code.
+-- positional: the name of the verb's positional words, nil when it takes none; about: a
+-- paragraph for --help.
+function M.parse(argv, io_, verb, usage, flags, positional, about)
+  local opts, pos = args.parse(argv, flags, positional)
   if not opts then
     io_.stderr:write("azcmk ", verb, ": ", pos, " -- next: run 'azcmk ", verb, " --help'\n")
     return nil, M.EXIT_REFUSED
   end
   if opts.help then
-    io_.stdout:write(args.help(usage, flags))
+    io_.stdout:write(args.help(usage, flags, about))
     return nil, M.EXIT_OK
+  end
+  if opts.output then
+    local ok, err = require("azcmk.cli.output").check(opts.output)
+    if not ok then return nil, M.fail(io_, verb, err) end
+  end
+  if opts.query then
+    local q, err = require("azcmk.jmespath").compile(opts.query)
+    if not q then return nil, M.fail(io_, verb, err) end
+    opts.query_c = q
   end
   return opts, pos
 end
@@ -129,13 +141,16 @@ end
 --- The command line's composition root: the one pipeline of a run (libcurl transport, the
 -- default credential chain, cloud, logging and subscription from the environment). Built
 -- here once and handed to the playbooks; nothing below reads the environment for it.
-function M.pipeline()
-  return require("azcmk.compose").pipeline()
+-- --debug and --verbose set the log level (AZCMK_LOG's words) for this run; without them
+-- AZCMK_LOG decides.
+function M.pipeline(opts)
+  opts = opts or {}
+  return require("azcmk.compose").pipeline({ log = opts.debug and "debug" or opts.verbose and "info" or nil })
 end
 
 --- The options every playbook takes, from the common flags: pipeline, subscription, progress.
 function M.base_options(opts, io_)
-  local p, err = M.pipeline()
+  local p, err = M.pipeline(opts)
   if not p then return nil, err end
   local o = { subscription = opts.subscription or p.subscription, resource_group = opts.resource_group,
     pipeline = p }
@@ -241,7 +256,7 @@ end
 function M.verb(spec)
   return function(argv, io_)
     io_ = io_ or { stdout = io.stdout, stderr = io.stderr }
-    local opts, pos = M.parse(argv, io_, spec.verb, spec.usage, spec.flags)
+    local opts, pos = M.parse(argv, io_, spec.verb, spec.usage, spec.flags, spec.positional, spec.about)
     if not opts then return pos end
     local o, err = M.base_options(opts, io_)
     if not o then return M.fail(io_, spec.verb, err) end

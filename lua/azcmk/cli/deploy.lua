@@ -4,6 +4,7 @@ local errors = require("azcmk.errors")
 local cjson = require("cjson.safe")
 
 local FLAGS = {
+  { "name", "n", "DEPLOYMENT", "deployment name (default: the template file's name without .json)" },
   { "template-file", "f", "PATH", "the ARM template (e.g. examples/cmk-template.json)" },
   { "parameters", "p", "K=V", "a parameter (more may follow as K=V words), or @params.json" },
   { "location", "l", "REGION", "create the resource group in REGION when it does not exist" },
@@ -37,8 +38,10 @@ end
 
 M.run = common.verb({
   verb = "deploy",
-  usage = "azcmk deploy -g RG -f TEMPLATE.json [-n DEPLOYMENT] [--parameters K=V ...] [--dry-run]",
+  usage = "azcmk deploy -g RG -f TEMPLATE.json [-n DEPLOYMENT] [-p K=V [K=V ...] | -p @PARAMS.json] "
+    .. "[-l REGION] [--dry-run]",
   flags = FLAGS,
+  positional = "K=V",
   build = function(opts, pos, o)
     o.template_file = opts.template_file
     o.name = opts.name

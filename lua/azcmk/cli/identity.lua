@@ -3,8 +3,7 @@ local common = require("azcmk.cli.common")
 local errors = require("azcmk.errors")
 
 local FLAGS = {
-  { "identity", nil, "IDENTITY", "name, resource id, client id, or [system]" },
-  { "identities", nil, "IDENTITY", "same as --identity (the Azure CLI's name)" },
+  { "identities", nil, "IDENTITY", "name, resource id, client id, or [system]", aliases = { "identity" } },
   common.FORCE,
   common.DRY_RUN,
 }
@@ -13,9 +12,10 @@ local M = {}
 
 M.run = common.verb({
   verb = "identity",
-  usage = "azcmk identity assign -n REGISTRY [-g RG] --identity NAME|ID|CLIENT_ID|[system] [--force] "
+  usage = "azcmk identity assign -n REGISTRY [-g RG] --identities NAME|ID|CLIENT_ID|[system] [--force] "
     .. "[--dry-run]",
   flags = FLAGS,
+  positional = "assign",
   build = function(opts, pos, o)
     if pos[1] ~= "assign" then
       return nil, errors.input(pos[1] and ("unknown identity command '" .. pos[1] .. "'")
@@ -23,7 +23,7 @@ M.run = common.verb({
         hint = "use: azcmk identity assign -n REGISTRY --identity ..." })
     end
     o.registry = opts.name
-    o.identity = opts.identity or opts.identities
+    o.identity = opts.identities
     o.dry_run, o.force = opts.dry_run, opts.force
     if not o.identity then
       return nil, errors.input("no identity given", { code = "MissingArgument", param = "identity",

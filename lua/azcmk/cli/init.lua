@@ -21,13 +21,16 @@ local function usage(out)
   out:write("usage: azcmk <verb> [flags]\n\n",
     "Script the Azure Container Registry customer-managed-key life cycle.\n\nverbs:\n")
   for _, v in ipairs(VERBS) do out:write(string.format("  %-10s %s\n", v[1], v[2])) end
-  out:write("\ncommon flags: -g/--resource-group, -n/--name, --subscription, -o/--output json|table\n",
+  out:write("\ncommon flags: -g/--resource-group, -n/--name, --subscription NAME_OR_ID,\n",
+    "  -o/--output json|jsonc|table|tsv|yaml|none, --query JMESPATH, --verbose, --debug\n",
+    "environment: AZCMK_LOG=off|error|warn|info|debug logs requests on stderr\n",
     "  azcmk <verb> --help   flags of one verb\n  azcmk --version\n")
 end
 
-local function known(verb)
-  for _, v in ipairs(VERBS) do if v[1] == verb then return true end end
-  return false
+local function unknown(verb)
+  local names = {}
+  for _, v in ipairs(VERBS) do names[#names + 1] = v[1] end
+  return require("azcmk.cli.args").unknown_verb(verb, names)
 end
 
 function M.main(argv)
@@ -41,8 +44,9 @@ function M.main(argv)
     io.stdout:write("azcmk ", require("azcmk.pipeline").VERSION, "\n")
     return 0
   end
-  if not known(verb) then
-    io.stderr:write("azcmk: unknown verb '", tostring(verb), "'; run 'azcmk --help' for the list\n")
+  local bad = unknown(verb)
+  if bad then
+    io.stderr:write("azcmk: ", bad, " -- next: run 'azcmk --help' for the list\n")
     return 2
   end
   local ok, mod = pcall(require, "azcmk.cli." .. verb)

@@ -2,7 +2,7 @@
 local common = require("azcmk.cli.common")
 
 local FLAGS = {
-  { "vault", nil, "NAME", "the vault (recovered first when it is soft-deleted)" },
+  { "vault-name", nil, "NAME", "the vault (recovered first when it is soft-deleted)", aliases = { "vault" } },
   { "key", nil, "NAME", "the key to recover from soft delete" },
   common.DRY_RUN,
 }
@@ -11,14 +11,14 @@ local M = {}
 
 M.run = common.verb({
   verb = "recover",
-  usage = "azcmk recover --vault NAME [--key NAME] [-g RG] [--dry-run]",
+  usage = "azcmk recover --vault-name NAME [--key NAME] [-g RG] [--dry-run]",
   flags = FLAGS,
   build = function(opts, _, o)
-    if not opts.vault then
+    if not opts.vault_name then
       return nil, require("azcmk.errors").input("no vault given", { code = "MissingArgument", param = "vault",
         hint = "pass `vault` (and `key` to recover a key)" })
     end
-    o.vault, o.key, o.dry_run = opts.vault, opts.key, opts.dry_run
+    o.vault, o.key, o.dry_run = opts.vault_name, opts.key, opts.dry_run
     return true
   end,
   call = function(o) return require("azcmk.playbook.recover").recover(o) end,
