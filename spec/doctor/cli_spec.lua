@@ -45,11 +45,11 @@ describe("azcmk doctor (CLI)", function()
     assert.equal(1, r.code, r.stderr)
     local j = assert(H.json(r.stdout), r.stdout)
     assert.equal(w.reg, j.registry.name)
-    assert.equal(w.rg, j.registry.resource_group)
+    assert.equal(w.rg, j.registry.resourceGroup)
     assert.is_false(j.healthy)
     assert.equal("broken", j.status)
     assert.is_true(j.counts.fail >= 1)
-    assert.equal(H.seed().owner.object_id, j.caller.object_id)
+    assert.equal(H.seed().owner.object_id, j.caller.objectId)
     assert.equal("fail", j.checks[1].status)
     local key
     for _, c in ipairs(j.checks) do

@@ -135,7 +135,7 @@ describe("audit", function()
   end)
 
   it("prints a readable table and JSON for scripts (azcmk audit)", function()
-    local r = H.cli({ "audit", "--subscription", sub, "--subscription=" .. missing, "-o", "table" })
+    local r = H.cli({ "audit", "--subscription", sub, "--subscription=" .. missing })
     assert.equal(1, r.code, r.stderr)
     local lines = {}
     for l in r.stdout:gmatch("[^\n]+") do lines[#lines + 1] = l end
@@ -156,7 +156,7 @@ describe("audit", function()
     assert.equal(6, #j.registries)
     assert.equal(6, j.summary.registries)
     for _, row in ipairs(j.registries) do
-      assert.truthy(row.name and row.subscription and row.resource_group and row.health and row.encryption)
+      assert.truthy(row.name and row.subscription and row.resourceGroup and row.health and row.encryption)
       assert.equal("table", type(row.problems))
     end
     r = H.cli({ "audit", "--concurrency", "0" })

@@ -158,6 +158,6 @@ describe("setup with a vault resource id in another subscription", function()
     assert.matches("VaultNotFound 404, %-%-vault", res.stderr)
     assert.matches("%-%- next: ", res.stderr)
     -- the library's recover{...} is the command line's azcmk recover --vault ... --subscription ...
-    assert.matches("`azcmk recover %-%-vault kvnone1 %-%-subscription " .. esc(sub2) .. "`", res.stderr)
+    assert.matches("`azcmk recover %-%-vault%-name kvnone1 %-%-subscription " .. esc(sub2) .. "`", res.stderr)
   end)
 end)

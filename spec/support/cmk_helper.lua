@@ -110,6 +110,15 @@ function H.log(since)
   return E.log(since)
 end
 
+--- Requests to Azure's hosts logged after since (the control API left out).
+function H.sent(since)
+  local out = {}
+  for _, e in ipairs(H.log(since)) do
+    if not tostring(e.path):match("^/_emulator") then out[#out + 1] = e end
+  end
+  return out
+end
+
 --- Asserts that playbook `fn` refuses `opts` before any write: an input error with `code`, a
 -- message matching message_pat and a hint (matching hint_pat when given). Returns the error.
 function H.refused(fn, opts, code, message_pat, hint_pat)

@@ -5,6 +5,7 @@
 -- Exit status: 0 every registry healthy, 1 a registry failed a check, a subscription could not
 -- be listed, or -g / -n matched no registry (a line on stderr says what to check), 2 bad flags.
 local common = require("azcmk.cli.common")
+local json = require("azcmk.json")
 
 local M = {}
 
@@ -12,8 +13,8 @@ local FLAGS = {
   { "concurrency", nil, "N", "requests in flight at once (default 16)" },
 }
 
-local USAGE = "azcmk audit [--subscription ID ...] [-g RESOURCE_GROUP] [-n REGISTRY] [--concurrency N] "
-  .. "[-o json|table]"
+local USAGE = "azcmk audit [--subscription NAME_OR_ID ...] [-g RESOURCE_GROUP] [-n REGISTRY] "
+  .. "[--concurrency N] [-o FORMAT] [--query JMESPATH]"
 
 local audit = require("azcmk.playbook.audit")
 
@@ -103,6 +104,23 @@ function M.table_text(result)
   return table.concat(lines, "\n") .. "\n"
 end
 
+local ROW = { "Subscription", "ResourceGroup", "Registry", "Sku", "Cmk", "Key", "KeyVersionInUse",
+  "NewestKeyVersion", "KeyAgeDays", "Identity", "DataPlane", "Health" }
+
+--- -o table: one row per registry, worst first, columns in ROW's order.
+function M.rows(result)
+  local rows = {}
+  for i, r in ipairs(result.registries) do
+    rows[i] = json.object({ Subscription = r.subscription, ResourceGroup = r.resource_group,
+      Registry = r.name, Sku = r.sku, Cmk = r.cmk, Key = r.cmk and key_cell(r) or nil,
+      KeyVersionInUse = r.key_version_in_use,
+      NewestKeyVersion = r.newest_key_version, KeyAgeDays = r.key_age_days,
+      Identity = r.cmk and (tostring(r.identity) .. ":" .. tostring(r.identity_health)) or nil,
+      DataPlane = r.data_plane, Health = r.health }, ROW)
+  end
+  return json.array(rows)
+end
+
 local function json_value(result)
   local rows = {}
   for i, r in ipairs(result.registries) do
@@ -136,11 +154,10 @@ function M.run(argv, io_)
     concurrency = conc, progress = function(ev) io_.stderr:write("  ", common.one_line(ev.message),
         "\n") end })
   if not result then return common.fail(io_, "audit", err) end
-  if opts.output == "json" then
-    io_.stdout:write(common.json(json_value(result)), "\n")
-  else
-    io_.stdout:write(M.table_text(result))
-  end
+  -- readable: the fleet table; -o / --query: the data (-o table: a row per registry)
+  local ok, werr = common.emit(io_, opts, json_value(result), nil, function() return M.rows(result) end,
+    M.table_text(result))
+  if not ok then return common.fail(io_, "audit", werr) end
   local bad = result.summary.fail > 0
   for _, s in ipairs(result.subscriptions) do if s.error then bad = true end end
   local none = no_match(result)

@@ -2,77 +2,63 @@
 -- progress on stderr, output (readable text, `-o table`, `-o json` = only JSON on stdout) and
 -- errors (one line on stderr: reason + next step; exit 2 when refused before any change,
 -- 1 when an operation failed).
-local cjson = require("cjson.safe")
+local json = require("azcmk.json")
 local args = require("azcmk.cli.args")
+local output = require("azcmk.cli.output")
 local params = require("azcmk.cli.params")
 
 local M = {}
 
 M.EXIT_OK, M.EXIT_FAILED, M.EXIT_REFUSED = 0, 1, 2
 
--- ------------------------------------------------------------------ JSON, pretty and stable
+-- ------------------------------------------------------------------ results as JSON data
 
---- Mark a table to print as a JSON array even when empty.
-M.array_mt = {}
-
-local function is_array(t)
-  if getmetatable(t) == M.array_mt then return true end
-  local n = 0
-  for k in pairs(t) do
-    if type(k) ~= "number" then return false end
-    n = n + 1
-  end
-  return n > 0 and n == #t
-end
+--- Mark a table to print as a JSON array even when empty (azcmk.json's marker).
+M.array_mt = json.array_mt
 
 -- keys whose empty value is an empty list
-local LIST_KEYS = { warnings = true, steps = true, plan = true, accessPolicies = true, ipRules = true }
+local LIST_KEYS = { warnings = true, steps = true, plan = true, accessPolicies = true, ipRules = true,
+  problems = true, evidence = true }
 
-local function encode(v, indent, out, key)
-  local t = type(v)
-  if v == nil or v == cjson.null then out[#out + 1] = "null"
-  elseif t == "boolean" then out[#out + 1] = tostring(v)
-  elseif t == "number" then
-    if v == math.floor(v) and v > -1e15 and v < 1e15 then out[#out + 1] = string.format("%d", v)
-    else out[#out + 1] = string.format("%.14g", v) end
-  elseif t == "string" then out[#out + 1] = (cjson.encode(v):gsub("\\/", "/"))
-  elseif t == "table" then
-    local pad = string.rep("  ", indent + 1)
-    if next(v) == nil and LIST_KEYS[key] then out[#out + 1] = "[]"; return end
-    if is_array(v) then
-      if #v == 0 then out[#out + 1] = "[]"; return end
-      out[#out + 1] = "[\n"
-      for i, x in ipairs(v) do
-        out[#out + 1] = pad
-        encode(x, indent + 1, out)
-        out[#out + 1] = i < #v and ",\n" or "\n"
-      end
-      out[#out + 1] = string.rep("  ", indent) .. "]"
-    else
-      local keys = {}
-      for k, x in pairs(v) do
-        if type(k) == "string" and type(x) ~= "function" and k:sub(1, 1) ~= "_" then keys[#keys + 1] = k end
-      end
-      table.sort(keys)
-      if #keys == 0 then out[#out + 1] = "{}"; return end
-      out[#out + 1] = "{\n"
-      for i, k in ipairs(keys) do
-        out[#out + 1] = pad .. cjson.encode(k) .. ": "
-        encode(v[k], indent + 1, out, k)
-        out[#out + 1] = i < #keys and ",\n" or "\n"
-      end
-      out[#out + 1] = string.rep("  ", indent) .. "}"
-    end
-  else
-    out[#out + 1] = "null"
-  end
+-- keys whose contents are the user's or Azure's own names, kept as they are
+local VERBATIM = { tags = true, outputs = true, parameters = true, userAssignedIdentities = true }
+
+--- snake_case -> camelCase ("key_version_in_use" -> "keyVersionInUse"); other keys unchanged.
+function M.camel(k)
+  if type(k) ~= "string" or not k:match("^[a-z][a-z0-9]*_[a-z0-9_]*[a-z0-9]$") then return k end
+  return (k:gsub("_(%w)", string.upper))
 end
 
---- Pretty JSON with sorted keys (stable output for people and diffs).
+local function data(v, verbatim)
+  if type(v) == "function" then return nil end
+  if type(v) ~= "table" or v == json.null then return v end
+  local mt = getmetatable(v)
+  if mt == json.array_mt or json.is_array(v) then
+    local a = json.array()
+    for i = 1, #v do local x = data(v[i], verbatim); a[i] = x == nil and json.null or x end
+    return a
+  end
+  local o = {}
+  for k, x in pairs(v) do
+    if type(k) == "string" and k:sub(1, 1) ~= "_" then
+      local name = verbatim and k or M.camel(k)
+      local d = data(x, verbatim or VERBATIM[name])
+      if type(d) == "table" and next(d) == nil and LIST_KEYS[name] then d = json.array() end
+      o[name] = d
+    end
+  end
+  return o
+end
+
+--- A result as the command line prints it as JSON: one naming convention, camelCase (as
+-- Azure and az), whatever the playbook's Lua names are; functions and _private fields left
+-- out; arrays marked. Names the user or Azure chose (tags, a template's outputs and
+-- parameters, identity ids) are kept as they are.
+function M.data(v) return data(v, false) end
+
+--- Pretty JSON with sorted keys, camelCase (stable output for people and diffs).
 function M.json(v)
-  local out = {}
-  encode(v, 0, out)
-  return table.concat(out)
+  return json.pretty(M.data(v))
 end
 
 -- ------------------------------------------------------------------ errors
@@ -177,28 +163,34 @@ function M.steps_text(result)
   return table.concat(lines, "\n")
 end
 
---- key/value rows as an aligned table.
-function M.table(rows)
-  local w = 0
-  for _, r in ipairs(rows) do if #r[1] > w then w = #r[1] end end
-  local out = {}
+--- key/value rows as one object whose fields keep the rows' order: `-o table` makes them
+-- columns (az's shape), headed by the names.
+function M.row(rows)
+  local o, keys = {}, {}
   for _, r in ipairs(rows) do
-    local v = r[2]
-    if type(v) == "table" then v = cjson.encode(v) end
-    out[#out + 1] = string.format("%-" .. w .. "s  %s", r[1], v == nil and "-" or tostring(v))
+    keys[#keys + 1] = r[1]
+    o[r[1]] = r[2] == nil and json.null or M.data(r[2])
   end
-  return table.concat(out, "\n") .. "\n"
+  return json.object(o, keys)
 end
 
---- Writes a result: json (stdout only JSON), table (rows), or text (text function).
+--- Writes a result (returns true, or nil, err when stdout cannot be written):
+--   no -o and no --query  the readable text (text: a string)
+--   else                  the JSON data (json_value, default result; camelCase), shaped by
+--                         --query, in -o's format (default json); -o table without a query
+--                         uses `rows` (a list of objects, or key/value pairs for one row).
 function M.emit(io_, opts, result, json_value, rows, text)
-  if opts.output == "json" then
-    io_.stdout:write(M.json(json_value == nil and result or json_value), "\n")
-  elseif opts.output == "table" then
-    io_.stdout:write(M.table(rows))
-  else
-    io_.stdout:write(text)
+  if not opts.output and not opts.query_c then return output.write(io_.stdout, text) end
+  local value = M.data(json_value == nil and result or json_value)
+  if opts.query_c then
+    local err
+    value, err = opts.query_c:search(value)
+    if value == nil then return nil, err end
   end
+  local table_fn = rows
+  if type(rows) == "table" then table_fn = function() return M.row(rows) end end
+  return output.emit(io_.stdout, value, opts.output or "json", { query = opts.query_c ~= nil,
+    color = opts.output == "jsonc" and output.color_enabled(), table = table_fn })
 end
 
 -- ------------------------------------------------------------------ plans (dry runs)
@@ -227,32 +219,34 @@ function M.plan_lines(verb, actions)
   return lines
 end
 
---- Writes the result of a dry run: -o json the result as data (dry_run, changes, plan, ...),
--- -o table one row per action, else the plan as lines and what a real run would change.
+--- Writes the result of a dry run: -o/--query the result as data (dryRun, changes, plan, ...;
+-- -o table one row per action), else the plan as lines and what a real run would change.
 function M.emit_plan(io_, opts, verb, r)
-  if opts.output == "json" then
-    r.plan = setmetatable(r.plan or {}, M.array_mt)
-    io_.stdout:write(M.json(r), "\n")
-    return
-  end
-  if opts.output == "table" then
-    local rows = {}
-    for _, a in ipairs(r.plan or {}) do rows[#rows + 1] = { a.step, a.action .. "  "
-      .. tostring(a.name or "") } end
-    io_.stdout:write(M.table(rows))
-    return
-  end
+  r.plan = setmetatable(r.plan or {}, M.array_mt)
   local lines = { verb .. " would (dry run):" }
   for _, l in ipairs(M.plan_lines(verb, r.plan)) do lines[#lines + 1] = l end
   for _, w in ipairs(r.warnings or {}) do lines[#lines + 1] = "  warning: " .. one_line(M.words(w, verb)) end
   lines[#lines + 1] = string.format("(dry run: nothing was changed; %d of %d actions would change something)",
-    r.changes or 0, #(r.plan or {}))
-  io_.stdout:write(table.concat(lines, "\n"), "\n")
+    r.changes or 0, #r.plan)
+  return M.emit(io_, opts, r, nil, function() return M.plan_rows(r.plan) end,
+    table.concat(lines, "\n") .. "\n")
+end
+
+--- -o table of a plan: one row per action.
+function M.plan_rows(plan)
+  local rows = json.array()
+  for i, a in ipairs(plan or {}) do
+    rows[i] = json.object({ Step = a.step, Action = a.action, Name = a.name,
+      Description = one_line(M.words(a.description)) }, { "Step", "Action", "Name", "Description" })
+  end
+  return rows
 end
 
 --- Define a verb: spec = { verb, usage, flags, build = function(opts, pos, o) (adds the verb's
 -- flags to the playbook options o; returns true, or nil, err to refuse), call = function(o) ->
--- result | nil, err; on_error = function(err, opts, io)?; render = function(result, opts, io) }.
+-- result | nil, err; on_error = function(err, opts, io)?; render = function(result, opts, io) ->
+-- common.emit's true | nil, err }; positional = NAME when the verb takes words; about = text
+-- for --help.
 function M.verb(spec)
   return function(argv, io_)
     io_ = io_ or { stdout = io.stdout, stderr = io.stderr }
@@ -270,8 +264,10 @@ function M.verb(spec)
       if spec.on_error then spec.on_error(err, opts, io_) end
       return M.fail(io_, spec.verb, err)
     end
-    if result.dry_run then M.emit_plan(io_, opts, spec.verb, result)
-    else spec.render(result, opts, io_) end
+    local ok, werr
+    if result.dry_run then ok, werr = M.emit_plan(io_, opts, spec.verb, result)
+    else ok, werr = spec.render(result, opts, io_) end
+    if not ok then return M.fail(io_, spec.verb, werr) end
     return M.EXIT_OK
   end
 end

@@ -65,7 +65,7 @@ M.run = common.verb({
   end,
   call = function(o) return require("azcmk.playbook.deploy").deploy(o) end,
   render = function(r, opts, io_)
-    common.emit(io_, opts, { name = r.name, id = r.id, provisioningState = r.provisioning_state,
+    return common.emit(io_, opts, { name = r.name, id = r.id, provisioningState = r.provisioning_state,
       outputs = r.outputs,
       steps = r.steps }, nil, { { "deployment", r.name }, { "state", r.provisioning_state } },
       "Deployment " .. r.name .. ": " .. tostring(r.provisioning_state) .. "\n" .. common.steps_text(r)

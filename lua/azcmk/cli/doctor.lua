@@ -3,6 +3,7 @@
 -- Exit status: 0 healthy, 1 broken, 2 refused (bad flags, or --fix not confirmed: the plan is
 -- printed and nothing is changed).
 local common = require("azcmk.cli.common")
+local json = require("azcmk.json")
 
 local M = {}
 
@@ -14,7 +15,7 @@ local FLAGS = {
     .. "the tag azcmk-revoked; `azcmk restore` is the ordinary way back)" },
 }
 
-local USAGE = "azcmk doctor -n REGISTRY [-g RG] [--fix [--yes | --dry-run] [--force]] [-o json|table]"
+local USAGE = "azcmk doctor -n REGISTRY [-g RG] [--fix [--yes | --dry-run] [--force]] [-o FORMAT] [--query JMESPATH]"
 
 local LABEL = { fail = "FAIL", warn = "WARN", ok = "ok  ", skip = "skip" }
 
@@ -84,6 +85,50 @@ local function json_value(report)
   return out
 end
 
+--- The readable report (no -o): checks, repairs, and what to run next.
+function M.text(report, fx)
+  local parts = {}
+  local function out(...)
+    for _, x in ipairs({ ... }) do parts[#parts + 1] = x end
+  end
+  if fx and fx.applied then
+    local before = { checks = fx.before, registry = report.registry, counts = {}, healthy = false }
+    for _, r in ipairs(fx.before) do before.counts[r.status] = (before.counts[r.status] or 0) + 1 end
+    before.healthy = (before.counts.fail or 0) == 0
+    out("before:\n", M.checks_text(before), "repairs:\n", plan_text(fx.plan))
+    if #(fx.steps or {}) > 0 then out("done:\n", common.steps_text(fx), "\n") end
+    if fx.error then
+      out("repair ", tostring(fx.error.repair), " failed: ",
+          common.one_line(fx.error.message), "\n")
+    end
+    out("after:\n")
+  end
+  out(M.checks_text(report))
+  if fx and not fx.applied then
+    if #fx.plan > 0 then
+      out("doctor --fix would:\n", plan_text(fx.plan))
+    end
+    out("(", common.words(fx.reason or "nothing applied", "doctor"), ")\n")
+  elseif not fx and report.revoked then
+    out("revoked deliberately on ", tostring(report.revoked.at), " by ", tostring(report.revoked.by),
+      ": run `azcmk restore -n ", tostring(report.registry.name), "` to undo\n")
+  elseif not fx and not report.healthy then
+    out("run `azcmk doctor -n ", tostring(report.registry.name),
+        " --fix` to see the safe repairs\n")
+  end
+  return table.concat(parts)
+end
+
+--- -o table: one row per check.
+function M.rows(report)
+  local rows = {}
+  for i, r in ipairs(report.checks) do
+    rows[i] = json.object({ Check = r.id, Status = r.status, Summary = common.one_line(r.summary) },
+      { "Check", "Status", "Summary" })
+  end
+  return json.array(rows)
+end
+
 function M.run(argv, io_)
   io_ = io_ or { stdout = io.stdout, stderr = io.stderr }
   local opts, code = common.parse(argv, io_, "doctor", USAGE, FLAGS)
@@ -98,7 +143,7 @@ function M.run(argv, io_)
   o.fix = opts.fix == true
   o.yes = opts.yes == true
   o.dry_run, o.force = opts.dry_run, opts.force
-  if o.fix and not o.yes and not o.dry_run and opts.output ~= "json" and interactive() then
+  if o.fix and not o.yes and not o.dry_run and not opts.output and not opts.query and interactive() then
     o.confirm = function(plan)
       io_.stdout:write("doctor --fix would:\n", plan_text(plan), "apply? [y/N] ")
       io_.stdout:flush()
@@ -110,41 +155,9 @@ function M.run(argv, io_)
   report, err = require("azcmk.playbook.doctor").doctor(o)
   if not report then return common.fail(io_, "doctor", err) end
   local fx = report.fix
-  if opts.output == "json" then
-    io_.stdout:write(common.json(json_value(report)), "\n")
-  elseif opts.output == "table" then
-    local rows = {}
-    for _, r in ipairs(report.checks) do rows[#rows + 1] = { r.id, r.status .. "  "
-        .. common.one_line(r.summary) } end
-    io_.stdout:write(common.table(rows))
-  else
-    if fx and fx.applied then
-      local before = { checks = fx.before, registry = report.registry, counts = {}, healthy = false }
-      for _, r in ipairs(fx.before) do before.counts[r.status] = (before.counts[r.status] or 0) + 1 end
-      before.healthy = (before.counts.fail or 0) == 0
-      io_.stdout:write("before:\n", M.checks_text(before), "repairs:\n", plan_text(fx.plan))
-      if #(fx.steps or {}) > 0 then io_.stdout:write("done:\n", common.steps_text(fx), "\n") end
-      if fx.error then
-        io_.stdout:write("repair ", tostring(fx.error.repair), " failed: ",
-            common.one_line(fx.error.message), "\n")
-      end
-      io_.stdout:write("after:\n")
-    end
-    io_.stdout:write(M.checks_text(report))
-    if fx and not fx.applied then
-      if #fx.plan > 0 then
-        io_.stdout:write("doctor --fix would:\n", plan_text(fx.plan))
-      end
-      io_.stdout:write("(", common.words(fx.reason or "nothing applied", "doctor"), ")\n")
-    elseif not fx and report.revoked then
-      io_.stdout:write("revoked deliberately on ", tostring(report.revoked.at), " by ",
-        tostring(report.revoked.by), ": run `azcmk restore -n ", tostring(report.registry.name),
-        "` to undo\n")
-    elseif not fx and not report.healthy then
-      io_.stdout:write("run `azcmk doctor -n ", tostring(report.registry.name),
-          " --fix` to see the safe repairs\n")
-    end
-  end
+  local ok, werr = common.emit(io_, opts, json_value(report), nil, function() return M.rows(report) end,
+    M.text(report, fx))
+  if not ok then return common.fail(io_, "doctor", werr) end
   if fx and fx.needs_confirmation then
     io_.stderr:write(o.confirm and "azcmk doctor: not confirmed; nothing was changed\n"
       or "azcmk doctor: --fix needs --yes to change anything in a non-interactive run; nothing was changed\n")

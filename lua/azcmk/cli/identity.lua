@@ -36,7 +36,7 @@ M.run = common.verb({
     local who = r.identity.kind == "system" and ("[system] (principal " .. tostring(r.identity.principal_id)
       .. ")")
       or tostring(r.identity.id)
-    common.emit(io_, opts, r, nil, { { "registry", r.registry.name }, { "identity", who }, { "changed",
+    return common.emit(io_, opts, r, nil, { { "registry", r.registry.name }, { "identity", who }, { "changed",
       r.changed } },
       (r.changed and "Assigned " or "Already assigned: ") .. who .. " to registry " .. r.registry.name
         .. "\n")

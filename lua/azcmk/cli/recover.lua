@@ -23,7 +23,7 @@ M.run = common.verb({
   end,
   call = function(o) return require("azcmk.playbook.recover").recover(o) end,
   render = function(r, opts, io_)
-    common.emit(io_, opts, r, nil, { { "vault", r.vault.name }, { "key", r.key and r.key.kid },
+    return common.emit(io_, opts, r, nil, { { "vault", r.vault.name }, { "key", r.key and r.key.kid },
       { "changed", r.changed } }, (r.changed and "Recovered\n" or "Nothing to recover\n")
         .. common.steps_text(r) .. "\n")
   end,

@@ -16,7 +16,7 @@ M.run = common.verb({
     local text = r.changed and ("Restored: registry " .. r.registry.name .. " can use its key again\n"
       .. common.steps_text(r) .. "\n")
       or ("Nothing to restore: the identity of registry " .. r.registry.name .. " already has access\n")
-    common.emit(io_, opts, r, nil, { { "registry", r.registry.name }, { "vault", r.vault.name },
+    return common.emit(io_, opts, r, nil, { { "registry", r.registry.name }, { "vault", r.vault.name },
       { "model", r.vault.access_model }, { "changed", r.changed } }, text)
   end,
 })

@@ -21,14 +21,11 @@ M.run = common.verb({
   call = function(o) return require("azcmk.playbook.access").revoke(o) end,
   on_error = function(err, opts, io_)
     if type(err) == "table" and err.code == "ConfirmationRequired" and err.plan then
-      if opts.output == "json" then
-        io_.stdout:write(common.json({ applied = false, plan = setmetatable(err.plan, common.array_mt) }),
-          "\n")
-      else
-        io_.stdout:write("revoke would:\n")
-        for _, l in ipairs(common.plan_lines("revoke", err.plan)) do io_.stdout:write(l, "\n") end
-        io_.stdout:write("  => all data of the registry becomes inaccessible until `azcmk restore`\n")
-      end
+      local lines = { "revoke would:" }
+      for _, l in ipairs(common.plan_lines("revoke", err.plan)) do lines[#lines + 1] = l end
+      lines[#lines + 1] = "  => all data of the registry becomes inaccessible until `azcmk restore`"
+      common.emit(io_, opts, { applied = false, plan = setmetatable(err.plan, common.array_mt) }, nil,
+        function() return common.plan_rows(err.plan) end, table.concat(lines, "\n") .. "\n")
     end
   end,
   render = function(r, opts, io_)
@@ -36,7 +33,7 @@ M.run = common.verb({
       .. " can no longer use its key; its data is "
       .. "inaccessible until `azcmk restore -n " .. r.registry.name .. "`\n" .. common.steps_text(r) .. "\n")
       or ("Nothing to revoke: the identity of registry " .. r.registry.name .. " has no access to the key\n")
-    common.emit(io_, opts, r, { applied = r.changed, plan = r.plan, registry = r.registry,
+    return common.emit(io_, opts, r, { applied = r.changed, plan = r.plan, registry = r.registry,
       identity = r.identity,
       vault = r.vault, steps = r.steps, warnings = r.warnings },
       { { "registry", r.registry.name }, { "vault", r.vault.name }, { "model", r.vault.access_model },

@@ -40,7 +40,7 @@ M.run = common.verb({
   end,
   call = function(o) return require("azcmk.playbook.rotate").rotate(o) end,
   render = function(r, opts, io_)
-    common.emit(io_, opts, r, nil, {
+    return common.emit(io_, opts, r, nil, {
       { "registry", r.registry.name }, { "keyIdentifier", r.key_id }, { "versionedKeyIdentifier",
         r.versioned_key_id },
       { "keyVersionInUse", r.key_version_in_use }, { "identity", r.identity }, { "verified", r.verified },

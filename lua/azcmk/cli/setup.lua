@@ -46,7 +46,7 @@ M.run = common.verb({
   call = function(o) return require("azcmk.playbook.setup").setup(o) end,
   render = function(r, opts, io_)
     local kvp = r.encryption and r.encryption.keyVaultProperties or {}
-    common.emit(io_, opts, r, nil, {
+    return common.emit(io_, opts, r, nil, {
       { "registry", r.registry.name }, { "login server", r.registry.login_server },
       { "vault", r.vault.name }, { "access model", r.vault.access_model },
       { "identity", r.identity.name }, { "identity client id", r.identity.client_id },

@@ -64,7 +64,7 @@ M.run = common.verb({
         or ("DENIED " .. tostring(dp.status) .. ": " .. common.one_line(dp.message or dp.error)))
     end
     for _, w in ipairs(r.warnings or {}) do lines[#lines + 1] = "  warning: " .. common.words(w, "show") end
-    common.emit(io_, opts, r, M.json_value(r), {
+    return common.emit(io_, opts, r, M.json_value(r), {
       { "registry", r.registry.name }, { "status", r.encryption.status }, { "state", r.state and (r.state
         .. (r.revoked and (" " .. tostring(r.revoked.at) .. " by " .. tostring(r.revoked.by)) or "")) },
       { "keyIdentifier", r.key_id },
