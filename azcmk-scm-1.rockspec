@@ -85,6 +85,7 @@ build = {
     ["azcmk.ngx.status"] = "lua/azcmk/ngx/status.lua",
     ["azcmk.url"] = "lua/azcmk/url.lua",
     ["azcmk.cli.args"] = "lua/azcmk/cli/args.lua",
+    ["azcmk.cli.subscription"] = "lua/azcmk/cli/subscription.lua",
     ["azcmk.options"] = "lua/azcmk/options.lua",
     ["azcmk.client"] = "lua/azcmk/client/init.lua",
     ["azcmk.client.api_versions"] = "lua/azcmk/client/api_versions.lua",

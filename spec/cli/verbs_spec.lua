@@ -83,7 +83,7 @@ describe("azcmk command line", function()
     assert.matches("data plane:%s+serving %(401%)", r.stdout)
   end)
 
-  it("--subscription instead of AZURE_SUBSCRIPTION_ID; a subscription that is not a GUID is refused",
+  it("--subscription instead of AZURE_SUBSCRIPTION_ID; a name that is no subscription's is refused",
     function()
     local s = H.setup()
     local r = H.cli({ "show", "-n", s.registry.name, "--subscription", seed.subscription_id, "-o", "json" },
@@ -91,7 +91,7 @@ describe("azcmk command line", function()
     assert.equal(0, r.code, r.stderr)
     assert.equal("enabled", H.json(r.stdout).status)
     one_line_error(H.cli({ "show", "-n", s.registry.name, "--subscription", "my-sub" }),
-      "not a subscription id")
+      "no subscription named 'my%-sub'")
   end)
 
   it("refusals before any write: exit 2, one line with the next step, no write", function()

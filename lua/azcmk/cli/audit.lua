@@ -1,4 +1,4 @@
---- `azcmk audit [--subscription ID ...] [-g RG] [-n REGISTRY] [--concurrency N] [-o json|table]`:
+--- `azcmk audit [--subscription NAME_OR_ID ...] [-g RG] [-n REGISTRY] [--concurrency N] [-o json|table]`:
 -- every registry of the subscriptions (default: all the caller sees) with its encryption and key
 -- health; -g / -n keep only the registries of that resource group / of that name (compared
 -- case-insensitively; the others are not inspected).
@@ -25,7 +25,7 @@ local function no_match(result)
     audit.filter_text(result.filter), #result.subscriptions, result.summary.listed)
 end
 
---- --subscription may repeat and may hold comma-separated ids: collect them all.
+--- --subscription may repeat and may hold comma-separated ids or names: collect them all.
 local function subscriptions(argv)
   local subs, rest = {}, {}
   local i = 1
@@ -34,7 +34,10 @@ local function subscriptions(argv)
     local v = a:match("^%-%-subscription=(.*)$")
     if a == "--subscription" then v = argv[i + 1]; i = i + 1 end
     if v then
-      for s in v:gmatch("[^,%s]+") do subs[#subs + 1] = s end
+      for s in v:gmatch("[^,]+") do
+        s = s:match("^%s*(.-)%s*$")
+        if s ~= "" then subs[#subs + 1] = s end
+      end
     else
       rest[#rest + 1] = a
     end
@@ -148,6 +151,10 @@ function M.run(argv, io_)
   end
   local p, err = common.pipeline(opts)
   if not p then return common.fail(io_, "audit", err) end
+  for i, s in ipairs(subs) do
+    subs[i], err = require("azcmk.cli.subscription").resolve(p, s)
+    if not subs[i] then return common.fail(io_, "audit", err) end
+  end
   local result
   result, err = audit.audit({ pipeline = p, subscriptions = #subs > 0 and subs or nil,
     resource_group = opts.resource_group, name = opts.name,

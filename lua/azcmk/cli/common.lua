@@ -138,15 +138,17 @@ end
 function M.base_options(opts, io_)
   local p, err = M.pipeline(opts)
   if not p then return nil, err end
-  local o = { subscription = opts.subscription or p.subscription, resource_group = opts.resource_group,
-    pipeline = p }
+  local sub
+  sub, err = require("azcmk.cli.subscription").resolve(p, opts.subscription)
+  if err then return nil, err end
+  local o = { subscription = sub or p.subscription, resource_group = opts.resource_group, pipeline = p }
   o.progress = function(ev)
     -- steps are listed with the result; stderr gets what happens meanwhile
     if ev and ev.message and not ev.step then io_.stderr:write("  ", one_line(M.words(ev.message)), "\n") end
   end
   if not o.subscription then
     return nil, require("azcmk.errors").input("no subscription given", { code = "MissingSubscription",
-      hint = "pass --subscription ID or set AZURE_SUBSCRIPTION_ID "
+      hint = "pass --subscription NAME_OR_ID or set AZURE_SUBSCRIPTION_ID "
         .. "(eval \"$(azcmk emulator start)\" sets it)" })
   end
   return o
