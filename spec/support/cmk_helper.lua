@@ -177,9 +177,9 @@ end
 local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 H.shq = shq
 
---- Runs bin/azcmk (under the interpreter of this run) with the emulator's environment.
--- Returns { code, stdout, stderr }.
-function H.cli(argv, extra_env)
+--- The shell command that runs bin/azcmk (under the interpreter of this run) with the
+-- emulator's environment (H.cli runs it; specs that signal it start it themselves).
+function H.cli_command(argv, extra_env)
   local env = E.ensure()
   local parts = {}
   for _, k in ipairs({ "AZCMK_CONNECT_TO", "AZCMK_CA_FILE", "AZURE_TENANT_ID", "AZURE_SUBSCRIPTION_ID",
@@ -198,10 +198,14 @@ function H.cli(argv, extra_env)
   local interp = rawget(_G, "jit") and "luajit" or "lua5.4"
   local args = {}
   for _, a in ipairs(argv) do args[#args + 1] = shq(a) end
+  return "env " .. table.concat(parts, " ") .. " " .. interp .. " ./bin/azcmk " .. table.concat(args, " ")
+end
+
+--- Runs bin/azcmk with the emulator's environment. Returns { code, stdout, stderr }.
+-- stdout_to: a file to send stdout to instead (e.g. /dev/full).
+function H.cli(argv, extra_env, stdout_to)
   local out, err = os.tmpname(), os.tmpname()
-  local cmd = "env " .. table.concat(parts, " ") .. " " .. interp .. " ./bin/azcmk " .. table.concat(args,
-    " ")
-    .. " >" .. out .. " 2>" .. err .. "; echo $?"
+  local cmd = H.cli_command(argv, extra_env) .. " >" .. (stdout_to or out) .. " 2>" .. err .. "; echo $?"
   local p = io.popen(cmd)
   local code = tonumber(p:read("a"):match("(%d+)%s*$"))
   p:close()

@@ -33,8 +33,14 @@ local function unknown(verb)
   return require("azcmk.cli.args").unknown_verb(verb, names)
 end
 
-function M.main(argv)
-  argv = argv or {}
+M.EXIT_INTERRUPTED = 130   -- 128 + SIGINT, as shells report it
+
+--- Is err the error the standalone interpreter raises on Ctrl-C (SIGINT)?
+function M.interrupted(err)
+  return type(err) == "string" and err:find("interrupted!", 1, true) ~= nil
+end
+
+local function dispatch(argv)
   local verb = argv[1]
   if verb == nil or verb == "--help" or verb == "-h" or verb == "help" then
     usage(io.stdout)
@@ -60,6 +66,23 @@ function M.main(argv)
   local rest = {}
   for i = 2, #argv do rest[#rest + 1] = argv[i] end
   return mod.run(rest, { stdout = io.stdout, stderr = io.stderr }) or 0
+end
+
+--- Runs the command line; returns its exit status. Ctrl-C ends it with one line on stderr and
+-- status 130 instead of a Lua traceback. Every playbook reads the state before it writes, so
+-- running the same command again resumes where it stopped.
+function M.main(argv)
+  local ok, code = xpcall(dispatch, function(err)
+    if M.interrupted(err) then return err end
+    return debug.traceback(err, 2)
+  end, argv or {})
+  if ok then return code end
+  if M.interrupted(code) then
+    io.stderr:write("azcmk: interrupted (Ctrl-C) -- next: run the same command again; it reads "
+      .. "what is there and resumes\n")
+    return M.EXIT_INTERRUPTED
+  end
+  error(code, 0)
 end
 
 return M

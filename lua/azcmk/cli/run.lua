@@ -22,7 +22,11 @@ function M.run(argv, io_)
   for i = 2, #argv do a[i - 1] = argv[i] end
   _G.arg = a
   local unpack_ = rawget(table, "unpack") or rawget(_G, "unpack")
-  local ok, res = xpcall(function() return chunk(unpack_(a)) end, debug.traceback)
+  local ok, res = xpcall(function() return chunk(unpack_(a)) end, function(e)
+    if require("azcmk.cli").interrupted(e) then return e end
+    return debug.traceback(e, 2)
+  end)
+  if not ok and require("azcmk.cli").interrupted(res) then error(res, 0) end  -- Ctrl-C: cli.main
   if not ok then
     io_.stderr:write("azcmk run: ", script, " failed: ", tostring(res), "\n")
     return 1
