@@ -90,13 +90,14 @@ end
 --   operation_id  names the job this run belongs to, the same for every re-run of it
 --                 (p.operation_id): steps that create something find what an earlier,
 --                 interrupted run made for it (docs/read-back.md)
+--   on_wait      function(w) called before each retry wait (azcmk.policy.retry), tokens too
 -- Returns the pipeline, or nil, err when the cloud profile is invalid. An unknown key raises
 -- (azcmk.options: a typo must not silently fall back to a default).
 M.OPTIONS = { cloud = "any?", credential = "table?", transport = "table?", retry = "table?", log = "any?",
   log_sink = "function?", user_agent = "string?", per_call = "table?", per_retry = "table?",
   now = "function?", sleep = "function?", getenv = "function?", lro_interval = "number?",
   lro_timeout = "number?", token_cache = "table?", vault_api_version = "string?", subscription = "string?",
-  operation_id = "string?" }
+  operation_id = "string?", on_wait = "function?" }
 
 function M.new(opts)
   opts = opts or {}
@@ -123,6 +124,7 @@ function M.new(opts)
     vault_api_version = opts.vault_api_version or M.VAULT_API_VERSION,
     challenges = challenge.cache(), subscription = opts.subscription, host_kinds = { 0 },
     operation_id = opts.operation_id,
+    on_wait = opts.on_wait,
     per_call = list(opts.per_call, "per_call"), per_retry = list(opts.per_retry, "per_retry"),
   }, P)
   p.tokens = opts.token_cache or token_cache.new({ now = now, log = log })
@@ -130,7 +132,7 @@ function M.new(opts)
   -- credentials do their I/O (token endpoints, IMDS) through what the pipeline was given
   if p.credential and p.credential.attach then
     p.credential:attach({ transport = transport, log = log, retry = rules, now = now, sleep = p.sleep,
-      cloud = cloud, getenv = opts.getenv })
+      cloud = cloud, getenv = opts.getenv, on_wait = opts.on_wait })
   end
   return p
 end

@@ -20,10 +20,7 @@ end
 
 describe("azcmk and signals / write errors", function()
   local s
-  setup(function()
-    H.start()
-    s = H.setup()
-  end)
+  setup(function() s = H.start_with_registry() end)
   teardown(function() H.done() end)
 
   it("Ctrl-C during a request: exit 130, one line, no traceback; the next run works", function()

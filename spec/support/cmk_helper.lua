@@ -221,6 +221,12 @@ end
 
 function H.json(s) return cjson.decode(s) end
 
+--- H.start, then one CMK registry (H.setup): the setup of spec files about one registry.
+function H.start_with_registry()
+  H.start()
+  return H.setup()
+end
+
 --- Set up a CMK registry quickly (the playbook itself); returns the result and the names.
 function H.setup(extra)
   local names = { resource_group = H.unique("rg-"), registry = H.unique("reg"), vault = H.unique("kv-"),

@@ -149,7 +149,7 @@ function M.run(argv, io_)
       return common.EXIT_REFUSED
     end
   end
-  local p, err = common.pipeline(opts)
+  local p, err = common.pipeline(opts, io_.stderr)
   if not p then return common.fail(io_, "audit", err) end
   for i, s in ipairs(subs) do
     subs[i], err = require("azcmk.cli.subscription").resolve(p, s)

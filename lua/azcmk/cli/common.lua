@@ -129,14 +129,24 @@ end
 -- here once and handed to the playbooks; nothing below reads the environment for it.
 -- --debug and --verbose set the log level (AZCMK_LOG's words) for this run; without them
 -- AZCMK_LOG decides.
-function M.pipeline(opts)
+-- Waits before a retry that last longer than a second are said on stderr.
+function M.pipeline(opts, stderr)
   opts = opts or {}
-  return require("azcmk.compose").pipeline({ log = opts.debug and "debug" or opts.verbose and "info" or nil })
+  stderr = stderr or io.stderr
+  return require("azcmk.compose").pipeline({ log = opts.debug and "debug" or opts.verbose and "info" or nil,
+    on_wait = function(w) if w.delay > 1 then stderr:write(M.wait_line(w), "\n") end end })
+end
+
+--- "  waiting 6s before retrying GET management.azure.com (attempt 1 failed: status 429 with
+-- retry-after)"
+function M.wait_line(w)
+  return string.format("  waiting %gs before retrying %s %s (attempt %d failed: %s)",
+    math.floor(w.delay * 10 + 0.5) / 10, tostring(w.method), tostring(w.host), w.attempt, tostring(w.why))
 end
 
 --- The options every playbook takes, from the common flags: pipeline, subscription, progress.
 function M.base_options(opts, io_)
-  local p, err = M.pipeline(opts)
+  local p, err = M.pipeline(opts, io_.stderr)
   if not p then return nil, err end
   local sub
   sub, err = require("azcmk.cli.subscription").resolve(p, opts.subscription)

@@ -19,8 +19,10 @@ M.DEFAULT_TRY_MS = 30000
 local P = {}
 P.__index = P
 
---- owner: where the policy finds retry (the rules), now, sleep and log when a call runs (a
--- pipeline, or a credential's context). opts (optional) override for this policy alone:
+--- owner: where the policy finds retry (the rules), now, sleep, log and on_wait when a call
+-- runs (a pipeline, or a credential's context). on_wait(w), when set, is called before each
+-- wait: w = { method, host, delay (s), why, attempt (the try that failed), status?, code? }.
+-- opts (optional) override for this policy alone:
 -- rules, budget (seconds), decide = function(req, res, err, attempt, now) -> delay, why.
 function M.new(owner, opts)
   return setmetatable({ name = "retry", owner = owner, opts = opts or {} }, P)
@@ -87,6 +89,11 @@ function P:send(req, next)
     end
     if log then
       log:info(string.format("retrying %s %s in %.2fs (%s)", req.method, host_of(req), delay, why))
+    end
+    -- the face's hook (the command line says a long wait on stderr)
+    if o.on_wait then
+      o.on_wait({ method = req.method, host = host_of(req), delay = delay, why = why, attempt = attempt,
+        status = res and res.status, code = err and err.code })
     end
     sleep(delay)
   end

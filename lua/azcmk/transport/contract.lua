@@ -135,8 +135,11 @@ end
 -- (libcurl's CURLE_* codes, cosocket error texts) to these, keeping its own detail in the
 -- error (err.curl_code, err.detail) for diagnostics.
 M.CODES = {
-  ResolveFailed = { kind = "network", phase = "connect", retryable = true },
-  ConnectFailed = { kind = "network", phase = "connect", retryable = true },
+  ResolveFailed = { kind = "network", phase = "connect", retryable = true,
+    hint = "check the host name and DNS, or AZCMK_CONNECT_TO if you route the host elsewhere" },
+  ConnectFailed = { kind = "network", phase = "connect", retryable = true,
+    hint = "check that the host is reachable from here (network, firewall, HTTPS_PROXY); for the "
+      .. "emulator, that it runs (azcmk emulator status) and AZCMK_CONNECT_TO names its port" },
   TLSHandshakeFailed = { kind = "network", phase = "connect", retryable = true },
   TLSVerificationFailed = { kind = "network", retryable = false, tls = true },
   ProxyFailed = { kind = "network", retryable = false },
@@ -162,6 +165,7 @@ function M.error(code, message, host, fields)
   f.code = code
   f.message = tostring(message or code) .. (host and (" (" .. host .. ")") or "")
   f.retryable, f.phase, f.tls = c.retryable, c.phase, c.tls
+  if f.hint == nil then f.hint = c.hint end   -- what to do next, unless the transport knows better
   return errors.new(c.kind, f)
 end
 
