@@ -93,6 +93,40 @@ function M.check_resources(template)
   return true
 end
 
+--- The failed operations of a deployment (GET .../deployments/NAME/operations), each as
+-- { resource = "type/name", code, message }; an empty list when they cannot be read.
+function M.failed_operations(ctx, resource_group, name)
+  local ops = ctx.deployments:operations({ resource_group = resource_group, name = name })
+  local out = {}
+  for _, op in ipairs(ops or {}) do
+    local pr = type(op) == "table" and op.properties or {}
+    if pr.provisioningState == "Failed" then
+      local e = type(pr.statusMessage) == "table" and pr.statusMessage.error or {}
+      local t = pr.targetResource or {}
+      out[#out + 1] = { resource = tostring(t.resourceType) .. "/" .. tostring(t.resourceName),
+        code = e.code or pr.statusCode, message = e.message }
+    end
+  end
+  return out
+end
+
+-- A failed deployment's error with its operations' own codes and messages (ARM's own says
+-- only "at least one resource deployment operation failed") and what to do next.
+local function with_operations(ctx, err, o, name)
+  if type(err) ~= "table" or err.code ~= "DeploymentFailed" then return err end
+  local failed = M.failed_operations(ctx, o.resource_group, name)
+  if #failed == 0 then return err end
+  local parts = {}
+  for _, f in ipairs(failed) do
+    parts[#parts + 1] = f.resource .. ": " .. tostring(f.code) .. " " .. tostring(f.message)
+  end
+  err.operations = failed
+  err.message = "deployment " .. name .. " failed: " .. table.concat(parts, "; ")
+  err.hint = "fix what the operations name (often a parameter: `parameters`) and run the same deploy "
+    .. "again; it redeploys in place"
+  return err
+end
+
 --- deploy{resource_group, template (table) | template_file, parameters = {name = value},
 -- name? (default: the template file's name, else "azcmk-deploy"), mode = "Incremental",
 -- location? (creates a missing resource group), pipeline?, subscription?, progress?} ->
@@ -166,7 +200,7 @@ function M.deploy(o)
         template = template, parameters = params, mode = o.mode, progress = lo.progress,
           interval = lo.interval,
         timeout = lo.timeout })
-      if not d then return nil, derr end
+      if not d then return nil, with_operations(ctx, derr, o, name) end
       st.d = d
       return { id = d.id }
     end,
