@@ -112,9 +112,11 @@ function M.text(report, fx)
   elseif not fx and report.revoked then
     out("revoked deliberately on ", tostring(report.revoked.at), " by ", tostring(report.revoked.by),
       ": run `azcmk restore -n ", tostring(report.registry.name), "` to undo\n")
+  elseif not fx and (report.repairs or 0) > 0 then
+    out("run `azcmk doctor -n ", tostring(report.registry.name), " --fix` to see the safe repairs (",
+      tostring(report.repairs), ")\n")
   elseif not fx and not report.healthy then
-    out("run `azcmk doctor -n ", tostring(report.registry.name),
-        " --fix` to see the safe repairs\n")
+    out("no safe repair for these failures: see each check's fix\n")
   end
   return table.concat(parts)
 end

@@ -178,6 +178,12 @@ M.list = {
         return { status = "ok", summary = "on the newest enabled version", evidence = ev }
       end
       ev[#ev + 1] = "version in use " .. tostring(cur) .. " enabled " .. tostring(d.in_use_enabled)
+      if d.state == "older" then
+        return { status = "fail", summary = "the version in use (" .. tostring(cur) .. ") is disabled; "
+          .. "only older versions are enabled", evidence = ev,
+          fix = "re-enable version " .. tostring(cur) .. " (az keyvault key set-attributes --enabled true), "
+            .. "or create a new version and rotate: " .. rotate_call(f) }
+      end
       if d.state == "behind" then
         return { status = "warn",
             summary = "a newer key version exists; the versioned key id keeps the registry "

@@ -99,6 +99,8 @@ function M.doctor(o)
   local ctx, err = common.context(o)
   if not ctx then return nil, err end
   local report, f = M.diagnose(ctx, o)
+  local plan = fix.plan(f, report.checks, o.force)
+  report.repairs = #plan   -- how many safe repairs --fix would plan
   if not o.fix then return report end
   -- a revoked registry stays revoked: the repairs would re-open its key path
   local revoked = f.reg and common.revoked_refusal(f, f.reg.name, "the doctor's repairs", o.force)
@@ -106,7 +108,6 @@ function M.doctor(o)
     revoked.report = report
     return nil, revoked
   end
-  local plan = fix.plan(f, report.checks, o.force)
   local descr = {}
   for _, item in ipairs(plan) do descr[#descr + 1] = M.describe(item) end
   report.fix = { plan = descr, applied = false, steps = ctx.steps, rounds = 0 }

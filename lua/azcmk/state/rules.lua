@@ -201,6 +201,7 @@ end
 --   in_use_enabled } where state is
 --   "current"   the registry is on the newest enabled version
 --   "behind"    a newer version exists and the versioned key id keeps the registry where it is
+--   "older"     the only enabled versions are older than the one in use (which is disabled)
 --   "pending"   versionless key id, the newest version is younger than PICKUP_SECONDS
 --   "stuck"     versionless key id, and the registry is more than PICKUP_SECONDS behind
 --   "none"      no enabled version of the key
@@ -215,6 +216,13 @@ function M.drift(f, now)
   out.newest = ne
   if not ne then out.state = "none"; return out end
   if ne.version == out.in_use then out.state = "current"; return out end
+  -- the newest ENABLED version may be older than the one in use (that one disabled): nothing
+  -- newer to move to
+  local in_use_created
+  for _, v in ipairs(f.versions or {}) do
+    if Keys.version_of(v.kid) == out.in_use then in_use_created = (v.attributes or {}).created end
+  end
+  if ne.created and in_use_created and ne.created < in_use_created then out.state = "older"; return out end
   out.age = now - (ne.created or now)
   if not out.versionless then out.state = "behind"
   elseif out.age > M.PICKUP_SECONDS then out.state = "stuck"
