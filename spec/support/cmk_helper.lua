@@ -177,9 +177,9 @@ end
 local function shq(s) return "'" .. tostring(s):gsub("'", "'\\''") .. "'" end
 H.shq = shq
 
---- The shell command that runs bin/azcmk (under the interpreter of this run) with the
--- emulator's environment (H.cli runs it; specs that signal it start it themselves).
-function H.cli_command(argv, extra_env)
+--- "env K=V ..." with the emulator's environment as the seeded owner (extra_env: more
+-- variables; false removes one), to put in front of a shell command.
+function H.cli_env(extra_env)
   local env = E.ensure()
   local parts = {}
   for _, k in ipairs({ "AZCMK_CONNECT_TO", "AZCMK_CA_FILE", "AZURE_TENANT_ID", "AZURE_SUBSCRIPTION_ID",
@@ -195,10 +195,16 @@ function H.cli_command(argv, extra_env)
       for i = #parts, 2, -1 do if parts[i]:match("^" .. k .. "=") then table.remove(parts, i) end end
     else parts[#parts + 1] = k .. "=" .. shq(v) end
   end
-  local interp = rawget(_G, "jit") and "luajit" or "lua5.4"
+  return "env " .. table.concat(parts, " ")
+end
+
+--- The shell command that runs bin/azcmk (under the interpreter of this run) with the
+-- emulator's environment (H.cli runs it; specs that signal it start it themselves).
+function H.cli_command(argv, extra_env)
   local args = {}
   for _, a in ipairs(argv) do args[#args + 1] = shq(a) end
-  return "env " .. table.concat(parts, " ") .. " " .. interp .. " ./bin/azcmk " .. table.concat(args, " ")
+  return H.cli_env(extra_env) .. " " .. (rawget(_G, "jit") and "luajit" or "lua5.4") .. " ./bin/azcmk "
+    .. table.concat(args, " ")
 end
 
 --- Runs bin/azcmk with the emulator's environment. Returns { code, stdout, stderr }.
