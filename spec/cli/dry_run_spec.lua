@@ -105,7 +105,7 @@ describe("azcmk --dry-run", function()
     assert.equal(1, r.code, r.stderr)   -- broken, and left so
     assert.equal(0, #H.writes(seq), H.describe(H.writes(seq)))
     local j = assert(H.json(r.stdout), r.stdout)
-    assert.is_true(j.fix.dry_run)
+    assert.is_true(j.fix.dryRun)
     assert.is_false(j.fix.applied)
     assert.equal("grant", j.fix.plan[1].repair)
     assert.equal(s.vault.id, j.fix.plan[1].id)

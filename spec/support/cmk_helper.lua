@@ -149,7 +149,7 @@ end
 -- its target (id) and request; r.changes counts them. Returns r.
 function H.assert_dry(r)
   local assert = require("luassert")
-  assert.is_true(r.dry_run)
+  assert.is_true(r.dry_run or r.dryRun)  -- Lua results say dry_run; the CLI's JSON is camelCase
   assert.is_false(r.changed)
   local n = 0
   for i, a in ipairs(r.plan) do

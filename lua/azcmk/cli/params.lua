@@ -24,7 +24,8 @@ M.FLAGS = {
 
 -- verb -> option -> flag, where a verb names an option otherwise
 M.VERB_FLAGS = { deploy = { name = { "name", "n" } }, audit = { name = { "name", "n" },
-  subscriptions = { "subscription" } }, emulator = { port = { "port" } }, recover = { vault = { "vault-name" } } }
+  subscriptions = { "subscription" } }, emulator = { port = { "port" } },
+  recover = { vault = { "vault-name" } } }
 
 -- option = false -> the flag that says so
 M.FALSE_FLAGS = { versionless = "--versioned", new_version = "--keep-version" }
