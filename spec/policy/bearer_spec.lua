@@ -47,11 +47,13 @@ describe("azcmk.policy.bearer", function()
       assert.equal(401, err.status)
       assert.equal("Bearer acr-token-1", t.calls[1].headers.Authorization)
       assert.equal(1, #t.calls)   -- a 401 with an own token is the caller's to answer: no retry here
-      assert(p:send({ method = "GET", url = "https://reg.azurecr.io/v2/", bearer = "acr-token-2", auth = false }))
+      assert(p:send({ method = "GET", url = "https://reg.azurecr.io/v2/", bearer = "acr-token-2",
+        auth = false }))
       assert.equal("Bearer acr-token-2", t.calls[2].headers.Authorization)
       assert.equal(0, fetched())
       -- never to ARM, another host or over http; never beside a caller-set header
-      for _, u in ipairs({ "https://management.azure.com/x", "https://evil.example/v2/", "http://reg.azurecr.io/v2/" }) do
+      for _, u in ipairs({ "https://management.azure.com/x", "https://evil.example/v2/",
+        "http://reg.azurecr.io/v2/" }) do
         local res, e = p:send({ method = "GET", url = u, bearer = "acr-token-3" })
         assert.is_nil(res)
         assert.equal("input", e.kind)
@@ -62,7 +64,9 @@ describe("azcmk.policy.bearer", function()
         headers = { Authorization = "Bearer x" } })
       assert.equal("InvalidHeader", e.code)
       assert.equal(2, #t.calls)
-      assert.has_error(function() p:send({ method = "GET", url = "https://reg.azurecr.io/v2/", bearer = 5 }) end)
+      assert.has_error(function()
+        p:send({ method = "GET", url = "https://reg.azurecr.io/v2/", bearer = 5 })
+      end)
     end)
 
   it("refuses plain http and foreign hosts before fetching a token or sending anything", function()

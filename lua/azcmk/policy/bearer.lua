@@ -42,8 +42,8 @@ local function own_bearer(cloud, req, next)
   if not refused and req.host_kind ~= "acr" then
     refused = errors.input("refusing to send a registry token to " .. req.target.host .. ", which is not a "
       .. "registry host of the " .. cloud.name .. " cloud profile", { code = "UntrustedTokenTarget",
-      hint = "bearer= is for a registry's own token, sent only to its login server (" .. tostring(cloud.acr_suffix)
-        .. ")" })
+      hint = "bearer= is for a registry's own token, sent only to its login server ("
+        .. tostring(cloud.acr_suffix) .. ")" })
   end
   if refused then req.final = true; return nil, refused end
   req.headers.Authorization = "Bearer " .. req.bearer
