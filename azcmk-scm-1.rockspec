@@ -98,6 +98,7 @@ build = {
     ["azcmk.client.keys"] = "lua/azcmk/client/keys.lua",
     ["azcmk.client.role_assignments"] = "lua/azcmk/client/role_assignments.lua",
     ["azcmk.client.registries"] = "lua/azcmk/client/registries.lua",
+    ["azcmk.client.acr_data"] = "lua/azcmk/client/acr_data.lua",
     ["azcmk.client.deployments"] = "lua/azcmk/client/deployments.lua",
     ["azcmk.client.resources"] = "lua/azcmk/client/resources.lua",
     ["azcmk.client.subscriptions"] = "lua/azcmk/client/subscriptions.lua",
