@@ -9,10 +9,10 @@ local AcrData = require("azcmk.client.acr_data")
 local errors = require("azcmk.errors")
 
 describe("azcmk.client.acr_data", function()
-  local c, seed, s, lines, d
+  local seed, s, lines, d
 
   setup(function()
-    c, seed = H.start()
+    _, seed = H.start()
     s = H.setup()
     lines = {}
     -- a pipeline that logs everything (debug) into `lines`
@@ -58,8 +58,8 @@ describe("azcmk.client.acr_data", function()
     assert.matches("nosuchtag", err.message)
   end)
 
-  it("says the registry cannot use its key after revoke; reads again after restore, and after rotate names " ..
-    "the new key version", function()
+  it("says the registry cannot use its key after revoke; reads again after restore, and after " ..
+    "rotate names the new key version", function()
       local before = H.content_key(s.registry.id)
       assert(pb.revoke(H.opts({ registry = s.registry.name, yes = true })))
       for _, call in ipairs({ function() return d:catalog() end,

@@ -261,7 +261,8 @@ function H.push_image(login_server, repo, tag, p)
     layer = assert(d:put_blob({ repository = repo, data = layer })).digest, layer_data = layer }
   out.manifest = cjson.encode({ schemaVersion = 2, mediaType = "application/vnd.oci.image.manifest.v1+json",
     config = { mediaType = "application/vnd.oci.image.config.v1+json", digest = out.config, size = #config },
-    layers = { { mediaType = "application/vnd.oci.image.layer.v1.tar", digest = out.layer, size = #layer } } })
+    layers = { { mediaType = "application/vnd.oci.image.layer.v1.tar", digest = out.layer,
+      size = #layer } } })
   out.digest = assert(d:put_manifest({ repository = repo, reference = tag, body = out.manifest })).digest
   return out
 end
