@@ -12,7 +12,7 @@ describe("azcmk.client.acr_data", function()
   local seed, s, lines, d
 
   setup(function()
-    _, seed = H.start()
+    seed = select(2, H.start())
     s = H.setup()
     lines = {}
     -- a pipeline that logs everything (debug) into `lines`
