@@ -117,6 +117,7 @@ build = {
     ["azcmk.state"] = "lua/azcmk/state/init.lua",
     ["azcmk.state.trace"] = "lua/azcmk/state/trace.lua",
     ["azcmk.state.rules"] = "lua/azcmk/state/rules.lua",
+    ["azcmk.state.content_probe"] = "lua/azcmk/state/content_probe.lua",
     ["azcmk.doctor.registry_checks"] = "lua/azcmk/doctor/registry_checks.lua",
     ["azcmk.doctor.vault_checks"] = "lua/azcmk/doctor/vault_checks.lua",
     ["azcmk.doctor.key_checks"] = "lua/azcmk/doctor/key_checks.lua",
