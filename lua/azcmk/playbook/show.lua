@@ -30,7 +30,8 @@ local function rotation_of(pol)
   return rot
 end
 
---- show{registry (or name), resource_group?, subscription?, pipeline?, probe?} -> result:
+--- show{registry (or name), resource_group?, subscription?, pipeline?, probe?, content?} -> result
+-- (probe = true reads content too, unless content = false: only the anonymous GET /v2/):
 -- { registry = {name, id, resource_group, login_server, sku}, encryption (verbatim),
 --   cmk (bool), state ("active", or "revoked": the revocation tag), revoked = {at, by}?, key_id,
 --   key_version_in_use, versioned_key_id, auto_rotation, newest_key_version,
@@ -41,12 +42,12 @@ end
 --   expiry}? (Key Vault's automatic rotation of the key),
 --   warnings } or nil, err.
 function M.show(o)
-  check(o, { registry = "string?", name = "string?", resource_group = "string?", probe = "boolean?" },
-    "azcmk.playbook.show")
+  check(o, { registry = "string?", name = "string?", resource_group = "string?", probe = "boolean?",
+    content = "boolean?" }, "azcmk.playbook.show")
   local ctx, err = common.context(o)
   if not ctx then return nil, err end
   local f = ctx:read(o.registry or o.name, o.resource_group, options.merge(state.parts.show,
-    { probe = o.probe == true, content = o.probe == true }))
+    { probe = o.probe == true, content = o.probe == true and o.content ~= false }))
   local reg, rg = common.registry_of(f)
   if not reg then return nil, rg end
   return M.summarize(f, ctx, o.probe)
