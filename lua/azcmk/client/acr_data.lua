@@ -96,10 +96,9 @@ function C:_error(err, raw, what, subject)
     f.message = "the caller may not "
       .. (what == "catalog" and "list the repositories of" or (what .. " in"))
       .. " registry " .. self.login_server .. (subject and (" (" .. subject .. ")") or "")
-    f.hint = "assign the caller the data-plane role " .. role
-      .. " on the registry (`az role assignment create "
-      .. "--role " .. role .. " --assignee <caller> --scope <registry id>`), or use an identity that has it; "
-      .. "role assignments can take a few minutes to apply"
+    f.hint = "assign the caller the data-plane role " .. role .. " on the registry (a role assignment at "
+      .. "the registry's scope), or use an identity that has it; role assignments can take a few minutes "
+      .. "to apply"
     return errors.new("auth", f)
   end
   if err.status == 401 then

@@ -203,9 +203,8 @@ function M.verify(o)
       { name = repo .. "@" .. tostring(r.cleanup.manifest_digest) }) end
     if not r.cleanup.ok then
       ctx:warn("the test artifact " .. repo .. ":" .. art.tag .. " could not be deleted ("
-        .. tostring(r.cleanup.error.code) .. "): delete it yourself (`az acr repository delete --name "
-        .. reg.name .. " --image " .. repo .. ":" .. art.tag
-        .. "`); deleting needs AcrDelete, Contributor or Owner")
+        .. tostring(r.cleanup.error.code) .. "): delete that tag yourself (`az acr repository delete`); "
+        .. "deleting needs AcrDelete, Contributor or Owner")
     end
   else
     r.cleanup = { ok = true, needed = false }
