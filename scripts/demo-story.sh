@@ -73,6 +73,8 @@ emu -o /dev/null -w "HTTP %{http_code}\n" https://demoreg01.azurecr.io/v2/
 emu https://demoreg01.azurecr.io/v2/ | head -c 300; echo
 echo "(a pull of the image fails: the content key cannot be unwrapped)"
 pull_hello
+echo "(azcmk verify pushes and pulls a test artifact as you: both directions fail, exit status 1)"
+az verify -n demoreg01 || echo "(exit status $?)"
 say "6b. the doctor names the problem (exit status 1: broken)"
 az doctor -n demoreg01 || echo "(exit status $?)"
 
@@ -82,6 +84,8 @@ emu -o /dev/null -w "\$ curl https://demoreg01.azurecr.io/v2/ -> HTTP %{http_cod
   https://demoreg01.azurecr.io/v2/
 echo "(the same layer pulls again)"
 pull_hello
+echo "(and azcmk verify proves both directions again, naming the key version that wraps the content)"
+az verify -n demoreg01
 
 say "7b. the doctor again: healthy (exit status 0)"
 az doctor -n demoreg01

@@ -221,7 +221,8 @@ function P:token(scope, tenant)
 end
 
 --- Send one request. req = { method, url, body (table -> JSON, or string), headers, query
--- (table), api_version, scope (optional), auth (false: no token), idempotent, timeout_ms }.
+-- (table), api_version, scope (optional), auth (false: no token), bearer (a token the call
+-- brings itself: a registry's own access token; azcmk.policy.bearer), idempotent, timeout_ms }.
 -- Returns res { status, headers, body, json, request_id, client_request_id, url } for 2xx,
 -- else nil, err (structured), res.
 function P:send(req)
@@ -243,13 +244,17 @@ function P:send(req)
     error("azcmk.pipeline.send: req.body must be a table or a string", 2)
   end
   if not headers.key(h, "accept") then h["Accept"] = "application/json" end
+  if req.bearer ~= nil and (type(req.bearer) ~= "string" or req.bearer == "") then
+    error("azcmk.pipeline.send: req.bearer must be a non-empty string", 2)
+  end
   if headers.key(h, "authorization") then
     return nil, errors.input("do not pass Authorization: the pipeline adds tokens itself",
-      { code = "InvalidHeader", hint = "drop the header; pass scope= when a call needs another token" })
+      { code = "InvalidHeader", hint = "drop the header; pass scope= when a call needs another token, or "
+        .. "bearer= when it brings its own (a registry's access token)" })
   end
   return self.chain:send({ method = req.method:upper(), url = full, headers = h, body = body,
     timeout_ms = req.timeout_ms, idempotent = req.idempotent, scope = req.scope, auth = req.auth,
-    target = parsed, host_kind = self:_host_kind(parsed.host) })
+    bearer = req.bearer, target = parsed, host_kind = self:_host_kind(parsed.host) })
 end
 
 local function merge(opts, method, u)

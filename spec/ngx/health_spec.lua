@@ -64,6 +64,32 @@ describe("nginx embedding: CMK status and health #lua54", function()
     assert.is_true(h.json.healthy)
   end)
 
+  it("with probe = \"content\" reads an image as the gateway's identity and names the key version", function()
+    local H = require("support.cmk_helper")
+    H.p = H.pipeline()
+    H.push_image(w.reg:lower() .. ".azurecr.io", "gw/app", "1")
+    local srv3 = N.start({ workers = 1, env = env, init_worker = string.format([[
+      require("azcmk.ngx.status").start{ registries = { %q }, period = 1, timeout_s = 10, probe = "content" }
+    ]], w.rg .. "/" .. w.reg) })
+    local ok, err = pcall(function()
+      local h = poll(srv3, "/cmk/health", 200)
+      assert.are.equal(200, h.status, h.body)
+      local reg = srv3:get("/cmk/status").json.registries[1]
+      assert.are.equal("usable", reg.content.verdict)
+      assert.are.equal("gw/app", reg.content.repository)
+      assert.are.equal(w.kid:match("[^/]+$"), reg.content.key_version)
+      assert.matches("content probe: the registry read gw/app:1", reg.reason)
+      W.policy(w.sub, w.rg, w.vault, "remove", w.uai.properties.principalId)
+      h = poll(srv3, "/cmk/health", 503)
+      assert.are.equal(503, h.status, h.body)
+      reg = srv3:get("/cmk/status").json.registries[1]
+      assert.are.equal("key_unusable", reg.content.verdict)
+      W.policy(w.sub, w.rg, w.vault, "add", w.uai.properties.principalId)
+    end)
+    srv3:stop()
+    assert(ok, err)
+  end)
+
   it("a registry without a customer-managed key is unhealthy, with the reason", function()
     local sub = w.sub
     local name = W.uniq("plainreg")

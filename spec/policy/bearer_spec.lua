@@ -38,6 +38,37 @@ describe("azcmk.policy.bearer", function()
     assert.equal("Bearer tok1-https://containerregistry.azure.net/.default", t.calls[1].headers.Authorization)
   end)
 
+  it("sends a call's own registry token (bearer =) to a registry host only, without asking the credential",
+    function()
+      local t = stub.sequence({ { status = 401 }, { status = 200 } })
+      local cred, fetched = counting()
+      local p = mk(t, cred)
+      local _, err = p:send({ method = "GET", url = "https://reg.azurecr.io/v2/", bearer = "acr-token-1" })
+      assert.equal(401, err.status)
+      assert.equal("Bearer acr-token-1", t.calls[1].headers.Authorization)
+      assert.equal(1, #t.calls)   -- a 401 with an own token is the caller's to answer: no retry here
+      assert(p:send({ method = "GET", url = "https://reg.azurecr.io/v2/", bearer = "acr-token-2",
+        auth = false }))
+      assert.equal("Bearer acr-token-2", t.calls[2].headers.Authorization)
+      assert.equal(0, fetched())
+      -- never to ARM, another host or over http; never beside a caller-set header
+      for _, u in ipairs({ "https://management.azure.com/x", "https://evil.example/v2/",
+        "http://reg.azurecr.io/v2/" }) do
+        local res, e = p:send({ method = "GET", url = u, bearer = "acr-token-3" })
+        assert.is_nil(res)
+        assert.equal("input", e.kind)
+        assert.truthy(e.code == "UntrustedTokenTarget" or e.code == "InsecureTokenTarget", e.code)
+        assert.is_nil(tostring(e):find("acr-token-3", 1, true))
+      end
+      local _, e = p:send({ method = "GET", url = "https://reg.azurecr.io/v2/", bearer = "acr-token-4",
+        headers = { Authorization = "Bearer x" } })
+      assert.equal("InvalidHeader", e.code)
+      assert.equal(2, #t.calls)
+      assert.has_error(function()
+        p:send({ method = "GET", url = "https://reg.azurecr.io/v2/", bearer = 5 })
+      end)
+    end)
+
   it("refuses plain http and foreign hosts before fetching a token or sending anything", function()
     local t = stub.sequence({ { status = 200 } })
     local cred, fetched = counting()

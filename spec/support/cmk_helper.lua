@@ -249,4 +249,28 @@ function H.data_plane(login_server)
   return res.status, res
 end
 
+--- Pushes a small image (a config blob, a layer blob and an OCI manifest, tagged `tag`) to the
+-- registry at login_server as the pipeline p's caller (default H.p), with the data-plane
+-- client. Returns { digest (the manifest's), config, layer, manifest (its text) }.
+function H.push_image(login_server, repo, tag, p)
+  local AcrData = require("azcmk.client.acr_data")
+  local d = AcrData.new(p or H.p, { login_server = login_server })
+  local config = '{"architecture":"amd64","os":"linux","rootfs":{"type":"layers","diff_ids":[]}}'
+  local layer = "layer of " .. repo .. ":" .. tag .. " " .. H.unique("x")
+  local out = { config = assert(d:put_blob({ repository = repo, data = config })).digest,
+    layer = assert(d:put_blob({ repository = repo, data = layer })).digest, layer_data = layer }
+  out.manifest = cjson.encode({ schemaVersion = 2, mediaType = "application/vnd.oci.image.manifest.v1+json",
+    config = { mediaType = "application/vnd.oci.image.config.v1+json", digest = out.config, size = #config },
+    layers = { { mediaType = "application/vnd.oci.image.layer.v1.tar", digest = out.layer,
+      size = #layer } } })
+  out.digest = assert(d:put_manifest({ repository = repo, reference = tag, body = out.manifest })).digest
+  return out
+end
+
+--- The versioned key id that wraps the registry's content key, as the emulator's control API
+-- tells (independent of any data-plane answer).
+function H.content_key(registry_id)
+  return E.control("GET", "registries/content-key?id=" .. registry_id).json.kid
+end
+
 return H

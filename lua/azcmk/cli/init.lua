@@ -10,6 +10,7 @@ local VERBS = {
   { "restore", "give the registry identity its access back" },
   { "identity", "identity assign: re-attach a user-assigned identity or enable [system]" },
   { "recover", "recover a soft-deleted key or vault" },
+  { "verify", "push and pull a tiny test artifact: can the registry really use its key?" },
   { "doctor", "find (and with --fix repair) what breaks a CMK registry" },
   { "audit", "every registry of the subscriptions, its encryption and key health" },
   { "deploy", "deploy an ARM template with parameters" },

@@ -20,6 +20,7 @@ M.FLAGS = {
   dry_run = { "dry-run" }, force = { "force" }, new_version = { "new-version" }, disable = { "disable" },
   template_file = { "template-file", "f" }, parameters = { "parameters", "p" }, mode = { "mode" },
   probe = { "probe" }, concurrency = { "concurrency" }, output = { "output", "o" },
+  repository = { "repository" },
 }
 
 -- verb -> option -> flag, where a verb names an option otherwise

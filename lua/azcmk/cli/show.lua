@@ -2,7 +2,8 @@
 local common = require("azcmk.cli.common")
 
 local FLAGS = {
-  { "probe", nil, false, "also ask the registry's data plane (https://REGISTRY.azurecr.io/v2/)" },
+  { "probe", nil, false, "also ask the registry's data plane (https://REGISTRY.azurecr.io/v2/) and read "
+    .. "one manifest and blob as you: can the registry really use its key, and which key version" },
 }
 
 local M = {}
@@ -15,7 +16,8 @@ function M.json_value(r)
     keyVersionInUse = r.key_version_in_use, newestKeyVersion = r.newest_key_version,
     newestKeyId = r.newest_key_id, autoRotation = r.auto_rotation, upToDate = r.up_to_date,
     keyRotationPolicy = r.key_rotation_policy,
-    identity = r.identity, dataPlane = r.data_plane, state = r.state, revoked = r.revoked,
+    identity = r.identity, dataPlane = r.data_plane, content = r.content,
+    state = r.state, revoked = r.revoked,
     warnings = r.warnings }
   return out
 end
@@ -63,6 +65,15 @@ M.run = common.verb({
       lines[#lines + 1] = "  data plane:        " .. (dp.ok and ("serving (" .. tostring(dp.status) .. ")")
         or ("DENIED " .. tostring(dp.status) .. ": " .. common.one_line(dp.message or dp.error)))
     end
+    if r.content then
+      local ct = r.content
+      lines[#lines + 1] = "  content:           " .. ct.verdict:gsub("_", " "):upper() .. ": "
+        .. common.one_line(ct.summary)
+      if ct.key_version then lines[#lines + 1] = "  content key:       " .. ct.key_version end
+      if ct.error and ct.error.hint and not ct.usable then
+        lines[#lines + 1] = "    next: " .. common.one_line(common.words(ct.error.hint, "show"))
+      end
+    end
     for _, w in ipairs(r.warnings or {}) do lines[#lines + 1] = "  warning: " .. common.words(w, "show") end
     return common.emit(io_, opts, r, M.json_value(r), {
       { "registry", r.registry.name }, { "status", r.encryption.status }, { "state", r.state and (r.state
@@ -72,6 +83,8 @@ M.run = common.verb({
       { "newestKeyVersion", r.newest_key_version }, { "keyRotationEnabled", r.auto_rotation },
       { "identity", r.encryption.keyVaultProperties and r.encryption.keyVaultProperties.identity },
       { "dataPlane", r.data_plane and r.data_plane.status },
+      { "content", r.content and r.content.verdict },
+      { "contentKeyVersion", r.content and r.content.key_version },
     }, table.concat(lines, "\n") .. "\n")
   end,
 })

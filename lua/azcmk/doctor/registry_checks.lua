@@ -142,29 +142,43 @@ M.list = {
       return { status = "ok", summary = "Premium, CMK enabled", evidence = ev }
     end },
 
-  { id = "registry.data_plane", title = "Registry data plane answers (401 = serving, 403 = key unusable)",
+  { id = "registry.data_plane",
+    title = "Registry data plane serves (401 = asks for login, 403 = key unusable) and reads its content",
     run = function(f)
       local dp = f.data_plane
       if not dp then return { status = "skip", summary = "no login server to probe", evidence = {} } end
       local ev = { "anonymous GET https://" .. tostring(f.login_server) .. "/v2/ -> " .. tostring(dp.status)
         .. (dp.code and (" " .. dp.code) or "") .. (dp.message and (": " .. tostring(dp.message):sub(1,
             240)) or "") }
+      -- the content probe, as the caller: a manifest and a blob read back (state.content_probe)
+      local ct = rules.content_view(f.content)
+      if ct then
+        ev[#ev + 1] = "content probe as the caller (" .. ct.verdict .. "): " .. ct.summary
+        if ct.error then ev[#ev + 1] = "  " .. short(ct.error) end
+      end
       local verdict = rules.data_plane(dp)
+      local denied = verdict == "denied" or (ct and ct.verdict == "key_unusable")
       local rec = rules.revocation(f)
-      if verdict == "denied" and rec then
+      if denied and rec then
         return { status = "warn", revoked = true,
           summary = M.revoked_text(rec, "the registry refuses to serve"), evidence = ev,
           fix = "end the revocation: " .. call("restore", f) }
       end
-      if verdict == "denied" then
+      if denied then
         return { status = "fail", summary = "the registry refuses to serve: it cannot use its key",
           evidence = ev, fix = "see the other failed checks for why (identity, access, network, key)" }
       end
-      if verdict == "serving" then
-        return { status = "ok", summary = "serving (asks for login)", evidence = ev }
-      end
-      return { status = "warn", summary = "unexpected data-plane answer " .. tostring(dp.status),
+      if verdict ~= "serving" then
+        return { status = "warn", summary = "unexpected data-plane answer " .. tostring(dp.status),
           evidence = ev }
+      end
+      if not ct then return { status = "ok", summary = "serving (asks for login)", evidence = ev } end
+      if ct.verdict == "usable" or ct.verdict == "empty" then
+        return { status = "ok", summary = "serving: " .. ct.summary, evidence = ev }
+      end
+      -- the caller could not read: the registry answers, whether it can use its key is not proven
+      return { status = "warn", summary = "serving (asks for login), but " .. ct.summary, evidence = ev,
+        fix = ct.error and ct.error.hint }
     end },
 
   { id = "identity.binding", title = "The encryption identity is attached to the registry",

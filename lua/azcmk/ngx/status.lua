@@ -17,7 +17,9 @@
 -- data plane (https://{login server}/v2/) serves (azcmk.state.rules.data_plane: 401, login
 -- required, is normal; 403 means the registry cannot use its key). What it reports beside
 -- (key version in use, newest, up to date, warnings) is azcmk.playbook.show's judgement of the
--- same facts. When the module
+-- same facts. With probe = "content" the check also reads a manifest and a blob as the
+-- gateway's identity (azcmk.state.content_probe, needs AcrPull on the registry): the registry is
+-- healthy only when it can really use its key (or holds nothing to read). When the module
 -- azcmk.playbook.doctor exists (optional), its failed checks explain a failure (doctor = true:
 -- it runs on every check and its failures count too; false: never).
 -- /health answers 200 when every registry is healthy, 503 otherwise (also when the result is
@@ -53,14 +55,18 @@ end
 
 --- configure{registries = {"rg/name" | "name" | {name=, resource_group=}} (default:
 -- AZCMK_STATUS_REGISTRIES, comma-separated), period (s, default 30), dict ("azcmk_status"),
--- subscription, pipeline (options for azcmk.ngx.new, or a pipeline), timeout_s (per check,
+-- subscription, pipeline (options for azcmk.ngx.new, or a pipeline), probe ("anonymous": GET
+-- /v2/ only, the default; "content": also read a manifest and a blob), timeout_s (per check,
 -- default 20), stale_after (s), doctor (nil: run azcmk.playbook.doctor, when present, to
 -- explain a failure; true: on every check; false: never)}. No I/O.
 function M.configure(opts)
   opts = opts or {}
   require("azcmk.options").check(opts, { registries = "table?", period = "number?", dict = "string?",
     subscription = "string?", pipeline = "table?", timeout_s = "number?", stale_after = "number?",
-    doctor = "boolean?" }, "azcmk.ngx.status.configure")
+    doctor = "boolean?", probe = "string?" }, "azcmk.ngx.status.configure")
+  if opts.probe ~= nil and opts.probe ~= "anonymous" and opts.probe ~= "content" then
+    error("azcmk.ngx.status.configure: probe must be \"anonymous\" or \"content\"", 2)
+  end
   local regs = opts.registries or split_registries(os.getenv("AZCMK_STATUS_REGISTRIES"))
   cfg.registries = {}
   for _, r in ipairs(regs) do cfg.registries[#cfg.registries + 1] = norm_registry(r) end
@@ -71,6 +77,7 @@ function M.configure(opts)
   cfg.timeout_s = opts.timeout_s or 20
   cfg.stale_after = opts.stale_after or (3 * cfg.period + cfg.timeout_s)
   cfg.doctor = opts.doctor
+  cfg.probe = opts.probe or "anonymous"
   cfg.p = nil
   return cfg
 end
@@ -147,7 +154,7 @@ function M.check(reg, p)
   local show = require("azcmk.playbook.show")
   local out = { name = reg.name, resource_group = reg.resource_group, healthy = false }
   local r, err = show.show({ registry = reg.name, resource_group = reg.resource_group, pipeline = p,
-    subscription = cfg.subscription or p.subscription, probe = true })
+    subscription = cfg.subscription or p.subscription, probe = true, content = cfg.probe == "content" })
   local reason
   if not r then
     out.reason = "registry not readable: " .. one_line(tostring(err))
@@ -170,6 +177,11 @@ function M.check(reg, p)
     out.data_plane = { status = dp.status, code = dp.code, message = dp.message and one_line(dp.message),
       ok = dp.ok, error = dp.error and one_line(dp.error) }
   end
+  local ct = r.content
+  if ct then
+    out.content = { verdict = ct.verdict, summary = one_line(ct.summary), key_version = ct.key_version,
+      repository = ct.repository, reference = ct.reference, error = ct.error and err_fields(ct.error) }
+  end
   local serving = rules.data_plane(dp)
   if not r.cmk then
     reason = "customer-managed key not enabled (encryption " .. tostring(out.encryption_status) .. ")"
@@ -180,6 +192,8 @@ function M.check(reg, p)
   elseif serving ~= "serving" then
     reason = "data plane refuses (" .. tostring(dp.status) .. " " .. tostring(dp.code or "") ..
       "): " .. one_line(dp.message) .. (serving == "denied" and " - the registry cannot use its key" or "")
+  elseif ct and ct.verdict ~= "usable" and ct.verdict ~= "empty" then
+    reason = "content probe: " .. one_line(ct.summary)
   end
   -- the doctor: always when doctor = true; by default only to explain a failure
   if cfg.doctor == true or (reason and cfg.doctor ~= false and r.cmk) then
@@ -192,7 +206,7 @@ function M.check(reg, p)
   end
   out.healthy = true
   out.reason = "ok: CMK enabled, key version " .. tostring(out.key_version_in_use) .. ", data plane answers "
-    .. tostring(dp.status)
+    .. tostring(dp.status) .. (ct and ("; content probe: " .. one_line(ct.summary)) or "")
   return out
 end
 

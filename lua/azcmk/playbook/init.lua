@@ -13,6 +13,7 @@ local lazy = {
   deploy = function() return require("azcmk.playbook.deploy").deploy end,
   doctor = function() return require("azcmk.playbook.doctor").doctor end,
   audit = function() return require("azcmk.playbook.audit").audit end,
+  verify = function() return require("azcmk.playbook.verify").verify end,
 }
 
 return setmetatable(M, {

@@ -2,7 +2,9 @@
 -- plus what azcmk can tell beside it: the key version really in use, whether the registry
 -- follows new versions by itself (versionless key id), the newest version in the vault, and
 -- the identity behind `keyVaultProperties.identity`. With probe = true, also the data plane's
--- answer (https://{registry}.azurecr.io/v2/: 401 = serving, 403 = cannot use its key).
+-- answers: the anonymous https://{registry}.azurecr.io/v2/ (401 = serving, 403 = cannot use
+-- its key), and the content probe as the caller (a manifest and a blob read back: whether the
+-- registry can really use its key, and which key version wraps its content).
 local common = require("azcmk.playbook.common")
 local options = require("azcmk.options")
 local Keys = require("azcmk.client.keys")
@@ -28,21 +30,24 @@ local function rotation_of(pol)
   return rot
 end
 
---- show{registry (or name), resource_group?, subscription?, pipeline?, probe?} -> result:
+--- show{registry (or name), resource_group?, subscription?, pipeline?, probe?, content?} -> result
+-- (probe = true reads content too, unless content = false: only the anonymous GET /v2/):
 -- { registry = {name, id, resource_group, login_server, sku}, encryption (verbatim),
 --   cmk (bool), state ("active", or "revoked": the revocation tag), revoked = {at, by}?, key_id,
 --   key_version_in_use, versioned_key_id, auto_rotation, newest_key_version,
 --   newest_key_id, up_to_date, identity = {kind, client_id, principal_id, id}, data_plane?,
+--   content? (state.rules.content_view: verdict usable | key_unusable | not_authorized | empty |
+--   unreachable | error, summary, repository, reference, key_version, ...),
 --   key_rotation_policy = {enabled, rotate_after, rotate_before_expiry, notify_before_expiry,
 --   expiry}? (Key Vault's automatic rotation of the key),
 --   warnings } or nil, err.
 function M.show(o)
-  check(o, { registry = "string?", name = "string?", resource_group = "string?", probe = "boolean?" },
-    "azcmk.playbook.show")
+  check(o, { registry = "string?", name = "string?", resource_group = "string?", probe = "boolean?",
+    content = "boolean?" }, "azcmk.playbook.show")
   local ctx, err = common.context(o)
   if not ctx then return nil, err end
   local f = ctx:read(o.registry or o.name, o.resource_group, options.merge(state.parts.show,
-    { probe = o.probe == true }))
+    { probe = o.probe == true, content = o.probe == true and o.content ~= false }))
   local reg, rg = common.registry_of(f)
   if not reg then return nil, rg end
   return M.summarize(f, ctx, o.probe)
@@ -60,6 +65,7 @@ function M.summarize(f, ctx, probe)
   }
   if probe and props.loginServer then
     out.data_plane = f.data_plane or { ok = false, error = tostring(f.data_plane_err) }
+    out.content = rules.content_view(f.content)
   end
   if not out.cmk then return out end
   -- revoked on purpose (the tag revoke writes), or active

@@ -1,7 +1,10 @@
 --- Policy: a bearer token on every call that needs one, and never one where it must not go.
 -- Which scope: req.scope (the caller's, or the one the Key Vault challenge found), else the
 -- cloud's ARM scope for the ARM host; other calls go without a token, and so does any call
--- with auth = false. A token goes only over https and only to hosts of the cloud profile
+-- with auth = false. A call may bring its own token instead (req.bearer: a registry's access
+-- token from its /oauth2/token, which no credential can give): it goes only to the registry
+-- hosts of the cloud profile, and this policy is the one place that writes it into the
+-- Authorization header. A token goes only over https and only to hosts of the cloud profile
 -- (ARM, Key Vault, managed HSM, ACR). On a 401 the cached token is dropped (once: only if
 -- it is still the one that failed) and the call is sent again with a fresh one.
 local errors = require("azcmk.errors")
@@ -32,7 +35,23 @@ function M.refuse(cloud, req)
   return nil
 end
 
+-- A call that brings its own registry token: checked like ours, never refreshed here (the
+-- registry client asks its token service again).
+local function own_bearer(cloud, req, next)
+  local refused = M.refuse(cloud, req)
+  if not refused and req.host_kind ~= "acr" then
+    refused = errors.input("refusing to send a registry token to " .. req.target.host .. ", which is not a "
+      .. "registry host of the " .. cloud.name .. " cloud profile", { code = "UntrustedTokenTarget",
+      hint = "bearer= is for a registry's own token, sent only to its login server ("
+        .. tostring(cloud.acr_suffix) .. ")" })
+  end
+  if refused then req.final = true; return nil, refused end
+  req.headers.Authorization = "Bearer " .. req.bearer
+  return next:send(req)
+end
+
 function P:send(req, next)
+  if req.bearer ~= nil then return own_bearer(self.p.cloud, req, next) end
   if req.auth == false then return next:send(req) end
   local p = self.p
   local scope = req.scope

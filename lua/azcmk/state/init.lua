@@ -18,6 +18,8 @@
 --   input = {registry, resource_group, registry_err?, rg_err?}, cloud, subscription
 --   caller = {oid, tid, appid, upn} | arm_token_err
 --   reg | reg_err, rg, login_server, data_plane = {status, ok, code, message} | data_plane_err
+--     (the anonymous GET /v2/), content (the content probe, as the caller: a manifest and a
+--     blob read back, and the key version that wraps them: azcmk.state.content_probe)
 --   revoked_tag (the registry's revocation tag, state.rules.REVOKED_TAG: "<time> by <who>")
 --   cmk, kvp (encryption.keyVaultProperties), key (the parsed key id) | key_err, key_inuse
 --   ident = {kind = "system"|"user", value, principal_id, tenant_id, attached, client_id,
@@ -44,12 +46,14 @@ local M = {}
 M.VAULT_TYPE = "Microsoft.KeyVault/vaults"
 
 --- What to read beyond the registry and its encryption. Presets for the verbs that judge.
-local PARTS = { caller = "boolean?", probe = "boolean?", identity = "boolean?", detached = "boolean?",
+local PARTS = { caller = "boolean?", probe = "boolean?", content = "boolean?",
+  identity = "boolean?", detached = "boolean?",
   vault = "boolean?", access = "boolean?", key = "boolean?", versions = "boolean?",
   rotation_policy = "boolean?", deleted = "boolean?" }
 M.parts = {
   -- the doctor: everything
-  all = { caller = true, probe = true, identity = true, detached = true, vault = true, access = true,
+  all = { caller = true, probe = true, content = true,
+    identity = true, detached = true, vault = true, access = true,
     key = true, versions = true, rotation_policy = true, deleted = true },
   -- `show`: the key's newest version and Key Vault's rotation policy
   show = { key = true, rotation_policy = true },
@@ -241,7 +245,7 @@ local OPTIONS = { pipeline = "table", subscription = "string", registry = "strin
   resource_group = "string?", id = "string?", parts = "table?" }
 
 --- read{pipeline, subscription, registry (name) | id (the registry's resource id),
--- resource_group?, parts = state.parts.* or {caller, probe, identity, vault, access, key,
+-- resource_group?, parts = state.parts.* or {caller, probe, content, identity, vault, access, key,
 -- versions, rotation_policy, deleted}} -> facts (never nil: failures are facts).
 function M.read(o)
   options.check(o, OPTIONS, "azcmk.state.read")
@@ -283,6 +287,9 @@ function M.read(o)
   f.login_server = props.loginServer
   if parts.probe and f.login_server then
     f.data_plane, f.data_plane_err = c.registries:probe({ login_server = f.login_server })
+  end
+  if parts.content and f.login_server then
+    f.content = require("azcmk.state.content_probe").read(p, f.login_server)
   end
   f.cmk = Registries.cmk_enabled(f.reg)
   if not f.cmk then return done() end

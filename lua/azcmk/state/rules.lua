@@ -28,6 +28,71 @@ function M.data_plane(dp)
   return "unexpected"
 end
 
+--- The content probe's verdict (facts of azcmk.state.content_probe): "usable" (a manifest
+-- and a blob were read), "key_unusable" (403 DENIED: the registry cannot use its key),
+-- "not_authorized" (the caller lacks a data-plane role), "empty" (no repository or tag to
+-- read: the probe proved only that the registry answers), "unreachable" (no answer), "error"
+-- (another failure), or nil (not probed).
+function M.content(cp)
+  if not cp then return nil end
+  local err = cp.err
+  if err then
+    if err.code == "RegistryKeyUnusable" then return "key_unusable" end
+    if err.code == "InsufficientScope" then return "not_authorized" end
+    if err.kind == "network" or err.kind == "timeout" then return "unreachable" end
+    return "error"
+  end
+  if cp.empty then return "empty" end
+  return "usable"
+end
+
+--- The key version that wraps the registry's content, as the probe observed it: the version,
+-- or "not observable on Azure" (Azure tells no version; only the emulator does), or nil (the
+-- probe read nothing).
+M.NOT_OBSERVABLE = "not observable on Azure"
+function M.content_key_version(cp)
+  if not cp then return nil end
+  if cp.content_key then return Keys.version_of(cp.content_key) end
+  if M.content(cp) == "usable" then return M.NOT_OBSERVABLE end
+  return nil
+end
+
+--- One sentence on what the content probe proved (cp: its facts).
+function M.content_summary(cp)
+  local v = M.content(cp)
+  if not v then return nil end
+  local what = cp.repository and (cp.repository .. (cp.reference and (":" .. cp.reference) or "")) or nil
+  local err = cp.err
+  if v == "usable" then
+    return "the registry read " .. what .. " (manifest" .. (cp.blob_digest and " and blob" or "")
+      .. ") with its key, key version " .. M.content_key_version(cp)
+  elseif v == "key_unusable" then
+    return "the registry cannot use its key: its content can be neither read nor written"
+  elseif v == "not_authorized" then
+    return "the caller may not read the registry's content (it needs " .. tostring(err.role or "AcrPull")
+      .. "): the probe proved only that the registry answers"
+  elseif v == "empty" then
+    return "the registry holds " .. (what and ("no tag in " .. what) or "no repository")
+      .. ": the probe proved only that the registry answers"
+  end
+  return "the probe failed at the " .. tostring(cp.step) .. ": " .. tostring(err and (err.code or err.status))
+    .. " " .. tostring(err and err.message or ""):match("^[^\r\n]*")
+end
+
+--- The content probe as the verbs report it: { verdict, usable, summary, repository, reference,
+-- manifest_digest, blob_digest, key_id (versioned, when observable), key_version (or
+-- NOT_OBSERVABLE), error = {kind, status, code, role, message, hint, request_id}? } or nil.
+function M.content_view(cp)
+  local v = M.content(cp)
+  if not v then return nil end
+  local err = cp.err
+  return { verdict = v, usable = v == "usable", summary = M.content_summary(cp), repository = cp.repository,
+    reference = cp.reference, manifest_digest = cp.manifest_digest, blob_digest = cp.blob_digest,
+    key_id = cp.content_key, key_version = M.content_key_version(cp),
+    error = err and { kind = err.kind, status = err.status, code = err.code, role = err.role,
+      message = err.message, hint = err.hint, request_id = err.request_id } or nil }
+end
+
 -- ------------------------------------------------------------------ revocation
 
 --- The tag `revoke` writes on the registry and `restore` removes: "<UTC time> by <who>", who
