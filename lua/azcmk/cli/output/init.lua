@@ -27,12 +27,19 @@ M.FORMATS = { "json", "jsonc", "table", "tsv", "yaml", "none" }
 local KNOWN = {}
 for _, f in ipairs(M.FORMATS) do KNOWN[f] = true end
 
---- true, or nil, err (kind input, param output) for a format az would refuse.
-function M.check(format)
+--- true, or nil, err (kind input, param output) for a format az would refuse. extra: the
+-- formats a verb writes itself besides these (audit's ndjson and prometheus).
+function M.check(format, extra)
   if KNOWN[format] then return true end
+  local all = {}
+  for i, f in ipairs(M.FORMATS) do all[i] = f end
+  for _, f in ipairs(extra or {}) do
+    if f == format then return true end
+    all[#all + 1] = f
+  end
   return nil, errors.input("unknown output format '" .. tostring(format) .. "'",
     { code = "InvalidOutputFormat", param = "output",
-      hint = "use -o with one of: " .. table.concat(M.FORMATS, ", ") })
+      hint = "use -o with one of: " .. table.concat(all, ", ") })
 end
 
 local RENDER = {}
