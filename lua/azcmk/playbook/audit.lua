@@ -172,7 +172,7 @@ local OPTIONS = { subscriptions = "table?", concurrency = "number?", progress = 
 -- pace = {rate, reserve} (azcmk.policy.pace), pipeline?, progress = function(event)} ->
 -- { subscriptions = [{id, registries (those matching), listed (all of the subscription),
 -- error?}], registries = [rows] (worst first; empty unless kept), summary = {registries,
--- listed, cmk, ok, warn, fail}, filter = {resource_group?, name?} | nil, stats = {key_reads,
+-- listed, cmk, ok, warn, fail}, filter = {resource_group?, name?} | nil, stats = {cache_reads,
 -- cache_hits, paced, paced_seconds, throttled} } or nil, err. A filter that matches nothing is
 -- not an error: summary.registries = 0 with filter set (the command line turns that into exit 1).
 -- progress gets {message} once, then {registries = judged, listed, subscriptions_done,
@@ -284,7 +284,7 @@ function M.audit(o)
     end)
   end
   return { subscriptions = sub_out, registries = rows, summary = summary, filter = filter,
-    stats = { key_reads = cache.reads, cache_hits = cache.hits, paced = pacer.waits,
+    stats = { cache_reads = cache.reads, cache_hits = cache.hits, paced = pacer.waits,
       paced_seconds = pacer.waited, throttled = pacer.throttled } }
 end
 

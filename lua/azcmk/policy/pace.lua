@@ -42,13 +42,17 @@ local function bucket_of(req)
   return sub and ("sub " .. sub:lower()) or "tenant", sub ~= nil
 end
 
--- seconds to wait before a read of bucket b may go (0: now)
+-- seconds to wait before a read of bucket b may go (0: now). A header counts the tokens left
+-- after its request, so the bucket holds at least the most ever seen + 1 (b.max + 1); the
+-- reserve is kept only when the bucket is known to be larger than it (a tiny bucket still
+-- moves).
 function Pacer:delay(b)
   local t = self.now()
   if b.blocked and t < b.blocked then return b.blocked - t end
   if not b.left then return 0 end
-  local est = math.min(b.left + (t - b.at) * self.rate, b.max) - b.inflight
-  local need = self.reserve + 1
+  local size = b.max + 1
+  local est = math.min(b.left + (t - b.at) * self.rate, size) - b.inflight
+  local need = 1 + math.min(self.reserve, size - 1)
   if est >= need then return 0 end
   return (need - est) / self.rate
 end
