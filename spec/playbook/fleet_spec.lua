@@ -58,10 +58,13 @@ describe("audit of a fleet", function()
     assert.equal(0, #result.registries)
     assert.equal(5, result.summary.registries)
     assert.equal(3, result.summary.cmk)
-    for _, r in ipairs(rows) do assert.equal("ok", r.health, r.name .. ": " .. table.concat(r.problems, "; ")) end
+    for _, r in ipairs(rows) do
+      assert.equal("ok", r.health, r.name .. ": " .. table.concat(r.problems, "; "))
+    end
     local arm = function(e) return e.host == "management.azure.com" end
     local lists = count(log, function(e)
-      return arm(e) and e.method == "GET" and e.path:lower():match("/providers/microsoft.containerregistry/registries$")
+      local path = e.path:lower()
+      return arm(e) and e.method == "GET" and path:match("/providers/microsoft.containerregistry/registries$")
     end)
     assert.is_true(lists >= 1, H.describe(log))
     -- no registry read one by one
@@ -207,8 +210,9 @@ describe("audit paging (scripted transport)", function()
     local base = "https://management.azure.com/subscriptions/" .. sub
       .. "/providers/Microsoft.ContainerRegistry/registries"
     local function reg(n)
-      return { id = "/subscriptions/" .. sub .. "/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/r"
-        .. n, name = "r" .. n, location = "westus", sku = { name = "Basic" }, properties = {} }
+      return { id = "/subscriptions/" .. sub
+        .. "/resourceGroups/rg/providers/Microsoft.ContainerRegistry/registries/r" .. n,
+        name = "r" .. n, location = "westus", sku = { name = "Basic" }, properties = {} }
     end
     local t = stub.new(function(req)
       local body
