@@ -163,13 +163,6 @@ local function json_value(result)
     registries = setmetatable(rows, common.array_mt), summary = result.summary, filter = result.filter }
 end
 
--- Does file descriptor fd refer to a terminal?
-local function isatty(fd)
-  local ok, how, code = os.execute("test -t " .. fd)
-  if type(ok) == "number" then return ok == 0 end -- LuaJIT
-  return ok == true and how == "exit" and code == 0
-end
-
 -- The progress line: redrawn in place on a terminal at most 10 times a second, then erased.
 -- Returns show(event), clear().
 local function progress_line(stderr, tty)
@@ -247,7 +240,7 @@ function M.run(argv, io_)
     if not subs[i] then return common.fail(io_, "audit", err) end
   end
   local tty = io_.tty
-  if tty == nil then tty = isatty(2) end
+  if tty == nil then tty = output.isatty(2) end
   local show, clear = progress_line(io_.stderr, tty)
   local to = sink(opts, io_)
   local result

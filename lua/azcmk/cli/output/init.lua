@@ -106,8 +106,8 @@ function M.emit(fh, value, format, opts)
   return M.write(fh, text)
 end
 
--- Does file descriptor fd (1 stdout, 2 stderr) refer to a terminal?
-local function isatty(fd)
+--- Does file descriptor fd (1 stdout, 2 stderr) refer to a terminal?
+function M.isatty(fd)
   local ok, how, code = os.execute("test -t " .. fd)
   if type(ok) == "number" then return ok == 0 end -- LuaJIT
   return ok == true and how == "exit" and code == 0
@@ -117,7 +117,7 @@ end
 -- is not switched off (AZURE_CORE_NO_COLOR, az's [core] no_color, or NO_COLOR set).
 -- getenv and tty are for tests (default os.getenv and a `test -t` on fds 1 and 2).
 function M.color_enabled(getenv, tty)
-  getenv, tty = getenv or os.getenv, tty or isatty
+  getenv, tty = getenv or os.getenv, tty or M.isatty
   local off = getenv("AZURE_CORE_NO_COLOR")
   if off and off ~= "" and off ~= "0" and off:lower() ~= "false" then return false end
   if (getenv("NO_COLOR") or "") ~= "" then return false end
