@@ -236,12 +236,13 @@ function M.audit(o)
     filter and (" for " .. M.filter_text(filter)) or "", conc) })
 
   -- a task per subscription lists its registries page by page; a CMK registry's reads become
-  -- a task of their own (at most `waiting` queued at once: the list waits for them)
+  -- a task of their own, at most 4 x conc queued at once: beyond that the listing task reads
+  -- the registry itself (waiting for the queue instead would deadlock once every running task
+  -- is a listing one waiting for tasks that cannot start)
   local tasks, sub_out = {}, {}
   local waiting, max_waiting = 0, 4 * conc
   local function schedule(v, fn)
-    if o.sequential then return fn(v) end
-    while waiting >= max_waiting do v.sleep(0.005) end
+    if o.sequential or waiting >= max_waiting then return fn(v) end
     waiting = waiting + 1
     tasks[#tasks + 1] = function(tv) fn(tv); waiting = waiting - 1 end
   end
