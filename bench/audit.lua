@@ -1,122 +1,190 @@
--- Audit benchmark: N registries in the emulator (a share of them with CMK), `azcmk audit`'s
--- parallel fetch (p:parallel over the curl multi handle) vs a sequential loop doing the same
--- GETs, with and without a simulated network round trip (an emulator delay rule on every
--- request: loopback answers in well under a millisecond, Azure in tens of milliseconds).
---   lua bench/audit.lua [registries=1000] [cmk_share=0.1] [delay_ms=20] [concurrency=32]
--- (AZCMK_CONNECT_TO / AZCMK_CA_FILE / AZURE_* of a private emulator: bench/audit.sh)
+-- Fleet audit benchmark (bench/audit.sh starts the emulator): SUBS subscriptions of PER_SUB
+-- registries each, a CMK share of them encrypted with KEYS keys shared across the fleet (each
+-- subscription's CMK registries use that subscription's user-assigned identity), behind the
+-- emulator's throttling at Azure's numbers and a modelled round trip (/_emulator/config
+-- latency_ms). Runs `azcmk audit -o ndjson` as a process under /usr/bin/time and reports, from
+-- the emulator's request log: requests and reads per registry, 429s, wall time against the lower
+-- bound, peak memory (max RSS).
+--   lua5.4 bench/audit.lua [subs=100] [per_sub=100] [cmk_share=0.1] [keys=20] [latency_ms=20]
+--     [concurrency=32]
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
-local n = tonumber(arg[1]) or 1000
-local share = tonumber(arg[2]) or 0.1
-local delay = tonumber(arg[3]) or 20
-local conc = tonumber(arg[4]) or 32
+local SUBS = tonumber(arg[1]) or 100
+local PER_SUB = tonumber(arg[2]) or 100
+local SHARE = tonumber(arg[3]) or 0.1
+local KEYS = tonumber(arg[4]) or 20
+local RTT = (tonumber(arg[5]) or 20) / 1000
+local CONC = tonumber(arg[6]) or 32
 local azcmk = require("azcmk")
-local audit = require("azcmk.playbook.audit")
+local json = require("azcmk.json")
 local clock = require("azcmk.clock")
 
-local sub = assert(os.getenv("AZURE_SUBSCRIPTION_ID"), "run against an emulator (bench/audit.sh)")
-local p = assert(azcmk.new({ log = "off" }))
-local tenant = os.getenv("AZURE_TENANT_ID")
+-- Azure's published Resource Manager read budget (docs/emulator.md, "Throttling").
+local BUCKET, REFILL, PAGE = 250, 25, 100
+local KEYS_PER_VAULT = 5   -- Key Vault allows 20 key creates per 10 s per vault
 
-local function control(method, path, body)
-  return assert(p:send({ method = method, url = "https://management.azure.com/_emulator/" .. path,
-      body = body,
-    auth = false }))
-end
+local p = assert(azcmk.new({ log = "off" }))
+local tenant = assert(os.getenv("AZURE_TENANT_ID"), "run against an emulator (bench/audit.sh)")
 
 local function must(res, err)
   if not res then error(tostring(err), 2) end
   return res
 end
 
--- ---------------------------------------------------------------- the fleet
-control("POST", "config", { lro = { polls = 1, seconds = 0, retry_after = 0 } })
-local existing = 0
-for item, err in p:arm_pages("/subscriptions/" .. sub .. "/providers/Microsoft.ContainerRegistry/registries",
-  { api_version = "2025-04-01" }) do
-  must(item, err)
-  existing = existing + 1
+local function control(method, path, body)
+  return must(p:send({ method = method, url = "https://management.azure.com/_emulator/" .. path,
+    body = body, auth = false }))
 end
-local t0 = clock.ms()
-if existing < n then
-  local groups = 10
-  for g = 1, groups do
-    must(p:arm("PUT", "/subscriptions/" .. sub .. "/resourcegroups/bench-rg-" .. g,
-        { api_version = "2025-04-01",
-      body = { location = "westus" } }))
+
+local function batch(reqs)
+  local results, errs = p:arm_batch(reqs, { concurrency = 32 })
+  for i = 1, #reqs do
+    if not results[i] then error(reqs[i][1] .. " " .. reqs[i][2] .. ": " .. tostring(errs[i])) end
   end
-  local rgp = "/subscriptions/" .. sub .. "/resourceGroups/bench-rg-1"
-  local uai = must(p:arm("PUT", rgp
-      .. "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/bench-uai",
-    { api_version = "2024-11-30", body = { location = "westus" } })).json
-  local _, claims = require("azcmk.crypto").jwt_decode_unverified(must(p:token(
-    "https://management.azure.com/.default")).token)
-  local vault = "benchkv" .. tostring(os.time() % 100000)
-  local admin = { "get", "list", "create", "update", "wrapKey", "unwrapKey", "getrotationpolicy" }
-  must(p:arm("PUT", rgp .. "/providers/Microsoft.KeyVault/vaults/" .. vault, { api_version = "2026-02-01",
+  return results
+end
+
+-- ---------------------------------------------------------------- the fleet (not timed)
+local t0 = clock.ms()
+control("POST", "config", { lro = { polls = 0, seconds = 0, retry_after = 0 }, latency_ms = 0 })
+local subs = json.decode(control("POST", "subscriptions", { count = SUBS, prefix = "bench" }).body)
+  .subscriptions
+local function rg(s) return "/subscriptions/" .. s .. "/resourceGroups/bench-rg" end
+local reqs = {}
+for _, s in ipairs(subs) do
+  reqs[#reqs + 1] = { "PUT", rg(s), api_version = "2025-04-01", body = { location = "westus" } }
+end
+batch(reqs)
+reqs = {}
+for i, s in ipairs(subs) do
+  reqs[i] = { "PUT", rg(s) .. "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/bench-uai",
+    api_version = "2024-11-30", body = { location = "westus" } }
+end
+local uais = {}
+for i, r in ipairs(batch(reqs)) do uais[i] = r.json end
+
+local _, claims = require("azcmk.crypto").jwt_decode_unverified(must(p:token(
+  "https://management.azure.com/.default")).token)
+local policies = { { tenantId = tenant, objectId = claims.oid,
+  permissions = { keys = { "get", "list", "create" } } } }
+for _, u in ipairs(uais) do
+  policies[#policies + 1] = { tenantId = tenant, objectId = u.properties.principalId,
+    permissions = { keys = { "get", "wrapKey", "unwrapKey" } } }
+end
+local kids = {}
+local stamp = tostring(os.time() % 100000)
+for v = 1, math.ceil(KEYS / KEYS_PER_VAULT) do
+  local vault = "benchkv" .. stamp .. "v" .. v
+  must(p:arm("PUT", rg(subs[1]) .. "/providers/Microsoft.KeyVault/vaults/" .. vault, {
+    api_version = "2026-02-01",
     body = { location = "westus", properties = { tenantId = tenant, sku = { family = "A", name = "standard" },
       enableSoftDelete = true, softDeleteRetentionInDays = 7, enablePurgeProtection = true,
-      accessPolicies = {
-        { tenantId = tenant, objectId = claims.oid, permissions = { keys = admin } },
-        { tenantId = tenant, objectId = uai.properties.principalId,
-          permissions = { keys = { "get", "wrapKey", "unwrapKey" } } } } } } }))
-  local vurl = "https://" .. vault .. ".vault.azure.net"
-  local key = must(p:vault("POST", vurl, "/keys/benchkey/create", { body = { kty = "RSA",
-      key_size = 2048 } })).json
-  local kid = key.key.kid
-  local reqs = {}
-  local ncmk = math.floor(n * share)
-  local skus = { "Basic", "Standard", "Premium" }
-  for i = existing + 1, n do
-    local rg = "/subscriptions/" .. sub .. "/resourceGroups/bench-rg-" .. ((i % groups) + 1)
-    local name = string.format("benchreg%05d", i)
-    local body
-    if i <= ncmk then
-      body = { location = "westus", sku = { name = "Premium" },
-        identity = { type = "UserAssigned", userAssignedIdentities = { [uai.id] = {} } },
-        properties = { encryption = { status = "enabled", keyVaultProperties = {
-          keyIdentifier = (i % 2 == 0) and kid or kid:gsub("/[%x]+$", ""),
-              identity = uai.properties.clientId } } } }
-    else
-      body = { location = "westus", sku = { name = skus[(i % 3) + 1] } }
+      accessPolicies = policies } } }))
+  for k = 1, math.min(KEYS_PER_VAULT, KEYS - #kids) do
+    local key = must(p:vault("POST", "https://" .. vault .. ".vault.azure.net", "/keys/k" .. k .. "/create",
+      { body = { kty = "RSA", key_size = 2048 } })).json
+    kids[#kids + 1] = key.key.kid
+  end
+end
+
+local ncmk_sub = math.floor(PER_SUB * SHARE + 0.5)
+local n, c = 0, 0
+reqs = {}
+for i, s in ipairs(subs) do
+  for j = 1, PER_SUB do
+    n = n + 1
+    local body = { location = "westus", sku = { name = "Premium" } }
+    if j <= ncmk_sub then
+      c = c + 1
+      local kid = kids[(c % #kids) + 1]   -- the CMK registries take the keys in turn
+      body.identity = { type = "UserAssigned", userAssignedIdentities = { [uais[i].id] = {} } }
+      -- half versioned, half versionless key ids
+      body.properties = { encryption = { status = "enabled", keyVaultProperties = {
+        keyIdentifier = (j % 2 == 0) and kid or kid:gsub("/[%x]+$", ""),
+        identity = uais[i].properties.clientId } } }
     end
-    reqs[#reqs + 1] = { "PUT", rg .. "/providers/Microsoft.ContainerRegistry/registries/" .. name,
+    reqs[#reqs + 1] = { "PUT", rg(s)
+      .. string.format("/providers/Microsoft.ContainerRegistry/registries/b%03dr%04d", i, j),
       api_version = "2025-04-01", body = body }
   end
-  local results, errs = p:arm_batch(reqs, { concurrency = 32 })
-  for i = 1, #reqs do if not results[i] then error("create " .. reqs[i][2] .. ": "
-      .. tostring(errs[i])) end end
-  print(string.format("created %d registries (%d with CMK) in %.1f s through p:arm_batch", #reqs,
-    math.max(0, ncmk - existing), (clock.ms() - t0) / 1000))
 end
+batch(reqs)
+print(string.format("fleet: %d registries in %d subscriptions, %d with CMK on %d keys in %d vaults "
+  .. "(seeded in %.0f s)", n, SUBS, ncmk_sub * SUBS, #kids, math.ceil(KEYS / KEYS_PER_VAULT),
+  (clock.ms() - t0) / 1000))
 
--- ---------------------------------------------------------------- measure
-local function timed(fn)
-  local a = clock.ms()
-  local r = must(fn())
-  return (clock.ms() - a) / 1000, r
+-- ---------------------------------------------------------------- the audit (timed)
+control("POST", "config", { latency_ms = RTT * 1000, throttle = { enabled = true, scale = 1 } })
+-- (posting the throttle settings refills every bucket: the seeding's writes are forgotten)
+local function health() return json.decode(control("GET", "health").body) end
+local seq0, thr0 = health().log_seq, health().throttled
+local out = os.getenv("BENCH_OUT") or "build/bench"
+local cmd = string.format("/usr/bin/time -v -o %s/audit.time ./bin/azcmk audit -o ndjson --concurrency %d "
+  .. "> %s/audit.ndjson 2> %s/audit.err", out, CONC, out, out)
+local a = clock.ms()
+os.execute(cmd)
+local wall = (clock.ms() - a) / 1000
+control("POST", "config", { latency_ms = 0 })
+
+local function slurp(path)
+  local f = assert(io.open(path, "rb"))
+  local t = f:read("a")
+  f:close()
+  return t
 end
+local rss = tonumber(slurp(out .. "/audit.time"):match("Maximum resident set size %(kbytes%): (%d+)"))
+local rows, summary = 0, nil
+for line in slurp(out .. "/audit.ndjson"):gmatch("[^\n]+") do
+  local v = json.decode(line)
+  if v.summary then summary = v.summary else rows = rows + 1 end
+end
+assert(summary and rows == n + 0 or rows >= n, "the audit must see every registry: " .. rows .. " of " .. n
+  .. "\n" .. slurp(out .. "/audit.err"))
 
-local function requests(r) return r.summary.registries end
-
-local function round(label, d)
-  control("DELETE", "faults")
-  if d > 0 then
-    control("POST", "faults", { rules = { { delay_ms = d } } })
+-- ---------------------------------------------------------------- what was sent
+local by = { arm = 0, vault = 0, acr = 0, login = 0 }
+local n429, arm_per_sub = 0, {}
+local log = control("GET", "log?since=" .. seq0).body
+for line in log:gmatch("[^\n]+") do
+  local e = json.decode(line)
+  if not tostring(e.path):match("^/_emulator") then
+    local host = tostring(e.host)
+    local kind = host == "management.azure.com" and "arm" or host:match("%.vault%.azure%.net$") and "vault"
+      or host:match("%.azurecr%.io$") and "acr" or "login"
+    by[kind] = by[kind] + 1
+    if e.status == 429 then n429 = n429 + 1 end
+    local s = kind == "arm" and tostring(e.path):lower():match("^/subscriptions/([^/?]+)")
+    if s then arm_per_sub[s] = (arm_per_sub[s] or 0) + 1 end
   end
-  local ts, rs = timed(function() return audit.audit_sequential({ pipeline = p,
-      subscriptions = { sub } }) end)
-  local tp, rp = timed(function() return audit.audit({ pipeline = p, subscriptions = { sub },
-      concurrency = conc }) end)
-  assert(requests(rs) == requests(rp) and requests(rp) >= n, "both runs must see every registry")
-  print(string.format("%-34s registries %5d (CMK %4d)  sequential %7.2f s   parallel(%d) %6.2f s   " ..
-      "speed-up %5.1fx",
-    label, rp.summary.registries, rp.summary.cmk, ts, conc, tp, ts / tp))
-  control("DELETE", "faults")
-  return ts / tp
 end
+local sent = by.arm + by.vault + by.acr + by.login
+local reads = by.arm + by.vault
 
--- warm up: tokens, connections, vault challenge
-must(audit.audit({ pipeline = p, subscriptions = { sub }, concurrency = conc }))
-print(string.format("interpreter: %s", rawget(_G, "jit") and "LuaJIT" or _VERSION))
-round("loopback (no added latency)", 0)
-round(string.format("%d ms per request (Azure-like)", delay), delay)
+-- The lower bound. Unavoidable: per subscription its list pages (PAGE registries a page) and,
+-- when it holds CMK registries, its identity list; one subscription list; one read per
+-- distinct key; the data plane probe of each CMK registry. Throttling: a subscription whose
+-- reads exceed its bucket waits (reads - BUCKET) / REFILL s; Key Vault's 4,000 per 10 s per
+-- vault never binds here. Round trips: RTT each, at most CONC at once, and a chain of
+-- dependent ones (token, subscriptions, a subscription's pages, identity list or key, probe).
+local pages = math.ceil(PER_SUB / PAGE)
+local per_sub_reads = pages + (ncmk_sub > 0 and 1 or 0)
+local throttle_lb = math.max(0, (per_sub_reads - BUCKET) / REFILL)
+local unavoidable = 1 + SUBS * per_sub_reads + #kids + ncmk_sub * SUBS
+local rtt_lb = math.max((3 + pages + 1) * RTT, math.ceil(unavoidable / CONC) * RTT)
+local lb = math.max(throttle_lb, rtt_lb)
+local maxsub = 0
+for _, count in pairs(arm_per_sub) do if count > maxsub then maxsub = count end end
+
+print(string.format("audit: %d rows (%d CMK; %d ok, %d warn, %d fail), exit status in %s/audit.err",
+  rows, summary.cmk, summary.ok, summary.warn, summary.fail, out))
+print(string.format("requests sent: %d = %.3f per registry (ARM %d, Key Vault %d, data plane probes %d, "
+  .. "token %d)", sent, sent / n, by.arm, by.vault, by.acr, by.login))
+print(string.format("reads (ARM + Key Vault): %d = %.4f per registry; target 0.05 x %d + %d distinct keys "
+  .. "= %d -> %s", reads, reads / n, n, #kids, math.floor(0.05 * n + #kids),
+  reads <= 0.05 * n + #kids and "met" or "MISSED"))
+print(string.format("ARM reads of the busiest subscription: %d (its bucket: %d + %d/s)", maxsub, BUCKET,
+  REFILL))
+print(string.format("429s met: %d (the emulator's throttled counter: +%d)", n429, health().throttled - thr0))
+print(string.format("wall time: %.2f s; lower bound %.2f s (throttling %.2f s, round trips %.2f s: %d "
+  .. "unavoidable requests, %d at once, %.0f ms each) -> %.2fx", wall, lb, throttle_lb, rtt_lb, unavoidable,
+  CONC, RTT * 1000, wall / lb))
+print(string.format("peak memory (max RSS of the azcmk process): %d KiB", rss or -1))

@@ -6,7 +6,8 @@ PKGS="gcc make pkg-config clang libclang-rt-14-dev valgrind openssl curl ca-cert
 lua5.4 liblua5.4-dev luajit2 libluajit2-5.1-dev lua-cjson lua-busted lua-check luarocks
 nginx libnginx-mod-http-lua libnginx-mod-stream-js lua-resty-core libcurl4-openssl-dev
 libssl-dev wrk hyperfine python3 python3-requests skopeo python3-jmespath lua-yaml
-python3-knack python3-tabulate python3-yaml python3-pygments lua-argparse"
+python3-knack python3-tabulate python3-yaml python3-pygments lua-argparse chromium
+fonts-dejavu-core"
 missing=""
 for p in $PKGS; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"

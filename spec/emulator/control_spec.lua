@@ -292,6 +292,41 @@ describe("emulator control API", function()
     assert.truthy(seen["arm /subscriptions/{sub}/resourcegroups/{rg}"])
   end)
 
+  it("config latency_ms: every request to a service waits that long (the log's ms), reset clears it", function()
+    local r = E.control("POST", "config", { latency_ms = 150 })
+    assert.equal(200, r.status, r.body)
+    assert.equal(150, r.json.latency_ms)
+    local seq = E.log_seq()
+    assert.equal(200, E.arm("GET", "/subscriptions", nil, { api_version = "2022-12-01" }).status)
+    local served
+    for _, e in ipairs(E.log(seq)) do if e.path == "/subscriptions" then served = e end end
+    assert.truthy(served)
+    assert.is_true(served.ms >= 150, "served in " .. tostring(served.ms) .. " ms")
+    assert.equal(400, E.control("POST", "config", { latency_ms = -1 }).status)
+    E.reset()
+    assert.equal(0, E.control("GET", "config").json.latency_ms)
+  end)
+
+  it("subscriptions: more subscriptions the owner sees (the same ids for the same prefix); reset drops them", function()
+    local r = E.control("POST", "subscriptions", { count = 3, prefix = "spec" })
+    assert.equal(200, r.status, r.body)
+    assert.equal(3, #r.json.subscriptions)
+    assert.same(r.json.subscriptions, E.control("POST", "subscriptions", { count = 3, prefix = "spec" }).json
+      .subscriptions)
+    local function listed()
+      local ids = {}
+      local res = E.arm("GET", "/subscriptions", nil, { api_version = "2022-12-01" })
+      for _, s in ipairs(assert(res.json and res.json.value, res.body)) do ids[s.subscriptionId] = true end
+      return ids
+    end
+    local ids = listed()
+    for _, id in ipairs(r.json.subscriptions) do assert.truthy(ids[id], id) end
+    assert.equal(400, E.control("POST", "subscriptions", { count = 0 }).status)
+    E.reset()
+    ids = listed()
+    for _, id in ipairs(r.json.subscriptions) do assert.is_nil(ids[id], id) end
+  end)
+
   it("unknown control paths are 404, wrong methods 405", function()
     assert.equal(404, E.control("GET", "nothing-here").status)
     assert.equal(405, E.control("PUT", "reset").status)

@@ -194,7 +194,10 @@ end
 function M.list(f)
   f = f or {}
   local ltype = f.type and f.type:lower()
-  return state.list("arm:", function(r)
+  -- keys are "arm:" .. the lower-case id: a scope narrows the keys before any value is decoded
+  -- (a fleet's list reads its subscription's records, not every record)
+  local prefix = "arm:" .. (f.under and f.under:lower():gsub("/+$", "") or "")
+  return state.list(prefix, function(r)
     if ltype and r.type:lower() ~= ltype then return false end
     if f.under and not util.under(r.id, f.under) then return false end
     if f.tracked then

@@ -252,6 +252,9 @@ local function dispatch(req)
       "host names and loopback addresses.") -- synthetic
   end
   if req.kind ~= "control" then
+    -- the modelled round trip (/_emulator/config latency_ms): the request waits, then is served
+    local latency = ngx.shared.emu_meta:get("latency_ms")
+    if latency and latency > 0 then ngx.sleep(latency / 1000) end
     local st, b, h = faults.apply(req)
     if st then return st, b, h end
   end

@@ -150,6 +150,14 @@ local function subscription(id, name, tid)
   })
 end
 
+--- One more subscription (control API: fleets), the seeded owner an Owner of it.
+function M.add_subscription(id, name)
+  local d = M.data
+  subscription(id, name, d.tenant_id)
+  role_assignment(ngx.md5("owner:" .. id):gsub("^(........)(....).(...).(...)(............).*$",
+    "%1-%2-4%3-8%4-%5"), "/subscriptions/" .. id, rbac.OWNER, d.owner.object_id)
+end
+
 function M.apply()
   local d = M.data
   subscription(d.subscription_id, d.subscription_name, d.tenant_id)

@@ -98,8 +98,9 @@ end
 
 -- ------------------------------------------------------------------ running a verb
 
---- Parses argv; handles --help; checks -o and compiles --query (refused before anything
--- runs). Returns opts (opts.query_c: the compiled query), positional, or nil, exit code.
+--- Parses argv; handles --help; checks -o (azcmk.cli.output's formats and flags.outputs, the
+-- verb's own) and compiles --query (refused before anything runs). Returns opts (opts.query_c:
+-- the compiled query), positional, or nil, exit code.
 -- positional: the name of the verb's positional words, nil when it takes none; about: a
 -- paragraph for --help.
 function M.parse(argv, io_, verb, usage, flags, positional, about)
@@ -113,7 +114,7 @@ function M.parse(argv, io_, verb, usage, flags, positional, about)
     return nil, M.EXIT_OK
   end
   if opts.output then
-    local ok, err = require("azcmk.cli.output").check(opts.output)
+    local ok, err = require("azcmk.cli.output").check(opts.output, flags and flags.outputs)
     if not ok then return nil, M.fail(io_, verb, err) end
   end
   if opts.query then

@@ -143,6 +143,14 @@ function C:list(o)
   return base.all(self.p:arm_pages(base.list_path(self, o, TYPE), { api_version = V.registries }))
 end
 
+--- each{resource_group?} -> an iterator over the registries of a group or of the
+-- subscription, page by page (nextLink followed; one page in memory at a time): yields the
+-- registry as the list answers it (every property a GET would give), or false, err once.
+function C:each(o)
+  o = base.check(o or {}, { resource_group = "string?" }, "registries:each")
+  return self.p:arm_pages(base.list_path(self, o, TYPE), { api_version = V.registries })
+end
+
 --- The registry's encryption (properties.encryption, as `az acr encryption show` prints it).
 function C.encryption(reg)
   return reg and reg.properties and reg.properties.encryption or nil

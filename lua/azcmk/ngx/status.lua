@@ -7,6 +7,15 @@
 --   }
 --   location = /cmk/status { content_by_lua_block { require("azcmk.ngx.status").serve() } }
 --   location = /cmk/health { content_by_lua_block { require("azcmk.ngx.status").health() } }
+--   location = /metrics    { content_by_lua_block { require("azcmk.ngx.status").metrics() } }
+--   location = /cmk/fleet  { content_by_lua_block { require("azcmk.ngx.status").page() } }
+--
+-- Fleet mode: start{ fleet = true, subscriptions = {...} (default: every subscription the
+-- caller sees) } checks every registry of the subscriptions with azcmk.playbook.audit (the
+-- registry lists, each key read once) instead of a list of registries one by one. Either
+-- way /metrics serves Prometheus metrics (azcmk.playbook.metrics: CMK state, key version
+-- age, rotation due, findings, last check time) and /cmk/fleet a page with a row per
+-- registry (azcmk.playbook.fleet_page), both from the cached result.
 --
 -- A timer in every worker (ngx.timer.every, period seconds) refreshes the shared result; a
 -- dict add() lock lets one worker at a time check, and only when the result is older than the
@@ -58,12 +67,15 @@ end
 -- subscription, pipeline (options for azcmk.ngx.new, or a pipeline), probe ("anonymous": GET
 -- /v2/ only, the default; "content": also read a manifest and a blob), timeout_s (per check,
 -- default 20), stale_after (s), doctor (nil: run azcmk.playbook.doctor, when present, to
--- explain a failure; true: on every check; false: never)}. No I/O.
+-- explain a failure; true: on every check; false: never), fleet (true: every registry of the
+-- subscriptions through the audit instead of `registries`), subscriptions (fleet mode's; given
+-- = fleet), title (the fleet page's)}. No I/O.
 function M.configure(opts)
   opts = opts or {}
   require("azcmk.options").check(opts, { registries = "table?", period = "number?", dict = "string?",
     subscription = "string?", pipeline = "table?", timeout_s = "number?", stale_after = "number?",
-    doctor = "boolean?", probe = "string?" }, "azcmk.ngx.status.configure")
+    doctor = "boolean?", probe = "string?", fleet = "boolean?", subscriptions = "table?", title = "string?" },
+    "azcmk.ngx.status.configure")
   if opts.probe ~= nil and opts.probe ~= "anonymous" and opts.probe ~= "content" then
     error("azcmk.ngx.status.configure: probe must be \"anonymous\" or \"content\"", 2)
   end
@@ -78,6 +90,9 @@ function M.configure(opts)
   cfg.stale_after = opts.stale_after or (3 * cfg.period + cfg.timeout_s)
   cfg.doctor = opts.doctor
   cfg.probe = opts.probe or "anonymous"
+  cfg.fleet = opts.fleet == true or opts.subscriptions ~= nil
+  cfg.subscriptions = opts.subscriptions
+  cfg.title = opts.title
   cfg.p = nil
   return cfg
 end
@@ -210,13 +225,35 @@ function M.check(reg, p)
   return out
 end
 
+-- Fleet mode: every registry of the subscriptions through the audit; its rows, and whether
+-- all are healthy (no "fail").
+local function check_fleet(p)
+  local audit = require("azcmk.playbook.audit")
+  local r, err = audit.audit({ pipeline = p, subscriptions = cfg.subscriptions })
+  if not r then return nil, err end
+  local rows, healthy = {}, true
+  for i, row in ipairs(r.registries) do
+    rows[i] = { name = row.name, resource_group = row.resource_group, subscription = row.subscription,
+      cmk = row.cmk == true, health = row.health, healthy = row.health ~= "fail",
+      key_id = row.key_id, key_version_in_use = row.key_version_in_use, key_age_seconds = row.key_age_seconds,
+      rotation_due = row.rotation_due, problems = setmetatable(row.problems, cjson.array_mt),
+      reason = row.problems[1] or "ok" }
+    if row.health == "fail" then healthy = false end
+  end
+  for _, s in ipairs(r.subscriptions) do
+    if s.error then healthy = false end
+  end
+  return rows, healthy
+end
+
 --- Checks every configured registry and stores the result in the shared dict, unless another
 -- worker is checking or (force ~= true) the stored result is younger than the period.
 -- Returns the result document, or nil, reason ("busy" | "fresh" | error).
 function M.refresh(force)
   local d = dict()
   local owner = tostring(ngx.worker.pid())
-  if not d:add("running", owner, cfg.timeout_s * (#cfg.registries + 1) + 5) then return nil, "busy" end
+  local lock_s = cfg.timeout_s * ((cfg.fleet and 30 or #cfg.registries) + 1) + 5
+  if not d:add("running", owner, lock_s) then return nil, "busy" end
   local ok, doc, why = pcall(function()
     if not force then
       local at = d:get("checked_at")
@@ -224,7 +261,18 @@ function M.refresh(force)
     end
     local p, perr = pipeline()
     local results, healthy = {}, true
-    for i, reg in ipairs(cfg.registries) do
+    if cfg.fleet then
+      local rows, ok_or_err
+      if p then rows, ok_or_err = check_fleet(p) end
+      if not rows then
+        healthy = false
+        results = {}
+        perr = ok_or_err or perr
+      else
+        results, healthy = rows, ok_or_err
+      end
+    end
+    for i, reg in ipairs(cfg.fleet and {} or cfg.registries) do
       local r
       if not p then
         r = { name = reg.name, resource_group = reg.resource_group, healthy = false,
@@ -236,10 +284,17 @@ function M.refresh(force)
       results[i] = r
       if not r.healthy then healthy = false end
     end
-    if #cfg.registries == 0 then healthy = false end
+    local reason
+    if cfg.fleet then
+      local why = perr and (": " .. one_line(tostring(perr))) or ""
+      reason = #results == 0 and ("no registry audited" .. why) or nil
+    elseif #cfg.registries == 0 then
+      reason = "no registries configured (AZCMK_STATUS_REGISTRIES)"
+    end
+    if reason then healthy = false end
     ngx.update_time()
-    local doc = { healthy = healthy, checked_at = ngx.now(), period = cfg.period,
-      reason = #cfg.registries == 0 and "no registries configured (AZCMK_STATUS_REGISTRIES)" or nil,
+    local doc = { healthy = healthy, checked_at = ngx.now(), period = cfg.period, fleet = cfg.fleet or nil,
+      reason = reason,
       registries = setmetatable(results, cjson.array_mt) }
     d:set(M.KEY, cjson.encode(doc))
     d:set("checked_at", doc.checked_at)
@@ -328,6 +383,52 @@ function M.health()
     reason = doc.reason or (#reasons > 0 and table.concat(reasons, "; ") or "ok"),
     registries = setmetatable(regs, cjson.array_mt) }
   return send(doc.healthy == true and 200 or 503, body)
+end
+
+-- the rows of the metrics and the page: fleet rows as they are; a checked registry's row
+-- judged ok or fail, its reason (and the doctor's failures) as findings
+local function report_rows(doc)
+  if doc.fleet then return doc.registries or {} end
+  local rows = {}
+  for i, r in ipairs(doc.registries or {}) do
+    local problems = {}
+    if not r.healthy then
+      problems[1] = r.reason
+      for _, f in ipairs(r.doctor and r.doctor.failures or {}) do
+        problems[#problems + 1] = f.summary or f.title or f.id
+      end
+    end
+    rows[i] = { name = r.name, resource_group = r.resource_group,
+      subscription = cfg.subscription or (cfg.p and cfg.p.subscription), cmk = r.cmk == true,
+      health = r.healthy and "ok" or "fail", problems = problems }
+  end
+  return rows
+end
+
+local function send_text(status, ctype, body)
+  ngx.status = status
+  ngx.header["Content-Type"] = ctype
+  ngx.header["Cache-Control"] = "no-store"
+  ngx.print(body)
+  return ngx.exit(status)
+end
+
+--- Content handler: Prometheus metrics of the cached result (text/plain; version=0.0.4);
+-- 503 before any result.
+function M.metrics()
+  local metrics = require("azcmk.playbook.metrics")
+  local doc = current()
+  if not doc then return send_text(503, "text/plain", "no status yet\n") end
+  return send_text(200, metrics.CONTENT_TYPE, metrics.text(report_rows(doc), doc.checked_at))
+end
+
+--- Content handler: the fleet page (HTML, a row per registry) of the cached result.
+function M.page()
+  local page = require("azcmk.playbook.fleet_page")
+  local doc = current()
+  if not doc then return send_text(503, "text/plain", "no status yet\n") end
+  return send_text(200, page.CONTENT_TYPE, page.html(report_rows(doc), { title = cfg.title,
+    checked_at = doc.checked_at, note = doc.stale and doc.reason or nil }))
 end
 
 M._cfg = cfg

@@ -1,18 +1,32 @@
 --- audit: every container registry of one or more subscriptions with its encryption and key
 -- health - SKU, CMK on/off, state (active, or revoked on purpose: when, by whom), key id,
 -- versioned or versionless, key version in use vs the newest, age of the version in use,
--- identity health, data plane - fetched in parallel with bounded concurrency (p:parallel:
--- the transport's batch on the core's curl multi handle, every request on the pipeline's
--- ordinary path: tokens, retries honouring Retry-After, errors).
--- resource_group / name narrow the listed registries (case-insensitive, as Azure compares
--- them) before any of them is inspected. Read-only: GETs only.
+-- rotation due, identity health, data plane.
+--
+-- It spends requests as the limits demand (Resource Manager allows a principal 250 reads per
+-- subscription, refilled at 25 per second):
+-- - the registries come from the subscription's list (nextLink paging, one page in memory):
+--   the list carries every registry's properties, so no registry is read again;
+-- - a CMK registry's user-assigned identity is looked up in its subscription's identity list
+--   (one list per subscription and run) and each distinct key version is read once per run
+--   (azcmk.state.cache), however many registries share it;
+-- - subscriptions run in parallel (their buckets are separate), the CMK registries' reads in
+--   parallel with them (p:parallel, the batch transport);
+-- - reads are paced by the remaining-reads headers (azcmk.policy.pace), so a run that fits the
+--   budget meets no 429; a 429 is waited out as Retry-After says and the read sent again.
+-- Rows are delivered as they are judged (on_row), so a caller that streams them keeps no
+-- memory per registry. resource_group / name narrow the listed registries (case-insensitive,
+-- as Azure compares them) before any of them is inspected. Read-only: GETs only.
 local errors = require("azcmk.errors")
 local ids = require("azcmk.client.ids")
 local options = require("azcmk.options")
 local client = require("azcmk.client")
 local Keys = require("azcmk.client.keys")
+local Registries = require("azcmk.client.registries")
 local state = require("azcmk.state")
+local cachem = require("azcmk.state.cache")
 local rules = require("azcmk.state.rules")
+local pace = require("azcmk.policy.pace")
 
 local M = {}
 
@@ -20,7 +34,9 @@ M.DEFAULT_CONCURRENCY = 16
 
 local RANK = { fail = 3, warn = 2, ok = 1 }
 
-local function pack(...) return { n = select("#", ...), ... } end
+-- what the state reader reads for a CMK registry (the registry itself comes from the list)
+local PARTS = { identity = true, key = true }
+local PARTS_PROBE = { identity = true, key = true, probe = true }
 
 local function worst(row, level, problem)
   if RANK[level] > RANK[row.health] then row.health = level end
@@ -30,11 +46,6 @@ end
 local function short(err)
   if type(err) ~= "table" then return tostring(err) end
   return tostring(err.status or "") .. " " .. tostring(err.code or err.kind or "")
-end
-
---- The registry list of a subscription (pages followed). v: a pipeline (view).
-local function list_registries(v, sub)
-  return client.new(v, { subscription = sub }).registries:list()
 end
 
 --- Does a listed registry pass the resource group / name filter? Both compare case-insensitively
@@ -89,7 +100,9 @@ local function judge_key(row, f, now)
     if a.created then
       row.key_version_created = os.date("!%Y-%m-%dT%H:%M:%SZ", a.created)
       row.key_age_days = math.floor((now - a.created) / 86400)
+      row.key_age_seconds = math.max(0, now - a.created)
     end
+    row.rotation_due = rules.rotation_due(f, now)
     if f.key_bundle and a.enabled == false then worst(row, "fail", "the key version in use is disabled") end
     if a.exp and a.exp <= now then worst(row, "warn", "the key version in use expired (wrap fails)") end
     if drift.state == "stuck" then
@@ -104,18 +117,15 @@ local function judge_key(row, f, now)
   end
 end
 
---- One registry's row, judged from its facts (azcmk.state, parts "audit": the registry; for
--- CMK ones also the key versions in use and newest, the user-assigned identity and the data
--- plane). v: a pipeline (view).
-local function inspect(v, sub, item)
+--- One registry's row, judged from its facts (azcmk.state on the registry as listed; for CMK
+-- ones also the key versions in use and newest, the user-assigned identity from its
+-- subscription's list and - probe - the data plane). v: a pipeline (view); cache: the run's.
+local function inspect(v, sub, item, cache, probe)
   local row = { subscription = sub, name = item.name, id = item.id, health = "ok", problems = {},
     resource_group = (ids.parse_resource_id(item.id) or {}).resource_group, location = item.location }
-  local f = state.read({ pipeline = v, subscription = sub, id = item.id, parts = state.parts.audit })
-  if not f.reg then
-    local err = f.reg_err or f.calls[#f.calls] or {}   -- a 404 is no error: its call says it
-    worst(row, (err.status == 404) and "warn" or "fail", "cannot read the registry: " .. short(err))
-    return row
-  end
+  local cmk = Registries.cmk_enabled(item)
+  local f = state.read({ pipeline = v, subscription = sub, reg = item, cache = cache,
+    parts = cmk and (probe and PARTS_PROBE or PARTS) or PARTS })
   local now = f.service_now or os.time()
   local props = f.reg.properties or {}
   row.sku = f.reg.sku and f.reg.sku.name
@@ -135,7 +145,7 @@ local function inspect(v, sub, item)
   judge_identity(row, f)
   if f.key then judge_key(row, f, now) end
   -- the data plane: 401 serving, 403 the registry cannot use its key (or was revoked on purpose)
-  if row.login_server then
+  if row.login_server and probe then
     row.data_plane = f.data_plane and f.data_plane.status or (f.data_plane_err and f.data_plane_err.status)
     if rules.data_plane(f.data_plane) == "denied" then
       if rec then
@@ -149,18 +159,27 @@ local function inspect(v, sub, item)
   return row
 end
 
---- audit{subscriptions = {id, ...} (default: every subscription the caller sees), concurrency = 16,
--- resource_group?, name? (only the registries of that group / of that name, case-insensitive;
--- the others are not inspected), pipeline?, progress?} -> { subscriptions = [{id, registries
--- (those matching), listed (all of the subscription), error?}], registries = [rows], summary =
--- {registries (= #rows), listed, cmk, ok, warn, fail}, filter = {resource_group?, name?} | nil }
--- or nil, err. A filter that matches nothing is not an error: summary.registries = 0 with
--- filter set (the command line turns that into exit 1).
+local OPTIONS = { subscriptions = "table?", concurrency = "number?", progress = "function?",
+  sequential = "boolean?", resource_group = "string?", name = "string?", pipeline = "table?",
+  getenv = "function?", on_row = "function?", keep = "boolean?", probe = "boolean?", pace = "table?" }
+
+--- audit{subscriptions = {id, ...} (default: every subscription the caller sees), concurrency = 16
+-- (tasks at once: subscriptions being listed and CMK registries being read), resource_group?,
+-- name? (only the registries of that group / of that name, case-insensitive; the others are not
+-- inspected), probe = true (CMK registries: an anonymous GET of the data plane, which tells
+-- whether the registry can use its key), on_row = function(row) (each row as soon as it is
+-- judged), keep (keep the rows in the result; default: true without on_row, false with it),
+-- pace = {rate, reserve} (azcmk.policy.pace), pipeline?, progress = function(event)} ->
+-- { subscriptions = [{id, registries (those matching), listed (all of the subscription),
+-- error?}], registries = [rows] (worst first; empty unless kept), summary = {registries,
+-- listed, cmk, ok, warn, fail}, filter = {resource_group?, name?} | nil, stats = {cache_reads,
+-- cache_hits, paced, paced_seconds, throttled} } or nil, err. A filter that matches nothing is
+-- not an error: summary.registries = 0 with filter set (the command line turns that into exit 1).
+-- progress gets {message} once, then {registries = judged, listed, subscriptions_done,
+-- subscriptions} as work goes on.
 function M.audit(o)
   o = o or {}
-  options.check(o, { subscriptions = "table?", concurrency = "number?", progress = "function?",
-    sequential = "boolean?", resource_group = "string?", name = "string?", pipeline = "table?",
-    getenv = "function?" }, "azcmk.playbook.audit")
+  options.check(o, OPTIONS, "azcmk.playbook.audit")
   for k, what in pairs({ resource_group = "resource group", name = "registry name" }) do
     if o[k] == "" then
       return nil, errors.input("the " .. what .. " to audit (`" .. k .. "`) is empty",
@@ -185,66 +204,89 @@ function M.audit(o)
     end
     subs[#subs + 1] = s:lower()
   end
+  local pacer = pace.new(o.pace)
+  local function paced(v) return v:with({ per_retry = { pacer:bind(v.sleep) } }) end
   if #subs == 0 then
     local err
-    subs, err = client.new(p).subscriptions:ids()
+    subs, err = client.new(paced(p)).subscriptions:ids()
     if not subs then return nil, err end
   end
   local conc = o.concurrency or M.DEFAULT_CONCURRENCY
-  local function say(m) if o.progress then pcall(o.progress, { message = m }) end end
-  -- 1. the registry lists, one task per subscription
-  local tasks = {}
-  for i, s in ipairs(subs) do tasks[i] = function(v) return list_registries(v, s) end end
-  local function run(list)
-    if not o.sequential then return p:parallel(list, { concurrency = conc }) end
-    local res = {}   -- the same calls in a plain loop on the pipeline itself
-    for i, f in ipairs(list) do res[i] = pack(f(p)) end
-    return res
-  end
-  local lists = run(tasks)
-  local sub_out, work, listed = {}, {}, 0
-  for i, s in ipairs(subs) do
-    local list, err = lists[i][1], lists[i][2]
-    if list then
-      local n = 0
-      for _, item in ipairs(list) do
-        if matches(item, want_rg, want_name) then
-          n = n + 1
-          work[#work + 1] = { sub = s, item = item }
-        end
-      end
-      listed = listed + #list
-      sub_out[#sub_out + 1] = { id = s, registries = n, listed = #list }
-    else
-      sub_out[#sub_out + 1] = { id = s, registries = 0, listed = 0, error = { status = err and err.status,
-        code = err and err.code, message = err and err.message } }
-    end
-  end
-  if filter then
-    say(string.format("%d of %d registries in %d subscription(s) match %s; inspecting them %d at a time",
-      #work, listed, #subs, M.filter_text(filter), conc))
-  else
-    say(string.format("%d registries in %d subscription(s); inspecting them %d at a time", #work, #subs,
-      conc))
-  end
-  -- 2. every registry, in parallel
-  tasks = {}
-  for i, w in ipairs(work) do tasks[i] = function(v) return inspect(v, w.sub, w.item) end end
-  local out = run(tasks)
+  local probe = o.probe ~= false
+  local keep = o.keep
+  if keep == nil then keep = o.on_row == nil end
+  local cache = cachem.new()
   local rows = {}
-  local summary = { registries = #work, listed = listed, cmk = 0, ok = 0, warn = 0, fail = 0 }
-  for i = 1, #work do
-    local row = out[i][1]
-    rows[#rows + 1] = row
+  local summary = { registries = 0, listed = 0, cmk = 0, ok = 0, warn = 0, fail = 0 }
+  local subs_done = 0
+  local function progress(ev) if o.progress then pcall(o.progress, ev) end end
+  local function tick()
+    progress({ registries = summary.registries, listed = summary.listed, subscriptions_done = subs_done,
+      subscriptions = #subs })
+  end
+  local function emit(row)
+    summary.registries = summary.registries + 1
     if row.cmk then summary.cmk = summary.cmk + 1 end
     summary[row.health] = summary[row.health] + 1
+    if keep then rows[#rows + 1] = row end
+    if o.on_row then o.on_row(row) end
+    tick()
   end
-  table.sort(rows, function(a, b)
-    if RANK[a.health] ~= RANK[b.health] then return RANK[a.health] > RANK[b.health] end
-    if a.subscription ~= b.subscription then return a.subscription < b.subscription end
-    return tostring(a.name):lower() < tostring(b.name):lower()
-  end)
-  return { subscriptions = sub_out, registries = rows, summary = summary, filter = filter }
+  progress({ message = string.format("auditing %d subscription(s)%s, %d tasks at a time", #subs,
+    filter and (" for " .. M.filter_text(filter)) or "", conc) })
+
+  -- a task per subscription lists its registries page by page; a CMK registry's reads become
+  -- a task of their own, at most 4 x conc queued at once: beyond that the listing task reads
+  -- the registry itself (waiting for the queue instead would deadlock once every running task
+  -- is a listing one waiting for tasks that cannot start)
+  local tasks, sub_out = {}, {}
+  local waiting, max_waiting = 0, 4 * conc
+  local function schedule(v, fn)
+    if o.sequential or waiting >= max_waiting then return fn(v) end
+    waiting = waiting + 1
+    tasks[#tasks + 1] = function(tv) fn(tv); waiting = waiting - 1 end
+  end
+  for i, s in ipairs(subs) do
+    local out = { id = s, registries = 0, listed = 0 }
+    sub_out[i] = out
+    tasks[#tasks + 1] = function(v)
+      local pv = paced(v)
+      for item, err in client.new(pv, { subscription = s }).registries:each() do
+        if not item then
+          out.error = { status = err and err.status, code = err and err.code, message = err and err.message }
+          break
+        end
+        out.listed = out.listed + 1
+        summary.listed = summary.listed + 1
+        if matches(item, want_rg, want_name) then
+          out.registries = out.registries + 1
+          if Registries.cmk_enabled(item) then
+            schedule(v, function(tv) emit(inspect(paced(tv), s, item, cache, probe)) end)
+          else
+            emit(inspect(pv, s, item, cache, probe))   -- no request: the list said it all
+          end
+        end
+      end
+      subs_done = subs_done + 1
+      tick()
+    end
+  end
+  if o.sequential then
+    local i = 1
+    while tasks[i] do tasks[i](p); i = i + 1 end
+  else
+    p:parallel(tasks, { concurrency = conc, keep = false })
+  end
+  if keep then
+    table.sort(rows, function(a, b)
+      if RANK[a.health] ~= RANK[b.health] then return RANK[a.health] > RANK[b.health] end
+      if a.subscription ~= b.subscription then return a.subscription < b.subscription end
+      return tostring(a.name):lower() < tostring(b.name):lower()
+    end)
+  end
+  return { subscriptions = sub_out, registries = rows, summary = summary, filter = filter,
+    stats = { cache_reads = cache.reads, cache_hits = cache.hits, paced = pacer.waits,
+      paced_seconds = pacer.waited, throttled = pacer.throttled } }
 end
 
 --- The same GETs in a plain sequential loop (for comparison and the benchmark).

@@ -116,6 +116,7 @@ end
 -- ------------------------------------------------------------------ the stages
 
 local function read_registry(c, f, o)
+  if o.reg then f.reg = o.reg; return end   -- as a list answered it: not read again
   if o.id then
     f.reg, f.reg_err = c.registries:get({ id = o.id })
     return
@@ -129,7 +130,24 @@ local function read_registry(c, f, o)
   if found then f.reg, f.reg_err = c.registries:get({ id = found.id }) end
 end
 
-local function read_identity(c, f, parts)
+-- A user-assigned identity by id, from its subscription's identity list (one list per
+-- subscription and run, in the cache): the identity, nil (not in the list: deleted), or
+-- nil, err (the list could not be read).
+local function listed_identity(c, cache, uid)
+  local parsed = ids.parse_resource_id(uid) or {}
+  local sub = tostring(parsed.subscription or ""):lower()
+  local byid, err = cache:once("identities " .. sub, function()
+    local list, lerr = c.identities:list({ subscription = sub })
+    if not list then return nil, lerr end
+    local t = {}
+    for _, i in ipairs(list) do t[tostring(i.id):lower()] = i end
+    return t
+  end, c.identities.p.sleep)
+  if not byid then return nil, err end
+  return byid[uid:lower()]
+end
+
+local function read_identity(c, f, parts, cache)
   local ident = tostring(f.kvp.identity or "")
   local ri = f.reg.identity or {}
   local rtype = tostring(ri.type or "None"):lower()
@@ -141,11 +159,13 @@ local function read_identity(c, f, parts)
   local uid, v = Registries.user_identity(f.reg, ident)
   f.ident = { kind = "user", value = ident, client_id = ident, uai_id = uid, attached = uid ~= nil,
     principal_id = v and v.principalId }
-  -- the user-assigned identity itself (parts.identity); a detached one is looked up by its
-  -- client id (parts.detached)
+  -- the user-assigned identity itself (parts.identity): from its subscription's identity list
+  -- when a run's cache is given, else read; a detached one is looked up by its client id
+  -- (parts.detached)
   if uid then
     if not parts.identity then return end
-    f.uai, f.uai_err = c.identities:get({ id = uid })
+    if cache then f.uai, f.uai_err = listed_identity(c, cache, uid)
+    else f.uai, f.uai_err = c.identities:get({ id = uid }) end
     f.uai_checked = true
   elseif parts.detached then
     f.uai, f.uai_err = c.identities:find({ client_id = ident })
@@ -200,15 +220,25 @@ end
 
 -- The key: its current (newest) version and the version in use; if it is missing, whether it
 -- is soft-deleted; its versions and rotation policy.
-local function read_key(c, f, parts, rec)
+local function read_key(c, f, parts, rec, cache)
   local k = f.key
   local in_use = (f.key_inuse and f.key_inuse.version) or k.version
-  local cur, cerr = c.keys:get({ vault_url = k.vault_url, name = k.name })
+  -- a key version: read once per run when a cache is given (the code of a missing one kept)
+  local function get(version)
+    local function fetch()
+      local b, e = c.keys:get({ vault_url = k.vault_url, name = k.name, version = version })
+      local last = trace.last(rec)
+      return b, e, last and last.code
+    end
+    if not cache then return fetch() end
+    return cache:once("key " .. k.vault_url:lower() .. "/" .. k.name:lower() .. "/" .. tostring(version),
+      fetch, c.keys.p.sleep)
+  end
+  local cur, cerr, code = get(nil)
   if not cur then
     if cerr then f.key_bundle_err = cerr; return end
     f.key_missing = true
-    local last = trace.last(rec)
-    f.key_missing_code = last and last.code
+    f.key_missing_code = code
     if parts.deleted then
       local del, derr = c.keys:get_deleted({ vault_url = k.vault_url, name = k.name })
       f.deleted_key, f.deleted_key_err = del, derr
@@ -222,7 +252,7 @@ local function read_key(c, f, parts, rec)
   if not in_use or (f.newest and f.newest.version == in_use) then
     f.key_bundle = cur
   else
-    f.key_bundle, f.key_bundle_err = c.keys:get({ vault_url = k.vault_url, name = k.name, version = in_use })
+    f.key_bundle, f.key_bundle_err = get(in_use)
     if not f.key_bundle and not f.key_bundle_err then
       f.key_bundle_err = errors.new("azure", { status = 404, code = "KeyNotFound",
         message = "version " .. in_use .. " of key " .. k.name .. " was not found" })
@@ -242,11 +272,14 @@ end
 -- ------------------------------------------------------------------ read
 
 local OPTIONS = { pipeline = "table", subscription = "string", registry = "string?",
-  resource_group = "string?", id = "string?", parts = "table?" }
+  resource_group = "string?", id = "string?", parts = "table?", reg = "table?", cache = "table?" }
 
---- read{pipeline, subscription, registry (name) | id (the registry's resource id),
--- resource_group?, parts = state.parts.* or {caller, probe, content, identity, vault, access, key,
--- versions, rotation_policy, deleted}} -> facts (never nil: failures are facts).
+--- read{pipeline, subscription, registry (name) | id (the registry's resource id) | reg (the
+-- registry as a list answered it: not read again), resource_group?, parts = state.parts.* or
+-- {caller, probe, content, identity, vault, access, key, versions, rotation_policy, deleted},
+-- cache = azcmk.state.cache (a run's memo: each key version and each subscription's identity
+-- list read once for many registries; identities are then looked up in their subscription's
+-- list instead of read one by one)} -> facts (never nil: failures are facts).
 function M.read(o)
   options.check(o, OPTIONS, "azcmk.state.read")
   local parts = options.check(o.parts or {}, PARTS, "azcmk.state.read: parts")
@@ -262,7 +295,7 @@ function M.read(o)
   end
 
   -- inputs
-  if not o.id then
+  if not o.id and not o.reg then
     local ok, verr = ids.check_registry_name(o.registry)
     if not ok then f.input.registry_err = verr; return done() end
     if o.resource_group then
@@ -300,7 +333,7 @@ function M.read(o)
   end
 
   -- the identity binding (from the registry) and the user-assigned identity itself
-  read_identity(c, f, parts)
+  read_identity(c, f, parts, o.cache)
   if not f.key then return done() end
 
   -- the vault, the access to the key, the key
@@ -308,7 +341,7 @@ function M.read(o)
     if not read_vault(c, f, o.subscription) then return done() end
     if parts.access then read_access(c, f, o.pipeline) end
   end
-  if parts.key then read_key(c, f, parts, rec) end
+  if parts.key then read_key(c, f, parts, rec, o.cache) end
   return done()
 end
 

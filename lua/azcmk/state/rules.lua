@@ -295,4 +295,24 @@ function M.drift(f, now)
   return out
 end
 
+-- A key version in use this old is due for rotation (Key Vault's rotation policies default to
+-- a year); one that expires within EXPIRY_NOTICE_SECONDS is due whatever its age.
+M.ROTATE_AFTER_SECONDS = 365 * 86400
+M.EXPIRY_NOTICE_SECONDS = 30 * 86400
+
+--- Is a rotation due? true when the registry is not on the newest enabled version (a rotation
+-- is under way or was left half done), when the version in use is older than
+-- ROTATE_AFTER_SECONDS, or expires within EXPIRY_NOTICE_SECONDS; false otherwise; nil when the
+-- key was not read. now: the service's clock, else this machine's.
+function M.rotation_due(f, now)
+  local d = M.drift(f, now)
+  if not d then return nil end
+  if d.state ~= "current" then return true end
+  now = now or f.service_now or os.time()
+  local a = f.key_bundle and f.key_bundle.attributes or {}
+  if a.created and now - a.created >= M.ROTATE_AFTER_SECONDS then return true end
+  if a.exp and a.exp - now <= M.EXPIRY_NOTICE_SECONDS then return true end
+  return false
+end
+
 return M

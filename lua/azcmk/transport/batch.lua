@@ -46,8 +46,11 @@ end
 local function pack(...) return { n = select("#", ...), ... } end
 
 --- Run tasks (functions taking a pipeline) with bounded concurrency.
--- opts: concurrency (1-256, default 16). Returns a list: out[i] = { n = count, values... }
--- (what task i returned). A task that raises makes run raise (after nothing else is resumed).
+-- opts: concurrency (1-256, default 16), keep (false: what tasks return is dropped - a long
+-- run of tasks that deliver their results themselves keeps no memory per task). Returns a
+-- list: out[i] = { n = count, values... } (what task i returned). A task that raises makes
+-- run raise (after nothing else is resumed). A task may append tasks to `tasks` while the
+-- run goes on: they are run too.
 function M.run(p, tasks, opts)
   opts = opts or {}
   if type(tasks) ~= "table" then error("azcmk.transport.batch: a list of tasks expected", 2) end
@@ -58,6 +61,7 @@ function M.run(p, tasks, opts)
   local now = clock.now
   local view = p:with({ transport = M.transport })
   local out = {}
+  local keep = opts.keep ~= false
   local active = {}
   local next_i = 1
 
@@ -66,7 +70,7 @@ function M.run(p, tasks, opts)
     local r = pack(coroutine.resume(slot.co, ...))
     if not r[1] then error(r[2], 0) end
     if coroutine.status(slot.co) == "dead" then
-      out[slot.i] = pack(unpack(r, 2, r.n))
+      if keep then out[slot.i] = pack(unpack(r, 2, r.n)) end
       slot.done = true
       return
     end
@@ -79,6 +83,7 @@ function M.run(p, tasks, opts)
     while #active < conc and next_i <= #tasks do
       local i, f = next_i, tasks[next_i]
       next_i = next_i + 1
+      if not keep then tasks[i] = false end   -- the closure (and what it holds) can go
       if type(f) ~= "function" then error("azcmk.transport.batch: task " .. i .. " is not a function", 0) end
       local slot = { i = i, co = coroutine.create(f) }
       step(slot, view)
@@ -87,9 +92,9 @@ function M.run(p, tasks, opts)
   end
 
   local function prune()
-    local keep = {}
-    for _, s in ipairs(active) do if not s.done then keep[#keep + 1] = s end end
-    active = keep
+    local live = {}
+    for _, s in ipairs(active) do if not s.done then live[#live + 1] = s end end
+    active = live
   end
 
   while true do

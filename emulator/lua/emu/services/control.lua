@@ -8,7 +8,10 @@
 --   GET|POST|DELETE /_emulator/faults   {"rules":[...]}
 --   GET  /_emulator/log[?since=SEQ] JSON lines;  DELETE /_emulator/log forgets them
 --   GET  /_emulator/seed            the seeded ids and credentials
---   GET|POST /_emulator/config      {"lro":{"polls","seconds","retry_after",...},"throttle":{...}}
+--   GET|POST /_emulator/config      {"lro":{"polls","seconds","retry_after",...},"throttle":{...},
+--                                   "latency_ms":N} (every request waits N ms: a modelled round trip)
+--   POST /_emulator/subscriptions   {"count":N,"prefix":"bench"} more subscriptions, the seeded
+--                                   owner an Owner of each (fleets for benchmarks)
 --   POST /_emulator/federated-token {"sub","aud","lifetime"} -> {"token"} (also DIR/federated-token)
 --   GET|POST|DELETE /_emulator/vm/identities, /_emulator/appservice/identities
 --                                   user-assigned identities attached to the managed identity hosts
@@ -56,6 +59,7 @@ route("POST", "/reset", function()
   faults.clear()
   lro.reset_config()
   throttle.reset()
+  ngx.shared.emu_meta:delete("latency_ms")
   return 200, { status = "reset" }
 end)
 
@@ -115,13 +119,22 @@ route("GET", "/seed", function()
   return 200, require("emu.seed").data
 end)
 
-local function config_body() return { lro = lro.config(), throttle = throttle.config() } end
+local function config_body()
+  return { lro = lro.config(), throttle = throttle.config(), latency_ms = ngx.shared.emu_meta:get("latency_ms") or 0 }
+end
 
 route("GET", "/config", function() return 200, config_body() end)
 route("POST", "/config", function(req)
   local b = body_object(req)
   for k in pairs(b) do
-    if k ~= "lro" and k ~= "throttle" then return bad("unknown setting '" .. tostring(k) .. "'") end
+    if k ~= "lro" and k ~= "throttle" and k ~= "latency_ms" then
+      return bad("unknown setting '" .. tostring(k) .. "'")
+    end
+  end
+  if b.latency_ms ~= nil then
+    if type(b.latency_ms) ~= "number" or not (b.latency_ms >= 0 and b.latency_ms <= 60000) then
+      return bad("'latency_ms' must be a number of milliseconds from 0 to 60000")
+    end
   end
   if b.lro ~= nil then
     if type(b.lro) ~= "table" then return bad("'lro' must be an object") end
@@ -132,7 +145,32 @@ route("POST", "/config", function(req)
     local c, err = throttle.configure(b.throttle)
     if not c then return bad(err) end
   end
+  if b.latency_ms ~= nil then ngx.shared.emu_meta:set("latency_ms", b.latency_ms) end
   return 200, config_body()
+end)
+
+-- More subscriptions for a fleet: ids derived from the prefix and number (the same every
+-- time), named "<prefix>-<n>", the seeded owner an Owner of each. Answers their ids.
+route("POST", "/subscriptions", function(req)
+  local b = body_object(req)
+  local n = b.count
+  if type(n) ~= "number" or n ~= math.floor(n) or n < 1 or n > 1000 then
+    return bad("'count' must be a whole number from 1 to 1000")
+  end
+  local prefix = b.prefix or "fleet"
+  if type(prefix) ~= "string" or not prefix:match("^[%w-]+$") or #prefix > 40 then
+    return bad("'prefix' must be letters, digits and dashes (at most 40)")
+  end
+  local seed = require("emu.seed")
+  local ids = json.array({})
+  for i = 1, n do
+    local h = ngx.md5(prefix .. ":" .. i)
+    local id = string.format("%s-%s-4%s-8%s-%s", h:sub(1, 8), h:sub(9, 12), h:sub(14, 16), h:sub(18, 20),
+      h:sub(21, 32))
+    seed.add_subscription(id, prefix .. "-" .. i)
+    ids[i] = id
+  end
+  return 200, { subscriptions = ids }
 end)
 
 route("POST", "/federated-token", function(req)

@@ -27,12 +27,19 @@ M.FORMATS = { "json", "jsonc", "table", "tsv", "yaml", "none" }
 local KNOWN = {}
 for _, f in ipairs(M.FORMATS) do KNOWN[f] = true end
 
---- true, or nil, err (kind input, param output) for a format az would refuse.
-function M.check(format)
+--- true, or nil, err (kind input, param output) for a format az would refuse. extra: the
+-- formats a verb writes itself besides these (audit's ndjson and prometheus).
+function M.check(format, extra)
   if KNOWN[format] then return true end
+  local all = {}
+  for i, f in ipairs(M.FORMATS) do all[i] = f end
+  for _, f in ipairs(extra or {}) do
+    if f == format then return true end
+    all[#all + 1] = f
+  end
   return nil, errors.input("unknown output format '" .. tostring(format) .. "'",
     { code = "InvalidOutputFormat", param = "output",
-      hint = "use -o with one of: " .. table.concat(M.FORMATS, ", ") })
+      hint = "use -o with one of: " .. table.concat(all, ", ") })
 end
 
 local RENDER = {}
@@ -99,8 +106,8 @@ function M.emit(fh, value, format, opts)
   return M.write(fh, text)
 end
 
--- Does file descriptor fd (1 stdout, 2 stderr) refer to a terminal?
-local function isatty(fd)
+--- Does file descriptor fd (1 stdout, 2 stderr) refer to a terminal?
+function M.isatty(fd)
   local ok, how, code = os.execute("test -t " .. fd)
   if type(ok) == "number" then return ok == 0 end -- LuaJIT
   return ok == true and how == "exit" and code == 0
@@ -110,7 +117,7 @@ end
 -- is not switched off (AZURE_CORE_NO_COLOR, az's [core] no_color, or NO_COLOR set).
 -- getenv and tty are for tests (default os.getenv and a `test -t` on fds 1 and 2).
 function M.color_enabled(getenv, tty)
-  getenv, tty = getenv or os.getenv, tty or isatty
+  getenv, tty = getenv or os.getenv, tty or M.isatty
   local off = getenv("AZURE_CORE_NO_COLOR")
   if off and off ~= "" and off ~= "0" and off:lower() ~= "false" then return false end
   if (getenv("NO_COLOR") or "") ~= "" then return false end
