@@ -170,4 +170,33 @@ describe("revocation as a recorded state", function()
     assert.equal("ok", a.registries[1].health)
     assert.is_true(assert(pb.rotate(H.opts({ registry = s.registry.name }))).verified)
   end)
+
+  it("a registry left Failed (its tag write failed after an earlier try had landed) is sent its tags again "
+    .. "by restore and by revoke", function()
+    local s = H.setup()
+    local path = s.registry.id
+    local function fail_next_patch()
+      H.E.control("POST", "faults",
+        { rules = { { method = "PATCH", path = path, lro_fail = true, count = 1 } } })
+      assert.is_nil(c.registries:update({ id = s.registry.id, body = { tags = { team = "blue" } } }))
+      H.E.control("DELETE", "faults")
+      assert.equal("Failed", assert(c.registries:get({ id = s.registry.id })).properties.provisioningState)
+    end
+    -- not revoked, Failed: restore plans the re-apply (dry run: no write) and applies it
+    fail_next_patch()
+    local dry = assert(pb.restore(H.opts({ registry = s.registry.name, dry_run = true })))
+    local kinds = {}
+    for _, a in ipairs(dry.plan) do kinds[#kinds + 1] = a.action end
+    assert.truthy(table.concat(kinds, ","):find("reapply", 1, true), table.concat(kinds, ","))
+    assert(pb.restore(H.opts({ registry = s.registry.name })))
+    local reg = assert(c.registries:get({ id = s.registry.id }))
+    assert.equal("Succeeded", reg.properties.provisioningState)
+    -- revoked and Failed: a revoke re-run (the record stands) re-applies too
+    assert(pb.revoke(H.opts({ registry = s.registry.name, yes = true })))
+    fail_next_patch()
+    assert(pb.revoke(H.opts({ registry = s.registry.name, yes = true })))
+    reg = assert(c.registries:get({ id = s.registry.id }))
+    assert.equal("Succeeded", reg.properties.provisioningState)
+    assert.truthy(tags_of(c, s)[TAG])
+  end)
 end)

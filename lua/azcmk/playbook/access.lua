@@ -100,6 +100,7 @@ function M.revoke(o)
     if not ra then return nil, err end
     table.insert(actions, 1, ra)
   end
+  common.reapply_if_failed(actions, loc.reg)
   if #actions == 0 then
     ctx:step("access", "unchanged", { name = loc.who.label, detail = "the identity has no access to remove" })
     local r = summary(ctx, loc, actions)
@@ -148,6 +149,7 @@ function M.restore(o)
   if rec then
     actions[2] = common.clear_revocation_action(loc.reg, rec, "the revocation ends with the restore")
   end
+  common.reapply_if_failed(actions, loc.reg)
   if o.dry_run then return plan.dry_result(ctx, actions, summary(ctx, loc, actions)) end
   local ok
   ok, err = plan.apply(ctx, actions, HANDLERS, {})

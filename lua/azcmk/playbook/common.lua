@@ -256,8 +256,40 @@ local function tags_read_back(reg, want, keep)
       .. "(`az acr show --query tags`) and run the verb again" })
 end
 
---- The handlers of the revocation record (azcmk.playbook.plan.apply).
+--- When registry reg's last operation failed (provisioningState Failed) and actions send it no
+-- PATCH, appends one that sends its tags back unchanged: the same write again is how a
+-- resource leaves Failed (a failed tag write whose change had landed through an earlier,
+-- re-sent try leaves the tags right and the registry Failed). Returns actions.
+function M.reapply_if_failed(actions, reg)
+  if tostring(((reg or {}).properties or {}).provisioningState) ~= "Failed" then return actions end
+  for _, a in ipairs(actions) do
+    if a.kind == "record_revocation" or a.kind == "clear_revocation" then return actions end
+  end
+  actions[#actions + 1] = plan.action({ step = "registry", action = "reapply", kind = "reapply_registry",
+    name = reg.name, id = reg.id, detail = "provisioningState Failed -> Succeeded",
+    description = "send registry " .. reg.name .. " its tags again (its last operation failed)",
+    reason = "the registry's provisioningState is Failed: the same write again brings it back",
+    request = "PATCH " .. reg.id, args = { keep = other_tags(reg) } })
+  return actions
+end
+
+--- The handlers of the registry's tag writes: the revocation record, a re-apply
+-- (azcmk.playbook.plan.apply).
 M.REVOCATION = {
+  reapply_registry = function(ctx, a)
+    local lo = ctx:lro("registry " .. a.name .. " tags")
+    local after, err = ctx.registries:set_tags({ id = a.id, progress = lo.progress, interval = lo.interval,
+      timeout = lo.timeout })
+    if not after then return nil, err end
+    local now = tostring((after.properties or {}).provisioningState)
+    if now ~= "Succeeded" then
+      return nil, errors.new("azure", { code = "RegistryNotSucceeded", param = "registry",
+        message = "registry " .. a.name .. " is still " .. now .. " after its tags were sent again",
+        hint = "look at the registry's last operation in the activity log of " .. a.id
+          .. " and run the command again" })
+    end
+    return {}
+  end,
   record_revocation = function(ctx, a)
     local lo = ctx:lro("registry " .. a.name .. " tags")
     local after, err = ctx.registries:set_tags({ id = a.id, set = { [REVOKED_TAG] = a.args.value },
