@@ -139,8 +139,7 @@ M.list = {
         return { status = "fail", summary = "a CMK registry must be Premium (sku " .. tostring(sku) .. ")",
           evidence = ev, fix = "switch the registry back to Premium" }
       end
-      local prov = (f.reg.properties or {}).provisioningState
-      if prov == "Failed" then
+      if rules.registry_failed(f.reg) then
         ev[#ev + 1] = "provisioningState Failed"
         return { status = "fail", summary = "the registry's last operation failed (provisioningState Failed)",
           evidence = ev, fix = "run the command that last changed it again (restore and revoke send a Failed "

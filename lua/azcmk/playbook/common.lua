@@ -261,7 +261,7 @@ end
 -- resource leaves Failed (a failed tag write whose change had landed through an earlier,
 -- re-sent try leaves the tags right and the registry Failed). Returns actions.
 function M.reapply_if_failed(actions, reg)
-  if tostring(((reg or {}).properties or {}).provisioningState) ~= "Failed" then return actions end
+  if not rules.registry_failed(reg) then return actions end
   for _, a in ipairs(actions) do
     if a.kind == "record_revocation" or a.kind == "clear_revocation" then return actions end
   end

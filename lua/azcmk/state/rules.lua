@@ -109,6 +109,12 @@ function M.revocation_value(t, who)
     :sub(1, TAG_VALUE_MAX)
 end
 
+--- True when registry reg's last operation failed (provisioningState Failed): the same write
+-- again brings it back to Succeeded.
+function M.registry_failed(reg)
+  return tostring(((reg or {}).properties or {}).provisioningState) == "Failed"
+end
+
 --- The revocation the registry records (the fact f.revoked_tag): { at, by, value } or nil.
 function M.revocation(f)
   local v = f and f.revoked_tag
