@@ -36,28 +36,47 @@ function M.get_ro(key)
   return v
 end
 
+-- The set of keys changes rarely (a resource made or deleted) but is listed on every list
+-- request: each worker keeps the keys sorted and lists a prefix by binary search, listing the
+-- dict again only when GEN moved. GEN counts changes to the set of keys; it starts at the clock
+-- in microseconds, so a flushed dict never hands a worker back a number it has cached.
+local GEN = "keys-generation"   -- in emu_meta
+local function key_set_changed() meta:incr(GEN, 1, ngx.now() * 1e6) end
+
 --- Stores value (any JSON-able value). Raises when the dict is full.
 function M.put(key, value)
-  local ok, err = dict:set(key, json.encode_store(value))
+  local s = json.encode_store(value)
+  local ok, err, forcible = dict:add(key, s)
+  if not ok and err == "exists" then ok, err, forcible = dict:set(key, s)
+  elseif ok then key_set_changed() end
   if not ok then error("emu.state: cannot store " .. key .. ": " .. tostring(err)) end
+  if forcible then key_set_changed() end   -- the dict dropped other keys to make room
   return value
 end
 
 --- Stores value only if key is absent; returns true, or false when it already exists.
 function M.add(key, value)
-  local ok, err = dict:add(key, json.encode_store(value))
-  if ok then return true end
+  local ok, err, forcible = dict:add(key, json.encode_store(value))
+  if ok then
+    key_set_changed()
+    if forcible then key_set_changed() end
+    return true
+  end
   if err == "exists" then return false end
   error("emu.state: cannot store " .. key .. ": " .. tostring(err))
 end
 
 function M.delete(key)
+  if dict:get(key) == nil then return end   -- reads delete what may not be there: no change
   dict:delete(key)
+  key_set_changed()
 end
 
 --- Atomic counter (created at `init` or 0).
 function M.incr(key, n, init)
-  return dict:incr(key, n or 1, init or 0)
+  local v, err, forcible = dict:incr(key, n or 1, init or 0)
+  if v == (init or 0) + (n or 1) or forcible then key_set_changed() end   -- (may have) made the key
+  return v, err
 end
 
 --- Runs fn() while holding the named cross-worker lock; returns fn's results.
@@ -84,19 +103,37 @@ function M.update(key, fn)
   return M.with_lock("k:" .. key, function()
     local old = M.get(key)
     local new, a, b, c = fn(old)
-    if new == nil then dict:delete(key) else M.put(key, new) end
+    if new == nil then M.delete(key) else M.put(key, new) end
     return new, a, b, c
   end)
 end
 
---- Keys that start with prefix (sorted).
-function M.keys(prefix)
-  local out = {}
-  local n = #prefix
-  for _, k in ipairs(dict:get_keys(0)) do
-    if k:sub(1, n) == prefix then out[#out + 1] = k end
+-- this worker's sorted copy of every key, and the GEN it was taken at
+local sorted, sorted_gen = {}, nil
+
+local function all_keys()
+  local gen = meta:get(GEN)   -- read before listing: a change in between is seen next time
+  if gen == nil or gen ~= sorted_gen then
+    sorted = dict:get_keys(0)
+    table.sort(sorted)
+    sorted_gen = gen
   end
-  table.sort(out)
+  return sorted
+end
+
+--- Keys that start with prefix (sorted; a new table).
+function M.keys(prefix)
+  local ks, n = all_keys(), #prefix
+  local lo, hi = 1, #ks + 1   -- the first key >= prefix
+  while lo < hi do
+    local mid = math.floor((lo + hi) / 2)
+    if ks[mid] < prefix then lo = mid + 1 else hi = mid end
+  end
+  local out = {}
+  while ks[lo] and ks[lo]:sub(1, n) == prefix do
+    out[#out + 1] = ks[lo]
+    lo = lo + 1
+  end
   return out
 end
 
@@ -114,6 +151,7 @@ end
 function M.flush()
   dict:flush_all()
   dict:flush_expired()
+  key_set_changed()
 end
 
 return M
