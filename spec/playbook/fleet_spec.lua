@@ -234,3 +234,55 @@ describe("audit paging (scripted transport)", function()
     assert.equal(2, #t.calls)
   end)
 end)
+
+describe("audit scheduling (scripted transport)", function()
+  -- More subscriptions than tasks at once, each with more CMK registries than the queue of
+  -- registry tasks holds (4 x concurrency): every listing task must finish on its own (it
+  -- inspects a registry itself when the queue is full) - none may wait for tasks that cannot
+  -- start while every running task is a listing one.
+  for _, conc in ipairs({ 1, 2 }) do
+    it("finishes with every row at concurrency " .. conc .. " (5 subscriptions, 12 CMK each)", function()
+      local stub = require("support.stub_transport")
+      local subs = {}
+      for i = 1, 5 do subs[i] = string.format("%08d-2222-4333-8444-555555555555", i) end
+      local function reg(sub, n)
+        local rg = "/subscriptions/" .. sub .. "/resourceGroups/rg"
+        return { id = rg .. "/providers/Microsoft.ContainerRegistry/registries/r" .. n, name = "r" .. n,
+          location = "westus", sku = { name = "Premium" },
+          identity = { type = "UserAssigned", userAssignedIdentities = {
+            [rg .. "/providers/Microsoft.ManagedIdentity/userAssignedIdentities/u"] = {
+              principalId = "p", clientId = "c" } } },
+          properties = { loginServer = "r" .. n .. ".azurecr.io", encryption = { status = "enabled",
+            keyVaultProperties = { keyIdentifier = "https://kv.vault.azure.net/keys/k/0123456789abcdef",
+              versionedKeyIdentifier = "https://kv.vault.azure.net/keys/k/0123456789abcdef",
+              identity = "c" } } } }
+      end
+      local t = stub.new(function(req)
+        local sub = req.url:match("^https://management%.azure%.com/subscriptions/([^/?]+)/providers/"
+          .. "Microsoft%.ContainerRegistry/registries%?")
+        if not sub then   -- anything else (identities, the key, the probe): not there
+          return { status = 404, headers = { ["content-type"] = "application/json" },
+            body = '{"error":{"code":"NotFound","message":"not here"}}' }
+        end
+        local value = {}
+        for n = 1, 12 do value[n] = reg(sub, n) end
+        return { status = 200, headers = { ["content-type"] = "application/json" },
+          body = json.encode({ value = value }) }
+      end)
+      local p = assert(require("azcmk.pipeline").new({ cloud = "AzureCloud", transport = t, log = "off",
+        credential = require("azcmk.credential.static").new({ token = "t" }) }))
+      local rows = {}
+      local result = assert(audit.audit({ pipeline = p, subscriptions = subs, concurrency = conc,
+        on_row = function(r) rows[#rows + 1] = r.subscription .. "/" .. r.name end }))
+      assert.equal(60, #rows)
+      assert.equal(60, result.summary.registries)
+      assert.equal(60, result.summary.cmk)
+      local seen = {}
+      for _, k in ipairs(rows) do
+        assert.is_nil(seen[k], "a registry judged twice: " .. k)
+        seen[k] = true
+      end
+      for _, s in ipairs(result.subscriptions) do assert.equal(12, s.listed) end
+    end)
+  end
+end)

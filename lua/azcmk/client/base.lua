@@ -19,19 +19,25 @@ function M.check(o, spec, where, extra)
   return options.check(o, options.merge(M.COMMON, extra, spec), "azcmk.client." .. where, 4)
 end
 
+--- The subscription a client of pipeline p with opts works in; raises (at the caller's caller)
+-- when p is not a pipeline or the subscription not a string.
+function M.check_new(what, p, opts)
+  if type(p) ~= "table" or type(p.arm) ~= "function" then
+    error(what .. ".new: a pipeline is required", 3)
+  end
+  local sub = (opts or {}).subscription or p.subscription
+  if sub ~= nil and type(sub) ~= "string" then
+    error(what .. ".new: subscription must be a string", 3)
+  end
+  return sub
+end
+
 --- A client class: new(p, {subscription=}) with the pipeline and the subscription id.
 function M.class(name)
   local C = { _name = name }
   C.__index = C
   function C.new(p, opts)
-    if type(p) ~= "table" or type(p.arm) ~= "function" then
-      error("azcmk.client." .. name .. ".new: a pipeline is required", 2)
-    end
-    opts = opts or {}
-    local sub = opts.subscription or (p.subscription)
-    if sub ~= nil and type(sub) ~= "string" then
-      error("azcmk.client." .. name .. ".new: subscription must be a string", 2)
-    end
+    local sub = M.check_new("azcmk.client." .. name, p, opts)
     return setmetatable({ p = p, subscription = sub }, C)
   end
   return C

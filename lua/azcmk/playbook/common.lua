@@ -52,7 +52,8 @@ function M.context(o)
   end
   local ctx = setmetatable({ p = p, subscription = sub, steps = {}, progress = o.progress, changed = false,
     warnings = {}, interval = o.interval, timeout = o.timeout }, Ctx)
-  for name, c in pairs(client.new(p, { subscription = sub })) do ctx[name] = c end
+  local c = client.new(p, { subscription = sub })
+  for _, name in ipairs(client.NAMES) do ctx[name] = c[name] end
   return ctx
 end
 
