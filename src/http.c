@@ -1,7 +1,8 @@
 /* http.c - the core's HTTP client on libcurl (docs/core-api.md, "HTTP").
  *
  * A client (userdata "azcmk.http") owns everything C-side: one easy handle for
- * `request`, a pool of easy handles plus one multi handle for `batch`, one share handle
+ * `request`, a pool of easy handles plus one multi handle for `batch`, another pool and multi
+ * handle for the stream (`submit` / `collect` / `abandon`), one share handle
  * (connections, DNS, TLS sessions) that all of them use, and every buffer a transfer
  * fills. So a Lua error after a transfer (e.g. out of memory while building the result)
  * leaks nothing: the buffers are reused by the next call and freed by close/__gc.
@@ -177,6 +178,9 @@ struct client {
   struct xfer one;   /* `request` */
   struct xfer **bx;  /* `batch`: kept (with their easy handles) for the next batch */
   size_t bx_n;
+  CURLM *smulti;     /* `submit` / `collect`: a multi handle of its own (connections are shared) */
+  struct xfer **sx;  /* their transfers, by slot; X_IDLE ones are free */
+  size_t sx_n;
   /* configuration */
   char *ca_file;
   X509_STORE *store; /* the CAs, built on the first connection (trust_store) */
@@ -878,6 +882,16 @@ static void client_free(struct client *c) {
   free(c->bx);
   c->bx = NULL;
   c->bx_n = 0;
+  for (size_t i = 0; i < c->sx_n; i++) {
+    if (c->smulti && c->sx[i]->state == X_RUNNING) curl_multi_remove_handle(c->smulti, c->sx[i]->easy);
+    xfer_free(c->sx[i]);
+    free(c->sx[i]);
+  }
+  free(c->sx);
+  c->sx = NULL;
+  c->sx_n = 0;
+  if (c->smulti) curl_multi_cleanup(c->smulti);
+  c->smulti = NULL;
   xfer_free(&c->one);
   if (c->multi) curl_multi_cleanup(c->multi);
   c->multi = NULL;
@@ -1031,6 +1045,41 @@ static int l_request(lua_State *L) {
   return push_outcome(L, x);
 }
 
+/* The outcome shape of `batch` at the top of the stack: res, or {error = msg, code = code}. */
+static void push_outcome_one(lua_State *L, struct xfer *x) {
+  int k = push_outcome(L, x);
+  if (k == 3) {
+    lua_createtable(L, 0, 2);
+    lua_pushvalue(L, -3);
+    lua_setfield(L, -2, "error");
+    lua_pushvalue(L, -2);
+    lua_setfield(L, -2, "code");
+    lua_replace(L, -4);
+    lua_pop(L, 2);
+  }
+}
+
+/* Grows a pool of transfers to `want` (each xfer has a fixed address: libcurl holds pointers
+ * into it). Raises on out of memory. */
+static void pool_grow(lua_State *L, struct xfer ***pool, size_t *len, size_t want, const char *where) {
+  if (want <= *len) return;
+  struct xfer **nb = realloc(*pool, want * sizeof *nb);
+  if (nb == NULL) luaL_error(L, "%s: out of memory", where);
+  *pool = nb;
+  while (*len < want) {
+    struct xfer *x = calloc(1, sizeof *x);
+    if (x == NULL) luaL_error(L, "%s: out of memory", where);
+    (*pool)[(*len)++] = x;
+  }
+}
+
+/* The multi handle at *m, made on first use. Raises on out of memory. */
+static CURLM *multi_of(lua_State *L, CURLM **m, const char *where) {
+  if (*m == NULL) *m = curl_multi_init();
+  if (*m == NULL) luaL_error(L, "%s: out of memory", where);
+  return *m;
+}
+
 static int start_next(struct client *c, size_t n, size_t *next) {
   while (*next < n) {
     struct xfer *x = c->bx[(*next)++];
@@ -1069,20 +1118,8 @@ static int l_batch(lua_State *L) {
   lua_createtable(L, (int)n, 0); /* results, at 3 */
   if (n == 0) return 1;
   lua_createtable(L, (int)n, 0); /* anchors: the request bodies libcurl will read, at 4 */
-  if (n > c->bx_n) { /* each xfer has a fixed address: libcurl holds pointers into it */
-    struct xfer **nb = realloc(c->bx, n * sizeof *nb);
-    if (nb == NULL) return luaL_error(L, "batch: out of memory");
-    c->bx = nb;
-    while (c->bx_n < n) {
-      struct xfer *x = calloc(1, sizeof *x);
-      if (x == NULL) return luaL_error(L, "batch: out of memory");
-      c->bx[c->bx_n++] = x;
-    }
-  }
-  if (c->multi == NULL) {
-    c->multi = curl_multi_init();
-    if (c->multi == NULL) return luaL_error(L, "batch: out of memory");
-  }
+  pool_grow(L, &c->bx, &c->bx_n, n, "batch");
+  multi_of(L, &c->multi, "batch");
   curl_multi_setopt(c->multi, CURLMOPT_MAXCONNECTS, max_parallel > 5 ? max_parallel : 5L);
   for (size_t i = 0; i < n; i++) {
     lua_rawgeti(L, 2, (int)i + 1);
@@ -1136,21 +1173,116 @@ static int l_batch(lua_State *L) {
   }
   /* --- results --- */
   for (size_t i = 0; i < n; i++) {
-    int k = push_outcome(L, c->bx[i]);
-    if (k == 3) {
-      lua_createtable(L, 0, 2);
-      lua_pushvalue(L, -3);
-      lua_setfield(L, -2, "error");
-      lua_pushvalue(L, -2);
-      lua_setfield(L, -2, "code");
-      lua_replace(L, -4);
-      lua_pop(L, 2);
-    }
+    push_outcome_one(L, c->bx[i]);
     lua_rawseti(L, 3, (int)i + 1);
     c->bx[i]->state = X_IDLE;
   }
   lua_settop(L, 3);
   return 1;
+}
+
+/* ---------------------------------------------------------------- submit / collect
+ * A stream of requests instead of a batch: submit starts one at once, collect hands back those
+ * that finished, so a caller (azcmk.transport.batch) resumes each task when its own answer
+ * arrives instead of when the slowest of a batch does. */
+
+/* c:submit(req) -> slot (an integer): the request starts on the stream's multi handle; its body
+ * is copied. A request libcurl refuses is reported by the next collect. */
+static int l_submit(lua_State *L) {
+  struct client *c = check_open(L, 1);
+  luaL_checktype(L, 2, LUA_TTABLE);
+  lua_settop(L, 2);
+  struct reqspec r;
+  read_request(L, 2, &r, "submit", c);
+  size_t i = 0;
+  while (i < c->sx_n && c->sx[i]->state != X_IDLE) i++;
+  if (i == c->sx_n && c->sx_n >= MAX_PARALLEL * 4)
+    return luaL_error(L, "submit: too many requests in flight");
+  pool_grow(L, &c->sx, &c->sx_n, i + 1, "submit");
+  multi_of(L, &c->smulti, "submit");
+  /* keep an idle connection per transfer slot (the default, 4 x the handles added, drops the
+   * ARM connection once many registry hosts have had one each) */
+  curl_multi_setopt(c->smulti, CURLMOPT_MAXCONNECTS, c->sx_n > 5 ? (long)c->sx_n : 5L);
+  struct xfer *x = c->sx[i];
+  if (xfer_prepare(L, c, x, 2, &r) == 0) {
+    int bad = 0;
+    if (r.body) bad |= curl_easy_setopt(x->easy, CURLOPT_COPYPOSTFIELDS, r.body) != CURLE_OK;
+    bad |= curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, 1L) != CURLE_OK; /* multiplex on HTTP/2 */
+    CURLMcode mc = bad ? CURLM_OK : curl_multi_add_handle(c->smulti, x->easy);
+    if (bad) xfer_fail(x, "CURLE_OUT_OF_MEMORY", "azcmk.http: could not copy the request body");
+    else if (mc != CURLM_OK) xfer_fail(x, curlm_code_name(mc), curl_multi_strerror(mc));
+    else x->state = X_RUNNING;
+  }
+  lua_pushinteger(L, (lua_Integer)i + 1);
+  return 1;
+}
+
+/* Moves what libcurl finished to X_DONE; returns how many slots are done or failed. */
+static int stream_reap(struct client *c) {
+  CURLMsg *msg;
+  int left;
+  while ((msg = curl_multi_info_read(c->smulti, &left))) {
+    if (msg->msg != CURLMSG_DONE) continue;
+    char *priv = NULL;
+    CURL *e = msg->easy_handle;
+    CURLcode rc = msg->data.result;
+    curl_easy_getinfo(e, CURLINFO_PRIVATE, &priv);
+    curl_multi_remove_handle(c->smulti, e);
+    struct xfer *x = (struct xfer *)(void *)priv;
+    if (x) {
+      x->rc = rc;
+      x->state = X_DONE;
+    }
+  }
+  int ready = 0;
+  for (size_t i = 0; i < c->sx_n; i++) ready += c->sx[i]->state == X_DONE || c->sx[i]->state == X_FAILED;
+  return ready;
+}
+
+/* c:collect([timeout_ms = 1000]) -> { [slot] = res | {error = msg, code = code}, ... }: waits up
+ * to timeout_ms for at least one submitted request to finish and returns every finished one
+ * (an empty table when none did in time, or none is in flight). */
+static int l_collect(lua_State *L) {
+  struct client *c = check_open(L, 1);
+  lua_Integer t = luaL_optinteger(L, 2, 1000);
+  int timeout = t < 0 ? 0 : t > 60000 ? 60000 : (int)t;
+  lua_newtable(L);
+  if (c->smulti == NULL) return 1;
+  int still = 0;
+  CURLMcode mc = curl_multi_perform(c->smulti, &still);
+  int ready = stream_reap(c);
+  if (mc == CURLM_OK && ready == 0 && still > 0) {
+    mc = curl_multi_poll(c->smulti, NULL, 0, timeout, NULL);
+    if (mc == CURLM_OK) mc = curl_multi_perform(c->smulti, &still);
+    ready = stream_reap(c);
+  }
+  if (mc != CURLM_OK) { /* a multi-level failure ends what is still running */
+    for (size_t i = 0; i < c->sx_n; i++) {
+      struct xfer *x = c->sx[i];
+      if (x->state != X_RUNNING) continue;
+      curl_multi_remove_handle(c->smulti, x->easy);
+      xfer_fail(x, curlm_code_name(mc), curl_multi_strerror(mc));
+    }
+  }
+  for (size_t i = 0; i < c->sx_n; i++) {
+    struct xfer *x = c->sx[i];
+    if (x->state != X_DONE && x->state != X_FAILED) continue;
+    push_outcome_one(L, x);
+    lua_rawseti(L, -2, (int)i + 1);
+    x->state = X_IDLE;
+  }
+  return 1;
+}
+
+/* c:abandon(): stops every submitted request (their answers are never collected). */
+static int l_abandon(lua_State *L) {
+  struct client *c = check_open(L, 1);
+  for (size_t i = 0; i < c->sx_n; i++) {
+    struct xfer *x = c->sx[i];
+    if (x->state == X_RUNNING) curl_multi_remove_handle(c->smulti, x->easy);
+    xfer_reset(x);
+  }
+  return 0;
 }
 
 /* parse_header_line(line) -> name (lower case), value | nil */
@@ -1173,6 +1305,9 @@ static int l_parse_header_line(lua_State *L) {
 static const luaL_Reg client_methods[] = {
   {"request", l_request},
   {"batch", l_batch},
+  {"submit", l_submit},
+  {"collect", l_collect},
+  {"abandon", l_abandon},
   {"close", l_close},
   {NULL, NULL},
 };

@@ -3,9 +3,11 @@
 -- transport is this module's cooperative one: its request() and sleep() hand control to the
 -- scheduler below instead of doing I/O. So every request of a task takes the whole policy
 -- chain (tokens or the Key Vault challenge, retries with backoff and Retry-After, logging,
--- structured errors). The scheduler sends the exchanges of all running tasks together
--- through the real transport's `batch` (the core's curl multi handle, or light threads on
--- cosockets) and resumes each task with its answer; a task that must wait (a retry's backoff
+-- structured errors). The scheduler hands each task's request to the real transport as the
+-- task makes it and resumes the task as soon as its own answer arrives, when the transport has
+-- a stream (submit / collect: the core's curl multi handle); otherwise (light threads on
+-- cosockets, scripted transports) it sends the requests of all running tasks as one `batch`
+-- and resumes the tasks when it has answered. A task that must wait (a retry's backoff
 -- or Retry-After) is parked until its time while the others go on. At most `concurrency`
 -- tasks run at once (default 16). Token requests of credentials go through their own
 -- (blocking) path: they happen once per scope and are cached for the other tasks.
@@ -97,46 +99,101 @@ function M.run(p, tasks, opts)
     active = live
   end
 
-  while true do
-    fill()
-    if #active == 0 then break end
-    -- wake the sleepers that are due
+  -- the first sleeper's wake-up time, or nil
+  local function first_wake()
+    local first
+    for _, s in ipairs(active) do
+      if s.kind == "sleep" and (not first or s.wake < first) then first = s.wake end
+    end
+    return first
+  end
+
+  local function wake_due()
     local t = now()
     for _, s in ipairs(active) do
       if s.kind == "sleep" and s.wake <= t then s.kind = nil; step(s) end
     end
     prune()
-    local reqs, slots = {}, {}
-    for _, s in ipairs(active) do
-      if s.kind == "request" then reqs[#reqs + 1] = clean(s.arg); slots[#slots + 1] = s end
-    end
-    if #reqs > 0 then
-      local results, errs
-      if #reqs == 1 or type(transport.batch) ~= "function" then
-        results, errs = {}, {}
-        for k, r in ipairs(reqs) do
-          local res, err = transport:request(r)
-          results[k], errs[k] = res or false, err
-        end
-      else
-        results, errs = transport:batch(reqs, { max_parallel = math.min(conc, #reqs) })
-      end
-      for k, s in ipairs(slots) do
-        s.kind = nil
-        step(s, results[k] or nil, errs[k])
-      end
-      prune()
-    else
-      -- every running task waits: sleep until the first one is due
-      local first
+  end
+
+  -- A transport with a stream (submit / collect: the core's): each request starts as its task
+  -- asks and each task resumes as soon as its own answer arrives.
+  local function run_streaming()
+    local inflight, n_inflight = {}, 0
+    while true do
+      fill()
+      if #active == 0 then break end
+      wake_due()
       for _, s in ipairs(active) do
-        if s.kind == "sleep" and (not first or s.wake < first) then first = s.wake end
+        if s.kind == "request" and not s.slot then
+          s.slot = transport:submit(clean(s.arg))
+          inflight[s.slot] = s
+          n_inflight = n_inflight + 1
+        end
       end
-      if first then
+      local first = first_wake()
+      if n_inflight > 0 then
+        local wait = first and math.max(0, first - now()) or 1
+        for slot, r in pairs(transport:collect(math.min(wait, 1))) do
+          local s = inflight[slot]
+          inflight[slot], n_inflight = nil, n_inflight - 1
+          s.kind, s.slot = nil, nil
+          step(s, r[1] or nil, r[2])
+        end
+        prune()
+      elseif first then
         local d = first - now()
         if d > 0 then real_sleep(d) end
       end
     end
+  end
+
+  -- Otherwise the requests of the running tasks go out together, and the tasks resume when
+  -- the whole batch has answered.
+  local function run_batched()
+    while true do
+      fill()
+      if #active == 0 then break end
+      wake_due()
+      local reqs, slots = {}, {}
+      for _, s in ipairs(active) do
+        if s.kind == "request" then reqs[#reqs + 1] = clean(s.arg); slots[#slots + 1] = s end
+      end
+      if #reqs > 0 then
+        local results, errs
+        if #reqs == 1 or type(transport.batch) ~= "function" then
+          results, errs = {}, {}
+          for k, r in ipairs(reqs) do
+            local res, err = transport:request(r)
+            results[k], errs[k] = res or false, err
+          end
+        else
+          results, errs = transport:batch(reqs, { max_parallel = math.min(conc, #reqs) })
+        end
+        for k, s in ipairs(slots) do
+          s.kind = nil
+          step(s, results[k] or nil, errs[k])
+        end
+        prune()
+      else
+        -- every running task waits: sleep until the first one is due
+        local first = first_wake()
+        if first then
+          local d = first - now()
+          if d > 0 then real_sleep(d) end
+        end
+      end
+    end
+  end
+
+  if type(transport.submit) == "function" and type(transport.collect) == "function" then
+    local ok, err = pcall(run_streaming)
+    if not ok then
+      if transport.abandon then transport:abandon() end   -- nobody will collect them
+      error(err, 0)
+    end
+  else
+    run_batched()
   end
   return out
 end

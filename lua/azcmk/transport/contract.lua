@@ -13,6 +13,8 @@
 --           with kind, retryable, phase ("connect": nothing reached the server; "io": the
 --           request may have reached it) and tls (verification failed: never retried)
 --   t:batch(reqs [, {max_parallel = n}]) -> results, errs   (by index: res or false, err or nil)
+--   optional, a stream (azcmk.transport.curl): t:submit(req) -> slot; t:collect(seconds) ->
+--     { [slot] = { res | false, err } } of the answers that arrived; t:abandon()
 --   t:sleep(seconds)            wait without blocking what the transport serves
 --   t:close()
 -- A request table that is not one (no method or url, a method or header name that is not a

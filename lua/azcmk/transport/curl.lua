@@ -75,22 +75,46 @@ function T:request(req)
   return normalize(res)
 end
 
+-- the core's outcome as the contract's: res, or false and err
+local function outcome(r, u)
+  if r and r.status then return normalize(r) end
+  return false, M.error(r and r.error, r and r.code, u)
+end
+
 --- Parallel requests on the core's multi handle. Returns results (res or false) and errs (err
 -- or nil) by index.
 function T:batch(reqs, opts)
   for _, r in ipairs(reqs) do contract.check(r) end
   local out = self:_client():batch(reqs, opts)
   local results, errs = {}, {}
-  for i = 1, #reqs do
-    local r = out[i]
-    if r and r.status then
-      results[i] = normalize(r)
-    else
-      results[i] = false
-      errs[i] = M.error(r and r.error, r and r.code, reqs[i].url)
-    end
-  end
+  for i = 1, #reqs do results[i], errs[i] = outcome(out[i], reqs[i].url) end
   return results, errs
+end
+
+--- The stream (for azcmk.transport.batch): submit(req) starts a request and returns its slot;
+-- collect(seconds) waits up to that long for answers and returns { [slot] = {res | false,
+-- err} } of those that arrived; abandon() stops whatever is still running.
+function T:submit(req)
+  contract.check(req)
+  self.urls = self.urls or {}
+  local slot = self:_client():submit({ method = req.method, url = req.url, headers = req.headers,
+    body = req.body, timeout_ms = req.timeout_ms })
+  self.urls[slot] = req.url
+  return slot
+end
+
+function T:collect(seconds)
+  local out = {}
+  for slot, r in pairs(self:_client():collect(math.floor((seconds or 1) * 1000 + 0.5))) do
+    out[slot] = { outcome(r, self.urls[slot]) }
+    self.urls[slot] = nil
+  end
+  return out
+end
+
+function T:abandon()
+  if self.client then self.client:abandon() end
+  self.urls = nil
 end
 
 --- Blocking sleep (plain Lua has nothing else to serve meanwhile).
