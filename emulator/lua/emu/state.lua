@@ -46,20 +46,19 @@ local function key_set_changed() meta:incr(GEN, 1, ngx.now() * 1e6) end
 --- Stores value (any JSON-able value). Raises when the dict is full.
 function M.put(key, value)
   local s = json.encode_store(value)
-  local ok, err, forcible = dict:add(key, s)
-  if not ok and err == "exists" then ok, err, forcible = dict:set(key, s)
+  -- safe_*: a full store fails the request (500, in the log) instead of dropping other records
+  local ok, err = dict:safe_add(key, s)
+  if not ok and err == "exists" then ok, err = dict:safe_set(key, s)
   elseif ok then key_set_changed() end
   if not ok then error("emu.state: cannot store " .. key .. ": " .. tostring(err)) end
-  if forcible then key_set_changed() end   -- the dict dropped other keys to make room
   return value
 end
 
 --- Stores value only if key is absent; returns true, or false when it already exists.
 function M.add(key, value)
-  local ok, err, forcible = dict:add(key, json.encode_store(value))
+  local ok, err = dict:safe_add(key, json.encode_store(value))
   if ok then
     key_set_changed()
-    if forcible then key_set_changed() end
     return true
   end
   if err == "exists" then return false end
@@ -74,8 +73,8 @@ end
 
 --- Atomic counter (created at `init` or 0).
 function M.incr(key, n, init)
-  local v, err, forcible = dict:incr(key, n or 1, init or 0)
-  if v == (init or 0) + (n or 1) or forcible then key_set_changed() end   -- (may have) made the key
+  local v, err = dict:incr(key, n or 1, init or 0)
+  if v == (init or 0) + (n or 1) then key_set_changed() end   -- (may have) made the key
   return v, err
 end
 
