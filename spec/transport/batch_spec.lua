@@ -1,5 +1,6 @@
 -- azcmk.transport.batch: p:parallel / p:send_batch / p:arm_batch. First the scheduler over a
--- scripted transport (exchanges of running tasks go out together, waits are parked, the
+-- scripted transport (exchanges of running tasks go out together, or - with a stream - each
+-- task resumes on its own answer; waits are parked, the
 -- concurrency bound), then against the emulator: every request takes the ordinary path
 -- (token, retries honouring Retry-After, structured errors), in parallel.
 local H = require("support.cmk_helper")
@@ -86,6 +87,62 @@ describe("azcmk.transport.batch (scripted transport)", function()
     local p = mk(batching(), {})
     assert.has_error(function() p:parallel({ function() error("boom") end }) end)
     assert.has_error(function() p:parallel({ 5 }) end)
+  end)
+
+  -- a transport with a stream: a request whose path starts with /slow answers only after
+  -- `hold` answers of other requests have been collected
+  local function streaming(hold)
+    local t = stub.new(function() return { status = 200 } end)
+    local pending, next_slot, others = {}, 0, 0
+    t.answered, t.abandoned = {}, 0
+    function t.submit(self, req)
+      next_slot = next_slot + 1
+      pending[next_slot] = req
+      self.calls[#self.calls + 1] = req
+      return next_slot
+    end
+    function t.collect()
+      local out = {}
+      for slot, req in pairs(pending) do
+        if not req.url:find("/slow", 1, true) or others >= hold then
+          out[slot] = { { status = 200, headers = {}, body = "" } }
+          pending[slot] = nil
+          t.answered[#t.answered + 1] = req.url:match("/(%w+)%?")
+          if not req.url:find("/slow", 1, true) then others = others + 1 end
+        end
+      end
+      return out
+    end
+    function t.abandon() t.abandoned = t.abandoned + 1; pending = {} end
+    return t
+  end
+
+  it("with a stream, resumes each task on its own answer: a slow request holds no one else", function()
+    local t = streaming(3)
+    local p = mk(t, {})
+    local out = p:parallel({
+      function(v) return v:arm("GET", "/slow", { api_version = "1" }).status end,
+      function(v)
+        for i = 1, 3 do assert(v:arm("GET", "/fast" .. i, { api_version = "1" })) end
+        return "done"
+      end,
+    }, { concurrency = 2 })
+    assert.equal(200, out[1][1])
+    assert.equal("done", out[2][1])
+    -- the second task's three requests, one after the other, all answered before the slow one
+    assert.same({ "fast1", "fast2", "fast3", "slow" }, t.answered)
+  end)
+
+  it("with a stream, abandons what is in flight when a task raises", function()
+    local t = streaming(100)
+    local p = mk(t, {})
+    assert.has_error(function()
+      p:parallel({
+        function(v) return v:arm("GET", "/slow", { api_version = "1" }) end,
+        function(v) v:arm("GET", "/fast", { api_version = "1" }); error("boom") end,
+      }, { concurrency = 2 })
+    end, "boom")
+    assert.equal(1, t.abandoned)
   end)
 end)
 
