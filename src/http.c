@@ -1209,7 +1209,7 @@ static int l_submit(lua_State *L) {
     if (r.body) bad |= curl_easy_setopt(x->easy, CURLOPT_COPYPOSTFIELDS, r.body) != CURLE_OK;
     bad |= curl_easy_setopt(x->easy, CURLOPT_PIPEWAIT, 1L) != CURLE_OK; /* multiplex on HTTP/2 */
     CURLMcode mc = bad ? CURLM_OK : curl_multi_add_handle(c->smulti, x->easy);
-    if (bad) xfer_fail(x, "CURLE_OUT_OF_MEMORY", "azcmk.http: could not copy the request body");
+    if (bad) xfer_fail(x, "CURLE_BAD_FUNCTION_ARGUMENT", "azcmk.http: libcurl refused the body or PIPEWAIT");
     else if (mc != CURLM_OK) xfer_fail(x, curlm_code_name(mc), curl_multi_strerror(mc));
     else x->state = X_RUNNING;
   }
@@ -1239,15 +1239,17 @@ static int stream_reap(struct client *c) {
   return ready;
 }
 
-/* c:collect([timeout_ms = 1000]) -> { [slot] = res | {error = msg, code = code}, ... }: waits up
- * to timeout_ms for at least one submitted request to finish and returns every finished one
- * (an empty table when none did in time, or none is in flight). */
+/* c:collect([timeout_ms = 1000]) -> { [slot] = res | {error = msg, code = code}, ... }, running:
+ * waits (at most timeout_ms, once) for a submitted request to finish and returns every finished
+ * one (an empty table when none did: the caller asks again) and how many are still running. */
 static int l_collect(lua_State *L) {
   struct client *c = check_open(L, 1);
   lua_Integer t = luaL_optinteger(L, 2, 1000);
   int timeout = t < 0 ? 0 : t > 60000 ? 60000 : (int)t;
   lua_newtable(L);
-  if (c->smulti == NULL) return 1;
+  lua_pushinteger(L, 0);
+  if (c->smulti == NULL) return 2;
+  lua_pop(L, 1);
   int still = 0;
   CURLMcode mc = curl_multi_perform(c->smulti, &still);
   int ready = stream_reap(c);
@@ -1264,14 +1266,17 @@ static int l_collect(lua_State *L) {
       xfer_fail(x, curlm_code_name(mc), curl_multi_strerror(mc));
     }
   }
+  lua_Integer running = 0;
   for (size_t i = 0; i < c->sx_n; i++) {
     struct xfer *x = c->sx[i];
+    running += x->state == X_RUNNING;
     if (x->state != X_DONE && x->state != X_FAILED) continue;
     push_outcome_one(L, x);
     lua_rawseti(L, -2, (int)i + 1);
     x->state = X_IDLE;
   }
-  return 1;
+  lua_pushinteger(L, running);
+  return 2;
 }
 
 /* c:abandon(): stops every submitted request (their answers are never collected). */

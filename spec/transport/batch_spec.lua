@@ -133,6 +133,21 @@ describe("azcmk.transport.batch (scripted transport)", function()
     assert.same({ "fast1", "fast2", "fast3", "slow" }, t.answered)
   end)
 
+  it("with a stream, a run started inside a task on the real pipeline batches instead", function()
+    local t = streaming(0)
+    local p = mk(t, {})
+    local out = p:parallel({
+      function(v)
+        local inner = p:parallel({
+          function(iv) return iv:arm("GET", "/inner", { api_version = "1" }).status end })
+        return inner[1][1], v:arm("GET", "/outer", { api_version = "1" }).status
+      end,
+    })
+    assert.same({ n = 2, 200, 200 }, out[1])
+    -- the inner request went through request() (the stub's), not the stream
+    assert.same({ "outer" }, t.answered)
+  end)
+
   it("with a stream, abandons what is in flight when a task raises", function()
     local t = streaming(100)
     local p = mk(t, {})

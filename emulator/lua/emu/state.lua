@@ -46,10 +46,16 @@ local function key_set_changed() meta:incr(GEN, 1, ngx.now() * 1e6) end
 --- Stores value (any JSON-able value). Raises when the dict is full.
 function M.put(key, value)
   local s = json.encode_store(value)
+  local gen = meta:get(GEN)
   -- safe_*: a full store fails the request (500, in the log) instead of dropping other records
   local ok, err = dict:safe_add(key, s)
-  if not ok and err == "exists" then ok, err = dict:safe_set(key, s)
-  elseif ok then key_set_changed() end
+  if not ok and err == "exists" then
+    ok, err = dict:safe_set(key, s)
+    -- deleted in between by another worker (which bumped GEN), then made again here
+    if ok and meta:get(GEN) ~= gen then key_set_changed() end
+  elseif ok then
+    key_set_changed()
+  end
   if not ok then error("emu.state: cannot store " .. key .. ": " .. tostring(err)) end
   return value
 end
@@ -73,9 +79,8 @@ end
 
 --- Atomic counter (created at `init` or 0).
 function M.incr(key, n, init)
-  local v, err = dict:incr(key, n or 1, init or 0)
-  if v == (init or 0) + (n or 1) then key_set_changed() end   -- (may have) made the key
-  return v, err
+  if dict:safe_add(key, init or 0) then key_set_changed() end   -- made here: never by eviction
+  return dict:incr(key, n or 1)
 end
 
 --- Runs fn() while holding the named cross-worker lock; returns fn's results.

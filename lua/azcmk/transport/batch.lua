@@ -47,6 +47,9 @@ end
 
 local function pack(...) return { n = select("#", ...), ... } end
 
+-- the transports a run is streaming on now
+local streaming = setmetatable({}, { __mode = "k" })
+
 --- Run tasks (functions taking a pipeline) with bounded concurrency.
 -- opts: concurrency (1-256, default 16), keep (false: what tasks return is dropped - a long
 -- run of tasks that deliver their results themselves keeps no memory per task). Returns a
@@ -134,11 +137,18 @@ function M.run(p, tasks, opts)
       local first = first_wake()
       if n_inflight > 0 then
         local wait = first and math.max(0, first - now()) or 1
-        for slot, r in pairs(transport:collect(math.min(wait, 1))) do
+        local done, running = transport:collect(math.min(wait, 1))
+        for slot, r in pairs(done) do
           local s = inflight[slot]
-          inflight[slot], n_inflight = nil, n_inflight - 1
-          s.kind, s.slot = nil, nil
-          step(s, r[1] or nil, r[2])
+          if s then
+            inflight[slot], n_inflight = nil, n_inflight - 1
+            s.kind, s.slot = nil, nil
+            step(s, r[1] or nil, r[2])
+          end
+        end
+        if next(done) == nil and running == 0 then
+          error("azcmk.transport.batch: " .. n_inflight .. " request(s) in flight were lost "
+            .. "(the transport was closed during the run)", 0)
         end
         prune()
       elseif first then
@@ -186,10 +196,15 @@ function M.run(p, tasks, opts)
     end
   end
 
-  if type(transport.submit) == "function" and type(transport.collect) == "function" then
+  -- one run at a time streams on a transport (a run started inside a task on the real pipeline
+  -- would collect the other's answers): a nested one batches
+  if type(transport.submit) == "function" and type(transport.collect) == "function"
+    and not streaming[transport] then
+    streaming[transport] = true
     local ok, err = pcall(run_streaming)
+    streaming[transport] = nil
     if not ok then
-      if transport.abandon then transport:abandon() end   -- nobody will collect them
+      if transport.abandon then pcall(transport.abandon, transport) end   -- nobody will collect them
       error(err, 0)
     end
   else

@@ -92,8 +92,9 @@ function T:batch(reqs, opts)
 end
 
 --- The stream (for azcmk.transport.batch): submit(req) starts a request and returns its slot;
--- collect(seconds) waits up to that long for answers and returns { [slot] = {res | false,
--- err} } of those that arrived; abandon() stops whatever is still running.
+-- collect(seconds) waits (at most that long) for answers and returns { [slot] = {res | false,
+-- err} } of those that arrived, and how many are still running; abandon() stops whatever is
+-- still running.
 function T:submit(req)
   contract.check(req)
   self.urls = self.urls or {}
@@ -105,11 +106,12 @@ end
 
 function T:collect(seconds)
   local out = {}
-  for slot, r in pairs(self:_client():collect(math.floor((seconds or 1) * 1000 + 0.5))) do
-    out[slot] = { outcome(r, self.urls[slot]) }
-    self.urls[slot] = nil
+  local done, running = self:_client():collect(math.floor((seconds or 1) * 1000 + 0.5))
+  for slot, r in pairs(done) do
+    out[slot] = { outcome(r, self.urls and self.urls[slot]) }
+    if self.urls then self.urls[slot] = nil end
   end
-  return out
+  return out, running
 end
 
 function T:abandon()
