@@ -186,6 +186,8 @@ function M.check(reg, p)
   out.up_to_date = r.up_to_date
   out.auto_rotation = r.auto_rotation
   out.identity = r.identity
+  out.state = r.state                -- "active", or "revoked" (azcmk revoke's tag)
+  out.revoked = r.revoked            -- {at, by} when revoked
   out.warnings = (r.warnings and #r.warnings > 0) and r.warnings or nil
   local dp = r.data_plane
   if dp then
@@ -204,14 +206,19 @@ function M.check(reg, p)
     reason = "registry has no login server to probe"
   elseif serving == "unreachable" then
     reason = "data plane unreachable: " .. one_line(dp.error)
+  elseif serving == "denied" and r.revoked then
+    -- deliberate: still unhealthy (its data cannot be read), but not a mystery to debug
+    reason = "revoked deliberately on " .. tostring(r.revoked.at) .. " by " .. tostring(r.revoked.by)
+      .. ": the data plane refuses (" .. tostring(dp.status) .. "); run azcmk restore to undo"
   elseif serving ~= "serving" then
     reason = "data plane refuses (" .. tostring(dp.status) .. " " .. tostring(dp.code or "") ..
       "): " .. one_line(dp.message) .. (serving == "denied" and " - the registry cannot use its key" or "")
   elseif ct and ct.verdict ~= "usable" and ct.verdict ~= "empty" then
     reason = "content probe: " .. one_line(ct.summary)
   end
-  -- the doctor: always when doctor = true; by default only to explain a failure
-  if cfg.doctor == true or (reason and cfg.doctor ~= false and r.cmk) then
+  -- the doctor: always when doctor = true; by default only to explain a failure (a revocation
+  -- explains itself)
+  if cfg.doctor == true or (reason and cfg.doctor ~= false and r.cmk and not r.revoked) then
     local why = run_doctor(reg, out, p)
     if why then reason = reason and (reason .. "; " .. why) or why end
   end
