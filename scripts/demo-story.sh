@@ -75,7 +75,7 @@ echo "(a pull of the image fails: the content key cannot be unwrapped)"
 pull_hello
 echo "(azcmk verify pushes and pulls a test artifact as you: both directions fail, exit status 1)"
 az verify -n demoreg01 || echo "(exit status $?)"
-say "6b. the doctor names the problem (exit status 1: broken)"
+say "6b. the doctor names what happened: REVOKED, by whom and when (exit status 1: it does not serve)"
 az doctor -n demoreg01 || echo "(exit status $?)"
 
 say "7. restore the access: the registry serves again"
