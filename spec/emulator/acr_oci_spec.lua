@@ -259,6 +259,17 @@ describe("emulator: registry OCI data plane", function()
     r = req(w.reg, "GET", "/v2/hello/manifests/v1", { headers = bearer(tok) })
     assert.equal("MANIFEST_UNKNOWN", r.json.errors[1].code)
     assert.same({ "docker" }, req(w.reg, "GET", "/v2/hello/tags/list", { headers = bearer(tok) }).json.tags)
+    -- layers another manifest still refers to stay; deleting that one too removes them (ACR
+    -- deletes the layers unique to a manifest deleted by digest)
+    r = req(w.reg, "GET", "/v2/hello/blobs/" .. img.layer, { headers = bearer(tok) })
+    assert.equal(200, r.status, r.body)
+    r = req(w.reg, "DELETE", "/v2/hello/manifests/" .. digest_of(dm), { headers = bearer(tok) })
+    assert.equal(202, r.status, r.body)
+    for _, d in ipairs({ img.layer, img.config }) do
+      r = req(w.reg, "GET", "/v2/hello/blobs/" .. d, { headers = bearer(tok) })
+      assert.equal(404, r.status, r.body)
+      assert.equal("BLOB_UNKNOWN", r.json.errors[1].code)
+    end
     local pull_only = login(w.reg, "repository:nosuchrepo:pull")
     r = req(w.reg, "GET", "/v2/nosuchrepo/tags/list", { headers = bearer(pull_only) })
     assert.equal("NAME_UNKNOWN", r.json.errors[1].code)

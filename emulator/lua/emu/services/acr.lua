@@ -338,12 +338,39 @@ local function put_manifest(req, rec, name, ref)
     req)
 end
 
+-- The digests a manifest refers to (config, layers, an index's manifests), or {} when it does
+-- not parse.
+local function referenced(req, digest)
+  local data = blobs.get(req._ck, parse_digest(digest))
+  local doc = data and json.decode(data)
+  local out = {}
+  if type(doc) ~= "table" then return out end
+  if type(doc.config) == "table" and doc.config.digest then out[#out + 1] = doc.config.digest end
+  for _, list in ipairs({ doc.layers, doc.manifests }) do
+    for _, d in ipairs(type(list) == "table" and list or {}) do
+      if type(d) == "table" and d.digest then out[#out + 1] = d.digest end
+    end
+  end
+  return out
+end
+
+-- Delete by tag removes the tag; delete by digest removes the manifest, its tags and - as ACR
+-- does - the layers no other manifest of the repository refers to.
 local function delete_manifest(req, rec, name, ref)
-  local _, digest = manifest_of(req, rec, name, ref, "delete")
+  local r, digest = manifest_of(req, rec, name, ref, "delete")
+  local by_digest = parse_digest(ref) ~= nil
+  local still = {}   -- what the repository's other manifests refer to
+  local gone = by_digest and referenced(req, digest) or {}
+  if by_digest then
+    for d in pairs(r.manifests) do
+      if d ~= digest then for _, x in ipairs(referenced(req, d)) do still[x] = true end end
+    end
+  end
   repos.edit(req._ck.store, name, function(cur)
-    if parse_digest(ref) then
+    if by_digest then
       cur.manifests[digest] = nil
       for t, d in pairs(cur.tags) do if d == digest then cur.tags[t] = nil end end
+      for _, d in ipairs(gone) do if not still[d] then cur.blobs[d] = nil end end
     else
       cur.tags[ref] = nil
     end
