@@ -269,8 +269,15 @@ describe("audit scheduling (scripted transport)", function()
         return { status = 200, headers = { ["content-type"] = "application/json" },
           body = json.encode({ value = value }) }
       end)
+      -- every task waiting on the others would sleep for ever: fail instead of hanging
+      local naps = 0
+      local function sleep(sec)
+        naps = naps + 1
+        if naps > 2000 then error("the audit's tasks all wait: a deadlock", 0) end
+        require("azcmk.clock").sleep(sec)
+      end
       local p = assert(require("azcmk.pipeline").new({ cloud = "AzureCloud", transport = t, log = "off",
-        credential = require("azcmk.credential.static").new({ token = "t" }) }))
+        sleep = sleep, credential = require("azcmk.credential.static").new({ token = "t" }) }))
       local rows = {}
       local result = assert(audit.audit({ pipeline = p, subscriptions = subs, concurrency = conc,
         on_row = function(r) rows[#rows + 1] = r.subscription .. "/" .. r.name end }))
