@@ -111,6 +111,12 @@ function M.run(p, tasks, opts)
     return first
   end
 
+  -- every running task waits: sleep until the first sleeper is due
+  local function sleep_until(first)
+    local d = first and first - now()
+    if d and d > 0 then real_sleep(d) end
+  end
+
   local function wake_due()
     local t = now()
     for _, s in ipairs(active) do
@@ -151,9 +157,8 @@ function M.run(p, tasks, opts)
             .. "(the transport was closed during the run)", 0)
         end
         prune()
-      elseif first then
-        local d = first - now()
-        if d > 0 then real_sleep(d) end
+      else
+        sleep_until(first)
       end
     end
   end
@@ -186,12 +191,7 @@ function M.run(p, tasks, opts)
         end
         prune()
       else
-        -- every running task waits: sleep until the first one is due
-        local first = first_wake()
-        if first then
-          local d = first - now()
-          if d > 0 then real_sleep(d) end
-        end
+        sleep_until(first_wake())
       end
     end
   end

@@ -62,15 +62,19 @@ local function normalize(res)
   return res
 end
 
+-- what the core is handed: the contract's request fields only
+local function core_request(req)
+  return { method = req.method, url = req.url, headers = req.headers, body = req.body,
+    timeout_ms = req.timeout_ms }
+end
+
 function T:request(req)
   contract.check(req)   -- the core checks method and header names and values itself
   local ok, c = pcall(self._client, self)
   if not ok then
     return nil, contract.error("TransportUnavailable", tostring(c))
   end
-  local res, msg, code = c:request({
-    method = req.method, url = req.url, headers = req.headers, body = req.body, timeout_ms = req.timeout_ms,
-  })
+  local res, msg, code = c:request(core_request(req))
   if not res then return nil, M.error(msg, code, req.url) end
   return normalize(res)
 end
@@ -98,8 +102,7 @@ end
 function T:submit(req)
   contract.check(req)
   self.urls = self.urls or {}
-  local slot = self:_client():submit({ method = req.method, url = req.url, headers = req.headers,
-    body = req.body, timeout_ms = req.timeout_ms })
+  local slot = self:_client():submit(core_request(req))
   self.urls[slot] = req.url
   return slot
 end
