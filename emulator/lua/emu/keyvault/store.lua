@@ -64,7 +64,8 @@ local function expire_deleted_vault(name)
   return dv
 end
 
---- The active vault (ARM resource) named `name`, or nil, "not_found" | "deleted".
+--- The active vault (ARM resource) named `name`, or nil, "not_found" | "deleted". Read-only: the
+-- record is shared (emu.state.get_ro), for the access checks every Key Vault and CMK request makes.
 function M.vault(name)
   local e = M.name_entry(name)
   if not e then return nil, "not_found" end
@@ -72,7 +73,7 @@ function M.vault(name)
     if not expire_deleted_vault(name) then return nil, "not_found" end
     return nil, "deleted"
   end
-  local v = state.get("arm:" .. e.id:lower())
+  local v = state.get_ro("arm:" .. e.id:lower())
   if not v then return nil, "not_found" end
   return v
 end
