@@ -291,6 +291,8 @@ end
 --- A JSON string literal for s, escaped as Python's json module does (ascii = true also
 -- escapes every non-ASCII character, like its default ensure_ascii).
 function M.quote(s, ascii)
+  -- most strings (names, ids, states) need no escape at all
+  if not find(s, ascii and '[%c"\\\128-\255]' or '[%c"\\]') then return '"' .. s .. '"' end
   s = s:gsub('[%c"\\]', esc_control)
   if ascii and find(s, "[\128-\255]") then s = s:gsub("[\128-\255]+", esc_unicode) end
   return '"' .. s .. '"'

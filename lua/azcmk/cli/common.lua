@@ -23,10 +23,18 @@ local LIST_KEYS = { warnings = true, steps = true, plan = true, accessPolicies =
 -- keys whose contents are the user's or Azure's own names, kept as they are
 local VERBATIM = { tags = true, outputs = true, parameters = true, userAssignedIdentities = true }
 
+-- camel's memo: a result's field names repeat on every row of a fleet (bounded: other tables'
+-- keys are whatever Azure sent)
+local camel_of, camel_n = {}, 0
+
 --- snake_case -> camelCase ("key_version_in_use" -> "keyVersionInUse"); other keys unchanged.
 function M.camel(k)
-  if type(k) ~= "string" or not k:match("^[a-z][a-z0-9]*_[a-z0-9_]*[a-z0-9]$") then return k end
-  return (k:gsub("_(%w)", string.upper))
+  if type(k) ~= "string" then return k end
+  local c = camel_of[k]
+  if c then return c end
+  c = k:match("^[a-z][a-z0-9]*_[a-z0-9_]*[a-z0-9]$") and (k:gsub("_(%w)", string.upper)) or k
+  if camel_n < 1024 then camel_of[k], camel_n = c, camel_n + 1 end
+  return c
 end
 
 local function data(v, verbatim)
