@@ -27,7 +27,7 @@ describe("azcmk doctor wording", function()
     local r = doctor(n.registry)
     assert.equal(1, r.code)
     assert.matches("run `azcmk doctor %-n " .. n.registry .. " %-%-fix` to see the safe repairs %(1%)\n",
-      r.stdout)
+      r.stdout, "stderr: " .. r.stderr)
     local s2 = H.setup()
     W.set_key_enabled(W.versionless(s2.versioned_key_id), false)
     r = doctor(s2.registry.name)
