@@ -5,7 +5,8 @@
 -- latency_ms). Runs `azcmk audit -o ndjson` as a process under /usr/bin/time and reports, from
 -- the emulator's request log: requests and reads per registry, 429s, wall time against the lower
 -- bound and against the CPU spent (azcmk's, from time -v; the emulator's workers', from /proc),
--- peak memory (max RSS).
+-- peak memory (max RSS); then, from one more run with --no-probe, the CPU the data-plane
+-- probes cost each side.
 --   lua5.4 bench/audit.lua [subs=100] [per_sub=100] [cmk_share=0.1] [keys=20] [latency_ms=20]
 --     [concurrency=32]
 package.path = "lua/?.lua;lua/?/init.lua;" .. package.path
@@ -172,10 +173,14 @@ local function slurp(path)
   f:close()
   return t
 end
-local times = slurp(out .. "/audit.time")
-local rss = tonumber(times:match("Maximum resident set size %(kbytes%): (%d+)"))
-local client_cpu = tonumber(times:match("User time %(seconds%): ([%d.]+)"))
-  + tonumber(times:match("System time %(seconds%): ([%d.]+)"))
+-- user + system CPU seconds and max RSS (KiB) from a `time -v` report
+local function usage(path)
+  local t = slurp(path)
+  return tonumber(t:match("User time %(seconds%): ([%d.]+)"))
+    + tonumber(t:match("System time %(seconds%): ([%d.]+)")),
+    tonumber(t:match("Maximum resident set size %(kbytes%): (%d+)"))
+end
+local client_cpu, rss = usage(out .. "/audit.time")
 local cores = tonumber(io.popen("nproc"):read("l")) or 1
 local rows, summary = 0, nil
 for line in slurp(out .. "/audit.ndjson"):gmatch("[^\n]+") do
@@ -236,3 +241,22 @@ print(string.format("CPU: azcmk %.2f s (user + system; one thread), emulator %.2
   .. "the wall time cannot be under %.2f s (azcmk's own CPU) nor %.2f s (both CPUs over the cores)",
   client_cpu, emu_cpu, cores, client_cpu, (client_cpu + emu_cpu) / cores))
 print(string.format("peak memory (max RSS of the azcmk process): %d KiB", rss or -1))
+
+-- ---------------------------------------------------------------- what the probes cost
+-- The same audit once more without the data-plane probes (--no-probe; after the counts above,
+-- not timed): the difference is the CPU the probes take on each side - each one a TLS
+-- connection of its own to a host of its own - which no scheduling removes from these cores.
+control("POST", "config", { latency_ms = RTT * 1000, throttle = { enabled = true, scale = 1 } })
+local emu_np0 = emulator_cpu()
+os.execute(string.format("/usr/bin/time -v -o %s/audit-noprobe.time ./bin/azcmk audit -o ndjson --no-probe "
+  .. "--concurrency %d > /dev/null 2>&1", out, CONC))
+local emu_np = emulator_cpu() - emu_np0
+control("POST", "config", { latency_ms = 0 })
+local client_np = usage(out .. "/audit-noprobe.time")
+local probes = math.max(by.acr, 1)
+local probe_cpu = (client_cpu - client_np) + (emu_cpu - emu_np)
+print(string.format("without the probes (--no-probe): azcmk %.2f s, emulator %.2f s of CPU -> each probe "
+  .. "costs azcmk %.2f ms and the emulator %.2f ms; the %d probes alone need %.2f s of CPU: at least %.2f s "
+  .. "on %d cores",
+  client_np, emu_np, (client_cpu - client_np) * 1000 / probes, (emu_cpu - emu_np) * 1000 / probes, by.acr,
+  probe_cpu, probe_cpu / cores, cores))
