@@ -126,7 +126,8 @@ os.execute("./bin/azcmk audit -o none --concurrency " .. CONC .. " > /dev/null 2
 -- The emulator tops its pool of RSA keys up in the background (niced) after the seeding took
 -- its keys: wait until no key has been in the making for a second, so that key generation does
 -- not share the cores with the timed run (at most two minutes).
-local pool = assert(os.getenv("AZCMK_EMULATOR_DIR"), "run against an emulator (bench/audit.sh)") .. "/keypool"
+local emu_dir = assert(os.getenv("AZCMK_EMULATOR_DIR"), "run against an emulator (bench/audit.sh)")
+local pool = emu_dir .. "/keypool"
 local idle, waited = 0, 0
 while idle < 4 and waited < 480 do
   local ls = io.popen("ls -a " .. pool .. "/*/ 2>/dev/null | grep -c '^\\.gen\\.'")
@@ -143,8 +144,7 @@ local cmd = string.format("/usr/bin/time -v -o %s/audit.time ./bin/azcmk audit -
   .. "> %s/audit.ndjson 2> %s/audit.err", out, CONC, out, out)
 -- the emulator's CPU: its nginx workers (and the keygen pool, if busy), from /proc
 local function emulator_cpu()
-  local dir = assert(os.getenv("AZCMK_EMULATOR_DIR"), "run against an emulator (bench/audit.sh)")
-  local master = io.open(dir .. "/nginx.pid"):read("l")
+  local master = io.open(emu_dir .. "/nginx.pid"):read("l")
   local ticks = 0
   local ps = io.popen("pgrep -P " .. master)
   for pid in ps:lines() do
